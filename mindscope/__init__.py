@@ -1,0 +1,58 @@
+"""mindscope: read what a language model knows inside, and hunt for its worst cases.
+
+Quick tour (see README.md)::
+
+    import mindscope as ms
+    h = ms.load_model("organism:pocket-lm")             # hub id, local dir, or organism
+    acts = ms.extract(h, ["The cat sat on the"], layers="all", position="last")
+    acts[3]                                             # [n, d_model] residual stream after layer 3
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "load_model",
+    "ModelHandle",
+    "extract",
+    "Activations",
+    "ContrastPair",
+    "MindscopeError",
+    "data",
+    "probes",
+    "lenses",
+    "organisms",
+    "report",
+    "results",
+]
+
+from mindscope.errors import MindscopeError
+
+_LAZY = {
+    "load_model": ("mindscope.models", "load_model"),
+    "ModelHandle": ("mindscope.models", "ModelHandle"),
+    "extract": ("mindscope.activations", "extract"),
+    "Activations": ("mindscope.activations", "Activations"),
+    "ContrastPair": ("mindscope.data.pairs", "ContrastPair"),
+}
+_SUBPACKAGES = {"data", "probes", "lenses", "organisms", "report", "results", "models", "activations"}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mindscope.activations import Activations, extract
+    from mindscope.data.pairs import ContrastPair
+    from mindscope.models import ModelHandle, load_model
+
+
+def __getattr__(name: str) -> Any:
+    # Imported lazily so `import mindscope` stays fast and light (torch loads on first use).
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"mindscope.{name}")
+    raise AttributeError(f"module 'mindscope' has no attribute {name!r}")

@@ -1,0 +1,7 @@
+"""``python -m mindscope``."""
+
+import sys
+
+from mindscope.cli import main
+
+sys.exit(main())

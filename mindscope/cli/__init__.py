@@ -1,0 +1,63 @@
+"""The ``mindscope`` command line.
+
+Each sub-command lives in its own module under ``mindscope.cli`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` (a callable taking the parsed
+``argparse.Namespace`` and returning an exit code). Tests call :func:`main` with an argv list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from mindscope.errors import MindscopeError
+
+__all__ = ["main", "build_parser"]
+
+# Sub-command modules, in the order `--help` lists them. A module that fails to import is a bug.
+_COMMANDS = ("extract_cmd", "organism_cmd", "lens_cmd", "elicit_cmd", "run_cmd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every registered sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="mindscope",
+        description="Read what a language model knows inside, and hunt for its worst cases.",
+    )
+    from mindscope import __version__
+
+    parser.add_argument("--version", action="version", version=f"mindscope {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMANDS:
+        try:
+            module = importlib.import_module(f"mindscope.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"mindscope.cli.{name}":
+                continue  # command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (MindscopeError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"mindscope: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mindscope: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
