@@ -1,1 +1,7 @@
-"""mindscope.data."""
+"""Datasets: prompts and contrast pairs (no model knowledge here)."""
+
+from __future__ import annotations
+
+from mindscope.data.pairs import ContrastPair, dataset_hash
+
+__all__ = ["ContrastPair", "dataset_hash"]
