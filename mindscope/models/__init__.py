@@ -1,1 +1,25 @@
-"""mindscope.models."""
+"""Model access: the only place in mindscope that knows about architectures.
+
+``load_model`` takes a hub id, a local Hugging Face directory or ``organism:NAME`` and returns a
+:class:`ModelHandle` exposing the tokenizer, blocks, final norm, unembedding and residual sites.
+"""
+
+from __future__ import annotations
+
+from mindscope.models.discovery import Parts, find_parts
+from mindscope.models.handle import ModelHandle
+from mindscope.models.hooks import SITE_KINDS, StopForward, parse_site
+from mindscope.models.load import load_model, resolve_device, resolve_dtype, wrap_model
+
+__all__ = [
+    "load_model",
+    "wrap_model",
+    "ModelHandle",
+    "Parts",
+    "find_parts",
+    "parse_site",
+    "SITE_KINDS",
+    "StopForward",
+    "resolve_device",
+    "resolve_dtype",
+]
