@@ -1,0 +1,141 @@
+"""Which rows of the results table feed which section of the report.
+
+The report reads only the tidy results table (:mod:`mindscope.results`). A section is drawn when
+rows following its convention are present; every row, whatever its metric, also appears in the
+summary table. The conventions (metric names are compared case-insensitively):
+
+- **Lens KL by layer**: ``metric`` in :data:`LENS_KL_METRICS`; ``method`` names the lens
+  (``"logit"``, ``"tuned"``, ...); one row per ``layer`` with its CI.
+- **Prediction trajectory**: ``metric == "trajectory_prob"``; ``method`` names the lens; one row
+  per ``(layer, position)``, ``value`` is the probability of the lens's top token and ``extra``
+  holds ``{"position": int, "token": top token, "input": input token at that position}``.
+- **Reporter AUROC by layer**: ``metric == "auroc"`` with no ``train``/``eval`` in ``extra``;
+  ``method`` names the reporter.
+- **Quirky transfer matrix**: ``metric`` in :data:`TRANSFER_METRICS` (or ``"auroc"`` whose
+  ``extra`` has ``train`` and ``eval``); one cell per ``(extra.train, extra.eval)``.
+- **Fraction of gap recovered**: ``metric`` in :data:`PGR_METRICS`, per ``method`` and ``layer``.
+- **Across time**: any metric measured at two or more distinct training ``step`` values >= 0.
+- **Worst-case audits**: ``metric`` starting with ``"audit"`` (e.g. ``audit_anomaly_auroc``,
+  ``audit_disagreement_rate``) or ``split == "audit"``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "LENS_KL_METRICS",
+    "TRAJECTORY_METRIC",
+    "AUROC_METRICS",
+    "TRANSFER_METRICS",
+    "PGR_METRICS",
+    "LOWER_IS_BETTER",
+    "parse_extra",
+    "lens_kl_rows",
+    "trajectory_rows",
+    "auroc_rows",
+    "transfer_rows",
+    "pgr_rows",
+    "time_rows",
+    "audit_rows",
+    "lower_is_better",
+]
+
+LENS_KL_METRICS = frozenset({"kl", "kl_div", "kl_divergence", "kl_to_final", "lens_kl"})
+TRAJECTORY_METRIC = "trajectory_prob"
+AUROC_METRICS = frozenset({"auroc", "auc"})
+TRANSFER_METRICS = frozenset({"transfer_auroc", "quirky_transfer_auroc"})
+PGR_METRICS = frozenset(
+    {"pgr", "fraction_gap_recovered", "gap_recovered", "fraction_of_gap_recovered"}
+)
+# Metrics where a smaller value is better (used to pick the "best" layer of the summary table).
+LOWER_IS_BETTER = ("kl", "loss", "ce", "cross_entropy", "perplexity", "ppl", "ece", "brier", "err")
+
+
+def _metric(df: pd.DataFrame) -> pd.Series:
+    return df["metric"].astype("string").str.lower()
+
+
+def parse_extra(value: Any) -> dict[str, Any]:
+    """The ``extra`` column of one row as a dict (``{}`` when empty or not a JSON object)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return {}
+    if isinstance(value, dict):
+        return value
+    try:
+        out = json.loads(str(value)) if str(value).strip() else {}
+    except json.JSONDecodeError:
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
+def _extras(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return [parse_extra(v) for v in df["extra"]] if "extra" in df else [{} for _ in range(len(df))]
+
+
+def _has_transfer_keys(df: pd.DataFrame) -> pd.Series:
+    return pd.Series([("train" in e and "eval" in e) for e in _extras(df)], index=df.index)
+
+
+def lens_kl_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the lens KL-by-layer section."""
+    return df[_metric(df).isin(LENS_KL_METRICS) & (df["layer"] >= 0)]
+
+
+def trajectory_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the prediction-trajectory heatmap, with ``position``/``token``/``input`` columns."""
+    sub = df[_metric(df) == TRAJECTORY_METRIC].copy()
+    extras = _extras(sub)
+    sub["position"] = [int(e.get("position", -1)) for e in extras]
+    sub["token"] = [str(e.get("token", "")) for e in extras]
+    sub["input"] = [str(e.get("input", "")) for e in extras]
+    return sub[sub["position"] >= 0]
+
+
+def auroc_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the reporter-AUROC-by-layer section (transfer cells excluded)."""
+    return df[_metric(df).isin(AUROC_METRICS) & ~_has_transfer_keys(df) & (df["layer"] >= 0)]
+
+
+def transfer_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Cells of the quirky transfer matrix, with ``train``/``eval`` columns from ``extra``."""
+    m = _metric(df)
+    mask = m.isin(TRANSFER_METRICS) | (m.isin(AUROC_METRICS) & _has_transfer_keys(df))
+    sub = df[mask].copy()
+    extras = _extras(sub)
+    sub["train"] = [str(e.get("train", "")) for e in extras]
+    sub["eval"] = [str(e.get("eval", "")) for e in extras]
+    return sub[(sub["train"] != "") & (sub["eval"] != "")]
+
+
+def pgr_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the fraction-of-gap-recovered section."""
+    return df[_metric(df).isin(PGR_METRICS)]
+
+
+def time_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of metrics measured at two or more training steps (the across-time section)."""
+    sub = df[df["step"] >= 0]
+    if sub.empty:
+        return sub
+    keys = ["metric", "method", "model", "dataset"]
+    n_steps = sub.groupby(keys, dropna=False)["step"].transform("nunique")
+    return sub[n_steps >= 2]
+
+
+def audit_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the worst-case audit section."""
+    split = df["split"].astype("string").str.lower()
+    return df[_metric(df).str.startswith("audit").fillna(False) | (split == "audit").fillna(False)]
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of ``metric`` is better (KL, losses, error rates)."""
+    m = metric.lower()
+    if m.startswith("audit"):
+        m = m[len("audit") :].lstrip("_.")
+    return any(m == k or m.startswith(k + "_") or m.endswith("_" + k) for k in LOWER_IS_BETTER)

@@ -1,0 +1,323 @@
+"""Plotly figures for each section of the report, built from slices of the results table.
+
+Each builder takes the rows selected by :mod:`mindscope.report.conventions` and returns a list of
+``plotly.graph_objects.Figure`` (empty when there is nothing to draw). Plotly is imported lazily:
+it is the optional ``report`` extra.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mindscope.report.conventions import lower_is_better
+
+__all__ = [
+    "lens_kl_figures",
+    "trajectory_figures",
+    "auroc_figures",
+    "transfer_figures",
+    "pgr_figures",
+    "time_figures",
+    "audit_figures",
+]
+
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+HEIGHT = 380
+
+
+def _go() -> Any:
+    try:
+        import plotly.graph_objects as go
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        from mindscope.errors import MindscopeError
+
+        raise MindscopeError(
+            "the HTML report needs plotly: pip install 'mindscope[report]'"
+        ) from exc
+    return go
+
+
+def _layout(fig: Any, title: str, xaxis: str, yaxis: str, **kw: Any) -> Any:
+    fig.update_layout(
+        title={"text": title, "x": 0.0, "xanchor": "left"},
+        xaxis_title=xaxis,
+        yaxis_title=yaxis,
+        template="plotly_white",
+        height=kw.pop("height", HEIGHT),
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        legend={"orientation": "v"},
+        **kw,
+    )
+    return fig
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _label(keys: tuple[Any, ...], varying: list[bool]) -> str:
+    parts = [str(k) for k, v in zip(keys, varying) if v and str(k)]
+    return " · ".join(parts) if parts else str(keys[0])
+
+
+def _series_groups(rows: pd.DataFrame, by: list[str]) -> list[tuple[str, pd.DataFrame]]:
+    """Split rows into named series; the name lists only the keys that vary."""
+    varying = [rows[c].nunique(dropna=False) > 1 for c in by]
+    varying[0] = True
+    out = []
+    for keys, grp in rows.groupby(by, dropna=False, sort=True):
+        keys_t = keys if isinstance(keys, tuple) else (keys,)
+        out.append((_label(keys_t, varying), grp))
+    return out
+
+
+def _mean_by(grp: pd.DataFrame, x: str) -> pd.DataFrame:
+    """One point per ``x``: mean value and CI (repeated measurements are averaged)."""
+    agg = grp.groupby(x, sort=True).agg(
+        value=("value", "mean"), ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean")
+    )
+    return agg.reset_index()
+
+
+def _line_with_band(fig: Any, go: Any, pts: pd.DataFrame, x: str, name: str, color: str) -> None:
+    lo, hi = pts["ci_low"].to_numpy(float), pts["ci_high"].to_numpy(float)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    if ok.any():
+        xs = pts[x].to_numpy()[ok]
+        fig.add_trace(
+            go.Scatter(
+                x=np.concatenate([xs, xs[::-1]]),
+                y=np.concatenate([hi[ok], lo[ok][::-1]]),
+                fill="toself",
+                fillcolor=_rgba(color, 0.18),
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=name,
+                name=f"{name} 95% CI",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=pts[x],
+            y=pts["value"],
+            mode="lines+markers",
+            name=name,
+            legendgroup=name,
+            line={"color": color, "width": 2},
+            marker={"size": 6},
+            customdata=np.stack([lo, hi], axis=-1),
+            hovertemplate=f"{name}<br>{x} %{{x}}: %{{y:.4g}}"
+            "<br>95% CI [%{customdata[0]:.4g}, %{customdata[1]:.4g}]<extra></extra>",
+        )
+    )
+
+
+def _by_layer(rows: pd.DataFrame, title: str, ylabel: str, **kw: Any) -> list[Any]:
+    if rows.empty:
+        return []
+    go = _go()
+    fig = go.Figure()
+    for i, (name, grp) in enumerate(_series_groups(rows, ["method", "model", "dataset", "split"])):
+        _line_with_band(fig, go, _mean_by(grp, "layer"), "layer", name, PALETTE[i % len(PALETTE)])
+    _layout(fig, title, "layer", ylabel, **kw)
+    fig.update_xaxes(dtick=1 if rows["layer"].nunique() <= 30 else None)
+    return [fig]
+
+
+def lens_kl_figures(rows: pd.DataFrame) -> list[Any]:
+    """KL(final || lens) by layer, one line per lens (logit vs tuned), with CI bands."""
+    fig = _by_layer(rows, "Lens KL divergence to the final layer", "KL (nats)")
+    if fig and (rows["value"] > 0).all() and rows["value"].max() / rows["value"].min() > 100:
+        fig[0].update_yaxes(type="log")
+    return fig
+
+
+def auroc_figures(rows: pd.DataFrame) -> list[Any]:
+    """Reporter AUROC by layer, one line per method, with CI bands and the 0.5 chance line."""
+    figs = _by_layer(rows, "Reporter AUROC by layer", "AUROC")
+    for fig in figs:
+        fig.add_hline(y=0.5, line={"dash": "dot", "color": "#888"}, annotation_text="chance")
+    return figs
+
+
+def trajectory_figures(rows: pd.DataFrame) -> list[Any]:
+    """One heatmap per lens: top token (text) and its probability (colour), layer x position."""
+    if rows.empty:
+        return []
+    go = _go()
+    figs = []
+    for (method, model), grp in rows.groupby(["method", "model"], dropna=False, sort=True):
+        positions = sorted(grp["position"].unique())
+        layers = sorted(grp["layer"].unique())
+        z = np.full((len(layers), len(positions)), np.nan)
+        text = np.full((len(layers), len(positions)), "", dtype=object)
+        li = {v: i for i, v in enumerate(layers)}
+        pi = {v: i for i, v in enumerate(positions)}
+        inputs: dict[int, str] = {}
+        for r in grp.itertuples(index=False):
+            z[li[r.layer], pi[r.position]] = r.value
+            text[li[r.layer], pi[r.position]] = r.token
+            inputs.setdefault(int(r.position), r.input)
+        xlabels = [f"{p}: {inputs.get(int(p), '')!r}"[:24] for p in positions]
+        fig = go.Figure(
+            go.Heatmap(
+                z=z,
+                x=xlabels,
+                y=[str(v) for v in layers],
+                text=text,
+                texttemplate="%{text}",
+                textfont={"size": 10},
+                colorscale="Blues",
+                zmin=0.0,
+                zmax=1.0,
+                colorbar={"title": {"text": "p(top)"}},
+                hovertemplate="layer %{y}, input %{x}<br>top token %{text!r}: p=%{z:.3f}"
+                "<extra></extra>",
+            )
+        )
+        name = f"{method} lens" + (f" · {model}" if str(model) else "")
+        height = max(HEIGHT, 60 + 26 * len(layers))
+        _layout(
+            fig, f"Prediction trajectory ({name})", "position: input token", "layer", height=height
+        )
+        fig.update_yaxes(type="category")
+        fig.update_xaxes(type="category", tickangle=-30)
+        figs.append(fig)
+    return figs
+
+
+def _pick_layer(grp: pd.DataFrame) -> int:
+    """The layer with the most cells (ties: highest mean value) for one method's matrix."""
+    stats = grp.groupby("layer").agg(cells=("value", "size"), mean=("value", "mean"))
+    stats = stats.sort_values(["cells", "mean"], ascending=False)
+    return int(stats.index[0])
+
+
+def transfer_figures(rows: pd.DataFrame) -> list[Any]:
+    """Quirky transfer matrix (train distribution x eval distribution), one heatmap per method."""
+    if rows.empty:
+        return []
+    go = _go()
+    figs = []
+    for method, grp in rows.groupby("method", dropna=False, sort=True):
+        layer = _pick_layer(grp)
+        cells = grp[grp["layer"] == layer].groupby(["train", "eval"])["value"].mean().unstack()
+        z = cells.to_numpy(float)
+        text = [[("" if math.isnan(v) else f"{v:.2f}") for v in row] for row in z]
+        fig = go.Figure(
+            go.Heatmap(
+                z=z,
+                x=[str(c) for c in cells.columns],
+                y=[str(i) for i in cells.index],
+                text=text,
+                texttemplate="%{text}",
+                colorscale="RdBu",
+                zmin=0.0,
+                zmax=1.0,
+                colorbar={"title": {"text": "AUROC"}},
+                hovertemplate="train %{y} → eval %{x}: %{z:.3f}<extra></extra>",
+            )
+        )
+        where = f"layer {layer}" if layer >= 0 else "all layers"
+        _layout(fig, f"Transfer matrix: {method} ({where})", "evaluated on", "trained on")
+        fig.update_yaxes(autorange="reversed")
+        figs.append(fig)
+    return figs
+
+
+def _bars(rows: pd.DataFrame, title: str, ylabel: str) -> list[Any]:
+    go = _go()
+    pts = rows.groupby("method", dropna=False, sort=True).agg(
+        value=("value", "mean"), ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean")
+    )
+    err_hi = (pts["ci_high"] - pts["value"]).to_numpy(float)
+    err_lo = (pts["value"] - pts["ci_low"]).to_numpy(float)
+    fig = go.Figure(
+        go.Bar(
+            x=[str(m) for m in pts.index],
+            y=pts["value"],
+            marker={"color": [PALETTE[i % len(PALETTE)] for i in range(len(pts))]},
+            error_y={
+                "type": "data",
+                "array": np.nan_to_num(err_hi),
+                "arrayminus": np.nan_to_num(err_lo),
+                "visible": bool(np.isfinite(err_hi).any()),
+            },
+            hovertemplate="%{x}: %{y:.4g}<extra></extra>",
+        )
+    )
+    return [_layout(fig, title, "method", ylabel, showlegend=False)]
+
+
+def pgr_figures(rows: pd.DataFrame) -> list[Any]:
+    """Fraction of the easy-to-hard gap recovered, by layer per method (bars if not per layer)."""
+    if rows.empty:
+        return []
+    per_layer = rows[rows["layer"] >= 0]
+    if per_layer["layer"].nunique() >= 2:
+        figs = _by_layer(per_layer, "Fraction of gap recovered by layer", "fraction recovered")
+    else:
+        figs = _bars(rows, "Fraction of gap recovered", "fraction recovered")
+    for fig in figs:
+        fig.add_hline(y=1.0, line={"dash": "dot", "color": "#888"})
+    return figs
+
+
+def _best_over_layers(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (metric, method, model, dataset, step): the best layer's value."""
+    keys = ["metric", "method", "model", "dataset", "step"]
+    out = []
+    for _, grp in rows.groupby(keys, dropna=False, sort=True):
+        lower = lower_is_better(str(grp["metric"].iloc[0]))
+        out.append(grp.loc[grp["value"].idxmin() if lower else grp["value"].idxmax()])
+    return pd.DataFrame(out)
+
+
+def time_figures(rows: pd.DataFrame) -> list[Any]:
+    """Each metric against the training step (best layer per step), one figure per metric."""
+    if rows.empty:
+        return []
+    go = _go()
+    figs = []
+    best = _best_over_layers(rows.dropna(subset=["value"]))
+    for metric, grp in best.groupby("metric", sort=True):
+        fig = go.Figure()
+        for i, (name, g) in enumerate(_series_groups(grp, ["method", "model", "dataset"])):
+            _line_with_band(fig, go, _mean_by(g, "step"), "step", name, PALETTE[i % len(PALETTE)])
+        layered = (rows.loc[rows["metric"] == metric, "layer"] >= 0).any()
+        note = " (best layer at each step)" if layered else ""
+        _layout(fig, f"{metric} across training{note}", "training step", str(metric))
+        if grp["step"].max() > 100 * max(1, grp.loc[grp["step"] > 0, "step"].min()):
+            fig.update_xaxes(type="log")
+        figs.append(fig)
+    return figs
+
+
+def audit_figures(rows: pd.DataFrame) -> list[Any]:
+    """One figure per audit metric: by layer if measured per layer, else bars per method."""
+    if rows.empty:
+        return []
+    figs = []
+    for metric, grp in rows.groupby("metric", sort=True):
+        if grp["layer"].nunique() >= 2 and (grp["layer"] >= 0).all():
+            figs += _by_layer(grp, f"Audit: {metric} by layer", str(metric))
+        else:
+            figs += _bars(grp, f"Audit: {metric}", str(metric))
+    return figs
