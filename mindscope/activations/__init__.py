@@ -1,1 +1,18 @@
-"""mindscope.activations."""
+"""Activation extraction engine and its content-addressed on-disk store."""
+
+from __future__ import annotations
+
+from mindscope.activations.activations import Activations
+from mindscope.activations.extract import extract, resolve_layers
+from mindscope.activations.positions import PositionRule, parse_position
+from mindscope.activations.store import StoreFolder, StoreKey
+
+__all__ = [
+    "extract",
+    "Activations",
+    "resolve_layers",
+    "PositionRule",
+    "parse_position",
+    "StoreFolder",
+    "StoreKey",
+]
