@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mindscope.activations.activations import Activations
-from mindscope.activations.extract import extract, resolve_layers
+from mindscope.activations.engine import extract, resolve_layers
 from mindscope.activations.positions import PositionRule, parse_position
 from mindscope.activations.store import StoreFolder, StoreKey
 

@@ -80,6 +80,12 @@ class ModelHandle:
         return None
 
     @property
+    def base(self) -> nn.Module:
+        """The bare transformer (no LM head): ``model.base_model``."""
+        base = getattr(self.model, "base_model", self.model)
+        return base if isinstance(base, nn.Module) else self.model
+
+    @property
     def layers(self) -> tuple[nn.Module, ...]:
         """The transformer blocks, in order."""
         return self.parts.layers
@@ -98,7 +104,9 @@ class ModelHandle:
     def vocab_size(self) -> int:
         """Size of the output vocabulary (or of the tokenizer for encoders)."""
         if self.unembed is not None and hasattr(self.unembed, "weight"):
-            return int(self.unembed.weight.shape[0])
+            weight = self.unembed.weight
+            assert isinstance(weight, torch.Tensor)
+            return int(weight.shape[0])
         return int(getattr(self.config, "vocab_size", len(self.tokenizer)))
 
     @property

@@ -57,7 +57,10 @@ def _is_causal(config: Any) -> bool:
         return True
     if archs:
         return False
-    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
 
     mt = getattr(config, "model_type", "")
     return mt in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and mt not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
@@ -134,7 +137,8 @@ def load_model(
     except (OSError, ValueError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load model {name!r}: {detail[:200]}") from exc
-    return wrap_model(model.to(dev), tokenizer, name=name, revision=revision, is_causal=causal)
+    model = model.to(dev)  # type: ignore[arg-type]
+    return wrap_model(model, tokenizer, name=name, revision=revision, is_causal=causal)
 
 
 def wrap_model(

@@ -137,11 +137,11 @@ def extract(
     """
     if isinstance(items, str | ContrastPair):
         raise MindscopeError("pass a list of prompts or pairs, not a single item")
-    items = list(items)
-    if not items:
+    items_l: list[Any] = list(items)
+    if not items_l:
         raise MindscopeError("empty dataset: no prompts or pairs to extract")
-    is_pairs = isinstance(items[0], ContrastPair)
-    if any(isinstance(x, ContrastPair) != is_pairs for x in items):
+    is_pairs = isinstance(items_l[0], ContrastPair)
+    if any(isinstance(x, ContrastPair) != is_pairs for x in items_l):
         raise MindscopeError("mixed dataset: give either all prompts (str) or all ContrastPairs")
     if batch_size < 1:
         raise MindscopeError(f"batch_size must be >= 1, got {batch_size}")
@@ -153,10 +153,10 @@ def extract(
         revision=h.revision or "",
         dtype=str(h.dtype).removeprefix("torch."),
         tokenizer_hash=_tokenizer_hash(h.tokenizer),
-        dataset_hash=dataset_hash(items),
+        dataset_hash=dataset_hash(items_l),
         position=rule.spec,
         kind="pairs" if is_pairs else "text",
-        n=len(items),
+        n=len(items_l),
     )
     folder = StoreFolder(Path(store) if store is not None else store_dir(), key)
     from mindscope import __version__
@@ -165,7 +165,7 @@ def extract(
         missing = [layer for layer in wanted if layer not in folder.stored_layers()]
         if missing:
             writers = _run(
-                h, items, is_pairs, rule, missing, folder, batch_size, share_prefix, progress
+                h, items_l, is_pairs, rule, missing, folder, batch_size, share_prefix, progress
             )
             folder.commit(writers, __version__)
         folder.stored_layers()  # re-validate after writing
@@ -233,7 +233,7 @@ def _run(
 
 
 def _supports_cache(h: ModelHandle) -> bool:
-    params = _forward_kwargs(h.model.base_model)
+    params = _forward_kwargs(h.base)
     return ("cache" in params or "past_key_values" in params) and "position_ids" in params
 
 
@@ -243,7 +243,7 @@ class _Engine:
     def __init__(self, h: ModelHandle, layers: list[int]) -> None:
         self.h = h
         self.layers = layers
-        self.base = h.model.base_model
+        self.base = h.base
         self.last_block = max(max(layers) - 1, 0)
         params = _forward_kwargs(self.base)
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
