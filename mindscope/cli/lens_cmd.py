@@ -1,0 +1,217 @@
+"""``mindscope lens``: train, evaluate and show logit/tuned lenses.
+
+    mindscope lens train --model M --data FILE --out DIR [--num-steps N ...]
+    mindscope lens eval  --model M --lens DIR --data FILE [--out results.parquet]
+    mindscope lens show  --model M [--lens DIR] --prompt TEXT [--html FILE]
+
+``--data`` is plain text (documents separated by blank lines) or JSONL with a ``"text"`` field.
+Training options are generated from :class:`mindscope.lenses.TrainConfig`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import sys
+import textwrap
+import typing
+from pathlib import Path
+from typing import Any
+
+from mindscope.errors import MindscopeError
+
+__all__ = ["register"]
+
+_SKIP = {"progress"}
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings of a dataclass (the string literal after each field)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs: dict[str, str] = {}
+    for prev, node in zip(body, body[1:]):
+        if (
+            isinstance(prev, ast.AnnAssign)
+            and isinstance(prev.target, ast.Name)
+            and isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            docs[prev.target.id] = " ".join(node.value.value.split())
+    return docs
+
+
+def _add_config_args(p: argparse.ArgumentParser, cls: type) -> None:
+    docs = _field_docs(cls)
+    hints = typing.get_type_hints(cls)
+    g = p.add_argument_group("training options")
+    for f in dataclasses.fields(cls):
+        if f.name in _SKIP:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        hint = hints[f.name]
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        kw: dict[str, Any] = {
+            "default": None,
+            "help": f"{docs.get(f.name, '')} (default {f.default})",
+        }
+        if origin is typing.Literal:
+            kw["choices"] = list(args)
+        elif hint in (int, float, str):
+            kw["type"] = hint
+        else:  # Optional[X]
+            inner = [a for a in args if a is not type(None)]
+            kw["type"] = inner[0] if inner else str
+        g.add_argument(flag, dest=f"cfg_{f.name}", metavar=f.name.upper(), **kw)
+
+
+def _config_from_args(args: argparse.Namespace) -> Any:
+    from mindscope.lenses import TrainConfig
+
+    changes = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+    return TrainConfig().replace(progress=not args.quiet, **changes)
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="hub id, local directory or organism:NAME")
+    p.add_argument("--revision", default=None, help="model revision / checkpoint")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--dtype", default=None, help="float32, bfloat16, ... (default: as saved)")
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from mindscope.models import load_model
+
+    return load_model(args.model, revision=args.revision, device=args.device, dtype=args.dtype)
+
+
+def _check_out(path: Path, force: bool, *, is_dir: bool) -> None:
+    if not path.exists() or force:
+        return
+    if is_dir and path.is_dir() and not any(path.iterdir()):
+        return
+    raise MindscopeError(f"{path} already exists; pass --force to overwrite it")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from mindscope.lenses import TunedLens, read_texts
+
+    out = Path(args.out)
+    _check_out(out, args.force, is_dir=True)
+    texts = read_texts(args.data)
+    cfg = _config_from_args(args)
+    h = _load(args)
+    lens = TunedLens.fit(h, texts, cfg)
+    lens.info["data"] = str(args.data)
+    lens.save(out, force=args.force)
+    final = lens.info.get("final_step_kl", [])
+    print(f"saved tuned lens for {h.name} ({h.n_layers} layers) to {out}")
+    if final:
+        print("final-step KL per layer (nats): " + " ".join(f"{x:.4f}" for x in final))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from mindscope.lenses import TunedLens, evaluate, read_texts
+    from mindscope.results import write_table
+
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        _check_out(out, args.force, is_dir=False)
+    texts = read_texts(args.data)
+    h = _load(args)
+    lens = TunedLens.load(args.lens, h) if args.lens else None
+    df = evaluate(
+        h,
+        lens,
+        texts,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        n_boot=args.n_boot,
+        dataset=args.dataset or Path(args.data).name,
+        split=args.split,
+        progress=not args.quiet,
+    )
+    if out is not None:
+        write_table(df, out)
+        print(f"wrote {len(df)} rows to {out}")
+    wide = df.pivot_table(index="layer", columns=["metric", "method"], values="value")
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(f"per-layer metrics in nats ({int(df['n'].iloc[0])} documents):")
+        print(wide.round(4).to_string())
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from mindscope.lenses import TunedLens, trajectory
+
+    h = _load(args)
+    lens = TunedLens.load(args.lens, h) if args.lens else None
+    tr = trajectory(h, lens, args.prompt)
+    with pd.option_context("display.width", 200, "display.max_columns", 50):
+        print(f"{tr.method} trajectory (top next token and its probability; top row = output)")
+        print(tr.table().to_string())
+    if args.html:
+        html = Path(args.html)
+        _check_out(html, args.force, is_dir=False)
+        tr.figure().write_html(str(html), include_plotlyjs=True)
+        print(f"wrote heatmap to {html}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``lens`` with ``train``, ``eval`` and ``show`` to the top-level sub-parsers."""
+    from mindscope.lenses.train import TrainConfig
+
+    lens = subparsers.add_parser(
+        "lens", help="logit lens and tuned lens (interpreting across depth)"
+    )
+    lens.set_defaults(func=lambda a: (lens.print_help(), 0)[1])
+    sub = lens.add_subparsers(dest="lens_command", metavar="ACTION")
+
+    p = sub.add_parser("train", help="train a tuned lens and save it to a directory")
+    _model_args(p)
+    p.add_argument("--data", required=True, help="text file (blank-line separated) or JSONL")
+    p.add_argument("--out", required=True, help="directory to write config.json + safetensors")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_args(p, TrainConfig)
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("eval", help="per-layer KL/CE/entropy of logit and tuned lens")
+    _model_args(p)
+    p.add_argument("--lens", default=None, help="tuned lens directory (omit: logit lens only)")
+    p.add_argument("--data", required=True, help="text file (blank-line separated) or JSONL")
+    p.add_argument("--out", default=None, help="write the results table here (Parquet)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    p.add_argument("--seq-len", type=int, default=None, help="window length in tokens")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
+    p.add_argument("--dataset", default=None, help="dataset name in the table (default: file)")
+    p.add_argument("--split", default="", help="split name in the table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("show", help="prediction trajectory of one prompt across layers")
+    _model_args(p)
+    p.add_argument("--lens", default=None, help="tuned lens directory (omit: logit lens)")
+    p.add_argument("--prompt", required=True, help="the text to decode")
+    p.add_argument("--html", default=None, help="also write a plotly heatmap to this HTML file")
+    p.add_argument("--force", action="store_true", help="overwrite --html if it exists")
+    p.set_defaults(func=_show)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from mindscope.cli import main
+
+    sys.exit(main(["lens", *sys.argv[1:]]))
