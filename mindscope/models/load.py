@@ -131,12 +131,19 @@ def load_model(
     kwargs: dict[str, Any] = {"revision": hub_revision}
     if dt is not None:
         kwargs["dtype"] = dt
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # mindscope shows its own progress; keep stderr clean
     try:
         model = cls.from_pretrained(source, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source, revision=hub_revision)
     except (OSError, ValueError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load model {name!r}: {detail[:200]}") from exc
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     model = model.to(dev)  # type: ignore[arg-type]
     return wrap_model(model, tokenizer, name=name, revision=revision, is_causal=causal)
 
