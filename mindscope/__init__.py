@@ -40,7 +40,16 @@ _LAZY = {
     "Activations": ("mindscope.activations", "Activations"),
     "ContrastPair": ("mindscope.data.pairs", "ContrastPair"),
 }
-_SUBPACKAGES = {"data", "probes", "lenses", "organisms", "report", "results", "models", "activations"}
+_SUBPACKAGES = {
+    "data",
+    "probes",
+    "lenses",
+    "organisms",
+    "report",
+    "results",
+    "models",
+    "activations",
+}
 
 if TYPE_CHECKING:  # pragma: no cover
     from mindscope.activations import Activations, extract
