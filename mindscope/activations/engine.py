@@ -71,6 +71,9 @@ class _Item:
 
 
 def _tokenizer_hash(tok: Any) -> str:
+    cached = getattr(tok, "_mindscope_hash", None)
+    if isinstance(cached, str):
+        return cached
     h = hashlib.blake2b(digest_size=8)
     backend = getattr(tok, "backend_tokenizer", None)
     if backend is not None:
@@ -78,7 +81,12 @@ def _tokenizer_hash(tok: Any) -> str:
     else:  # slow tokenizer: its vocabulary and class
         h.update(type(tok).__name__.encode())
         h.update(repr(sorted(tok.get_vocab().items())).encode())
-    return h.hexdigest()
+    digest = h.hexdigest()
+    try:
+        tok._mindscope_hash = digest  # computed once per tokenizer object
+    except AttributeError:  # pragma: no cover - exotic tokenizer objects
+        pass
+    return digest
 
 
 def _tokenize(h: ModelHandle, texts: Sequence[str], rule: PositionRule) -> list[_Item]:
