@@ -72,8 +72,8 @@ class _Item:
 
 def _tokenizer_hash(tok: Any) -> str:
     cached = getattr(tok, "_mindscope_hash", None)
-    if isinstance(cached, str):
-        return cached
+    if isinstance(cached, tuple) and cached[0] == len(tok):  # re-hash if tokens were added
+        return str(cached[1])
     h = hashlib.blake2b(digest_size=8)
     backend = getattr(tok, "backend_tokenizer", None)
     if backend is not None:
@@ -83,7 +83,7 @@ def _tokenizer_hash(tok: Any) -> str:
         h.update(repr(sorted(tok.get_vocab().items())).encode())
     digest = h.hexdigest()
     try:
-        tok._mindscope_hash = digest  # computed once per tokenizer object
+        tok._mindscope_hash = (len(tok), digest)  # computed once per tokenizer object
     except AttributeError:  # pragma: no cover - exotic tokenizer objects
         pass
     return digest
