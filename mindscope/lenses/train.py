@@ -25,7 +25,7 @@ from mindscope.lenses.texts import default_seq_len, packed_sequences
 from mindscope.lenses.tuned import TunedLens
 from mindscope.models import ModelHandle
 
-__all__ = ["TrainConfig", "train", "kl_backward"]
+__all__ = ["TrainConfig", "train", "kl_backward", "batch_plan"]
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,33 @@ def kl_backward(
     return sums
 
 
+def batch_plan(
+    n_seq: int, seqs_per_step: int, batch_size: int, num_steps: int, seed: int
+) -> list[list[torch.Tensor]]:
+    """Which sequences each forward pass reads: ``plan[step][batch]`` = ``[b]`` row indices.
+
+    Sequences are visited in a seeded random order; when the data runs out it is reshuffled
+    and visited again. Exposed so that benchmarks can feed another tool the same batches.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n_seq, generator=gen)
+    cursor = 0
+    plan: list[list[torch.Tensor]] = []
+    for _ in range(num_steps):
+        batches: list[torch.Tensor] = []
+        todo = seqs_per_step
+        while todo > 0:
+            take = min(batch_size, todo)
+            if cursor + take > n_seq:  # out of data: reshuffle and go round again
+                order = torch.randperm(n_seq, generator=gen)
+                cursor = 0
+            batches.append(order[cursor : cursor + take])
+            cursor += take
+            todo -= take
+        plan.append(batches)
+    return plan
+
+
 def train(lens: TunedLens, texts: Sequence[str], cfg: TrainConfig) -> TunedLens:
     """Train ``lens`` (in place) on ``texts``; returns it with ``lens.info`` filled.
 
@@ -176,29 +203,19 @@ def train(lens: TunedLens, texts: Sequence[str], cfg: TrainConfig) -> TunedLens:
     step_tokens = seqs_per_step * seq_len
     opt = _optimizer([lens.weight, lens.bias], cfg)
     sched = _schedule(opt, cfg)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    order = torch.randperm(seqs.shape[0], generator=gen)
-    cursor, epochs = 0, 0
+    plan = batch_plan(seqs.shape[0], seqs_per_step, micro, cfg.num_steps, cfg.seed)
     history: list[list[float]] = []
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(range(cfg.num_steps), desc="tuned lens", disable=not cfg.progress, unit="step")
+    bar = tqdm(plan, desc="tuned lens", disable=not cfg.progress, unit="step")
     lens.train()
-    for _ in bar:
+    for step_batches in bar:
         opt.zero_grad(set_to_none=False)
         kl_sum = torch.zeros(h.n_layers, dtype=torch.float64)
-        todo = seqs_per_step
-        while todo > 0:
-            take = min(micro, todo)
-            if cursor + take > seqs.shape[0]:  # out of data: reshuffle and go round again
-                order = torch.randperm(seqs.shape[0], generator=gen)
-                cursor, epochs = 0, epochs + 1
-            batch = seqs[order[cursor : cursor + take]]  # [take, seq_len]
-            cursor += take
-            todo -= take
-            resid, logits = residual_stack(h, batch)
-            # layers 0..L-1 (the last is the model itself), tokens flattened: [L, take*T, d]
+        for idx in step_batches:
+            resid, logits = residual_stack(h, seqs[idx])  # [L+1, b, T, d], [b, T, V]
+            # layers 0..L-1 (the last is the model itself), tokens flattened: [L, b*T, d]
             r = resid[:-1].flatten(1, 2)
             kl_sum += kl_backward(
                 lens,
@@ -220,7 +237,7 @@ def train(lens: TunedLens, texts: Sequence[str], cfg: TrainConfig) -> TunedLens:
             **dataclasses.asdict(cfg),
             "seq_len": seq_len,
             "tokens_seen": cfg.num_steps * step_tokens,
-            "epochs_over_data": epochs + cursor / max(1, seqs.shape[0]),
+            "epochs_over_data": cfg.num_steps * seqs_per_step / seqs.shape[0],
         },
         "final_step_kl": history[-1] if history else [],
         "mean_kl_history": [sum(x) / len(x) for x in history],
