@@ -4,11 +4,13 @@ The report reads only the tidy results table (:mod:`mindscope.results`). A secti
 rows following its convention are present; every row, whatever its metric, also appears in the
 summary table. The conventions (metric names are compared case-insensitively):
 
+- **Per-position rows** (``extra`` has ``pos`` or ``position``) belong to a prediction
+  trajectory: they are kept out of every other section and out of the summary.
 - **Lens KL by layer**: ``metric`` in :data:`LENS_KL_METRICS`; ``method`` names the lens
-  (``"logit"``, ``"tuned"``, ...); one row per ``layer`` with its CI.
-- **Prediction trajectory**: ``metric == "trajectory_prob"``; ``method`` names the lens; one row
-  per ``(layer, position)``, ``value`` is the probability of the lens's top token and ``extra``
-  holds ``{"position": int, "token": top token, "input": input token at that position}``.
+  (``"logit_lens"``, ``"tuned_lens"``, ...); one row per ``layer`` with its CI.
+- **Prediction trajectory**: ``metric`` in :data:`TRAJECTORY_METRICS` (``top_prob``) and
+  ``extra`` ``{"pos": int, "top_token": str, "input_token": str}`` (as written by
+  :meth:`mindscope.lenses.Trajectory.to_rows`); ``value`` is the top token's probability.
 - **Reporter AUROC by layer**: ``metric == "auroc"`` with no ``train``/``eval`` in ``extra``;
   ``method`` names the reporter.
 - **Quirky transfer matrix**: ``metric`` in :data:`TRANSFER_METRICS` (or ``"auroc"`` whose
@@ -29,12 +31,14 @@ import pandas as pd
 
 __all__ = [
     "LENS_KL_METRICS",
-    "TRAJECTORY_METRIC",
+    "TRAJECTORY_METRICS",
     "AUROC_METRICS",
     "TRANSFER_METRICS",
     "PGR_METRICS",
     "LOWER_IS_BETTER",
     "parse_extra",
+    "per_position",
+    "aggregate_rows",
     "lens_kl_rows",
     "trajectory_rows",
     "auroc_rows",
@@ -46,7 +50,7 @@ __all__ = [
 ]
 
 LENS_KL_METRICS = frozenset({"kl", "kl_div", "kl_divergence", "kl_to_final", "lens_kl"})
-TRAJECTORY_METRIC = "trajectory_prob"
+TRAJECTORY_METRICS = frozenset({"top_prob", "trajectory_prob"})
 AUROC_METRICS = frozenset({"auroc", "auc"})
 TRANSFER_METRICS = frozenset({"transfer_auroc", "quirky_transfer_auroc"})
 PGR_METRICS = frozenset(
@@ -77,6 +81,23 @@ def _extras(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [parse_extra(v) for v in df["extra"]] if "extra" in df else [{} for _ in range(len(df))]
 
 
+def per_position(df: pd.DataFrame) -> pd.Series:
+    """Boolean mask of rows measured at one token position (their ``extra`` has ``pos``)."""
+    if "extra" not in df or df.empty:
+        return pd.Series(False, index=df.index, dtype=bool)
+    maybe = df["extra"].astype("string").str.contains("pos", regex=False).fillna(False)
+    out = pd.Series(False, index=df.index, dtype=bool)
+    for idx in df.index[maybe.to_numpy(bool)]:
+        e = parse_extra(df.at[idx, "extra"])
+        out.at[idx] = "pos" in e or "position" in e
+    return out
+
+
+def aggregate_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows that are not per-position (what every section but the trajectory reads)."""
+    return df[~per_position(df)]
+
+
 def _has_transfer_keys(df: pd.DataFrame) -> pd.Series:
     return pd.Series([("train" in e and "eval" in e) for e in _extras(df)], index=df.index)
 
@@ -88,11 +109,11 @@ def lens_kl_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def trajectory_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Rows of the prediction-trajectory heatmap, with ``position``/``token``/``input`` columns."""
-    sub = df[_metric(df) == TRAJECTORY_METRIC].copy()
+    sub = df[_metric(df).isin(TRAJECTORY_METRICS)].copy()
     extras = _extras(sub)
-    sub["position"] = [int(e.get("position", -1)) for e in extras]
-    sub["token"] = [str(e.get("token", "")) for e in extras]
-    sub["input"] = [str(e.get("input", "")) for e in extras]
+    sub["position"] = [int(e.get("pos", e.get("position", -1))) for e in extras]
+    sub["token"] = [str(e.get("top_token", e.get("token", ""))) for e in extras]
+    sub["input"] = [str(e.get("input_token", e.get("input", ""))) for e in extras]
     return sub[sub["position"] >= 0]
 
 

@@ -44,7 +44,7 @@ def example_table(
     # Lens KL by layer: both fall to 0 at the last layer; tuned below logit.
     for layer in layers:
         frac = 1 - layer / n_layers
-        for method, scale in (("logit", 6.0), ("tuned", 1.5)):
+        for method, scale in (("logit_lens", 6.0), ("tuned_lens", 1.5)):
             v = scale * frac**1.3 + (0.02 if layer < n_layers else 0.0)
             lo, hi = _ci(rng, v, 0.08 * v + 0.01)
             rows.append(
@@ -64,24 +64,20 @@ def example_table(
     # Prediction trajectory for one prompt.
     prompt = ["The", " cat", " sat", " on", " the"]
     final = [" cat", " sat", " on", " the", " mat"]
-    for method in ("logit", "tuned"):
+    for method in ("logit_lens", "tuned_lens"):
         for layer in layers:
             for pos, tok in enumerate(prompt):
                 frac = layer / n_layers
-                right = frac > (0.8 if method == "logit" else 0.4) or layer == n_layers
+                right = frac > (0.8 if method == "logit_lens" else 0.4) or layer == n_layers
                 guess = final[pos] if right else [" the", ",", " a", " of"][(pos + layer) % 4]
                 p = float(np.clip(0.15 + 0.7 * frac + 0.05 * rng.standard_normal(), 0.02, 0.99))
-                rows.append(
-                    Row(
-                        "trajectory_prob",
-                        p,
-                        method,
-                        layer,
-                        model,
-                        dataset="trajectory",
-                        extra=json.dumps({"position": pos, "token": guess, "input": tok}),
+                # as mindscope.lenses.Trajectory.to_rows writes them
+                extra = json.dumps({"pos": pos, "input_token": tok, "top_token": guess})
+                kl = 4.0 * (1 - frac) * (1.0 if method == "logit_lens" else 0.3)
+                for metric, value in (("top_prob", p), ("kl", kl)):
+                    rows.append(
+                        Row(metric, value, method, layer, model, dataset="prompt", n=1, extra=extra)
                     )
-                )
     # Reporter AUROC by layer.
     methods = {"lr": 0.97, "diffmean": 0.93, "lda": 0.95, "ccs": 0.88, "crc": 0.9, "random": 0.55}
     for method, top in methods.items():
@@ -173,7 +169,7 @@ def example_table(
             Row(
                 "kl",
                 v,
-                "tuned",
+                "tuned_lens",
                 mid,
                 model,
                 revision=f"step{step}",

@@ -7,6 +7,7 @@ it is the optional ``report`` extra.
 
 from __future__ import annotations
 
+import html
 import math
 from typing import Any
 
@@ -173,9 +174,12 @@ def trajectory_figures(rows: pd.DataFrame) -> list[Any]:
         inputs: dict[int, str] = {}
         for r in grp.itertuples(index=False):
             z[li[r.layer], pi[r.position]] = r.value
-            text[li[r.layer], pi[r.position]] = r.token
+            # Plotly reads <b>, <br>, ... in text as markup: escape tokens (it decodes entities).
+            text[li[r.layer], pi[r.position]] = html.escape(r.token, quote=False)
             inputs.setdefault(int(r.position), r.input)
-        xlabels = [f"{p}: {inputs.get(int(p), '')!r}"[:24] for p in positions]
+        xlabels = [
+            html.escape(f"{p}: {inputs.get(int(p), '')!r}"[:24], quote=False) for p in positions
+        ]
         fig = go.Figure(
             go.Heatmap(
                 z=z,
@@ -188,7 +192,7 @@ def trajectory_figures(rows: pd.DataFrame) -> list[Any]:
                 zmin=0.0,
                 zmax=1.0,
                 colorbar={"title": {"text": "p(top)"}},
-                hovertemplate="layer %{y}, input %{x}<br>top token %{text!r}: p=%{z:.3f}"
+                hovertemplate="layer %{y}, input %{x}<br>top token '%{text}': p=%{z:.3f}"
                 "<extra></extra>",
             )
         )

@@ -98,8 +98,9 @@ _SPECS: tuple[
 def build_sections(df: pd.DataFrame) -> list[Section]:
     """The figure sections that ``df`` has rows for, in report order."""
     out = []
+    whole = conv.aggregate_rows(df)
     for sid, title, note, select, build in _SPECS:
-        rows = select(df)
+        rows = select(df if sid == "trajectory" else whole)
         if rows.empty:
             continue
         figures = build(rows)

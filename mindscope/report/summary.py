@@ -9,7 +9,7 @@ import math
 
 import pandas as pd
 
-from mindscope.report.conventions import TRAJECTORY_METRIC, lower_is_better
+from mindscope.report.conventions import aggregate_rows, lower_is_better
 
 __all__ = ["summarize", "format_summary"]
 
@@ -22,11 +22,10 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     "Best" is the minimum for metrics where lower is better (KL, losses) and the maximum otherwise;
     ``layer`` and ``step`` say where it was reached, ``ci_low``/``ci_high`` are that row's CI and
     ``mean`` is the mean over the series' rows (e.g. over layers: the usual lens comparison) and
-    ``rows`` counts them. Trajectory rows (one per token) are left out.
+    ``rows`` counts them. Per-position (trajectory) rows are left out.
     """
     cols = [*KEYS, "best", "layer", "step", "ci_low", "ci_high", "mean", "n", "rows"]
-    body = df[df["metric"].astype("string").str.lower() != TRAJECTORY_METRIC]
-    body = body.dropna(subset=["value"])
+    body = aggregate_rows(df).dropna(subset=["value"])
     out = []
     for keys, grp in body.groupby(KEYS, dropna=False, sort=True):
         lower = lower_is_better(str(keys[-1]))

@@ -1,0 +1,112 @@
+"""``manifest.json`` of a run folder: what ran, on what, with which seeds, and whether it finished.
+
+The manifest is rewritten atomically (temp file + rename) at the start of a run (status
+``"running"``) and once more at the very end (status ``"complete"`` or ``"failed"``), after every
+other file is in place. A reader trusts a run folder only when its manifest says ``"complete"``
+and the hashes of the files it lists match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "FORMAT_VERSION",
+    "STATUSES",
+    "Manifest",
+    "file_sha256",
+    "version_tuple",
+    "write_json_atomic",
+]
+
+FORMAT_VERSION = 1
+"""Version of the run-folder layout; bumped when a reader of the old layout would misread it."""
+
+STATUSES = ("running", "complete", "failed")
+
+
+@dataclass
+class Manifest:
+    """The content of ``manifest.json``."""
+
+    name: str
+    """The run's name (the folder is ``<timestamp>-<name>``)."""
+    mindscope_version: str
+    """Version of mindscope that wrote the run."""
+    format: int = FORMAT_VERSION
+    """Run-folder layout version (:data:`FORMAT_VERSION`)."""
+    status: str = "running"
+    """``running`` until the run ends, then ``complete`` or ``failed``."""
+    created: str = ""
+    """ISO 8601 UTC time the run started."""
+    finished: str = ""
+    """ISO 8601 UTC time the run ended (empty while running)."""
+    seed: int = 0
+    """The run's seed."""
+    config_sha256: str = ""
+    """Hash of the resolved ``config.yaml``."""
+    models: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per model read: ``name``, ``revision``, ``weights_hash``."""
+    data: dict[str, str] = field(default_factory=dict)
+    """Dataset name -> content hash (e.g. :func:`mindscope.data.dataset_hash`)."""
+    files: dict[str, str] = field(default_factory=dict)
+    """Path inside the run folder -> SHA-256 of its bytes, for every file the run wrote."""
+    environment: dict[str, str] = field(default_factory=dict)
+    """Versions of python, torch, transformers, ... and the device used."""
+    error: str = ""
+    """One-line error message when ``status`` is ``failed``."""
+
+    def to_json(self) -> str:
+        """The manifest as pretty JSON text."""
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        """Build from parsed JSON, ignoring keys a newer writer may have added."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"0.10.2rc1"`` -> ``(0, 10, 2)``: the leading numeric release parts of a version."""
+    parts = []
+    for piece in version.split("."):
+        m = re.match(r"\d+", piece)
+        if not m:
+            break
+        parts.append(int(m.group()))
+        if m.end() != len(piece):
+            break
+    return tuple(parts)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB chunks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_json_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` via a temp file in the same folder and an atomic rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,208 @@
+"""The run config: every bad input gives a one-line error before any model is loaded."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mindscope.cli import main
+from mindscope.errors import ConfigError
+from mindscope.runs.config import (
+    ElicitConfig,
+    LensConfig,
+    ModelConfig,
+    RunConfig,
+    config_template,
+    field_docs,
+    from_dict,
+    load_config,
+    to_dict,
+)
+
+
+def _write(tmp_path: Path, data: object, name: str = "run.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data) if name.endswith(".yaml") else json.dumps(data))
+    return path
+
+
+def _error(tmp_path: Path, data: object, name: str = "run.yaml") -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, data, name))
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(name)
+    return msg
+
+
+@pytest.mark.parametrize("cls", [RunConfig, ModelConfig, LensConfig, ElicitConfig])
+def test_every_field_has_a_docstring(cls: type) -> None:
+    docs = field_docs(cls)
+    for f in dataclasses.fields(cls):
+        assert len(docs.get(f.name, "")) > 10, f"{cls.__name__}.{f.name} has no docstring"
+
+
+def test_template_round_trips_to_the_defaults(tmp_path: Path) -> None:
+    text = config_template()
+    assert "# Reporters to fit" in text
+    cfg = from_dict(yaml.safe_load(text))
+    assert cfg == RunConfig()
+    loaded = load_config(_write(tmp_path, yaml.safe_load(text)))
+    assert loaded.output_dir == str((tmp_path / "runs").resolve())
+
+
+def test_empty_file_means_all_defaults(tmp_path: Path) -> None:
+    (tmp_path / "empty.yaml").write_text("")
+    cfg = load_config(tmp_path / "empty.yaml")
+    assert (
+        cfg.model.name == "organism:pocket-lm" and cfg.elicit.methods == RunConfig().elicit.methods
+    )
+
+
+def test_unknown_key_suggests_the_close_match(tmp_path: Path) -> None:
+    msg = _error(tmp_path, {"elicit": {"method": ["lr"]}})
+    assert msg == "run.yaml: elicit.method: unknown key 'method'; did you mean 'methods'?"
+    msg = _error(tmp_path, {"zzz": 1})
+    assert "unknown key 'zzz'; known keys: name, model, lens" in msg
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"lens": {"steps": "many"}}, "lens.steps: expected int, got str 'many'"),
+        ({"lens": {"steps": True}}, "lens.steps: expected int, got bool True"),
+        ({"seed": 1.5}, "seed: expected int, got float 1.5"),
+        ({"model": "gpt2"}, "model: expected mapping, got str 'gpt2'"),
+        ({"elicit": {"layers": [1, "a"]}}, "elicit.layers: expected str or list of int"),
+        ({"elicit": {"methods": "lr"}}, "elicit.methods: expected list of str, got str 'lr'"),
+        ({"lens": {"enabled": "yes"}}, "lens.enabled: expected bool, got str 'yes'"),
+    ],
+)
+def test_wrong_types(tmp_path: Path, data: dict, expected: str) -> None:
+    assert expected in _error(tmp_path, data)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"lens": {"train_text": "corpus.txt"}}, "lens.train_text: file not found: "),
+        ({"model": {"name": "./my-model"}}, "model.name: model folder not found: "),
+        ({"elicit": {"dataset": "pairs.jsonl"}}, "neither a built-in dataset"),
+        ({"elicit": {"dataset": "quirky_arith"}}, "did you mean 'quirky-arith'?"),
+    ],
+)
+def test_missing_files(tmp_path: Path, data: dict, expected: str) -> None:
+    msg = _error(tmp_path, data)
+    assert expected in msg
+    assert str(tmp_path) in msg or "quirky" in msg
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
+    sub = tmp_path / "cfgs"
+    sub.mkdir()
+    (sub / "corpus.txt").write_text("hello world\n")
+    (sub / "pairs.jsonl").write_text('{"prompt": "x", "label": 1}\n')
+    cfg = load_config(
+        _write(
+            sub,
+            {
+                "lens": {"train_text": "corpus.txt"},
+                "elicit": {"dataset": "pairs.jsonl"},
+                "output_dir": "out",
+            },
+        )
+    )
+    assert cfg.lens.train_text == str(sub / "corpus.txt")
+    assert cfg.elicit.dataset == str(sub / "pairs.jsonl")
+    assert cfg.output_dir == str(sub / "out")
+
+
+@pytest.mark.parametrize(
+    ("hf_config", "expected"),
+    [
+        ({"model_type": "t5", "is_encoder_decoder": True}, "unsupported model: .* encoder-decoder"),
+        ({"model_type": "no-such-arch"}, "unsupported model: .* model_type 'no-such-arch'"),
+    ],
+)
+def test_unsupported_local_model(tmp_path: Path, hf_config: dict, expected: str) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(json.dumps(hf_config))
+    with pytest.raises(ConfigError, match=expected):
+        load_config(_write(tmp_path, {"model": {"name": "m"}}))
+
+
+def test_model_folder_without_config_json(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    assert "has no config.json" in _error(tmp_path, {"model": {"name": "./m"}})
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"model": {"name": "not a model!"}}, "is not a hub id"),
+        ({"model": {"device": "gpu"}}, "unsupported device 'gpu'"),
+        ({"model": {"dtype": "int3"}}, "unsupported dtype 'int3'"),
+        ({"elicit": {"methods": ["lr", "ccss"]}}, "methods[1]: unknown reporter 'ccss'"),
+        ({"elicit": {"methods": []}}, "at least one reporter"),
+        ({"elicit": {"layers": "some"}}, "expected 'all' or a list of ints"),
+        ({"elicit": {"layers": [-1]}}, "ints >= 0"),
+        ({"lens": {"steps": 0}}, "lens.steps: must be >= 1"),
+        ({"name": "a/b"}, "name: 'a/b' must be"),
+        ({"lens": {"enabled": False}, "elicit": {"enabled": False}}, "nothing to run"),
+    ],
+)
+def test_bad_values(tmp_path: Path, data: dict, expected: str) -> None:
+    assert expected in _error(tmp_path, data)
+
+
+def test_json_configs_and_syntax_errors(tmp_path: Path) -> None:
+    assert load_config(_write(tmp_path, {"seed": 3}, "run.json")).seed == 3
+    (tmp_path / "bad.yaml").write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="^bad.yaml: not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(tmp_path / "list.yaml")
+
+
+def test_to_dict_is_plain_data_and_validation_does_not_mutate(tmp_path: Path) -> None:
+    cfg = RunConfig(output_dir="out")
+    from mindscope.runs.config import validate
+
+    resolved = validate(cfg, tmp_path)
+    assert cfg.output_dir == "out" and resolved.output_dir == str(tmp_path / "out")
+    assert yaml.safe_load(yaml.safe_dump(to_dict(resolved))) == to_dict(resolved)
+
+
+def test_cli_run_rejects_a_bad_config_before_loading_a_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mindscope.runs.pipeline as pipeline
+
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("the pipeline must not start")
+
+    monkeypatch.setattr(pipeline, "run_pipeline", boom)
+    path = _write(tmp_path, {"lens": {"step": 10}})
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == "mindscope: error: run.yaml: lens.step: unknown key 'step'; did you mean 'steps'?\n"
+    )
+    assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+
+
+def test_cli_run_template_and_check(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["run", "--template"]) == 0
+    template = capsys.readouterr().out
+    path = tmp_path / "t.yaml"
+    path.write_text(template)
+    assert main(["run", str(path), "--check", "--output-dir", str(tmp_path / "o")]) == 0
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    assert resolved["output_dir"] == str(tmp_path / "o")
+    assert resolved["elicit"]["methods"] == RunConfig().elicit.methods

@@ -1,0 +1,132 @@
+"""`mindscope run` end to end on a tiny random model: a complete, trustworthy run folder."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mindscope.cli import main
+from mindscope.runs import RunFolder
+from mindscope.runs.manifest import file_sha256
+
+WORDS = (
+    "the a cat dog sat on mat is true false yes no alice bob one two three four five paris "
+    "london france capital of and to in it was red blue green"
+).split()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mindscope.testing import save_tiny_model
+
+    root = tmp_path_factory.mktemp("pipeline")
+    save_tiny_model("gpt_neox", root / "model", n_layers=2)
+    rng = random.Random(0)
+    docs = [" ".join(rng.choice(WORDS) for _ in range(40)) for _ in range(60)]
+    (root / "corpus.txt").write_text("\n\n".join(docs))
+    config = {
+        "name": "tiny",
+        "model": {"name": "model", "device": "cpu"},
+        "lens": {
+            "train_text": "corpus.txt",
+            "steps": 2,
+            "tokens_per_step": 256,
+            "max_texts": 40,
+            "trajectory_prompt": "the cat sat on",
+        },
+        "elicit": {"n": 64, "methods": ["lr", "ccs"], "layers": [0, 2]},
+        "output_dir": "runs",
+    }
+    (root / "run.yaml").write_text(yaml.safe_dump(config))
+    return root
+
+
+@pytest.fixture(scope="module")
+def run_dir(setup: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import os
+
+    old = os.environ.get("MINDSCOPE_HOME")
+    os.environ["MINDSCOPE_HOME"] = str(tmp_path_factory.mktemp("home"))
+    try:
+        assert main(["run", str(setup / "run.yaml")]) == 0
+    finally:
+        if old is None:
+            os.environ.pop("MINDSCOPE_HOME")
+        else:
+            os.environ["MINDSCOPE_HOME"] = old
+    (folder,) = (setup / "runs").iterdir()
+    return folder
+
+
+def test_run_folder_is_complete_and_verified(run_dir: Path) -> None:
+    folder = RunFolder.open(run_dir)  # raises unless complete and hashes match
+    names = {p.name for p in run_dir.iterdir()}
+    assert names >= {
+        "config.yaml",
+        "results.parquet",
+        "artefacts",
+        "manifest.json",
+        "run.log",
+        "report.html",
+    }
+    m = folder.manifest
+    assert m.status == "complete" and m.name == "tiny"
+    assert len(m.models) == 1 and len(m.models[0]["weights_hash"]) >= 8
+    assert any(k.startswith("lens-train:") for k in m.data)
+    assert any(k.startswith("elicit-train:quirky-arith") for k in m.data)
+    assert m.files["results.parquet"] == file_sha256(folder.results_path)
+    assert "stage reporters: done" in folder.log_path.read_text()
+
+
+def test_results_cover_both_analyses(run_dir: Path) -> None:
+    df = RunFolder.open(run_dir).read_results()
+    lens = df[(df["metric"] == "kl") & (df["extra"].str.contains('"tokens"'))]
+    assert set(lens["method"]) == {"logit_lens", "tuned_lens"}
+    assert sorted(lens["layer"].unique()) == [0, 1, 2]
+    auroc = df[df["metric"] == "auroc"]
+    assert set(auroc["method"]) == {"lr", "ccs"} and sorted(auroc["layer"].unique()) == [0, 2]
+    assert ((auroc["value"] >= 0) & (auroc["value"] <= 1)).all()
+    assert (df["metric"] == "top_prob").sum() > 0
+
+
+def test_artefacts_and_resolved_config(run_dir: Path, setup: Path) -> None:
+    arte = {p.name for p in (run_dir / "artefacts").iterdir()}
+    assert {"tuned_lens", "reporter-lr", "reporter-ccs"} <= arte
+    assert (run_dir / "artefacts" / "reporter-lr" / "model.safetensors").is_file()
+    traj = json.loads((run_dir / "artefacts" / "trajectory-tuned_lens.json").read_text())
+    assert traj["method"] == "tuned_lens"
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert cfg["model"]["name"] == str(setup / "model")  # relative paths resolved
+    assert cfg["lens"]["train_text"] == str(setup / "corpus.txt")
+
+
+def test_report_has_lens_and_reporter_sections(run_dir: Path) -> None:
+    html = (run_dir / "report.html").read_text()
+    for sid in ("lens-kl", "trajectory", "reporters", "summary"):
+        assert f"<section id='{sid}'>" in html
+
+
+def test_a_failing_run_is_marked_failed(
+    setup: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mindscope.runs import load_config, pipeline
+
+    cfg = load_config(setup / "run.yaml")
+    cfg.output_dir = str(tmp_path)
+    cfg.lens.enabled = False
+
+    def broken(*a: object, **k: object) -> None:
+        raise RuntimeError("extraction exploded")
+
+    monkeypatch.setattr(pipeline, "_elicit_stage", broken)
+    monkeypatch.setenv("MINDSCOPE_HOME", str(tmp_path / "home"))
+    with pytest.raises(RuntimeError, match="exploded"):
+        pipeline.run_pipeline(cfg, progress=False)
+    (folder,) = tmp_path.glob("*-tiny")
+    data = json.loads((folder / "manifest.json").read_text())
+    assert data["status"] == "failed" and "extraction exploded" in data["error"]
+    assert main(["report", str(folder)]) == 2
