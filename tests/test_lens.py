@@ -162,6 +162,8 @@ def test_save_load_roundtrip_and_refusals(neox, fitted, tiny_dirs, tmp_path):
     other = load_model(save_tiny_model("gpt_neox", tmp_path / "other", seed=7), device="cpu")
     with pytest.raises(MindscopeError, match="unembedding hash"):
         TunedLens.load(out, other)
+    with pytest.raises(MindscopeError, match="wrong model"):
+        evaluate(other, fitted, HELDOUT)
     deeper = load_model(save_tiny_model("gpt_neox", tmp_path / "deep", n_layers=4), device="cpu")
     with pytest.raises(MindscopeError, match="4"):
         TunedLens.load(out, deeper)

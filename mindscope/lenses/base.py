@@ -14,7 +14,14 @@ import torch
 from mindscope.errors import MindscopeError
 from mindscope.models import ModelHandle
 
-__all__ = ["Lens", "require_causal", "layer_sites", "residual_stack", "check_layer"]
+__all__ = [
+    "Lens",
+    "require_causal",
+    "check_lens_for",
+    "layer_sites",
+    "residual_stack",
+    "check_layer",
+]
 
 
 @runtime_checkable
@@ -44,6 +51,19 @@ def require_causal(h: ModelHandle) -> None:
         raise MindscopeError(
             f"{h.name} is not a causal language model (no unembedding): lenses need a decoder"
         )
+
+
+def check_lens_for(h: ModelHandle, lens: Lens) -> None:
+    """Raise unless ``lens`` decodes with ``h`` (same layer count and unembedding)."""
+    if not isinstance(lens, Lens):
+        raise TypeError(f"not a lens: {type(lens).__name__}")
+    if lens.n_layers != h.n_layers:
+        raise MindscopeError(
+            f"lens has {lens.n_layers} layers but {h.name} has {h.n_layers}: wrong model"
+        )
+    other = getattr(lens, "handle", h)
+    if other is not h and other.unembed_hash != h.unembed_hash:
+        raise MindscopeError(f"lens was built for {other.name}, not {h.name}: wrong model")
 
 
 def check_layer(layer: int, n_layers: int) -> int:

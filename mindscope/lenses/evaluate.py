@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from mindscope.errors import MindscopeError
-from mindscope.lenses.base import Lens, require_causal, residual_stack
+from mindscope.lenses.base import Lens, check_lens_for, require_causal, residual_stack
 from mindscope.lenses.logit import LogitLens
 from mindscope.lenses.texts import default_seq_len, doc_windows
 from mindscope.models import ModelHandle
@@ -30,12 +30,7 @@ METRICS = ("kl", "ce", "entropy")
 def _lenses(h: ModelHandle, lens: Lens | Sequence[Lens] | None) -> list[Lens]:
     given: list[Lens] = [] if lens is None else [lens] if isinstance(lens, Lens) else list(lens)
     for x in given:
-        if not isinstance(x, Lens):
-            raise TypeError(f"not a lens: {type(x).__name__}")
-        if x.n_layers != h.n_layers:
-            raise MindscopeError(
-                f"lens has {x.n_layers} layers but {h.name} has {h.n_layers}: wrong model"
-            )
+        check_lens_for(h, x)
     if not any(x.method == "logit_lens" for x in given):
         given.insert(0, LogitLens(h))
     return given

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from mindscope.errors import MindscopeError
-from mindscope.lenses.base import Lens, require_causal, residual_stack
+from mindscope.lenses.base import Lens, check_lens_for, require_causal, residual_stack
 from mindscope.lenses.logit import LogitLens
 from mindscope.models import ModelHandle
 from mindscope.results import Row
@@ -154,8 +154,7 @@ def trajectory(h: ModelHandle, lens: Lens | None, prompt: str) -> Trajectory:
     """
     require_causal(h)
     ln: Lens = lens if lens is not None else LogitLens(h)
-    if ln.n_layers != h.n_layers:
-        raise MindscopeError(f"lens has {ln.n_layers} layers but {h.name} has {h.n_layers}")
+    check_lens_for(h, ln)
     if not isinstance(prompt, str) or not prompt.strip():
         raise MindscopeError("the prompt is empty")
     ids = h.tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
