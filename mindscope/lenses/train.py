@@ -143,13 +143,21 @@ def kl_backward(
     sums = torch.zeros(n_layers, dtype=torch.float64)
     h = lens.handle
     for s in range(0, n_tok, chunk):
-        logp = final_logits[s : s + chunk].float().log_softmax(-1)  # [n, vocab]
-        p = logp.exp()
+        with torch.no_grad():
+            logp = final_logits[s : s + chunk].float().log_softmax(-1)  # [n, vocab]
+            p = logp.exp()
+            neg_ent = (p * logp).sum(-1)  # [n]
         x = lens.transform_all(resid[:, s : s + chunk])  # [L, n, d]
-        logq = h.logits_from_resid(x.to(h.dtype)).float().log_softmax(-1)  # [L, n, vocab]
-        kl = (p * (logp - logq)).sum(-1)  # [L, n]
-        (kl.sum() * scale).backward()
-        sums += kl.detach().sum(-1).double().cpu()
+        z = h.logits_from_resid(x.to(h.dtype)).float()  # [L, n, vocab], the lens logits
+        with torch.no_grad():
+            # KL(p || softmax z) = sum p log p - sum p z + logsumexp z; its gradient wrt z is
+            # softmax(z) - p, fed straight to backward (no autograd through log_softmax).
+            lse = torch.logsumexp(z, -1)  # [L, n]
+            kl = neg_ent - (z * p).sum(-1) + lse  # [L, n]
+            grad = torch.exp(z - lse.unsqueeze(-1))
+            grad.sub_(p).mul_(scale)
+        z.backward(grad)
+        sums += kl.sum(-1).double().cpu()
     return sums
 
 
