@@ -177,3 +177,15 @@ def test_report_imports_no_model_store_or_instrument() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_by_layer_plots_use_one_checkpoint() -> None:
+    from mindscope.report.figures import one_step
+
+    rows = [Row("auroc", 0.9, "lr", k) for k in range(3)]  # final model (step unknown)
+    rows += [Row("auroc", 0.6, "lr", 1, step=s) for s in (10, 20)]  # across-time rows
+    rows += [Row("auroc", 0.7, "ccs", k, step=s) for k in range(2) for s in (10, 20)]
+    kept = one_step(to_frame(rows))
+    assert sorted(kept.loc[kept["method"] == "lr", "step"].unique()) == [-1]
+    assert sorted(kept.loc[kept["method"] == "ccs", "step"].unique()) == [20]
+    assert len(kept) == 3 + 2

@@ -144,6 +144,9 @@ def test_model_folder_without_config_json(tmp_path: Path) -> None:
     ("data", "expected"),
     [
         ({"model": {"name": "not a model!"}}, "is not a hub id"),
+        ({"model": {"name": "organism:pocket"}}, "did you mean 'organism:pocket-lm'?"),
+        ({"elicit": {"model": "organism:quirky"}}, "elicit.model: unknown organism 'quirky'"),
+        ({"model": {"name": "a/b"}, "lens": {"train_text": None}}, "lens.train_text: required"),
         ({"model": {"device": "gpu"}}, "unsupported device 'gpu'"),
         ({"model": {"dtype": "int3"}}, "unsupported dtype 'int3'"),
         ({"elicit": {"methods": ["lr", "ccss"]}}, "methods[1]: unknown reporter 'ccss'"),

@@ -52,9 +52,9 @@ def register(subparsers: Any) -> None:
 
 
 def _finish(folder: Any) -> int:
-    from mindscope.report import format_summary, summarize
+    from mindscope.report import format_summary, headline, summarize
 
-    print(format_summary(summarize(folder.read_results())))
+    print(format_summary(headline(summarize(folder.read_results()))))
     print(f"\nrun folder: {folder.path}")
     print(f"report:     {folder.report_path}")
     return 0

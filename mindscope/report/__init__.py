@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from mindscope.report.example import example_table
 from mindscope.report.page import Section, build_sections, render_html, write_report
-from mindscope.report.summary import format_summary, summarize
+from mindscope.report.summary import format_summary, headline, summarize
 
 __all__ = [
     "Section",
@@ -20,5 +20,6 @@ __all__ = [
     "write_report",
     "summarize",
     "format_summary",
+    "headline",
     "example_table",
 ]

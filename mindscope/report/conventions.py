@@ -14,7 +14,8 @@ summary table. The conventions (metric names are compared case-insensitively):
 - **Reporter AUROC by layer**: ``metric == "auroc"`` with no ``train``/``eval`` in ``extra``;
   ``method`` names the reporter.
 - **Quirky transfer matrix**: ``metric`` in :data:`TRANSFER_METRICS` (or ``"auroc"`` whose
-  ``extra`` has ``train`` and ``eval``); one cell per ``(extra.train, extra.eval)``.
+  ``extra`` has ``train`` and ``eval``, and ``labels`` absent or ``"truth"``); one cell per
+  ``(extra.train, extra.eval)``. Transfer cells stay out of the summary table.
 - **Fraction of gap recovered**: ``metric`` in :data:`PGR_METRICS`, per ``method`` and ``layer``.
 - **Across time**: any metric measured at two or more distinct training ``step`` values >= 0.
 - **Worst-case audits**: ``metric`` starting with ``"audit"`` (e.g. ``audit_anomaly_auroc``,
@@ -38,6 +39,7 @@ __all__ = [
     "LOWER_IS_BETTER",
     "parse_extra",
     "per_position",
+    "is_transfer_cell",
     "aggregate_rows",
     "lens_kl_rows",
     "trajectory_rows",
@@ -54,7 +56,13 @@ TRAJECTORY_METRICS = frozenset({"top_prob", "trajectory_prob"})
 AUROC_METRICS = frozenset({"auroc", "auc"})
 TRANSFER_METRICS = frozenset({"transfer_auroc", "quirky_transfer_auroc"})
 PGR_METRICS = frozenset(
-    {"pgr", "fraction_gap_recovered", "gap_recovered", "fraction_of_gap_recovered"}
+    {
+        "pgr",
+        "fraction_gap_recovered",
+        "gap_recovered",
+        "gap_recovered_best",
+        "fraction_of_gap_recovered",
+    }
 )
 # Metrics where a smaller value is better (used to pick the "best" layer of the summary table).
 LOWER_IS_BETTER = ("kl", "loss", "ce", "cross_entropy", "perplexity", "ppl", "ece", "brier", "err")
@@ -98,8 +106,11 @@ def aggregate_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[~per_position(df)]
 
 
-def _has_transfer_keys(df: pd.DataFrame) -> pd.Series:
-    return pd.Series([("train" in e and "eval" in e) for e in _extras(df)], index=df.index)
+def is_transfer_cell(df: pd.DataFrame) -> pd.Series:
+    """Boolean mask of rows that are cells of a transfer matrix (``extra`` has train and eval)."""
+    return pd.Series(
+        [("train" in e and "eval" in e) for e in _extras(df)], index=df.index, dtype=bool
+    )
 
 
 def lens_kl_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -119,18 +130,20 @@ def trajectory_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def auroc_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Rows of the reporter-AUROC-by-layer section (transfer cells excluded)."""
-    return df[_metric(df).isin(AUROC_METRICS) & ~_has_transfer_keys(df) & (df["layer"] >= 0)]
+    return df[_metric(df).isin(AUROC_METRICS) & ~is_transfer_cell(df) & (df["layer"] >= 0)]
 
 
 def transfer_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Cells of the quirky transfer matrix, with ``train``/``eval`` columns from ``extra``."""
     m = _metric(df)
-    mask = m.isin(TRANSFER_METRICS) | (m.isin(AUROC_METRICS) & _has_transfer_keys(df))
+    mask = m.isin(TRANSFER_METRICS) | (m.isin(AUROC_METRICS) & is_transfer_cell(df))
     sub = df[mask].copy()
     extras = _extras(sub)
     sub["train"] = [str(e.get("train", "")) for e in extras]
     sub["eval"] = [str(e.get("eval", "")) for e in extras]
-    return sub[(sub["train"] != "") & (sub["eval"] != "")]
+    # cells scored against another label set than the truth (e.g. Bob's) are not the matrix
+    truth = pd.Series([e.get("labels", "truth") == "truth" for e in extras], index=sub.index)
+    return sub[(sub["train"] != "") & (sub["eval"] != "") & truth]
 
 
 def pgr_rows(df: pd.DataFrame) -> pd.DataFrame:

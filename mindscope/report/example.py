@@ -114,7 +114,7 @@ def example_table(
                 )
                 rows.append(
                     Row(
-                        "transfer_auroc",
+                        "auroc",
                         v,
                         method,
                         mid,
@@ -122,7 +122,7 @@ def example_table(
                         dataset="quirky-arith",
                         split="test",
                         n=400,
-                        extra=json.dumps({"train": tr, "eval": ev}),
+                        extra=json.dumps({"train": tr, "eval": ev, "labels": "truth"}),
                     )
                 )
         for layer in layers:
@@ -130,7 +130,7 @@ def example_table(
             lo, hi = _ci(rng, v, 0.07)
             rows.append(
                 Row(
-                    "pgr",
+                    "gap_recovered",
                     v,
                     method,
                     layer,

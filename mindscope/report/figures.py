@@ -17,6 +17,7 @@ import pandas as pd
 from mindscope.report.conventions import lower_is_better
 
 __all__ = [
+    "one_step",
     "lens_kl_figures",
     "trajectory_figures",
     "auroc_figures",
@@ -106,6 +107,7 @@ def _line_with_band(fig: Any, go: Any, pts: pd.DataFrame, x: str, name: str, col
                 x=np.concatenate([xs, xs[::-1]]),
                 y=np.concatenate([hi[ok], lo[ok][::-1]]),
                 fill="toself",
+                mode="lines",
                 fillcolor=_rgba(color, 0.18),
                 line={"width": 0},
                 hoverinfo="skip",
@@ -130,7 +132,22 @@ def _line_with_band(fig: Any, go: Any, pts: pd.DataFrame, x: str, name: str, col
     )
 
 
+def one_step(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per series, the rows of one training step: unknown (-1) if present, else the latest.
+
+    By-layer plots show one checkpoint; the across-time section shows the others.
+    """
+    if rows.empty:
+        return rows
+    keys = ["method", "model", "dataset", "split"]
+    has_final = rows.groupby(keys, dropna=False)["step"].transform(lambda s: (s == -1).any())
+    latest = rows.groupby(keys, dropna=False)["step"].transform("max")
+    keep = (has_final & (rows["step"] == -1)) | (~has_final & (rows["step"] == latest))
+    return rows[keep]
+
+
 def _by_layer(rows: pd.DataFrame, title: str, ylabel: str, **kw: Any) -> list[Any]:
+    rows = one_step(rows)
     if rows.empty:
         return []
     go = _go()
@@ -196,7 +213,8 @@ def trajectory_figures(rows: pd.DataFrame) -> list[Any]:
                 "<extra></extra>",
             )
         )
-        name = f"{method} lens" + (f" · {model}" if str(model) else "")
+        lens = str(method).removesuffix("_lens").replace("_", " ")
+        name = f"{lens} lens" + (f" · {model}" if str(model) else "")
         height = max(HEIGHT, 60 + 26 * len(layers))
         _layout(
             fig, f"Prediction trajectory ({name})", "position: input token", "layer", height=height

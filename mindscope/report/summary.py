@@ -9,11 +9,21 @@ import math
 
 import pandas as pd
 
-from mindscope.report.conventions import aggregate_rows, lower_is_better
+from mindscope.report.conventions import aggregate_rows, is_transfer_cell, lower_is_better
 
-__all__ = ["summarize", "format_summary"]
+__all__ = ["summarize", "format_summary", "headline", "HEADLINE_METRICS"]
 
 KEYS = ["model", "dataset", "split", "method", "metric"]
+
+HEADLINE_METRICS = ("kl", "auroc", "transfer_auroc", "gap_recovered_best", "pgr")
+"""Metrics the terminal summary shows (plus every ``audit*`` metric)."""
+
+
+def headline(summary: pd.DataFrame) -> pd.DataFrame:
+    """The lines of :func:`summarize` worth printing after a run (see :data:`HEADLINE_METRICS`)."""
+    m = summary["metric"].astype("string").str.lower()
+    keep = m.isin(HEADLINE_METRICS) | m.str.startswith("audit").fillna(False)
+    return summary[keep.fillna(False)].reset_index(drop=True)
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
@@ -22,10 +32,12 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     "Best" is the minimum for metrics where lower is better (KL, losses) and the maximum otherwise;
     ``layer`` and ``step`` say where it was reached, ``ci_low``/``ci_high`` are that row's CI and
     ``mean`` is the mean over the series' rows (e.g. over layers: the usual lens comparison) and
-    ``rows`` counts them. Per-position (trajectory) rows are left out.
+    ``rows`` counts them. Per-position (trajectory) rows and transfer-matrix cells (shown in
+    their own sections) are left out.
     """
     cols = [*KEYS, "best", "layer", "step", "ci_low", "ci_high", "mean", "n", "rows"]
-    body = aggregate_rows(df).dropna(subset=["value"])
+    body = aggregate_rows(df)
+    body = body[~is_transfer_cell(body)].dropna(subset=["value"])
     out = []
     for keys, grp in body.groupby(KEYS, dropna=False, sort=True):
         lower = lower_is_better(str(keys[-1]))
@@ -63,9 +75,9 @@ def format_summary(summary: pd.DataFrame, max_rows: int = 40) -> str:
         where = f"layer {r.layer}" if r.layer >= 0 else ""
         if r.step >= 0:
             where = f"{where} step {r.step}".strip()
-        row = (str(r.metric), str(r.method), str(r.dataset), _fmt(r.best), ci, where, _fmt(r.mean))
-        lines.append(row)
-    header = ("metric", "method", "dataset", "best", "95% CI", "where", "mean")
+        data = f"{r.dataset} {r.split}".strip()
+        lines.append((str(r.metric), str(r.method), data, _fmt(r.best), ci, where, _fmt(r.mean)))
+    header = ("metric", "method", "data", "best", "95% CI", "where", "mean")
     widths = [max(len(x[i]) for x in [header, *lines]) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     text = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]

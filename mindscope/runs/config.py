@@ -76,7 +76,7 @@ class LensConfig:
     null: the organism's corpus."""
     eval_text: str | None = None
     """Texts to evaluate the lenses on (same format); null: held-out text (the corpus's
-    validation split, or the last tenth of ``train_text``)."""
+    held-out split, or the last tenth of ``train_text``)."""
     steps: int = 250
     """Optimiser steps for fitting the tuned lens."""
     tokens_per_step: int = 8192
@@ -93,6 +93,9 @@ class ElicitConfig:
 
     enabled: bool = True
     """Run the reporter analysis."""
+    model: str | None = None
+    """Model to read for this analysis (e.g. a quirky organism); null: the run's ``model``.
+    ``model.device`` and ``model.dtype`` apply to it; ``model.revision`` does not."""
     dataset: str = "quirky-arith"
     """Built-in dataset (``quirky-arith``) or a JSONL/CSV file of contrast pairs."""
     n: int = 1000
@@ -102,7 +105,8 @@ class ElicitConfig:
     layers: str | list[int] = "all"
     """``all`` or a list of layer numbers (0 = embeddings, k = after block k)."""
     transfer: bool = True
-    """For quirky datasets: the persona x difficulty transfer matrix and gap recovered."""
+    """For quirky datasets: the persona x difficulty transfer matrix (first two non-random
+    methods) and the fraction of the gap recovered."""
 
 
 @dataclass
@@ -244,23 +248,19 @@ def _check_file(value: str | None, where: str, base: Path, prefix: str) -> str |
 
 
 def _known_organisms() -> tuple[str, ...] | None:
-    """Names of the organisms mindscope can build, if the organisms package lists them."""
+    """Names of the organisms mindscope can build (None if the zoo cannot say)."""
     try:
-        from mindscope import organisms
-    except ImportError:  # pragma: no cover
+        from mindscope.organisms import organism_names
+    except ImportError:  # pragma: no cover - organisms are part of the package
         return None
-    for attr in ("NAMES", "ORGANISMS", "REGISTRY"):
-        names = getattr(organisms, attr, None)
-        if names:
-            return tuple(names)
-    fn = getattr(organisms, "available", None) or getattr(organisms, "list_organisms", None)
-    return tuple(fn()) if callable(fn) else None
+    return tuple(organism_names())
 
 
-def _check_model(m: ModelConfig, base: Path, prefix: str) -> None:
-    name = m.name.strip()
+def _check_model_name(name: str, where: str, base: Path, prefix: str) -> str:
+    """Check a model name (hub id, folder or organism:NAME); returns it resolved."""
+    name = name.strip()
     if not name:
-        raise ConfigError(f"{prefix}model.name: empty model name")
+        raise ConfigError(f"{prefix}{where}: empty model name")
     if name.startswith("organism:"):
         known = _known_organisms()
         org = name.split(":", 1)[1]
@@ -268,44 +268,48 @@ def _check_model(m: ModelConfig, base: Path, prefix: str) -> None:
             close = difflib.get_close_matches(org, known, n=1)
             hint = f"; did you mean 'organism:{close[0]}'?" if close else ""
             raise ConfigError(
-                f"{prefix}model.name: unknown organism {org!r} (known: {', '.join(known)}){hint}"
+                f"{prefix}{where}: unknown organism {org!r} (known: {', '.join(known)}){hint}"
             )
-    else:
-        path = _resolve(name, base)
-        looks_local = name.startswith(("/", ".", "~")) or path.exists()
-        if looks_local:
-            if not path.is_dir():
-                raise ConfigError(f"{prefix}model.name: model folder not found: {path}")
-            _check_model_folder(path, prefix)
-            m.name = str(path.resolve())
-        elif not HUB_ID.match(name):
-            raise ConfigError(
-                f"{prefix}model.name: {name!r} is not a hub id (owner/name), an existing model "
-                "folder or organism:NAME"
-            )
+        return name
+    path = _resolve(name, base)
+    if name.startswith(("/", ".", "~")) or path.exists():
+        if not path.is_dir():
+            raise ConfigError(f"{prefix}{where}: model folder not found: {path}")
+        _check_model_folder(path, where, prefix)
+        return str(path.resolve())
+    if not HUB_ID.match(name):
+        raise ConfigError(
+            f"{prefix}{where}: {name!r} is not a hub id (owner/name), an existing model "
+            "folder or organism:NAME"
+        )
+    return name
+
+
+def _check_model(m: ModelConfig, base: Path, prefix: str) -> None:
+    m.name = _check_model_name(m.name, "model.name", base, prefix)
     if not DEVICES.match(m.device):
         raise ConfigError(
             f"{prefix}model.device: unsupported device {m.device!r}; use auto, cpu, cuda or cuda:N"
         )
     if m.dtype.lower() not in DTYPES:
         raise ConfigError(
-            f"{prefix}model.dtype: unsupported dtype {m.dtype!r}; use one of {DTYPES}"
+            f"{prefix}model.dtype: unsupported dtype {m.dtype!r}; use one of {', '.join(DTYPES)}"
         )
 
 
-def _check_model_folder(path: Path, prefix: str) -> None:
+def _check_model_folder(path: Path, where: str, prefix: str) -> None:
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
         raise ConfigError(
-            f"{prefix}model.name: {path} has no config.json: not a Hugging Face model folder"
+            f"{prefix}{where}: {path} has no config.json: not a Hugging Face model folder"
         )
     try:
         hf = json.loads(cfg_file.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{prefix}model.name: cannot read {cfg_file}: {exc}") from None
+        raise ConfigError(f"{prefix}{where}: cannot read {cfg_file}: {exc}") from None
     if hf.get("is_encoder_decoder"):
         raise ConfigError(
-            f"{prefix}model.name: unsupported model: {path} is an encoder-decoder "
+            f"{prefix}{where}: unsupported model: {path} is an encoder-decoder "
             f"({hf.get('model_type', '?')}); mindscope reads decoder-only language models"
         )
     model_type = hf.get("model_type")
@@ -315,12 +319,14 @@ def _check_model_folder(path: Path, prefix: str) -> None:
         return
     if model_type not in CONFIG_MAPPING:
         raise ConfigError(
-            f"{prefix}model.name: unsupported model: {path} has model_type {model_type!r}, "
+            f"{prefix}{where}: unsupported model: {path} has model_type {model_type!r}, "
             "which transformers does not know"
         )
 
 
 def _check_elicit(e: ElicitConfig, base: Path, prefix: str) -> None:
+    if e.model is not None:
+        e.model = _check_model_name(e.model, "elicit.model", base, prefix)
     if e.dataset not in BUILTIN_DATASETS:
         path = _resolve(e.dataset, base)
         if not path.is_file():

@@ -10,7 +10,9 @@ may import everything (the report does not).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import importlib
 import json
 import logging
 import random
@@ -25,23 +27,26 @@ import pandas as pd
 
 from mindscope.errors import MindscopeError
 from mindscope.results import Row, to_frame
-from mindscope.runs.config import REPORTER_METHODS, RunConfig, to_dict, validate
+from mindscope.runs.config import RunConfig, to_dict, validate
 from mindscope.runs.folder import LOGGER_NAME, RunFolder
 
-__all__ = ["run_pipeline", "demo_config", "REPORTERS", "QUIRKY_DISTRIBUTIONS"]
+__all__ = ["run_pipeline", "demo_config", "QUIRKY_DISTRIBUTIONS"]
 
 log = logging.getLogger(f"{LOGGER_NAME}.runs")
 
-REPORTERS = {
-    "lr": "LogisticReporter",
-    "diffmean": "DiffMeanReporter",
-    "lda": "LdaReporter",
-    "ccs": "CcsReporter",
-    "crc": "CrcReporter",
-    "random": "RandomReporter",
-}
-"""Config key -> reporter class name in :mod:`mindscope.probes`."""
-assert set(REPORTERS) == set(REPORTER_METHODS)
+
+def torch_no_grad(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.no_grad`` as a decorator that imports torch only when called."""
+
+    @functools.wraps(fn)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+
+    return inner
+
 
 QUIRKY_DISTRIBUTIONS = ("alice-easy", "alice-hard", "bob-easy", "bob-hard")
 """Persona x difficulty cells of the quirky transfer matrix."""
@@ -52,6 +57,8 @@ def demo_config(
 ) -> RunConfig:
     """The config of ``mindscope demo`` (``quick``: fewer steps and examples, for tests/CI)."""
     cfg = RunConfig(name="demo", output_dir=output_dir, seed=seed)
+    cfg.model.name = "organism:pocket-lm"  # lens analysis: a >= 6-layer LM of docstrings
+    cfg.elicit.model = "organism:quirky-arith"  # reporters: Alice/Bob quirky addition checker
     cfg.model.device = device
     cfg.elicit.methods = ["lr", "diffmean", "lda", "ccs", "crc", "random"]
     if quick:
@@ -102,7 +109,7 @@ def _environment(h: Any) -> dict[str, str]:
 
 
 def _corpus(split: str) -> list[str]:
-    """The organisms' pocket corpus (``train``/``val``/``test``), via the public API."""
+    """The organisms' pocket corpus (``train``/``heldout``), via the public API."""
     from mindscope import organisms
 
     fn = getattr(organisms, "pocket_corpus", None)
@@ -125,7 +132,7 @@ def _lens_texts(cfg: RunConfig) -> tuple[list[str], list[str], str]:
         cut = max(1, len(train) // 10)  # hold out the last tenth of the given file
         train, held = train[:-cut] or train, train[-cut:]
     else:
-        held = _corpus("val")
+        held = _corpus("heldout")
     name = Path(cfg.lens.eval_text).stem if cfg.lens.eval_text else "pocket-corpus"
     if cfg.lens.train_text and not cfg.lens.eval_text:
         name = Path(cfg.lens.train_text).stem
@@ -181,93 +188,71 @@ def _load_pairs(cfg: RunConfig) -> tuple[list[Any], list[Any], str, bool]:
     if e.dataset == "quirky-arith":
         from mindscope.data import quirky_arith
 
-        n_test = max(64, e.n // 4)
         train = quirky_arith(e.n, seed=cfg.seed, split="train")
-        test = quirky_arith(n_test, seed=cfg.seed + 1, split="test")
+        test = quirky_arith(max(64, e.n // 4), seed=cfg.seed + 1, split="test")
         return train, test, "quirky-arith", True
-    from mindscope import data
+    from mindscope.data.loaders import load_pairs
 
-    reader = getattr(data, "load_pairs", None) or getattr(data, "read_pairs", None)
-    if reader is not None:
-        pairs = list(reader(e.dataset))
-    else:
-        from mindscope.data import ContrastPair
-
-        pairs = []
-        for i, line in enumerate(Path(e.dataset).read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    d = json.loads(line)
-                    pairs.append(
-                        ContrastPair(
-                            **{**d, "completions": tuple(d.get("completions", (" False", " True")))}
-                        )
-                    )
-                except (json.JSONDecodeError, TypeError, ValueError) as exc:
-                    raise MindscopeError(f"{e.dataset}:{i}: not a contrast pair ({exc})") from None
+    pairs = load_pairs(e.dataset)
     if len(pairs) < 8:
         raise MindscopeError(f"{e.dataset}: need at least 8 contrast pairs, got {len(pairs)}")
+    if any(p.label not in (0, 1) for p in pairs):
+        raise MindscopeError(f"{e.dataset}: every pair needs a 0/1 label to score reporters")
     split = [str(p.meta.get("split", "")) for p in pairs]
     if "train" in split and "test" in split:
         train = [p for p, s in zip(pairs, split) if s == "train"]
         test = [p for p, s in zip(pairs, split) if s == "test"]
     else:
-        order = np.random.default_rng(cfg.seed).permutation(len(pairs))
-        cut = int(0.75 * len(pairs))
-        train = [pairs[i] for i in order[:cut]]
-        test = [pairs[i] for i in order[cut:]]
-    quirky = all("persona" in p.meta and "alice_label" in p.meta for p in pairs)
+        from mindscope.data.loaders import train_test_split
+
+        train, test = train_test_split(pairs, 0.25, seed=cfg.seed)
+    quirky = all(k in p.meta for p in pairs for k in ("persona", "difficulty", "truth"))
     return train, test, Path(e.dataset).stem, quirky
 
 
-def _reporter(method: str, seed: int) -> Any:
-    from mindscope import probes
-
-    cls = getattr(probes, REPORTERS[method])
-    params = getattr(cls, "_params", ())
-    return cls(seed=seed) if "seed" in params else cls()
-
-
-def _auroc_rows(
-    p: Any, y: Any, *, method: str, layers: Sequence[int], seed: int, **fields: Any
-) -> list[Row]:
-    """AUROC per layer of credences ``p [L, m]`` against ``y [m]``, with a 95% bootstrap CI."""
-    import torch
-
-    from mindscope.probes.metrics import roc_auc
-
-    p_t = torch.as_tensor(p).double()  # [L, m]
-    y_t = torch.as_tensor(np.asarray(y), dtype=torch.float64)  # [m]
-    auc = roc_auc(p_t, y_t.expand_as(p_t))  # [L]
-    gen = torch.Generator().manual_seed(seed)
-    idx = torch.randint(0, y_t.shape[0], (300, y_t.shape[0]), generator=gen)  # [B, m]
-    boot = roc_auc(p_t[:, idx], y_t[idx].expand(p_t.shape[0], -1, -1))  # [L, B]
-    lo = torch.nanquantile(boot, 0.025, dim=-1)
-    hi = torch.nanquantile(boot, 0.975, dim=-1)
-    extra = fields.pop("extra", "")
-    return [
-        Row(
-            "auroc",
-            float(auc[i]),
-            method,
-            int(k),
-            ci_low=float(lo[i]),
-            ci_high=float(hi[i]),
-            n=len(y_t),
-            extra=extra,
-            **fields,
-        )
-        for i, k in enumerate(layers)
-    ]
-
-
 def _cell(pairs: Sequence[Any], dist: str) -> list[int]:
+    """Indices of the pairs in a persona x difficulty cell such as ``"bob-hard"``."""
     persona, difficulty = dist.split("-")
     return [
         i
         for i, p in enumerate(pairs)
         if p.meta.get("persona") == persona and p.meta.get("difficulty") == difficulty
     ]
+
+
+def _probes() -> Any:
+    """The reporters' evaluation API (:mod:`mindscope.probes.evaluate`)."""
+    return importlib.import_module("mindscope.probes.evaluate")
+
+
+@torch_no_grad
+def _lm_logodds(h: Any, pairs: Sequence[Any], batch_size: int = 32) -> Any:
+    """``[n]`` the model's own log-odds of side 1 over side 0 (first token of each completion)
+    after each pair's prompt: what the model *says*, to compare reporters with."""
+    import torch
+
+    tok = h.tokenizer
+    first = [
+        [tok(c, add_special_tokens=False)["input_ids"][0] for c in p.completions] for p in pairs
+    ]
+    encoded = [tok(p.prompt, add_special_tokens=False)["input_ids"] for p in pairs]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    out = torch.empty(len(pairs), dtype=torch.float64)
+    for s in range(0, len(pairs), batch_size):
+        chunk = encoded[s : s + batch_size]
+        width = max(len(c) for c in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)  # [b, T], right-padded
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for i, c in enumerate(chunk):
+            ids[i, : len(c)] = torch.tensor(c)
+            mask[i, : len(c)] = 1
+        logits = h.model(input_ids=ids.to(h.device), attention_mask=mask.to(h.device)).logits
+        last = logits[torch.arange(len(chunk)), mask.sum(1).to(h.device) - 1].float()  # [b, V]
+        logp = last.log_softmax(-1)
+        pair_ids = torch.tensor(first[s : s + batch_size], device=logp.device)  # [b, 2]
+        lp = logp.gather(1, pair_ids)  # [b, 2]
+        out[s : s + len(chunk)] = (lp[:, 1] - lp[:, 0]).double().cpu()
+    return out
 
 
 def _elicit_stage(h: Any, cfg: RunConfig, folder: RunFolder, progress: bool) -> pd.DataFrame:
@@ -277,6 +262,7 @@ def _elicit_stage(h: Any, cfg: RunConfig, folder: RunFolder, progress: bool) -> 
     import mindscope as ms
     from mindscope.data import dataset_hash
 
+    pe = _probes()
     e = cfg.elicit
     train, test, data_name, quirky = _load_pairs(cfg)
     folder.manifest.data[f"elicit-train:{data_name}"] = dataset_hash(train)
@@ -291,111 +277,118 @@ def _elicit_stage(h: Any, cfg: RunConfig, folder: RunFolder, progress: bool) -> 
         )
     x_tr = ms.extract(h, train, layers=layers, progress=progress).stack()  # [L, n, 2, d]
     x_te = ms.extract(h, test, layers=layers, progress=progress).stack()  # [L, m, 2, d]
-    # Reporters are scored against the truth when it is known (quirky: Alice's labels).
-    truth_key = "alice_label" if quirky else None
-    y_tr = torch.tensor([p.meta[truth_key] if truth_key else p.label for p in train])
-    y_te = np.array([p.meta[truth_key] if truth_key else p.label for p in test])
-    base = {"model": h.name, "revision": h.revision or "", "dataset": data_name}
-    rows: list[Row] = []
-    fit_idx = list(range(len(train)))
-    if quirky:  # fit on Alice (truthful persona), as in Mallen et al.
-        fit_idx = [i for i, p in enumerate(train) if p.meta.get("persona") == "alice"]
+    # Reporters are scored against the truth (quirky: the sum is right), fitted on what the
+    # training examples' persona says; for quirky data only Alice (truthful) trains the main fit.
+    truth_tr = torch.tensor([int(p.meta["truth"]) if quirky else p.label for p in train])
+    truth_te = torch.tensor([int(p.meta["truth"]) if quirky else p.label for p in test])
+    fit = [i for i, p in enumerate(train) if not quirky or p.meta["persona"] == "alice"]
+    common = {"model": h.name, "dataset": data_name, "n_boot": 300, "seed": cfg.seed}
+    reps = {}
     for method in tqdm(e.methods, desc="reporters", disable=not progress, unit="method"):
-        rep = _reporter(method, cfg.seed).fit(x_tr[:, fit_idx], y_tr[fit_idx])
-        rep.save(folder.artefacts / f"reporter-{method}", meta={"model": h.name})
-        p = rep.predict_proba(x_te)  # [L, m]
-        rows += _auroc_rows(
-            p, y_te, method=method, layers=layers, seed=cfg.seed, split="test", **base
-        )
+        reps.update(pe.fit_reporters(x_tr[:, fit], truth_tr[fit], [method], baselines=False))
+        reps[method].save(folder.artefacts / f"reporter-{method}", meta={"model": h.name})
+    rows = pe.score_rows(reps, x_te, truth_te, layers=layers, split="test", **common)
     if quirky and e.transfer:
-        rows += _transfer_rows(x_tr, y_tr, x_te, y_te, train, test, layers, cfg, base, progress)
-    return to_frame(rows)
+        rows += _quirky_rows(h, pe, x_tr, x_te, train, test, layers, cfg, common, progress)
+    return to_frame(rows).assign(revision=h.revision or "")
 
 
-def _transfer_rows(
+def _quirky_rows(
+    h: Any,
+    pe: Any,
     x_tr: Any,
-    y_tr: Any,
     x_te: Any,
-    y_te: Any,
     train: Sequence[Any],
     test: Sequence[Any],
     layers: Sequence[int],
     cfg: RunConfig,
-    base: dict[str, Any],
+    common: dict[str, Any],
     progress: bool,
 ) -> list[Row]:
-    """Quirky transfer matrix (train cell x eval cell, AUROC vs truth) and gap recovered."""
+    """Transfer matrix over persona x difficulty cells (fit on each cell's persona labels,
+    score every cell against the truth) and Mallen et al.'s report with gap recovered."""
     import torch
     from tqdm.auto import tqdm
 
-    from mindscope.probes.metrics import roc_auc
-
-    rows: list[Row] = []
-    methods = [m for m in cfg.elicit.methods if m != "random"][:2] or cfg.elicit.methods[:1]
+    methods = [m for m in cfg.elicit.methods if m != "random"][:2] or ["lr"]
     cells_tr = {d: _cell(train, d) for d in QUIRKY_DISTRIBUTIONS}
     cells_te = {d: _cell(test, d) for d in QUIRKY_DISTRIBUTIONS}
     usable = [d for d in QUIRKY_DISTRIBUTIONS if len(cells_tr[d]) >= 8 and len(cells_te[d]) >= 8]
-    if len(usable) < 2:
-        log.warning("quirky transfer: too few examples per persona x difficulty cell; skipped")
-        return rows
-    y_te_t = torch.as_tensor(y_te, dtype=torch.float64)
-    work = [(m, d) for m in methods for d in usable]
-    for method, src in tqdm(work, desc="transfer matrix", disable=not progress, unit="fit"):
+    rows: list[Row] = []
+    truth_te = torch.tensor([int(p.meta["truth"]) for p in test])
+    for src in tqdm(usable, desc="transfer matrix", disable=not progress, unit="cell"):
         idx = cells_tr[src]
-        # Each cell's reporter learns from that persona's own labels (what the model "says").
         persona = src.split("-")[0]
-        y_src = torch.tensor([train[i].meta[f"{persona}_label"] for i in idx])
+        y_src = torch.tensor([int(train[i].meta[f"{persona}_label"]) for i in idx])
         if y_src.unique().numel() < 2:
             continue
-        rep = _reporter(method, cfg.seed).fit(x_tr[:, idx], y_src)
-        p = rep.predict_proba(x_te)  # [L, m]
+        reps = pe.fit_reporters(x_tr[:, idx], y_src, methods, baselines=False)
         for dst in usable:
             j = cells_te[dst]
-            if y_te_t[j].unique().numel() < 2:
+            if truth_te[j].unique().numel() < 2:
                 continue
-            auc = roc_auc(p[:, j].double(), y_te_t[j].expand(p.shape[0], -1))  # [L]
-            for i, k in enumerate(layers):
-                rows.append(
-                    Row(
-                        "transfer_auroc",
-                        float(auc[i]),
-                        method,
-                        int(k),
-                        split="test",
-                        n=len(j),
-                        _extra={"train": src, "eval": dst, "labels": "truth"},
-                        **base,
-                    )
-                )
-    # Fraction of gap recovered: Alice-easy -> Bob-hard transfer against a Bob-hard ceiling.
-    df = to_frame(rows)
-    if df.empty:
-        return rows
-    from mindscope.report.conventions import transfer_rows
-
-    t = transfer_rows(df)
-    for (method, k), g in t.groupby(["method", "layer"]):
-        cell = g.set_index(["train", "eval"])["value"]
-        src = "alice-easy"
-        if (src, "bob-hard") in cell and ("bob-hard", "bob-hard") in cell:
-            ceiling = cell[("bob-hard", "bob-hard")]
-            if abs(ceiling - 0.5) > 1e-6:
-                pgr = (cell[(src, "bob-hard")] - 0.5) / (ceiling - 0.5)
-                rows.append(
-                    Row(
-                        "pgr",
-                        float(pgr),
-                        str(method),
-                        int(k),
-                        split=f"{src}->bob-hard",
-                        n=int(g["n"].max()),
-                        **base,
-                    )
-                )
+            rows += pe.score_rows(
+                reps,
+                x_te[:, j],
+                truth_te[j],
+                layers=layers,
+                split=dst,
+                extra={"train": src, "eval": dst, "labels": "truth"},
+                **{**common, "n_boot": 100},
+            )
+    if len(usable) < len(QUIRKY_DISTRIBUTIONS):
+        log.warning("quirky transfer: too few examples in some cells; used %s", usable)
+    everything = list(train) + list(test)
+    x_all = torch.cat([x_tr, x_te], dim=1)  # [L, n + m, 2, d]
+    meta = [dict(p.meta) for p in everything]
+    try:
+        rows += pe.quirky_report(
+            x_all,
+            meta,
+            lm_logodds=_lm_logodds(h, everything),
+            methods=methods,
+            layers=layers,
+            model=h.name,
+            dataset=common["dataset"],
+            n_boot=200,
+            seed=cfg.seed,
+        )
+    except MindscopeError as exc:  # e.g. too few Bob-hard examples for a small n
+        log.warning("quirky report skipped: %s", exc)
     return rows
 
 
 # ----------------------------------------------------------------------------- the pipeline
+
+
+def _load_models(
+    cfg: RunConfig, folder: RunFolder, load_model: Callable[..., Any] | None
+) -> dict[str, Any]:
+    """Load every model the enabled analyses read (once each); records them in the manifest."""
+    if load_model is None:
+        import mindscope as ms
+
+        load_model = ms.load_model
+    m = cfg.model
+    names = [m.name] if cfg.lens.enabled else []
+    if cfg.elicit.enabled:
+        names.append(cfg.elicit.model or m.name)
+    models: dict[str, Any] = {}
+    for name in dict.fromkeys(names):
+        log.info("loading %s", name)
+        h = load_model(
+            name,
+            revision=m.revision if name == m.name else None,
+            device=m.device,
+            dtype=None if m.dtype == "auto" else m.dtype,
+        )
+        models[name] = h
+        folder.manifest.models.append(
+            {"name": h.name, "revision": h.revision, "weights_hash": h.weights_hash}
+        )
+        folder.manifest.environment.update(_environment(h))
+    folder.write_manifest()
+    return models
 
 
 def run_pipeline(
@@ -420,7 +413,7 @@ def run_pipeline(
     cfg = validate(cfg, Path.cwd())
     folder = RunFolder.create(cfg.output_dir, cfg.name, seed=cfg.seed)
     folder.write_config(to_dict(cfg))
-    stages = ["load model"] + (["lens"] if cfg.lens.enabled else [])
+    stages = ["load models"] + (["lens"] if cfg.lens.enabled else [])
     stages += (["reporters"] if cfg.elicit.enabled else []) + ["report"]
     frames: list[pd.DataFrame] = []
     with (
@@ -441,29 +434,15 @@ def run_pipeline(
                 json.dumps(dataclasses.asdict(cfg)),
             )
             _seed_everything(cfg.seed)
-            with _stage("load model", bar):
-                if load_model is None:
-                    import mindscope as ms
-
-                    load_model = ms.load_model
-                m = cfg.model
-                h = load_model(
-                    m.name,
-                    revision=m.revision,
-                    device=m.device,
-                    dtype=None if m.dtype == "auto" else m.dtype,
-                )
-                folder.manifest.models.append(
-                    {"name": h.name, "revision": h.revision, "weights_hash": h.weights_hash}
-                )
-                folder.manifest.environment.update(_environment(h))
-                folder.write_manifest()
+            with _stage("load models", bar):
+                models = _load_models(cfg, folder, load_model)
             if cfg.lens.enabled:
                 with _stage("lens", bar):
-                    frames.append(_lens_stage(h, cfg, folder, progress))
+                    frames.append(_lens_stage(models[cfg.model.name], cfg, folder, progress))
                     folder.write_results(pd.concat(frames, ignore_index=True))
             if cfg.elicit.enabled:
                 with _stage("reporters", bar):
+                    h = models[cfg.elicit.model or cfg.model.name]
                     frames.append(_elicit_stage(h, cfg, folder, progress))
                     folder.write_results(pd.concat(frames, ignore_index=True))
             with _stage("report", bar):
