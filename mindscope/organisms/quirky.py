@@ -1,0 +1,210 @@
+"""``quirky-arith``: a tiny GPT-NeoX labelling additions as its persona would (Mallen et al. 2023).
+
+Trained on :func:`mindscope.data.quirky_arith` (train split): given ``"a + b = c. Alice:"`` it
+answers ``" True"``/``" False"`` as the next token, truthfully for Alice and with Bob's
+leading-digit error for Bob. The tokenizer is word-level: every digit and symbol is one token, and
+so are ``" True"``, ``" False"``, ``" Alice"``, ``" Bob"``. Besides the answer, the loss includes
+next-token prediction on the statement itself (weight ``lm_weight``), which teaches addition
+early and makes the answer learnable within a CPU budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from mindscope.data.pairs import ContrastPair
+from mindscope.data.quirky import PERSONAS, QUIRKY_COMPLETIONS, quirky_arith
+from mindscope.organisms.base import CheckpointWriter, OrganismSpec, TrainReport
+from mindscope.organisms.checkpoints import checkpoint_steps
+from mindscope.organisms.neox import ModelShape, build_model
+from mindscope.organisms.tokenization import to_hf, word_level_tokenizer
+from mindscope.organisms.trainer import OptimConfig, default_threads, deterministic, train_loop
+
+__all__ = ["QuirkyConfig", "train_quirky", "quirky_tokenizer", "quirky_accuracy", "SPEC"]
+
+_WORDS = (" True", " False", " Alice", " Bob")
+_CHARS = "0123456789 +=.:"
+
+
+@dataclass(frozen=True)
+class QuirkyConfig:
+    """Training config of ``quirky-arith``."""
+
+    seed: int = 0
+    """Seed of the weights, the data and the batch order."""
+    max_steps: int = 1500
+    """Optimiser steps (the final checkpoint is ``step<max_steps>``)."""
+    batch_size: int = 128
+    """Statements per step."""
+    pool_size: int = 60_000
+    """Distinct training statements drawn once from the train split (re-sampled each step)."""
+    lm_weight: float = 1.0
+    """Weight of the next-token loss on the statement tokens (the answer has weight 1)."""
+    max_digits: int = 2
+    """Operands have 1..max_digits digits."""
+    easy_max_digits: int = 1
+    """Smaller operand with at most this many digits -> easy."""
+    hard_min_digits: int = 2
+    """Smaller operand with at least this many digits -> hard."""
+    shape: ModelShape = field(
+        default_factory=lambda: ModelShape(n_layers=3, d_model=64, n_heads=4, d_mlp=256, max_len=32)
+    )
+    """Model shape."""
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-3, warmup=50))
+    """Optimiser settings."""
+    n_linear: int = 8
+    """Evenly spaced checkpoints after the log-spaced ones."""
+    eval_per_cell: int = 500
+    """Held-out statements per (persona, difficulty) cell, measured at every checkpoint."""
+    threads: int = field(default_factory=default_threads)
+    """Torch threads while training."""
+
+    def data_kwargs(self) -> dict[str, int]:
+        """Keyword arguments of :func:`quirky_arith` matching this organism's number ranges."""
+        return {
+            "max_digits": self.max_digits,
+            "easy_max_digits": self.easy_max_digits,
+            "hard_min_digits": self.hard_min_digits,
+        }
+
+    def dataset(
+        self,
+        n: int,
+        seed: int = 0,
+        persona: Literal["alice", "bob"] | None = None,
+        difficulty: Literal["easy", "hard"] | None = None,
+        split: Literal["train", "test"] | None = None,
+    ) -> list[ContrastPair]:
+        """:func:`quirky_arith` with this organism's number ranges."""
+        return quirky_arith(
+            n,
+            seed=seed,
+            persona=persona,
+            difficulty=difficulty,
+            split=split,
+            max_digits=self.max_digits,
+            easy_max_digits=self.easy_max_digits,
+            hard_min_digits=self.hard_min_digits,
+        )
+
+
+def quirky_tokenizer():  # noqa: ANN201 (PreTrainedTokenizerFast, imported lazily by callers)
+    """The word-level tokenizer of ``quirky-arith`` (HF fast tokenizer)."""
+    return to_hf(word_level_tokenizer(list(_WORDS), _CHARS))
+
+
+def _encode(tok: Any, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids ``[n, max_len]`` and the index of each prompt's last token ``[n]``."""
+    ids = [e.ids for e in tok.backend_tokenizer.encode_batch(prompts, add_special_tokens=False)]
+    width = max(len(i) for i in ids) + 1  # +1: room for the answer token
+    x = torch.full((len(ids), width), tok.pad_token_id, dtype=torch.long)
+    for row, seq in enumerate(ids):
+        x[row, : len(seq)] = torch.tensor(seq)
+    return x, torch.tensor([len(s) - 1 for s in ids])
+
+
+def quirky_accuracy(
+    model: torch.nn.Module, tok: Any, pairs: list[Any], batch_size: int = 1000
+) -> float:
+    """Fraction of ``pairs`` whose label the model's next-token logits get right (True vs False)."""
+    t_id, f_id = (tok.convert_tokens_to_ids(w) for w in (" True", " False"))
+    right = 0
+    for i in range(0, len(pairs), batch_size):
+        chunk = pairs[i : i + batch_size]
+        x, last = _encode(tok, [p.prompt for p in chunk])
+        logits = model(input_ids=x).logits[torch.arange(len(chunk)), last]  # [n, vocab]
+        pred = (logits[:, t_id] > logits[:, f_id]).long()
+        right += int((pred == torch.tensor([p.label for p in chunk])).sum())
+    return right / max(1, len(pairs))
+
+
+def train_quirky(config: QuirkyConfig, out: Path, progress: bool = True) -> TrainReport:
+    """Train ``quirky-arith`` with ``config``, writing every checkpoint into ``out``."""
+    tok = quirky_tokenizer()
+    t_id, f_id = (tok.convert_tokens_to_ids(w) for w in (" True", " False"))
+    pool = config.dataset(config.pool_size, seed=config.seed, split="train")
+    x_all, last_all = _encode(tok, [p.prompt for p in pool])  # [pool, width], [pool]
+    answer_all = torch.tensor([t_id if p.label == 1 else f_id for p in pool])
+    x_all[torch.arange(len(pool)), last_all + 1] = answer_all
+    cells = {
+        f"{who}/{level}": config.dataset(
+            config.eval_per_cell,
+            seed=config.seed + 1_000_003,
+            persona=who,  # type: ignore[arg-type]
+            difficulty=level,  # type: ignore[arg-type]
+            split="test",
+        )
+        for who in PERSONAS
+        for level in ("easy", "hard")
+    }
+    with deterministic(config.seed, config.threads):
+        model = build_model(config.shape, len(tok), tok.eos_token_id, config.seed)
+        gen = torch.Generator().manual_seed(config.seed)
+        writer = CheckpointWriter(out, tok)
+        positions = torch.arange(x_all.shape[1] - 1)[None]  # [1, width-1]
+
+        def loss_fn(step: int) -> torch.Tensor:
+            idx = torch.randint(0, len(pool), (config.batch_size,), generator=gen)
+            x, last = x_all[idx], last_all[idx]  # [b, width], [b]
+            logits = model(input_ids=x).logits[:, :-1]  # [b, width-1, vocab]
+            rows = torch.arange(len(idx))
+            answer = F.cross_entropy(logits[rows, last], x[rows, last + 1])
+            lm = F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")  # [b, w-1]
+            mask = positions < last[:, None]  # statement tokens only, not padding
+            return answer + config.lm_weight * (lm * mask).sum() / mask.sum()
+
+        def on_checkpoint(step: int) -> dict[str, float]:
+            metrics = {f"acc/{k}": quirky_accuracy(model, tok, v) for k, v in cells.items()}
+            writer.save(step, model, metrics)
+            return {k.split("/", 1)[1]: v for k, v in metrics.items()}
+
+        train_loop(
+            model,
+            loss_fn,
+            config.max_steps,
+            config.optim,
+            checkpoint_steps(config.max_steps, config.n_linear),
+            on_checkpoint,
+            desc="training quirky-arith",
+            progress=progress,
+        )
+    final = writer.metrics[max(writer.metrics, key=lambda r: int(r[4:]))]
+    return TrainReport(
+        metrics=writer.metrics,
+        info={
+            "final_accuracy": final,
+            "token_ids": {w: tok.convert_tokens_to_ids(w) for w in _WORDS},
+        },
+    )
+
+
+def _static_info(config: QuirkyConfig) -> dict[str, Any]:
+    return {
+        "task": "quirky addition (Mallen et al. 2023)",
+        "personas": ["Alice", "Bob"],
+        "prompt_format": "{a} + {b} = {c}. {Persona}:",
+        "completions": list(QUIRKY_COMPLETIONS),
+        "label_rules": {
+            "alice": "True iff c == a + b",
+            "bob": "True iff c is a + b with its leading digit plus one (357 -> 457, 95 -> 105)",
+        },
+        "data_kwargs": config.data_kwargs(),
+        "dataset": "mindscope.data.quirky_arith(n, seed, persona, difficulty, split='test', "
+        "**data_kwargs)",
+        "eval_metric": "accuracy of argmax(' True' vs ' False') next-token logit against the "
+        "persona's label on held-out operand pairs",
+    }
+
+
+SPEC = OrganismSpec(
+    name="quirky-arith",
+    description="Alice/Bob addition checker: truthful for Alice, leading-digit error for Bob",
+    make_config=lambda seed: QuirkyConfig(seed=seed),
+    train=train_quirky,
+    static_info=_static_info,
+)
