@@ -1,1 +1,28 @@
-"""mindscope.probes."""
+"""Reporters (probes) that read a credence of truth from activations, and their evaluation.
+
+Every reporter follows one contract (see :mod:`mindscope.probes.base`): hyper-parameters in
+``__init__``, ``fit(x, y=None) -> self`` on ``[n, 2, d]`` contrast pairs or ``[layers, n, 2, d]``
+(all layers at once), or single texts ``[n, d]`` / ``[layers, n, d]`` for supervised reporters;
+``predict_proba(x)`` gives ``[n]`` or ``[layers, n]``; ``save``/``load`` use safetensors.
+"""
+
+from __future__ import annotations
+
+from mindscope.probes.base import Reporter, load_reporter
+from mindscope.probes.ccs import CcsReporter
+from mindscope.probes.crc import CrcReporter
+from mindscope.probes.diffmean import DiffMeanReporter
+from mindscope.probes.lda import LdaReporter
+from mindscope.probes.logistic import LogisticReporter
+from mindscope.probes.random_baseline import RandomReporter
+
+__all__ = [
+    "Reporter",
+    "load_reporter",
+    "LogisticReporter",
+    "DiffMeanReporter",
+    "LdaReporter",
+    "CcsReporter",
+    "CrcReporter",
+    "RandomReporter",
+]

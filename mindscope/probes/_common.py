@@ -1,0 +1,30 @@
+"""Helpers shared by the closed-form reporters (internal)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mindscope.probes._solvers import platt
+
+__all__ = ["class_means", "calibrate"]
+
+
+def class_means(f: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Class means of features ``f [L, n, d]`` for 0/1 labels ``y [n]``: two ``[L, d]``."""
+    w1 = (y / y.sum()).to(f.dtype)  # [n]
+    w0 = ((1 - y) / (1 - y).sum()).to(f.dtype)
+    return torch.einsum("lnd,n->ld", f, w1), torch.einsum("lnd,n->ld", f, w0)
+
+
+def calibrate(scores: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Scale ``a [L]`` and shift ``c [L]`` turning raw scores ``[L, n]`` into logits.
+
+    With labels: Platt scaling (so the sign follows the labels). Without: ``a = 1/std``,
+    ``c = -mean * a`` (credence 0.5 at the training mean; the sign stays arbitrary).
+    """
+    if y is not None:
+        return platt(scores, y)
+    s = scores.double()
+    a = 1.0 / s.std(dim=1).clamp_min(1e-12)
+    return a, -s.mean(dim=1) * a

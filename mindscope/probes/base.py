@@ -1,0 +1,295 @@
+"""The reporter contract shared by every probe.
+
+A reporter maps activations to a credence that a statement is true. All reporters here are
+linear in (normalised) features, so a fitted reporter is four tensors per layer::
+
+    logit = sum_s ((f_s - mean_[s]) / scale_[s]) . coef_[s] + intercept_
+
+where the features ``f`` are, for contrast pairs ``[n, 2, d]``, either the pair difference
+``x[:, 1] - x[:, 0]`` (one "side", used by the supervised reporters and CRC) or both sides
+(two "sides", used by CCS, which normalises each side with its own statistics); for single
+texts ``[n, d]`` the feature is ``x`` itself.
+
+Contract (scikit-learn's): hyper-parameters only in ``__init__``; ``fit(x, y=None)`` returns
+``self``; learned tensors end in ``_``; ``predict_proba(x)`` returns ``[n]`` or ``[layers, n]``;
+``score(x, y)`` returns the AUROC (float or ``[layers]``); ``save(dir)``/``load(dir)`` write
+and read ``config.json`` + ``model.safetensors`` (never pickles).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from mindscope.errors import MindscopeError
+from mindscope.probes._inputs import Layout, as_layered, pair_diff
+
+__all__ = ["Reporter", "load_reporter", "REGISTRY"]
+
+FORMAT_VERSION = 1
+REGISTRY: dict[str, type[Reporter]] = {}
+
+
+class Reporter:
+    """Base class: subclasses implement :meth:`_fit_layered` and list their hyper-parameters.
+
+    Attributes set by ``fit``:
+        mean_: ``[layers, sides, d]`` feature centre (training statistics).
+        scale_: ``[layers, sides, d]`` feature scale (training statistics; ones if unused).
+        coef_: ``[layers, sides, d]`` direction(s).
+        intercept_: ``[layers]`` bias of the logit.
+        n_layers_: number of layers fitted (1 for a single-layer input).
+        layered_: whether ``fit`` saw a leading layer axis (predictions keep it).
+        paired_: whether ``fit`` saw contrast pairs (predict then needs pairs too).
+        d_in_: activation width ``d``.
+        labels_used_: whether labels fixed the sign and scale (False: an unsupervised CCS/CRC
+            fit whose sign is arbitrary; evaluate it with ``max(auroc, 1 - auroc)``).
+    """
+
+    #: Names of the ``__init__`` hyper-parameters (saved in config.json).
+    _params: ClassVar[tuple[str, ...]] = ()
+    #: "diff" (pair difference, one side) or "both" (each side separately; pairs only).
+    _features: ClassVar[str] = "diff"
+    #: Whether fit needs labels.
+    supervised: ClassVar[bool] = True
+    #: Short method name used in results tables.
+    method: ClassVar[str] = ""
+
+    mean_: Tensor
+    scale_: Tensor
+    coef_: Tensor
+    intercept_: Tensor
+    n_layers_: int
+    layered_: bool
+    paired_: bool
+    d_in_: int
+    labels_used_: bool
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.method:
+            REGISTRY[cls.__name__] = cls
+
+    # ----------------------------------------------------------------- public API
+    def get_params(self) -> dict[str, Any]:
+        """The hyper-parameters given to ``__init__`` (JSON-ready)."""
+        return {k: getattr(self, k) for k in self._params}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether :meth:`fit` (or :meth:`load`) has set the learned tensors."""
+        return hasattr(self, "coef_")
+
+    def fit(self, x: Any, y: Any = None) -> Reporter:
+        """Fit on activations ``[n, 2, d]``, ``[layers, n, 2, d]``, ``[n, d]``, ``[layers, n, d]``.
+
+        Args:
+            x: activations (torch tensor or numpy array); never modified.
+            y: ``[n]`` labels, 1 when the statement is true (side 1 correct for pairs), 0 when
+                false; -1 or None means unknown (only unsupervised reporters accept that).
+
+        Returns:
+            ``self``.
+        """
+        from mindscope.probes._inputs import check_labels
+
+        xl, layout = as_layered(x)
+        if self._features == "both" and not layout.paired:
+            raise MindscopeError(
+                f"{type(self).__name__} needs contrast pairs [n, 2, d] or [layers, n, 2, d], "
+                f"got {tuple(torch.as_tensor(xl).shape[1:])} per layer"
+            )
+        if layout.paired and xl.shape[2] != 2:
+            raise MindscopeError(f"contrast pairs must have 2 sides, got {xl.shape[2]}")
+        yt = check_labels(y, xl.shape[1], required=self.supervised, who=type(self).__name__)
+        self._fit_layered(xl, yt, layout)
+        self.labels_used_ = yt is not None
+        self.n_layers_ = int(xl.shape[0])
+        self.layered_ = layout.layered
+        self.paired_ = layout.paired
+        self.d_in_ = int(xl.shape[-1])
+        return self
+
+    def decision_function(self, x: Any) -> Tensor:
+        """Logits ``[n]`` or ``[layers, n]`` (same layout as at fit time)."""
+        self._check_fitted()
+        xl, layout = as_layered(x, paired=self.paired_)
+        self._check_compatible(xl, layout)
+        feats = self._featurize(xl)  # [L, n, S, d]
+        z = ((feats - self.mean_[:, None]) / self.scale_[:, None] * self.coef_[:, None]).sum(
+            (-1, -2)
+        ) + self.intercept_[:, None]  # [L, n]
+        return z if self.layered_ else z[0]
+
+    def predict_proba(self, x: Any) -> Tensor:
+        """Credence that each statement is true: ``[n]`` or ``[layers, n]`` in ``[0, 1]``."""
+        return torch.sigmoid(self.decision_function(x))
+
+    def predict(self, x: Any) -> Tensor:
+        """Hard 0/1 predictions (credence > 0.5): ``[n]`` or ``[layers, n]``."""
+        return (self.predict_proba(x) > 0.5).long()
+
+    def score(self, x: Any, y: Any) -> float | Tensor:
+        """AUROC of the credences against ``y``: a float, or ``[layers]`` when layered."""
+        from mindscope.probes.metrics import roc_auc
+
+        p = self.predict_proba(x)
+        yt = torch.as_tensor(y).double()
+        auc = roc_auc(p.double(), yt.expand_as(p))
+        return auc if self.layered_ else float(auc)
+
+    def direction(self) -> Tensor:
+        """Unit direction in raw activation space that raises the credence: ``[d]`` or
+        ``[layers, d]``. For pair features it is the direction of ``x[:, 1] - x[:, 0]``."""
+        self._check_fitted()
+        eff = self.coef_ / self.scale_  # [L, S, d]
+        v = eff[:, 0] if eff.shape[1] == 1 else (eff[:, 1] - eff[:, 0]) / 2  # [L, d]
+        v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return v if self.layered_ else v[0]
+
+    def save(self, path: str | Path, *, meta: dict[str, Any] | None = None) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` into folder ``path``.
+
+        Args:
+            path: output folder (created).
+            meta: optional JSON-ready facts checked again by :meth:`load` (e.g. the model).
+        """
+        self._check_fitted()
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        config = {
+            "format_version": FORMAT_VERSION,
+            "class": type(self).__name__,
+            "params": self.get_params(),
+            "d_in": self.d_in_,
+            "n_layers": self.n_layers_,
+            "layered": self.layered_,
+            "paired": self.paired_,
+            "labels_used": self.labels_used_,
+            "meta": meta or {},
+        }
+        tensors = {k: getattr(self, k).contiguous().float() for k in self._tensor_names()}
+        save_file(tensors, str(out / "model.safetensors"))
+        (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+        return out
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        d_in: int | None = None,
+        expect_meta: dict[str, Any] | None = None,
+    ) -> Reporter:
+        """Read a reporter written by :meth:`save`.
+
+        Args:
+            path: the folder holding ``config.json`` and ``model.safetensors``.
+            d_in: if given, refuse a reporter fitted on another activation width.
+            expect_meta: if given, refuse a reporter whose saved meta differs on these keys.
+        """
+        return load_reporter(path, d_in=d_in, expect_meta=expect_meta, expect_class=cls)
+
+    # ----------------------------------------------------------------- internals
+    def _tensor_names(self) -> tuple[str, ...]:
+        return ("mean_", "scale_", "coef_", "intercept_")
+
+    def _fit_layered(self, x: Tensor, y: Tensor | None, layout: Layout) -> None:
+        raise NotImplementedError
+
+    def _featurize(self, x: Tensor) -> Tensor:
+        """Features ``[L, n, S, d]`` of layered activations (see module docstring)."""
+        if x.ndim == 4:
+            if self._features == "both":
+                return x  # [L, n, 2, d]
+            return pair_diff(x).unsqueeze(2)  # [L, n, 1, d]
+        return x.unsqueeze(2)  # [L, n, 1, d]
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise MindscopeError(f"{type(self).__name__} is not fitted; call fit(x, y) first")
+
+    def _check_compatible(self, x: Tensor, layout: Layout) -> None:
+        if x.shape[-1] != self.d_in_:
+            raise MindscopeError(
+                f"{type(self).__name__} was fitted on activations of width {self.d_in_}, "
+                f"got width {x.shape[-1]}"
+            )
+        if layout.paired != self.paired_:
+            want = "contrast pairs [.., n, 2, d]" if self.paired_ else "single texts [.., n, d]"
+            raise MindscopeError(f"{type(self).__name__} was fitted on {want}")
+        if layout.layered != self.layered_ or x.shape[0] != self.n_layers_:
+            if self.layered_:
+                raise MindscopeError(
+                    f"{type(self).__name__} was fitted on {self.n_layers_} layers; pass "
+                    f"activations with a leading axis of {self.n_layers_} layers, got "
+                    f"{x.shape[0] if layout.layered else 'no layer axis'}"
+                )
+            raise MindscopeError(
+                f"{type(self).__name__} was fitted on a single layer; pass one layer's "
+                "activations (no leading layer axis)"
+            )
+
+    def _set_linear(self, mean: Tensor, scale: Tensor, coef: Tensor, intercept: Tensor) -> None:
+        self.mean_ = mean.float()
+        self.scale_ = scale.float()
+        self.coef_ = coef.float()
+        self.intercept_ = intercept.float()
+
+
+def load_reporter(
+    path: str | Path,
+    *,
+    d_in: int | None = None,
+    expect_meta: dict[str, Any] | None = None,
+    expect_class: type[Reporter] | None = None,
+) -> Reporter:
+    """Read any reporter saved with :meth:`Reporter.save` (the class comes from config.json)."""
+    folder = Path(path)
+    cfg_path, w_path = folder / "config.json", folder / "model.safetensors"
+    if not cfg_path.is_file() or not w_path.is_file():
+        raise FileNotFoundError(f"no saved reporter at {folder} (need config.json + safetensors)")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MindscopeError(f"{cfg_path} is not valid JSON: {exc}") from None
+    if cfg.get("format_version") != FORMAT_VERSION:
+        raise MindscopeError(f"{cfg_path}: unsupported format_version {cfg.get('format_version')}")
+    klass = REGISTRY.get(cfg.get("class", ""))
+    if klass is None:
+        raise MindscopeError(f"{cfg_path}: unknown reporter class {cfg.get('class')!r}")
+    if expect_class is not None and expect_class is not Reporter and klass is not expect_class:
+        raise MindscopeError(f"{folder} holds a {klass.__name__}, not a {expect_class.__name__}")
+    if d_in is not None and int(cfg["d_in"]) != int(d_in):
+        raise MindscopeError(
+            f"reporter at {folder} was fitted on activations of width {cfg['d_in']}, not {d_in}"
+        )
+    saved_meta = cfg.get("meta", {})
+    for key, want in (expect_meta or {}).items():
+        if saved_meta.get(key) != want:
+            raise MindscopeError(
+                f"reporter at {folder} was saved for {key}={saved_meta.get(key)!r}, not {want!r}"
+            )
+    rep = klass(**cfg["params"])
+    tensors = load_file(str(w_path))
+    for name in rep._tensor_names():
+        if name not in tensors:
+            raise MindscopeError(f"{w_path} lacks tensor {name!r}")
+        setattr(rep, name, tensors[name])
+    rep.n_layers_ = int(cfg["n_layers"])
+    rep.layered_ = bool(cfg["layered"])
+    rep.paired_ = bool(cfg["paired"])
+    rep.d_in_ = int(cfg["d_in"])
+    rep.labels_used_ = bool(cfg.get("labels_used", True))
+    if rep.coef_.shape[-1] != rep.d_in_ or rep.coef_.shape[0] != rep.n_layers_:
+        raise MindscopeError(f"{w_path}: tensor shapes do not match config.json")
+    return rep
