@@ -20,6 +20,7 @@ def _spearman(xs: list[float]) -> float:
     return float(np.corrcoef(ranks, np.arange(len(xs)))[0, 1])
 
 
+@pytest.mark.slow
 def test_tuned_lens_beats_logit_lens_on_pocket_lm():
     from mindscope.lenses import TrainConfig, TunedLens, evaluate
     from mindscope.models import load_model
@@ -27,9 +28,9 @@ def test_tuned_lens_beats_logit_lens_on_pocket_lm():
     h = load_model("organism:pocket-lm", device="cpu", dtype="float32")
     train = organisms.pocket_corpus(split="train")
     heldout = organisms.pocket_corpus(split="heldout")
-    cfg = TrainConfig(num_steps=60, tokens_per_step=2048, seq_len=128, progress=False)
+    cfg = TrainConfig(num_steps=30, tokens_per_step=1024, seq_len=128, progress=False)
     lens = TunedLens.fit(h, train, cfg)
-    df = evaluate(h, lens, heldout[:64], seq_len=128, n_boot=200)
+    df = evaluate(h, lens, heldout[:32], seq_len=128, n_boot=200)
     kl = df[df.metric == "kl"].pivot(index="layer", columns="method", values="value")
     last = h.n_layers
     logit, tuned = kl["logit_lens"], kl["tuned_lens"]
