@@ -189,3 +189,14 @@ def test_by_layer_plots_use_one_checkpoint() -> None:
     assert sorted(kept.loc[kept["method"] == "lr", "step"].unique()) == [-1]
     assert sorted(kept.loc[kept["method"] == "ccs", "step"].unique()) == [20]
     assert len(kept) == 3 + 2
+
+
+def test_lone_transfer_cells_are_not_drawn_as_matrices() -> None:
+    def cell(method: str, tr: str, ev: str) -> Row:
+        return Row("auroc", 0.7, method, 2, extra=json.dumps({"train": tr, "eval": ev}))
+
+    rows = [cell("lr", a, b) for a in ("x", "y") for b in ("x", "y")] + [cell("random", "x", "y")]
+    (section,) = [s for s in build_sections(to_frame(rows)) if s.id == "transfer"]
+    assert [f.layout.title.text for f in section.figures] == ["Transfer matrix: lr (layer 2)"]
+    (alone,) = [s for s in build_sections(to_frame(rows[-1:])) if s.id == "transfer"]
+    assert len(alone.figures) == 1

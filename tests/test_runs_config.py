@@ -209,3 +209,23 @@ def test_cli_run_template_and_check(tmp_path: Path, capsys: pytest.CaptureFixtur
     resolved = yaml.safe_load(capsys.readouterr().out)
     assert resolved["output_dir"] == str(tmp_path / "o")
     assert resolved["elicit"]["methods"] == RunConfig().elicit.methods
+
+
+def test_reporter_keys_match_the_probes_package() -> None:
+    from mindscope.probes.evaluate import METHODS
+    from mindscope.runs.config import REPORTER_METHODS
+
+    assert set(REPORTER_METHODS) == set(METHODS)
+
+
+def test_demo_config_is_valid_and_reads_both_organisms(tmp_path: Path) -> None:
+    from mindscope.runs.config import validate
+    from mindscope.runs.pipeline import demo_config
+
+    full, quick = demo_config(str(tmp_path)), demo_config(str(tmp_path), quick=True)
+    for cfg in (full, quick):
+        assert validate(cfg, tmp_path) == cfg
+        assert cfg.model.name == "organism:pocket-lm"
+        assert cfg.elicit.model == "organism:quirky-arith"
+        assert cfg.lens.enabled and cfg.elicit.enabled and cfg.elicit.transfer
+    assert quick.lens.steps < full.lens.steps and quick.elicit.n < full.elicit.n

@@ -87,7 +87,7 @@ def test_results_cover_both_analyses(run_dir: Path) -> None:
     lens = df[(df["metric"] == "kl") & (df["extra"].str.contains('"tokens"'))]
     assert set(lens["method"]) == {"logit_lens", "tuned_lens"}
     assert sorted(lens["layer"].unique()) == [0, 1, 2]
-    auroc = df[df["metric"] == "auroc"]
+    auroc = df[(df["metric"] == "auroc") & (df["split"] == "test")]  # the main reporter fits
     assert set(auroc["method"]) == {"lr", "ccs"} and sorted(auroc["layer"].unique()) == [0, 2]
     assert ((auroc["value"] >= 0) & (auroc["value"] <= 1)).all()
     assert (df["metric"] == "top_prob").sum() > 0
@@ -102,6 +102,11 @@ def test_artefacts_and_resolved_config(run_dir: Path, setup: Path) -> None:
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert cfg["model"]["name"] == str(setup / "model")  # relative paths resolved
     assert cfg["lens"]["train_text"] == str(setup / "corpus.txt")
+    # the resolved config is a valid config that repeats the run
+    from mindscope.runs import load_config
+    from mindscope.runs.config import to_dict
+
+    assert to_dict(load_config(run_dir / "config.yaml")) == cfg
 
 
 def test_report_has_lens_and_reporter_sections(run_dir: Path) -> None:

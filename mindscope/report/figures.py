@@ -238,7 +238,12 @@ def transfer_figures(rows: pd.DataFrame) -> list[Any]:
         return []
     go = _go()
     figs = []
+    n_cells = rows.groupby("method", dropna=False)[["train", "eval"]].apply(
+        lambda g: len(g.drop_duplicates())
+    )
     for method, grp in rows.groupby("method", dropna=False, sort=True):
+        if n_cells[method] == 1 < n_cells.max():
+            continue  # a lone cell (e.g. a baseline scored on one transfer only) is no matrix
         layer = _pick_layer(grp)
         cells = grp[grp["layer"] == layer].groupby(["train", "eval"])["value"].mean().unstack()
         z = cells.to_numpy(float)

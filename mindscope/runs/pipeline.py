@@ -61,8 +61,11 @@ def demo_config(
     cfg.elicit.model = "organism:quirky-arith"  # reporters: Alice/Bob quirky addition checker
     cfg.model.device = device
     cfg.elicit.methods = ["lr", "diffmean", "lda", "ccs", "crc", "random"]
+    # Sized for a CPU: ~0.4 M lens-training tokens on the 6-layer pocket-lm.
+    cfg.lens.steps, cfg.lens.tokens_per_step = 100, 4096
+    cfg.lens.trajectory_prompt = "Return the number of items in the"
     if quick:
-        cfg.lens.steps, cfg.lens.max_texts = 20, 64
+        cfg.lens.steps, cfg.lens.tokens_per_step, cfg.lens.max_texts = 20, 2048, 64
         cfg.elicit.n = 256
     return validate(cfg, Path.cwd())
 
