@@ -37,7 +37,7 @@ from mindscope.runs.manifest import (
     Manifest,
     file_sha256,
     version_tuple,
-    write_json_atomic,
+    write_text_atomic,
 )
 
 __all__ = ["RunFolder", "RunFolderError", "LOGGER_NAME"]
@@ -195,7 +195,7 @@ class RunFolder:
     # ------------------------------------------------------------------ write
     def write_manifest(self) -> Path:
         """Write ``manifest.json`` atomically."""
-        return write_json_atomic(self.manifest_path, self.manifest.to_json())
+        return write_text_atomic(self.manifest_path, self.manifest.to_json())
 
     def write_config(self, config: Mapping[str, Any]) -> Path:
         """Write the resolved config as ``config.yaml`` and record its hash."""
@@ -204,7 +204,7 @@ class RunFolder:
         text = "# resolved config of this run; `mindscope run` accepts it again\n" + yaml.safe_dump(
             dict(config), sort_keys=False
         )
-        write_json_atomic(self.config_path, text)
+        write_text_atomic(self.config_path, text)
         self.manifest.config_sha256 = file_sha256(self.config_path)
         return self.config_path
 

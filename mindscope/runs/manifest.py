@@ -23,7 +23,7 @@ __all__ = [
     "Manifest",
     "file_sha256",
     "version_tuple",
-    "write_json_atomic",
+    "write_text_atomic",
 ]
 
 FORMAT_VERSION = 1
@@ -96,8 +96,8 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def write_json_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` via a temp file in the same folder and an atomic rename."""
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` via a temp file in its folder, fsync, atomic rename."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
     try:
