@@ -229,3 +229,48 @@ def test_demo_config_is_valid_and_reads_both_organisms(tmp_path: Path) -> None:
         assert cfg.elicit.model == "organism:quirky-arith"
         assert cfg.lens.enabled and cfg.elicit.enabled and cfg.elicit.transfer
     assert quick.lens.steps < full.lens.steps and quick.elicit.n < full.elicit.n
+
+
+def test_cli_demo_builds_its_config_and_prints_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+
+    import mindscope.runs.pipeline as pipeline
+    from mindscope.report import example_table
+    from mindscope.results import Row, to_frame
+    from mindscope.runs import RunFolder
+
+    seen: list[RunConfig] = []
+
+    def fake_run(cfg: RunConfig, **kw: object) -> RunFolder:  # the organisms are not trained here
+        seen.append(cfg)
+        folder = RunFolder.create(cfg.output_dir, cfg.name, seed=cfg.seed)
+        extra = to_frame([Row("acc", 0.8, "lr", 1, dataset="quirky-arith", split="test")])
+        folder.write_results(pd.concat([example_table(n_layers=2, steps=()), extra]))
+        folder.write_report()
+        folder.finish()
+        return folder
+
+    monkeypatch.setattr(pipeline, "run_pipeline", fake_run)
+    argv = ["demo", "--quick", "--output-dir", str(tmp_path), "--seed", "3", "--device", "cpu"]
+    assert main(argv) == 0
+    (cfg,) = seen
+    assert (cfg.seed, cfg.model.device, cfg.output_dir) == (3, "cpu", str(tmp_path))
+    assert cfg.lens.steps == pipeline.demo_config(quick=True).lens.steps
+    out = capsys.readouterr().out
+    (folder,) = tmp_path.iterdir()
+    assert out.splitlines()[0].split() == [
+        "metric",
+        "method",
+        "data",
+        "best",
+        "95%",
+        "CI",
+        "where",
+        "mean",
+    ]
+    assert f"report:     {folder / 'report.html'}" in out
+    lines = out.splitlines()
+    assert any(line.startswith("auroc ") for line in lines)
+    assert not any(line.startswith("acc ") for line in lines)  # headline metrics only
