@@ -30,6 +30,9 @@ def register(subparsers: Any) -> None:
         default=None,
         help="optimiser steps (default: the organism's default budget)",
     )
+    train.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: min(2, CPU cores))"
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_train)
 
@@ -48,6 +51,10 @@ def _train(args: argparse.Namespace) -> int:
         if args.max_steps < 1:
             raise ConfigError(f"--max-steps must be >= 1, got {args.max_steps}")
         cfg = dataclasses.replace(cfg, max_steps=args.max_steps)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        cfg = dataclasses.replace(cfg, threads=args.threads)
     root = train(args.name, cfg, out=args.out, progress=not args.quiet)
     manifest = json.loads((root / "manifest.json").read_text())
     final = manifest["final"]

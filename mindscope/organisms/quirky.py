@@ -37,7 +37,7 @@ class QuirkyConfig:
 
     seed: int = 0
     """Seed of the weights, the data and the batch order."""
-    max_steps: int = 1500
+    max_steps: int = 3000
     """Optimiser steps (the final checkpoint is ``step<max_steps>``)."""
     batch_size: int = 128
     """Statements per step."""
