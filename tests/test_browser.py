@@ -61,15 +61,11 @@ class Chromium:
         self._profile = tempfile.mkdtemp(prefix="mindscope-chromium-")
         cmd_r, self._cmd_w = os.pipe()
         self._resp_r, resp_w = os.pipe()
-        # Move the child's ends above fd 10 so that placing them on fds 3 and 4 cannot clobber.
+        # The child's ends go above fd 10, so that moving them to fds 3 and 4 clobbers nothing.
         hi_r = fcntl.fcntl(cmd_r, fcntl.F_DUPFD_CLOEXEC, 10)
         hi_w = fcntl.fcntl(resp_w, fcntl.F_DUPFD_CLOEXEC, 10)
         os.close(cmd_r)
         os.close(resp_w)
-
-        def place_fds() -> None:  # runs in the child between fork and exec
-            os.dup2(hi_r, 3)
-            os.dup2(hi_w, 4)
 
         args = [
             binary,
@@ -87,14 +83,16 @@ class Chromium:
             "--remote-debugging-pipe",
             "about:blank",
         ]
+        # bash puts the pipe ends on fds 3 and 4 and execs chromium (no preexec_fn, which is
+        # unsafe when the test process has threads).
+        script = f'exec 3<&{hi_r} 4>&{hi_w} {hi_r}<&- {hi_w}>&-; exec "$@"'
         self._stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            args,
+            ["bash", "-c", script, "chromium", *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
-            pass_fds=(3, 4),
-            preexec_fn=place_fds,
+            pass_fds=(hi_r, hi_w),
         )
         os.close(hi_r)
         os.close(hi_w)
