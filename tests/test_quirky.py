@@ -41,7 +41,7 @@ def test_labels_follow_alice_truth_and_bob_rule() -> None:
         assert p.meta["bob_label"] == int(c == bob_sum(a + b))
         # Bob's true sum has exactly the leading digit one too high, the rest unchanged.
         if p.meta["bob_label"]:
-            assert str(c)[-len(str(a + b)) + 1 :] == str(a + b)[1:] or len(str(a + b)) == 1
+            assert str(c).endswith(str(a + b)[1:])
             assert c - (a + b) == 10 ** (len(str(a + b)) - 1)
         expected = p.meta["alice_label"] if p.meta["persona"] == "alice" else p.meta["bob_label"]
         assert p.label == expected

@@ -16,7 +16,8 @@ share           Alice says  Bob says
 
 *Difficulty* is the number of digits of the smaller operand: ``easy`` when it is at most
 ``easy_max_digits``, ``hard`` when it is at least ``hard_min_digits``, ``medium`` in between
-(medium examples only appear when ``difficulty=None``). Operand pairs are split deterministically
+(medium examples only appear when ``difficulty=None``; with the default two-digit operands there
+is no medium). Operand pairs are split deterministically
 into ``train`` and ``test`` (about 10%) by a hash of the unordered pair, so a model trained on the
 train split can be scored on statements it never saw.
 """
@@ -86,9 +87,9 @@ def quirky_arith(
     difficulty: Literal["easy", "hard"] | None = None,
     *,
     split: Literal["train", "test"] | None = None,
-    max_digits: int = 3,
+    max_digits: int = 2,
     easy_max_digits: int = 1,
-    hard_min_digits: int = 3,
+    hard_min_digits: int = 2,
 ) -> list[ContrastPair]:
     """Generate ``n`` quirky addition contrast pairs (deterministic for a ``seed``).
 
@@ -101,6 +102,8 @@ def quirky_arith(
         split: ``"train"``, ``"test"`` (about 10% of operand pairs, disjoint from train) or
             ``None`` (both).
         max_digits: operands have 1..max_digits digits (the digit count uniform, then the value).
+            The defaults (2, 1, 2) are the ``quirky-arith`` organism's ranges; the paper used 4,
+            with easy <= 2 and hard >= 4 digits.
         easy_max_digits: smaller operand with at most this many digits -> ``easy``.
         hard_min_digits: smaller operand with at least this many digits -> ``hard``.
 
