@@ -51,7 +51,7 @@ def pairs_from_records(
             if tpl is not None:
                 out.append(tpl.render(rec))
             elif "prompt" in rec:
-                comps = rec.get("completions", (" False", " True"))
+                comps = rec.get("completions") or (" False", " True")
                 if isinstance(comps, str):
                     comps = json.loads(comps)
                 meta = rec.get("meta") or {}

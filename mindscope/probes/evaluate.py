@@ -260,6 +260,7 @@ def transfer_matrix(
     datasets: Mapping[str, tuple[Any, Any]],
     *,
     train: Sequence[str] | None = None,
+    eval_on: Sequence[str] | None = None,
     methods: Iterable[str] = DEFAULT_METHODS,
     layers: Sequence[int] | None = None,
     model: str = "",
@@ -275,6 +276,7 @@ def transfer_matrix(
         datasets: ``{name: (x [layers, n, 2, d], y [n])}``; use distinct names for train and
             test splits of the same dataset (e.g. ``"facts/train"``, ``"facts/test"``).
         train: names to train on (default: all).
+        eval_on: names to evaluate on (default: all).
 
     Returns:
         rows with ``dataset``/``split`` = eval name and ``extra = {"train": ..., "eval": ...}``.
@@ -292,7 +294,10 @@ def transfer_matrix(
             unsupervised_sign=unsupervised_sign,
             baselines=baselines,
         )
-        for ename, (xev, yev) in datasets.items():
+        for ename in eval_on if eval_on is not None else list(datasets):
+            if ename not in datasets:
+                raise MindscopeError(f"unknown eval dataset {ename!r}")
+            xev, yev = datasets[ename]
             rows += score_rows(
                 reps,
                 xev,
