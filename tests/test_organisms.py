@@ -58,14 +58,15 @@ def test_checkpoint_steps_are_pythia_like() -> None:
 
 
 def test_tiny_training_writes_loadable_hf_checkpoints(tmp_path: Path) -> None:
-    cfg = tiny_quirky(max_steps=5)
+    cfg = tiny_quirky(max_steps=12)
     root = organisms.train("quirky-arith", cfg, out=tmp_path / "q", progress=False)
     manifest = json.loads((root / "manifest.json").read_text())
-    names = [f"step{s}" for s in organisms.checkpoint_steps(5, cfg.n_linear)]
-    assert list(manifest["revisions"]) == names
+    names = [f"step{s}" for s in organisms.checkpoint_steps(12, cfg.n_linear)]
+    assert names[:4] == ["step0", "step1", "step2", "step3"] and "step10" in names
+    assert list(manifest["revisions"]) == names  # in step order
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted(names)
-    assert manifest["final"] == "step5"
-    for rev in ("step0", "step5"):
+    assert manifest["final"] == "step12"
+    for rev in ("step0", "step12"):
         tok = AutoTokenizer.from_pretrained(root / rev)
         model = AutoModelForCausalLM.from_pretrained(root / rev)
         assert model.config.model_type == "gpt_neox"
@@ -75,7 +76,7 @@ def test_tiny_training_writes_loadable_hf_checkpoints(tmp_path: Path) -> None:
         assert model(input_ids=x).logits.shape == (1, x.shape[1], len(tok))
         for f, h in manifest["revisions"][rev]["files"].items():
             assert _sha(root / rev / f) == h
-    metrics = manifest["revisions"]["step5"]["metrics"]
+    metrics = manifest["revisions"]["step12"]["metrics"]
     assert set(metrics) == {f"acc/{p}/{d}" for p in ("alice", "bob") for d in ("easy", "hard")}
     assert all(0.0 <= v <= 1.0 for v in metrics.values())
 

@@ -78,7 +78,7 @@ def read_manifest(root: Path) -> dict[str, Any] | None:
 
 def write_manifest(root: Path, manifest: Mapping[str, Any]) -> None:
     """Write ``manifest.json`` into ``root``."""
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")  # keeps step order
 
 
 def corrupted_files(root: Path, manifest: Mapping[str, Any], revision: str) -> list[str]:
