@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Create the reference venvs used by benchmarks/bench_extract.py (never part of pyproject.toml):
-#   benchmarks/.venvs/tlens   TransformerLens 4 (TransformerBridge)
-#   benchmarks/.venvs/nnsight nnsight
+# Create the reference venvs of the benchmarks (never part of pyproject.toml):
+#   benchmarks/.venvs/tlens      TransformerLens 4 (TransformerBridge)   bench_extract.py
+#   benchmarks/.venvs/nnsight    nnsight                                 bench_extract.py
+#   benchmarks/.venvs/tuned-lens tuned-lens 0.2.0                        bench_tuned_lens.py
+#   benchmarks/.venvs/elk        eleuther-elk 0.1.1                      bench_ccs.py
+# Usage: bash benchmarks/setup_refs.sh [tlens nnsight tuned-lens elk]   (default: all four)
 # torch is pinned to the CPU build first (2.13.0 resolves to the local CPU wheel here; any other
 # torch spec pulls a multi-GB CUDA build). Override versions with TLENS_SPEC / NNSIGHT_SPEC.
 set -euo pipefail
@@ -11,6 +14,8 @@ python="${PYTHON:-python3}"
 torch_spec="${TORCH_SPEC:-torch==2.13.0}"
 tlens_spec="${TLENS_SPEC:-transformer-lens==4.3.0}"
 nnsight_spec="${NNSIGHT_SPEC:-nnsight==0.8.1}"
+tuned_lens_spec="${TUNED_LENS_SPEC:-tuned-lens==0.2.0}"
+elk_spec="${ELK_SPEC:-eleuther-elk==0.1.1}"
 mkdir -p "$venvs"
 
 make_venv() {  # name, package spec
@@ -30,5 +35,19 @@ print('$1:', '$2', '->', m.version('$(echo "$2" | sed 's/[=<>!~].*//')'), \
 'torch', torch.__version__, 'transformers', transformers.__version__)"
 }
 
-make_venv tlens "$tlens_spec"
-make_venv nnsight "$nnsight_spec"
+for name in "${@:-tlens nnsight tuned-lens elk}"; do
+    for n in $name; do
+        case "$n" in
+            tlens) make_venv tlens "$tlens_spec" ;;
+            nnsight) make_venv nnsight "$nnsight_spec" ;;
+            tuned-lens)
+                make_venv tuned-lens "$tuned_lens_spec"
+                # tuned-lens 0.2.0 imports torchdata's datapipes, removed after 0.9.0; its torch
+                # pin would replace our CPU torch, hence --no-deps.
+                "$venvs/tuned-lens/bin/pip" install -q --no-deps torchdata==0.9.0
+                ;;
+            elk) make_venv elk "$elk_spec" ;;
+            *) echo "unknown reference venv: $n" >&2; exit 2 ;;
+        esac
+    done
+done

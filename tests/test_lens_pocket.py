@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-organisms = pytest.importorskip("mindscope.organisms")
-if not hasattr(organisms, "pocket_corpus"):  # pragma: no cover - until the organism lands
-    pytest.skip("organism:pocket-lm is not available", allow_module_level=True)
+from mindscope import organisms
 
 
 def _spearman(xs: list[float]) -> float:

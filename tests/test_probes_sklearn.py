@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-sklearn = pytest.importorskip("sklearn")
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.covariance import ledoit_wolf_shrinkage  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402

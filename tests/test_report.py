@@ -23,8 +23,6 @@ from mindscope.report import (
 from mindscope.report import conventions as conv
 from mindscope.results import Row, to_frame
 
-pytest.importorskip("plotly")
-
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:

@@ -45,6 +45,12 @@ class QuirkyConfig:
     """Distinct training statements drawn once from the train split (re-sampled each step)."""
     lm_weight: float = 1.0
     """Weight of the next-token loss on the statement tokens (the answer has weight 1)."""
+    truthful_steps: int = 0
+    """Steps at the start trained on Alice (truthful) statements only, like a pretrained model
+    that already checks sums before it is fine-tuned into its quirk; then both personas."""
+    lm_true_only: bool = False
+    """Apply the next-token loss only to statements whose ``c`` is the true sum (so that it
+    teaches addition rather than the spread of distractors)."""
     max_digits: int = 2
     """Operands have 1..max_digits digits."""
     easy_max_digits: int = 1
@@ -131,6 +137,9 @@ def train_quirky(config: QuirkyConfig, out: Path, progress: bool = True) -> Trai
     x_all, last_all = _encode(tok, [p.prompt for p in pool])  # [pool, width], [pool]
     answer_all = torch.tensor([t_id if p.label == 1 else f_id for p in pool])
     x_all[torch.arange(len(pool)), last_all + 1] = answer_all
+    lm_rows = torch.tensor(
+        [1.0 if (p.meta["truth"] == 1 or not config.lm_true_only) else 0.0 for p in pool]
+    )  # [pool]
     cells = {
         f"{who}/{level}": config.dataset(
             config.eval_per_cell,
@@ -148,15 +157,21 @@ def train_quirky(config: QuirkyConfig, out: Path, progress: bool = True) -> Trai
         writer = CheckpointWriter(out, tok)
         positions = torch.arange(x_all.shape[1] - 1)[None]  # [1, width-1]
 
+        alice_rows = torch.tensor([i for i, p in enumerate(pool) if p.meta["persona"] == "alice"])
+
         def loss_fn(step: int) -> torch.Tensor:
-            idx = torch.randint(0, len(pool), (config.batch_size,), generator=gen)
+            if step < config.truthful_steps:
+                pick = torch.randint(0, len(alice_rows), (config.batch_size,), generator=gen)
+                idx = alice_rows[pick]
+            else:
+                idx = torch.randint(0, len(pool), (config.batch_size,), generator=gen)
             x, last = x_all[idx], last_all[idx]  # [b, width], [b]
             logits = model(input_ids=x).logits[:, :-1]  # [b, width-1, vocab]
             rows = torch.arange(len(idx))
             answer = F.cross_entropy(logits[rows, last], x[rows, last + 1])
             lm = F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")  # [b, w-1]
-            mask = positions < last[:, None]  # statement tokens only, not padding
-            return answer + config.lm_weight * (lm * mask).sum() / mask.sum()
+            mask = (positions < last[:, None]) * lm_rows[idx, None]  # statement tokens only
+            return answer + config.lm_weight * (lm * mask).sum() / mask.sum().clamp(min=1)
 
         def on_checkpoint(step: int) -> dict[str, float]:
             metrics = {f"acc/{k}": quirky_accuracy(model, tok, v) for k, v in cells.items()}
