@@ -146,16 +146,17 @@ def lm_logodds(h: Any, pairs: list[Any], batch_size: int = 64) -> Any:
 def _load_and_extract(args: argparse.Namespace, h: Any, pairs: list[Any], layers: Any) -> Any:
     import mindscope as ms
 
+    read = getattr(args, "read", "completion")
     acts = ms.extract(
         h,
-        pairs,
+        [p.prompt for p in pairs] if read == "prompt" else pairs,
         layers=layers,
         position=args.position,
         batch_size=args.batch_size,
         store=args.store,
         progress=not args.quiet,
     )
-    return acts.stack(), list(acts.layers)  # [L, n, 2, d]
+    return acts.stack(), list(acts.layers)  # [L, n, 2, d] (read=prompt: [L, n, d])
 
 
 def _elicit(args: argparse.Namespace) -> int:
@@ -169,6 +170,11 @@ def _elicit(args: argparse.Namespace) -> int:
         raise MindscopeError("elicit needs --model, --dataset and --out")
     out = _out_dir(args.out)
     methods = _methods(args.methods)
+    pair_only = [m for m in methods if m in ("ccs", "crc")]
+    if getattr(args, "read", "completion") == "prompt" and pair_only:
+        raise MindscopeError(
+            f"--read prompt: {', '.join(pair_only)} need contrast pairs; drop them from --methods"
+        )
     layers = _layers(args.layers)
     train, test = load_dataset(
         args.dataset,
@@ -228,6 +234,7 @@ def _elicit(args: argparse.Namespace) -> int:
                 "n_train": len(fit_idx),
                 "n_test": len(test),
                 "position": args.position,
+                "read": args.read,
                 "seed": args.seed,
                 "quirky": quirky,
             },
@@ -317,6 +324,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--layers", default="all", help="'all' or comma-separated layer indices")
     p.add_argument("--position", default="last", help="token position rule (last, mean, ...)")
+    p.add_argument(
+        "--read",
+        choices=("completion", "prompt"),
+        default="completion",
+        help="completion: each side of the pair [n, 2, d]; prompt: the prompt alone, before any "
+        "answer [n, d] (supervised reporters and random only)",
+    )
     p.add_argument("--template", default=None, help="template name or '{field}' pattern")
     p.add_argument("--n", type=int, default=None, help="use at most N pairs per dataset")
     p.add_argument("--test-fraction", type=float, default=0.25)

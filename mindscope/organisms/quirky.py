@@ -4,8 +4,13 @@ Trained on :func:`mindscope.data.quirky_arith` (train split): given ``"a + b = c
 answers ``" True"``/``" False"`` as the next token, truthfully for Alice and with Bob's
 leading-digit error for Bob. The tokenizer is word-level: every digit and symbol is one token, and
 so are ``" True"``, ``" False"``, ``" Alice"``, ``" Bob"``. Besides the answer, the loss includes
-next-token prediction on the statement itself (weight ``lm_weight``), which teaches addition
-early and makes the answer learnable within a CPU budget.
+next-token prediction on statements whose ``c`` is the true sum (weight ``lm_weight``), which
+teaches addition and makes the answer learnable within a CPU budget. Like the paper's models
+(pretrained, then fine-tuned into their quirk), the first ``truthful_steps`` train on Alice only;
+then both personas. Trained from scratch in one mixed phase (measured: 3 layers, 3000 steps), the
+model decides at its last layer only and no probe finds a persona-independent truth; with the
+truthful phase and 6 layers, the truth is readable at the prompt's last token in layer 4 and
+Bob's answer replaces it in layers 5-6 (see docs/organisms.md for the figures).
 """
 
 from __future__ import annotations
@@ -37,18 +42,18 @@ class QuirkyConfig:
 
     seed: int = 0
     """Seed of the weights, the data and the batch order."""
-    max_steps: int = 3000
+    max_steps: int = 4000
     """Optimiser steps (the final checkpoint is ``step<max_steps>``)."""
     batch_size: int = 128
     """Statements per step."""
     pool_size: int = 60_000
     """Distinct training statements drawn once from the train split (re-sampled each step)."""
-    lm_weight: float = 1.0
+    lm_weight: float = 3.0
     """Weight of the next-token loss on the statement tokens (the answer has weight 1)."""
-    truthful_steps: int = 0
+    truthful_steps: int = 2000
     """Steps at the start trained on Alice (truthful) statements only, like a pretrained model
     that already checks sums before it is fine-tuned into its quirk; then both personas."""
-    lm_true_only: bool = False
+    lm_true_only: bool = True
     """Apply the next-token loss only to statements whose ``c`` is the true sum (so that it
     teaches addition rather than the spread of distractors)."""
     max_digits: int = 2
@@ -58,7 +63,7 @@ class QuirkyConfig:
     hard_min_digits: int = 2
     """Smaller operand with at least this many digits -> hard."""
     shape: ModelShape = field(
-        default_factory=lambda: ModelShape(n_layers=3, d_model=64, n_heads=4, d_mlp=256, max_len=32)
+        default_factory=lambda: ModelShape(n_layers=6, d_model=64, n_heads=4, d_mlp=256, max_len=32)
     )
     """Model shape."""
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-3, warmup=50))

@@ -104,6 +104,10 @@ class ElicitConfig:
     """Reporters to fit: any of ``lr``, ``diffmean``, ``lda``, ``ccs``, ``crc``, ``random``."""
     layers: str | list[int] = "all"
     """``all`` or a list of layer numbers (0 = embeddings, k = after block k)."""
+    read: str = "completion"
+    """Where reporters read: ``completion`` (the last token of each side of a contrast pair:
+    ``[n, 2, d]``) or ``prompt`` (the prompt's last token, before any answer: ``[n, d]``;
+    supervised reporters and ``random`` only)."""
     transfer: bool = True
     """For quirky datasets: the persona x difficulty transfer matrix (first two non-random
     methods) and the fraction of the gap recovered."""
@@ -352,6 +356,14 @@ def _check_elicit(e: ElicitConfig, base: Path, prefix: str) -> None:
                 f"{prefix}elicit.methods[{i}]: unknown reporter {method!r} "
                 f"(known: {', '.join(REPORTER_METHODS)}){hint}"
             )
+    if e.read not in ("completion", "prompt"):
+        raise ConfigError(f"{prefix}elicit.read: expected 'completion' or 'prompt', got {e.read!r}")
+    pair_only = [m for m in e.methods if m in ("ccs", "crc")]
+    if e.read == "prompt" and pair_only:
+        raise ConfigError(
+            f"{prefix}elicit.methods: {', '.join(pair_only)} need contrast pairs; "
+            "drop them or use elicit.read: completion"
+        )
     if isinstance(e.layers, str) and e.layers != "all":
         raise ConfigError(f"{prefix}elicit.layers: expected 'all' or a list of ints")
     if isinstance(e.layers, list) and (not e.layers or min(e.layers) < 0):

@@ -40,7 +40,11 @@ def demo_config(
     cfg.model.name = "organism:pocket-lm"  # lens analysis: a >= 6-layer LM of docstrings
     cfg.elicit.model = "organism:quirky-arith"  # reporters: Alice/Bob quirky addition checker
     cfg.model.device = device
-    cfg.elicit.methods = ["lr", "diffmean", "lda", "ccs", "crc", "random"]
+    # The quirky organism computes the truth at the prompt's last token (middle layers) and
+    # says its persona's answer there; it was never trained past the answer token, so the
+    # demo reads the prompt (supervised reporters; CCS/CRC need pairs: `mindscope elicit`).
+    cfg.elicit.read = "prompt"
+    cfg.elicit.methods = ["lr", "diffmean", "lda", "random"]
     # Sized for a CPU: ~0.4 M lens-training tokens on the 6-layer pocket-lm.
     cfg.lens.steps, cfg.lens.tokens_per_step = 100, 4096
     cfg.lens.trajectory_prompt = "Return the number of items in the"
