@@ -10,11 +10,10 @@ side receives the token ids). The package runs in its own virtual environment
 lenses are then scored by the same code (``mindscope.lenses.evaluate``) on held-out text; the
 package's lens is read back from its own ``params.pt`` format, which checks that format's hash.
 
-Setup once (CPU torch first, so pip does not fetch a CUDA build)::
+Setup once (CPU torch first, so pip does not fetch a CUDA build; tuned-lens 0.2.0 also needs
+``torchdata==0.9.0`` installed with ``--no-deps``)::
 
-    python3 -m venv benchmarks/.venvs/tuned-lens
-    benchmarks/.venvs/tuned-lens/bin/pip install torch==2.13.0
-    benchmarks/.venvs/tuned-lens/bin/pip install tuned-lens==0.2.0
+    bash benchmarks/setup_refs.sh tuned-lens
 
 Run::
 

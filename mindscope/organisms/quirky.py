@@ -10,7 +10,7 @@ teaches addition and makes the answer learnable within a CPU budget. Like the pa
 then both personas. Trained from scratch in one mixed phase (measured: 3 layers, 3000 steps), the
 model decides at its last layer only and no probe finds a persona-independent truth; with the
 truthful phase and 6 layers, the truth is readable at the prompt's last token in layer 4 and
-Bob's answer replaces it in layers 5-6 (see docs/organisms.md for the figures).
+Bob's answer replaces it in layers 5-6 (figures: README, "Model organisms" and "Eliciting latent knowledge").
 """
 
 from __future__ import annotations
