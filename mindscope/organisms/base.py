@@ -11,9 +11,31 @@ from safetensors.torch import save_file
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from mindscope.organisms.checkpoints import revision_name
+from mindscope.organisms.neox import ModelShape
 from mindscope.organisms.tokenization import save_tokenizer
+from mindscope.organisms.trainer import OptimConfig, default_threads
 
-__all__ = ["OrganismSpec", "TrainReport", "CheckpointWriter"]
+__all__ = ["OrganismSpec", "OrganismConfig", "TrainReport", "CheckpointWriter"]
+
+
+@dataclass(frozen=True)
+class OrganismConfig:
+    """Fields every organism's training config has (each organism sets its own defaults)."""
+
+    seed: int = 0
+    """Seed of the weights, the data and the batch order."""
+    max_steps: int = 1000
+    """Optimiser steps (the final checkpoint is ``step<max_steps>``)."""
+    batch_size: int = 16
+    """Examples (statements or text windows) per step."""
+    shape: ModelShape = field(default_factory=ModelShape)
+    """Model shape."""
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-3, warmup=50))
+    """Optimiser settings."""
+    n_linear: int = 8
+    """Evenly spaced checkpoints after the log-spaced ones."""
+    threads: int = field(default_factory=default_threads)
+    """Torch threads while training (same seed and thread count: bit-identical weights)."""
 
 
 @dataclass

