@@ -117,7 +117,8 @@ def test_chunked_kl_gradient_matches_naive_loss(neox):
         loss = loss + torch.nn.functional.kl_div(logq, logp, log_target=True, reduction="sum")
     (0.5 * loss).backward()
     torch.testing.assert_close(g, lens.weight.grad, atol=1e-6, rtol=1e-4)
-    assert sums.sum().item() == pytest.approx(loss.item(), rel=1e-5)
+    # the reported KL is sum p log p - sum p log q in float32: round-off ~1e-5 relative
+    assert sums.sum().item() == pytest.approx(loss.item(), rel=1e-4)
 
 
 def test_fit_trains_every_layer_and_beats_the_logit_lens(neox, fitted):

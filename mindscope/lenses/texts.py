@@ -86,10 +86,13 @@ def packed_sequences(tokenizer: Any, texts: Sequence[str], seq_len: int) -> torc
     """
     eos = getattr(tokenizer, "eos_token_id", None)
     ids: list[int] = [] if eos is None else [eos]
-    for i, t in enumerate(check_texts(texts)):
+    docs = check_texts(texts)
+    # one batched call (the fast tokenizers encode in parallel in Rust)
+    encoded = tokenizer(docs, add_special_tokens=False)["input_ids"]
+    for i, seq in enumerate(encoded):
         if i and eos is not None:
             ids.append(eos)
-        ids.extend(_encode(tokenizer, t))
+        ids.extend(seq)
     n = len(ids) // seq_len
     return torch.tensor(ids[: n * seq_len], dtype=torch.long).view(n, seq_len)  # [n_seq, seq_len]
 
