@@ -84,3 +84,18 @@ def test_elicit_bad_input(tiny_dirs, data_files, tmp_path, capsys):
     assert main([*base, "--dataset", str(tmp_path / "missing.jsonl")]) == 2
     assert main([*base, "--dataset", str(data_files[0]), "--layers", "a,b"]) == 2
     assert main(["elicit", "--model", "m"]) == 2
+
+
+def test_elicit_reads_the_prompt(tiny_dirs, data_files, tmp_path):
+    """--read prompt: single-text activations [L, n, d] of the prompts (supervised reporters)."""
+    out = tmp_path / "prompt"
+    base = ["elicit", "--model", str(tiny_dirs["gpt_neox"]), "--dataset", str(data_files[0])]
+    argv = base + ["--read", "prompt", "--methods", "lr,diffmean", "--n-boot", "20", "--quiet"]
+    assert main(argv + ["--out", str(out)]) == 0
+    df = read_table(out / "results.parquet")
+    assert {"lr", "diffmean", "random"} == set(df.method)
+    assert json.loads((out / "run.json").read_text())["read"] == "prompt"
+    rep = load_reporter(out / "reporters" / "lr")
+    assert rep.d_in_ == 32  # the tiny model's width: reporters fitted on [L, n, d]
+    bad = base + ["--read", "prompt", "--methods", "lr,ccs", "--out", str(tmp_path / "b")]
+    assert main(bad) == 2 and not (tmp_path / "b").exists()

@@ -153,6 +153,8 @@ def test_model_folder_without_config_json(tmp_path: Path) -> None:
         ({"elicit": {"methods": []}}, "at least one reporter"),
         ({"elicit": {"layers": "some"}}, "expected 'all' or a list of ints"),
         ({"elicit": {"layers": [-1]}}, "ints >= 0"),
+        ({"elicit": {"read": "answer"}}, "elicit.read: expected 'completion' or 'prompt'"),
+        ({"elicit": {"read": "prompt", "methods": ["lr", "ccs"]}}, "ccs need contrast pairs"),
         ({"lens": {"steps": 0}}, "lens.steps: must be >= 1"),
         ({"name": "a/b"}, "name: 'a/b' must be"),
         ({"lens": {"enabled": False}, "elicit": {"enabled": False}}, "nothing to run"),
