@@ -276,3 +276,21 @@ def test_cli_demo_builds_its_config_and_prints_the_summary(
     lines = out.splitlines()
     assert any(line.startswith("auroc ") for line in lines)
     assert not any(line.startswith("acc ") for line in lines)  # headline metrics only
+
+
+def test_pair_only_methods_are_the_reporters_that_refuse_single_texts() -> None:
+    import torch
+
+    from mindscope.errors import MindscopeError
+    from mindscope.probes.evaluate import METHODS, make_reporter
+    from mindscope.runs.config import PAIR_ONLY_METHODS
+
+    torch.manual_seed(0)
+    x, y = torch.randn(2, 40, 8), torch.arange(40) % 2  # [layers, n, d]: prompts alone
+    refused = set()
+    for method in METHODS:
+        try:
+            make_reporter(method).fit(x, y)
+        except MindscopeError:
+            refused.add(method)
+    assert refused == set(PAIR_ONLY_METHODS)

@@ -48,8 +48,9 @@ def _layers(spec: str) -> str | list[int]:
     return layers
 
 
-def _methods(spec: str) -> list[str]:
+def _methods(spec: str, read: str = "completion") -> list[str]:
     from mindscope.probes.evaluate import METHODS
+    from mindscope.runs.config import read_mode_error
 
     methods = [m.strip() for m in spec.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
@@ -57,6 +58,9 @@ def _methods(spec: str) -> list[str]:
         raise MindscopeError(
             f"--methods: unknown {bad or spec!r}; choose from {', '.join(METHODS)}"
         )
+    problem = read_mode_error(read, methods)
+    if problem:
+        raise MindscopeError(f"--read {read}: {problem}")
     return methods
 
 
@@ -146,10 +150,9 @@ def lm_logodds(h: Any, pairs: list[Any], batch_size: int = 64) -> Any:
 def _load_and_extract(args: argparse.Namespace, h: Any, pairs: list[Any], layers: Any) -> Any:
     import mindscope as ms
 
-    read = getattr(args, "read", "completion")
     acts = ms.extract(
         h,
-        [p.prompt for p in pairs] if read == "prompt" else pairs,
+        [p.prompt for p in pairs] if args.read == "prompt" else pairs,
         layers=layers,
         position=args.position,
         batch_size=args.batch_size,
@@ -169,12 +172,7 @@ def _elicit(args: argparse.Namespace) -> int:
     if not args.model or not args.dataset or not args.out:
         raise MindscopeError("elicit needs --model, --dataset and --out")
     out = _out_dir(args.out)
-    methods = _methods(args.methods)
-    pair_only = [m for m in methods if m in ("ccs", "crc")]
-    if getattr(args, "read", "completion") == "prompt" and pair_only:
-        raise MindscopeError(
-            f"--read prompt: {', '.join(pair_only)} need contrast pairs; drop them from --methods"
-        )
+    methods = _methods(args.methods, args.read)
     layers = _layers(args.layers)
     train, test = load_dataset(
         args.dataset,
@@ -253,7 +251,7 @@ def _transfer(args: argparse.Namespace) -> int:
     if not args.model or not args.datasets or not args.out:
         raise MindscopeError("elicit transfer needs --model, --datasets and --out")
     out = _out_dir(args.out)
-    methods = _methods(args.methods)
+    methods = _methods(args.methods, args.read)
     layers = _layers(args.layers)
     names = [d.strip() for d in args.datasets.split(",") if d.strip()]
     if len(names) < 2:

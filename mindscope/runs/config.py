@@ -17,7 +17,7 @@ import re
 import textwrap
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,23 @@ __all__ = [
 
 REPORTER_METHODS = ("lr", "diffmean", "lda", "ccs", "crc", "random")
 """Reporter keys accepted in ``elicit.methods`` (see :mod:`mindscope.probes`)."""
+
+PAIR_ONLY_METHODS = ("ccs", "crc")
+"""Reporters that need both sides of a contrast pair (they cannot read a prompt alone)."""
+
+READ_MODES = ("completion", "prompt")
+"""Where reporters read: each side of a pair, or the prompt alone (``elicit.read``, ``--read``)."""
+
+
+def read_mode_error(read: str, methods: Sequence[str]) -> str | None:
+    """Why ``methods`` cannot read at ``read``, or None when they can."""
+    if read not in READ_MODES:
+        return f"expected 'completion' or 'prompt', got {read!r}"
+    pair_only = [m for m in methods if m in PAIR_ONLY_METHODS]
+    if read == "prompt" and pair_only:
+        return f"{', '.join(pair_only)} need contrast pairs; drop them or read the completion"
+    return None
+
 
 BUILTIN_DATASETS = ("quirky-arith",)
 """Dataset names accepted in ``elicit.dataset`` besides a JSONL/CSV file of contrast pairs."""
@@ -356,14 +373,9 @@ def _check_elicit(e: ElicitConfig, base: Path, prefix: str) -> None:
                 f"{prefix}elicit.methods[{i}]: unknown reporter {method!r} "
                 f"(known: {', '.join(REPORTER_METHODS)}){hint}"
             )
-    if e.read not in ("completion", "prompt"):
-        raise ConfigError(f"{prefix}elicit.read: expected 'completion' or 'prompt', got {e.read!r}")
-    pair_only = [m for m in e.methods if m in ("ccs", "crc")]
-    if e.read == "prompt" and pair_only:
-        raise ConfigError(
-            f"{prefix}elicit.methods: {', '.join(pair_only)} need contrast pairs; "
-            "drop them or use elicit.read: completion"
-        )
+    problem = read_mode_error(e.read, e.methods)
+    if problem:
+        raise ConfigError(f"{prefix}elicit.read: {problem}")
     if isinstance(e.layers, str) and e.layers != "all":
         raise ConfigError(f"{prefix}elicit.layers: expected 'all' or a list of ints")
     if isinstance(e.layers, list) and (not e.layers or min(e.layers) < 0):
