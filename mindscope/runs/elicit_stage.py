@@ -134,12 +134,11 @@ def elicit_stage(h: Any, cfg: RunConfig, folder: RunFolder, progress: bool) -> p
             f"elicit.layers: layer {max(layers)} does not exist; {h.name} has layers "
             f"0..{h.n_layers}"
         )
-    if e.read == "prompt":  # the prompt's last token, before any answer: [L, n, d]
-        x_tr = ms.extract(h, [p.prompt for p in train], layers=layers, progress=progress).stack()
-        x_te = ms.extract(h, [p.prompt for p in test], layers=layers, progress=progress).stack()
-    else:  # the last token of each side of the pair: [L, n, 2, d]
-        x_tr = ms.extract(h, train, layers=layers, progress=progress).stack()
-        x_te = ms.extract(h, test, layers=layers, progress=progress).stack()
+    # read=prompt: the prompt's last token, before any answer -> [L, n, d];
+    # read=completion: the last token of each side of the pair -> [L, n, 2, d]
+    inputs = (lambda ps: [p.prompt for p in ps]) if e.read == "prompt" else list
+    x_tr = ms.extract(h, inputs(train), layers=layers, progress=progress).stack()
+    x_te = ms.extract(h, inputs(test), layers=layers, progress=progress).stack()
     # Reporters are scored against the truth (quirky: the sum is right), fitted on what the
     # training examples' persona says; for quirky data only Alice (truthful) trains the main fit.
     truth_tr = torch.tensor([int(p.meta["truth"]) if quirky else p.label for p in train])
