@@ -133,19 +133,29 @@ def test_summary_picks_min_for_kl_and_max_for_auroc() -> None:
     assert "auroc" in text and "0.900" in text and "[0.800, 1.000]" in text
 
 
+def test_summary_kl_leaves_out_the_last_layer() -> None:
+    # At the last layer a lens is the model's own output: KL 0 there would always be "best".
+    rows = [Row("kl", v, "logit_lens", k) for k, v in enumerate([2.0, 0.5, 0.9, 0.0])]
+    s = summarize(to_frame(rows)).set_index("metric")
+    assert s.loc["kl", "best"] == 0.5 and s.loc["kl", "layer"] == 1
+    assert s.loc["kl", "mean"] == pytest.approx((2.0 + 0.5 + 0.9) / 3)
+    assert s.loc["kl", "rows"] == 3
+    # a single-layer series keeps its one row
+    one = summarize(to_frame([Row("kl", 0.3, "tuned", 5)])).set_index("metric")
+    assert one.loc["kl", "best"] == 0.3
+
+
 def test_summary_leaves_out_trajectory_and_nan(table: pd.DataFrame) -> None:
     s = summarize(table)
     assert "top_prob" not in set(s["metric"])
     # per-position KL rows of the trajectory do not leak into the per-layer KL summary
     kl = s[(s["metric"] == "kl") & (s["method"] == "logit_lens")]
     assert kl["dataset"].tolist() == ["pocket-corpus"]
-    assert kl["rows"].tolist() == [
-        len(
-            conv.lens_kl_rows(conv.aggregate_rows(table)).query(
-                "method == 'logit_lens' and step == -1"
-            )
-        )
-    ]
+    per_layer = conv.lens_kl_rows(conv.aggregate_rows(table)).query(
+        "method == 'logit_lens' and step == -1"
+    )
+    # every layer but the last (where a lens is the model itself) is summarised
+    assert kl["rows"].tolist() == [len(per_layer) - 1]
     assert not s["best"].isna().any()
     nan_only = to_frame([Row("auroc", math.nan, "lr", 0)])
     assert summarize(nan_only).empty
@@ -198,3 +208,18 @@ def test_lone_transfer_cells_are_not_drawn_as_matrices() -> None:
     assert [f.layout.title.text for f in section.figures] == ["Transfer matrix: lr (layer 2)"]
     (alone,) = [s for s in build_sections(to_frame(rows[-1:])) if s.id == "transfer"]
     assert len(alone.figures) == 1
+
+
+def test_trajectory_cells_show_whitespace_tokens() -> None:
+    from mindscope.report.figures import trajectory_figures, visible_token
+
+    assert visible_token("\n") == "↵" and visible_token("\r\n") == "↵"
+    assert visible_token(" ") == "␣" and visible_token("  ") == "␣␣"
+    assert visible_token("\t") == "⇥" and visible_token(" the") == " the"
+    rows = [
+        Row("top_prob", 0.4, "logit_lens", layer, extra=json.dumps({"pos": 0, "top_token": tok}))
+        for layer, tok in enumerate(["\n", " ", "a"])
+    ]
+    (fig,) = trajectory_figures(conv.trajectory_rows(to_frame(rows)))
+    cells = [row[0] for row in fig.data[0].text]
+    assert cells == ["↵", "␣", "a"]

@@ -20,6 +20,7 @@ __all__ = [
     "one_step",
     "lens_kl_figures",
     "trajectory_figures",
+    "visible_token",
     "auroc_figures",
     "transfer_figures",
     "pgr_figures",
@@ -175,6 +176,13 @@ def auroc_figures(rows: pd.DataFrame) -> list[Any]:
     return figs
 
 
+def visible_token(token: str) -> str:
+    """A token as a heatmap cell shows it: newlines and tabs as ``↵``/``⇥``, an all-space token as
+    ``␣`` per space (otherwise a ``"\\n"`` or ``" "`` prediction would be an empty cell)."""
+    shown = token.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "↵").replace("\t", "⇥")
+    return shown.replace(" ", "␣") if shown and not shown.strip(" ") else shown
+
+
 def trajectory_figures(rows: pd.DataFrame) -> list[Any]:
     """One heatmap per lens: top token (text) and its probability (colour), layer x position."""
     if rows.empty:
@@ -192,7 +200,7 @@ def trajectory_figures(rows: pd.DataFrame) -> list[Any]:
         for r in grp.itertuples(index=False):
             z[li[r.layer], pi[r.position]] = r.value
             # Plotly reads <b>, <br>, ... in text as markup: escape tokens (it decodes entities).
-            text[li[r.layer], pi[r.position]] = html.escape(r.token, quote=False)
+            text[li[r.layer], pi[r.position]] = html.escape(visible_token(r.token), quote=False)
             inputs.setdefault(int(r.position), r.input)
         xlabels = [
             html.escape(f"{p}: {inputs.get(int(p), '')!r}"[:24], quote=False) for p in positions

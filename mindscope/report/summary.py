@@ -33,7 +33,8 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     ``layer`` and ``step`` say where it was reached, ``ci_low``/``ci_high`` are that row's CI and
     ``mean`` is the mean over the series' rows (e.g. over layers: the usual lens comparison) and
     ``rows`` counts them. Per-position (trajectory) rows and transfer-matrix cells (shown in
-    their own sections) are left out.
+    their own sections) are left out. For a lens's ``kl`` the last layer is left out of both: there
+    every lens is the model's own output, so its KL is 0 by construction and says nothing.
     """
     cols = [*KEYS, "best", "layer", "step", "ci_low", "ci_high", "mean", "n", "rows"]
     body = aggregate_rows(df)
@@ -41,6 +42,8 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     out = []
     for keys, grp in body.groupby(KEYS, dropna=False, sort=True):
         lower = lower_is_better(str(keys[-1]))
+        if str(keys[-1]).lower() == "kl" and grp["layer"].nunique() > 1:
+            grp = grp[grp["layer"] < grp["layer"].max()]
         best = grp.loc[grp["value"].idxmin() if lower else grp["value"].idxmax()]
         out.append(
             {
