@@ -145,3 +145,32 @@ def test_default_configs_meet_the_spec() -> None:
     assert organisms.revisions("quirky-arith")[:4] == ["step0", "step1", "step2", "step4"]
     cfg = organisms.default_config("quirky-arith", seed=3)
     assert cfg.seed == 3 and cfg.threads >= 1
+
+
+@pytest.mark.parametrize("rotary_pct", [0.25, 1.0])
+def test_train_logits_is_the_hf_forward(rotary_pct: float) -> None:
+    """The lean training forward computes exactly what GPTNeoXForCausalLM.forward does."""
+    from mindscope.organisms.neox import build_model, train_logits
+
+    shape = ModelShape(
+        n_layers=3, d_model=32, n_heads=4, d_mlp=64, max_len=24, rotary_pct=rotary_pct
+    )
+    model = build_model(shape, vocab_size=40, eos_id=0, seed=1)
+    with torch.no_grad():  # random weights all over, so every parameter matters
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    ids = torch.randint(0, 40, (5, 17), generator=torch.Generator().manual_seed(0))
+    ref = model(input_ids=ids).logits  # [5, 17, 40]
+    out = train_logits(model, ids)
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    grads = []
+    for logits in (ref, out):
+        model.zero_grad()
+        logits.square().mean().backward(retain_graph=True)
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for g_ref, g_out in zip(*grads):
+        torch.testing.assert_close(g_out, g_ref, rtol=1e-4, atol=1e-6)
+    # anything else goes through the model's own forward
+    model.config.use_parallel_residual = False
+    torch.testing.assert_close(train_logits(model, ids), model(input_ids=ids).logits)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-__all__ = ["ModelShape", "build_model"]
+__all__ = ["ModelShape", "build_model", "train_logits"]
 
 
 @dataclass(frozen=True)
@@ -24,8 +26,10 @@ class ModelShape:
     """Hidden width of each MLP."""
     max_len: int = 128
     """Longest sequence the model is trained on (``max_position_embeddings``)."""
+    rotary_pct: float = 0.25
+    """Fraction of each head's dimensions rotated by rotary embeddings (Pythia: 0.25)."""
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, float]:
         """The shape as a plain dict (for manifests)."""
         return asdict(self)
 
@@ -33,8 +37,8 @@ class ModelShape:
 def build_model(shape: ModelShape, vocab_size: int, eos_id: int, seed: int) -> GPTNeoXForCausalLM:
     """A freshly initialised GPT-NeoX causal LM; the same ``seed`` gives the same weights.
 
-    Dropout is off; rotary embeddings on a quarter of each head (the default, as in Pythia); untied
-    embedding and unembedding, as in Pythia.
+    Dropout is off; rotary embeddings on ``shape.rotary_pct`` of each head (default a quarter, as
+    in Pythia); untied embedding and unembedding, as in Pythia.
     """
     config = GPTNeoXConfig(
         vocab_size=vocab_size,
@@ -43,6 +47,7 @@ def build_model(shape: ModelShape, vocab_size: int, eos_id: int, seed: int) -> G
         num_attention_heads=shape.n_heads,
         intermediate_size=shape.d_mlp,
         max_position_embeddings=shape.max_len,
+        rope_parameters={"rope_type": "default", "partial_rotary_factor": shape.rotary_pct},
         use_parallel_residual=True,
         hidden_dropout=0.0,
         attention_dropout=0.0,
@@ -55,3 +60,47 @@ def build_model(shape: ModelShape, vocab_size: int, eos_id: int, seed: int) -> G
     model = GPTNeoXForCausalLM(config)
     model.config.use_cache = False
     return model
+
+
+def train_logits(model: GPTNeoXForCausalLM, input_ids: torch.Tensor) -> torch.Tensor:
+    """The logits ``[batch, seq, vocab]`` of ``model`` for right-padded ``input_ids``
+    ``[batch, seq]``: the same computation as ``model(input_ids=...).logits`` (a test checks they
+    agree) without the per-call work of the general forward (mask building, rotary tables, output
+    objects), which is a sizeable share of a tiny model's training step.
+
+    Only for what :func:`build_model` makes (parallel residual, GELU, no dropout, no cache);
+    any other model goes through its own forward.
+    """
+    c = model.config
+    if not (
+        isinstance(model, GPTNeoXForCausalLM)
+        and c.use_parallel_residual
+        and c.hidden_act == "gelu"
+        and (c.rope_parameters or {}).get("rope_type", "default") == "default"
+        and not (model.training and (c.hidden_dropout or c.attention_dropout))
+    ):
+        return model(input_ids=input_ids).logits
+    core: Any = model.gpt_neox  # (nn.Module attributes are untyped)
+    b, t = input_ids.shape
+    n_heads = c.num_attention_heads
+    head = c.hidden_size // n_heads
+    rot = core.layers[0].attention.rotary_ndims
+    inv_freq = core.rotary_emb.inv_freq.float()  # [rot/2]
+    freqs = torch.arange(t, dtype=torch.float, device=input_ids.device)[:, None] * inv_freq[None]
+    angles = torch.cat((freqs, freqs), dim=-1)  # [t, rot]
+    cos, sin = angles.cos(), angles.sin()
+
+    def rope(z: torch.Tensor) -> torch.Tensor:  # [b, heads, t, head]
+        zr, zp = z[..., :rot], z[..., rot:]
+        half = torch.cat((-zr[..., rot // 2 :], zr[..., : rot // 2]), dim=-1)
+        return torch.cat((zr * cos + half * sin, zp), dim=-1)
+
+    h = core.embed_in(input_ids)  # [b, t, d]
+    for layer in core.layers:
+        attn = layer.attention
+        qkv = attn.query_key_value(layer.input_layernorm(h))
+        q, k, v = qkv.view(b, t, n_heads, 3 * head).transpose(1, 2).chunk(3, dim=-1)
+        a = F.scaled_dot_product_attention(rope(q), rope(k), v, is_causal=True, scale=attn.scaling)
+        a = attn.dense(a.transpose(1, 2).reshape(b, t, -1))
+        h = layer.mlp(layer.post_attention_layernorm(h)) + a + h
+    return model.lm_head(core.final_layer_norm(h))

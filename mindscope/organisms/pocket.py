@@ -20,7 +20,7 @@ from tokenizers import Tokenizer
 from mindscope.organisms.base import CheckpointWriter, OrganismConfig, OrganismSpec, TrainReport
 from mindscope.organisms.checkpoints import checkpoint_steps
 from mindscope.organisms.corpus import corpus_fingerprint, pocket_corpus
-from mindscope.organisms.neox import ModelShape, build_model
+from mindscope.organisms.neox import ModelShape, build_model, train_logits
 from mindscope.organisms.tokenization import EOS, to_hf, train_bpe_tokenizer
 from mindscope.organisms.trainer import deterministic, train_loop
 
@@ -114,7 +114,7 @@ def train_pocket(config: PocketConfig, out: Path, progress: bool = True) -> Trai
                 0, len(train) - config.seq_len - 1, (config.batch_size, 1), generator=gen
             )
             w = train[starts + offsets]  # [b, seq_len+1]
-            logits = model(input_ids=w[:, :-1]).logits  # [b, seq_len, vocab]
+            logits = train_logits(model, w[:, :-1])  # [b, seq_len, vocab]
             return F.cross_entropy(logits.transpose(1, 2), w[:, 1:])
 
         def on_checkpoint(step: int) -> dict[str, float]:

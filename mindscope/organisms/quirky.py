@@ -3,15 +3,15 @@
 Trained on :func:`mindscope.data.quirky_arith` (train split): given ``"a + b = c. Alice:"`` it
 answers ``" True"``/``" False"`` as the next token, truthfully for Alice and with Bob's
 leading-digit error for Bob. The tokenizer is word-level: every digit and symbol is one token, and
-so are ``" True"``, ``" False"``, ``" Alice"``, ``" Bob"``. Besides the answer, the loss includes
-next-token prediction on statements whose ``c`` is the true sum (weight ``lm_weight``), which
-teaches addition and makes the answer learnable within a CPU budget. Like the paper's models
-(pretrained, then fine-tuned into their quirk), the first ``truthful_steps`` train on Alice only;
-then both personas. Trained from scratch in one mixed phase (measured: 3 layers, 3000 steps), the
-model decides at its last layer only and no probe finds a persona-independent truth; with the
-truthful phase and 6 layers, the truth is readable at the prompt's last token in layer 4 and
-Bob's answer replaces it in layers 5-6 (figures: the README's "Model organisms" and
-"Eliciting latent knowledge" sections).
+so are ``" True"``, ``" False"``, ``" Alice"``, ``" Bob"``, ``" + "`` and ``" = "``. Besides the
+answer, the loss includes next-token prediction on statements whose ``c`` is the true sum (weight
+``lm_weight``), which teaches addition and makes the answer learnable within a CPU budget. Like
+the paper's models (pretrained, then fine-tuned into their quirk), the first ``truthful_steps``
+train on Alice only; then both personas. Trained from scratch in one mixed phase (measured: 3
+layers, 3000 steps), the model decides at its last layer only and no probe finds a
+persona-independent truth; with the truthful phase and 6 layers, the truth is readable at the
+prompt's last token in a middle layer and Bob's answer replaces it in the last layers (figures:
+the README's "Model organisms" and "Eliciting latent knowledge" sections).
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from mindscope.data.pairs import ContrastPair
 from mindscope.data.quirky import PERSONAS, QUIRKY_COMPLETIONS, quirky_arith
 from mindscope.organisms.base import CheckpointWriter, OrganismConfig, OrganismSpec, TrainReport
 from mindscope.organisms.checkpoints import checkpoint_steps
-from mindscope.organisms.neox import ModelShape, build_model
+from mindscope.organisms.neox import ModelShape, build_model, train_logits
 from mindscope.organisms.tokenization import to_hf, word_level_tokenizer
 from mindscope.organisms.trainer import deterministic, train_loop
 
 __all__ = ["QuirkyConfig", "train_quirky", "quirky_tokenizer", "quirky_accuracy", "SPEC"]
 
-_WORDS = (" True", " False", " Alice", " Bob")
+_WORDS = (" True", " False", " Alice", " Bob", " + ", " = ")
 _CHARS = "0123456789 +=.:"
 
 
@@ -41,7 +41,7 @@ _CHARS = "0123456789 +=.:"
 class QuirkyConfig(OrganismConfig):
     """Training config of ``quirky-arith``."""
 
-    max_steps: int = 4000
+    max_steps: int = 3500
     """Optimiser steps (the final checkpoint is ``step<max_steps>``)."""
     batch_size: int = 128
     """Statements per step."""
@@ -49,12 +49,16 @@ class QuirkyConfig(OrganismConfig):
     """Distinct training statements drawn once from the train split (re-sampled each step)."""
     lm_weight: float = 3.0
     """Weight of the next-token loss on the statement tokens (the answer has weight 1)."""
-    truthful_steps: int = 2000
+    truthful_steps: int = 1750
     """Steps at the start trained on Alice (truthful) statements only, like a pretrained model
     that already checks sums before it is fine-tuned into its quirk; then both personas."""
     lm_true_only: bool = True
     """Apply the next-token loss only to statements whose ``c`` is the true sum (so that it
     teaches addition rather than the spread of distractors)."""
+    words: tuple[str, ...] = _WORDS
+    """Multi-character tokens of the word-level tokenizer (every other character of the prompt is
+    one token). Merging ``" + "`` and ``" = "`` shortens a prompt from at most 16 to 12 tokens: each
+    step is cheaper and digits of the operands and of ``c`` are closer."""
     max_digits: int = 2
     """Operands have 1..max_digits digits."""
     easy_max_digits: int = 1
@@ -62,9 +66,12 @@ class QuirkyConfig(OrganismConfig):
     hard_min_digits: int = 2
     """Smaller operand with at least this many digits -> hard."""
     shape: ModelShape = field(
-        default_factory=lambda: ModelShape(n_layers=6, d_model=64, n_heads=4, d_mlp=256, max_len=32)
+        default_factory=lambda: ModelShape(
+            n_layers=6, d_model=64, n_heads=4, d_mlp=256, max_len=32, rotary_pct=1.0
+        )
     )
-    """Model shape."""
+    """Model shape. Rotary embeddings on every dimension of a head (Pythia: a quarter) make the
+    digit-aligning attention easier to learn: the hard cells gain 2-3 points at equal steps."""
     eval_per_cell: int = 500
     """Held-out statements per (persona, difficulty) cell, measured at every checkpoint."""
 
@@ -97,9 +104,10 @@ class QuirkyConfig(OrganismConfig):
         )
 
 
-def quirky_tokenizer():  # noqa: ANN201 (PreTrainedTokenizerFast, imported lazily by callers)
-    """The word-level tokenizer of ``quirky-arith`` (HF fast tokenizer)."""
-    return to_hf(word_level_tokenizer(list(_WORDS), _CHARS))
+def quirky_tokenizer(words: tuple[str, ...] = _WORDS):  # noqa: ANN201 (PreTrainedTokenizerFast)
+    """The word-level tokenizer of ``quirky-arith`` (HF fast tokenizer): ``words`` are single
+    tokens, and so is every other character of a prompt."""
+    return to_hf(word_level_tokenizer(list(words), _CHARS))
 
 
 def _encode(tok: Any, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,17 +135,28 @@ def quirky_accuracy(
     return right / max(1, len(pairs))
 
 
+def _lm_targets(x: torch.Tensor, last: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Next-token targets ``[n, width-1]`` of the statement tokens; ``-100``: no loss there.
+
+    Position ``t`` predicts token ``t+1``; the statement's tokens up to the persona's ``':'``
+    are predicted (not the answer, not the padding), in the rows where ``rows`` ``[n]`` is true.
+    """
+    target = x[:, 1:].clone()
+    target[torch.arange(x.shape[1] - 1)[None] >= last[:, None]] = -100
+    target[~rows] = -100
+    return target
+
+
 def train_quirky(config: QuirkyConfig, out: Path, progress: bool = True) -> TrainReport:
     """Train ``quirky-arith`` with ``config``, writing every checkpoint into ``out``."""
-    tok = quirky_tokenizer()
+    tok = quirky_tokenizer(config.words)
     t_id, f_id = (tok.convert_tokens_to_ids(w) for w in (" True", " False"))
     pool = config.dataset(config.pool_size, seed=config.seed, split="train")
     x_all, last_all = _encode(tok, [p.prompt for p in pool])  # [pool, width], [pool]
     answer_all = torch.tensor([t_id if p.label == 1 else f_id for p in pool])
     x_all[torch.arange(len(pool)), last_all + 1] = answer_all
-    lm_rows = torch.tensor(
-        [1.0 if (p.meta["truth"] == 1 or not config.lm_true_only) else 0.0 for p in pool]
-    )  # [pool]
+    lm_rows = torch.tensor([p.meta["truth"] == 1 or not config.lm_true_only for p in pool])
+    lm_target_all = _lm_targets(x_all, last_all, lm_rows)  # [pool, width-1]
     cells = {
         f"{who}/{level}": config.dataset(
             config.eval_per_cell,
@@ -153,7 +172,6 @@ def train_quirky(config: QuirkyConfig, out: Path, progress: bool = True) -> Trai
         model = build_model(config.shape, len(tok), tok.eos_token_id, config.seed)
         gen = torch.Generator().manual_seed(config.seed)
         writer = CheckpointWriter(out, tok)
-        positions = torch.arange(x_all.shape[1] - 1)[None]  # [1, width-1]
 
         alice_rows = torch.tensor([i for i, p in enumerate(pool) if p.meta["persona"] == "alice"])
 
@@ -164,12 +182,12 @@ def train_quirky(config: QuirkyConfig, out: Path, progress: bool = True) -> Trai
             else:
                 idx = torch.randint(0, len(pool), (config.batch_size,), generator=gen)
             x, last = x_all[idx], last_all[idx]  # [b, width], [b]
-            logits = model(input_ids=x).logits[:, :-1]  # [b, width-1, vocab]
+            logits = train_logits(model, x)[:, :-1]  # [b, width-1, vocab]
             rows = torch.arange(len(idx))
             answer = F.cross_entropy(logits[rows, last], x[rows, last + 1])
-            lm = F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")  # [b, w-1]
-            mask = (positions < last[:, None]) * lm_rows[idx, None]  # statement tokens only
-            return answer + config.lm_weight * (lm * mask).sum() / mask.sum().clamp(min=1)
+            target = lm_target_all[idx]  # [b, width-1], -100 where no next-token loss
+            lm = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="sum")
+            return answer + config.lm_weight * lm / (target != -100).sum().clamp(min=1)
 
         def on_checkpoint(step: int) -> dict[str, float]:
             metrics = {f"acc/{k}": quirky_accuracy(model, tok, v) for k, v in cells.items()}
@@ -191,7 +209,7 @@ def train_quirky(config: QuirkyConfig, out: Path, progress: bool = True) -> Trai
         metrics=writer.metrics,
         info={
             "final_accuracy": final,
-            "token_ids": {w: tok.convert_tokens_to_ids(w) for w in _WORDS},
+            "token_ids": {w: tok.convert_tokens_to_ids(w) for w in config.words},
         },
     )
 

