@@ -47,6 +47,10 @@ class QuirkyConfig(OrganismConfig):
     """Statements per step."""
     pool_size: int = 60_000
     """Distinct training statements drawn once from the train split (re-sampled each step)."""
+    hard_share: float | None = 0.5
+    """Share of hard statements in the training pool (``None``: the generator's own mix, where
+    two-digit operands on both sides, i.e. hard, are a quarter). The hard cells are the slow ones
+    to learn; the held-out cells are scored per difficulty either way."""
     lm_weight: float = 3.0
     """Weight of the next-token loss on the statement tokens (the answer has weight 1)."""
     truthful_steps: int = 1750
@@ -135,6 +139,20 @@ def quirky_accuracy(
     return right / max(1, len(pairs))
 
 
+def _training_pool(config: QuirkyConfig) -> list[ContrastPair]:
+    """The training statements: ``pool_size`` from the train split, ``hard_share`` of them hard."""
+    if config.hard_share is None:
+        return config.dataset(config.pool_size, seed=config.seed, split="train")
+    if not 0.0 <= config.hard_share <= 1.0:
+        raise ValueError(f"hard_share must be in [0, 1] or None, got {config.hard_share}")
+    n_hard = round(config.pool_size * config.hard_share / 8) * 8  # keeps each cross-tab exact
+    hard = config.dataset(n_hard, seed=config.seed, difficulty="hard", split="train")
+    easy = config.dataset(
+        config.pool_size - n_hard, seed=config.seed, difficulty="easy", split="train"
+    )
+    return easy + hard  # order is irrelevant: batches are drawn at random
+
+
 def _lm_targets(x: torch.Tensor, last: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """Next-token targets ``[n, width-1]`` of the statement tokens; ``-100``: no loss there.
 
@@ -151,7 +169,7 @@ def train_quirky(config: QuirkyConfig, out: Path, progress: bool = True) -> Trai
     """Train ``quirky-arith`` with ``config``, writing every checkpoint into ``out``."""
     tok = quirky_tokenizer(config.words)
     t_id, f_id = (tok.convert_tokens_to_ids(w) for w in (" True", " False"))
-    pool = config.dataset(config.pool_size, seed=config.seed, split="train")
+    pool = _training_pool(config)
     x_all, last_all = _encode(tok, [p.prompt for p in pool])  # [pool, width], [pool]
     answer_all = torch.tensor([t_id if p.label == 1 else f_id for p in pool])
     x_all[torch.arange(len(pool)), last_all + 1] = answer_all
