@@ -61,8 +61,8 @@ def test_quirky_organism_alice_easy_to_bob_hard(quirky_organism):
     h = ms.load_model(path)
     final = organisms.info("quirky-arith")["metrics"][f"step{cfg.max_steps}"]
     print("held-out accuracy by persona/difficulty:", final)
-    assert min(final["acc/alice/easy"], final["acc/bob/easy"]) >= 0.95
-    assert min(final["acc/alice/hard"], final["acc/bob/hard"]) >= 0.85
+    assert min(final.values()) >= 0.95  # the target, every persona x difficulty cell
+    assert set(final) == {f"acc/{p}/{d}" for p in ("alice", "bob") for d in ("easy", "hard")}
 
     pairs = cfg.dataset(1600, seed=0, split="train") + cfg.dataset(800, seed=1, split="test")
     prompts = [p.prompt for p in pairs]
