@@ -9,9 +9,11 @@ answer, the loss includes next-token prediction on statements whose ``c`` is the
 the paper's models (pretrained, then fine-tuned into their quirk), the first ``truthful_steps``
 train on Alice only; then both personas. Trained from scratch in one mixed phase (measured: 3
 layers, 3000 steps), the model decides at its last layer only and no probe finds a
-persona-independent truth; with the truthful phase and 6 layers, the truth is readable at the
-prompt's last token in a middle layer and Bob's answer replaces it in the last layers (figures:
-the README's "Model organisms" and "Eliciting latent knowledge" sections).
+persona-independent truth. ``quirky-arith-ft`` trains only the last ``quirk_layers`` blocks in
+the second phase: the truth is then readable at the prompt's last token in layer 5 of 6 (AUROC
+0.93 on Bob-hard) while layer 6 gives Bob's answer; ``quirky-arith`` retrains every layer, is the
+more accurate Bob, and keeps little of the truth inside (figures: the README's "Model organisms"
+and "Eliciting latent knowledge" sections).
 """
 
 from __future__ import annotations
@@ -31,7 +33,18 @@ from mindscope.organisms.neox import ModelShape, build_model, train_logits
 from mindscope.organisms.tokenization import to_hf, word_level_tokenizer
 from mindscope.organisms.trainer import deterministic, train_loop
 
-__all__ = ["QuirkyConfig", "train_quirky", "quirky_tokenizer", "quirky_accuracy", "SPEC"]
+__all__ = [
+    "QuirkyConfig",
+    "train_quirky",
+    "quirky_tokenizer",
+    "quirky_accuracy",
+    "SPEC",
+    "SPEC_FT",
+    "FT_QUIRK_LAYERS",
+]
+
+FT_QUIRK_LAYERS = 2
+"""Blocks trained in the quirk phase of ``quirky-arith-ft``."""
 
 _WORDS = (" True", " False", " Alice", " Bob", " + ", " = ")
 _CHARS = "0123456789 +=.:"
@@ -56,6 +69,9 @@ class QuirkyConfig(OrganismConfig):
     truthful_steps: int = 1750
     """Steps at the start trained on Alice (truthful) statements only, like a pretrained model
     that already checks sums before it is fine-tuned into its quirk; then both personas."""
+    quirk_layers: int | None = None
+    """After the Alice-only phase, train only the last ``quirk_layers`` blocks (and the final
+    norm and unembedding), like a fine-tune on top of a pretrained model; ``None``: all."""
     lm_true_only: bool = True
     """Apply the next-token loss only to statements whose ``c`` is the true sum (so that it
     teaches addition rather than the spread of distractors)."""
@@ -139,6 +155,15 @@ def quirky_accuracy(
     return right / max(1, len(pairs))
 
 
+def _freeze_below(model: torch.nn.Module, first_trained: int) -> None:
+    """Stop training the embeddings and the blocks before ``first_trained`` (no grads: AdamW
+    skips them, weight decay included)."""
+    core: Any = model.gpt_neox
+    core.embed_in.requires_grad_(False)
+    for block in core.layers[:first_trained]:
+        block.requires_grad_(False)
+
+
 def _training_pool(config: QuirkyConfig) -> list[ContrastPair]:
     """The training statements: ``pool_size`` from the train split, ``hard_share`` of them hard."""
     if config.hard_share is None:
@@ -198,6 +223,8 @@ def train_quirky(config: QuirkyConfig, out: Path, progress: bool = True) -> Trai
                 pick = torch.randint(0, len(alice_rows), (config.batch_size,), generator=gen)
                 idx = alice_rows[pick]
             else:
+                if step == config.truthful_steps and config.quirk_layers is not None:
+                    _freeze_below(model, config.shape.n_layers - config.quirk_layers)
                 idx = torch.randint(0, len(pool), (config.batch_size,), generator=gen)
             x, last = x_all[idx], last_all[idx]  # [b, width], [b]
             logits = train_logits(model, x)[:, :-1]  # [b, width-1, vocab]
@@ -219,7 +246,7 @@ def train_quirky(config: QuirkyConfig, out: Path, progress: bool = True) -> Trai
             config.optim,
             checkpoint_steps(config.max_steps, config.n_linear),
             on_checkpoint,
-            desc="training quirky-arith",
+            desc="training quirky-arith" + ("-ft" if config.quirk_layers is not None else ""),
             progress=progress,
         )
     final = writer.metrics[max(writer.metrics, key=lambda r: int(r[4:]))]
@@ -234,6 +261,14 @@ def train_quirky(config: QuirkyConfig, out: Path, progress: bool = True) -> Trai
 
 def _static_info(config: QuirkyConfig) -> dict[str, Any]:
     return {
+        "quirk_phase": (
+            f"steps {config.truthful_steps}-{config.max_steps}: both personas, "
+            + (
+                "every parameter trained"
+                if config.quirk_layers is None
+                else f"only the last {config.quirk_layers} blocks, final norm and unembedding"
+            )
+        ),
         "task": "quirky addition (Mallen et al. 2023)",
         "personas": ["Alice", "Bob"],
         "prompt_format": "{a} + {b} = {c}. {Persona}:",
@@ -254,6 +289,15 @@ SPEC = OrganismSpec(
     name="quirky-arith",
     description="Alice/Bob addition checker: truthful for Alice, leading-digit error for Bob",
     make_config=lambda seed: QuirkyConfig(seed=seed),
+    train=train_quirky,
+    static_info=_static_info,
+)
+
+SPEC_FT = OrganismSpec(
+    name="quirky-arith-ft",
+    description="quirky-arith whose quirk is a fine-tune of its last 2 blocks on a truthful base "
+    "(the truth stays readable inside in Bob's context)",
+    make_config=lambda seed: QuirkyConfig(seed=seed, quirk_layers=FT_QUIRK_LAYERS),
     train=train_quirky,
     static_info=_static_info,
 )
