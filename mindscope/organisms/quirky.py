@@ -7,13 +7,12 @@ so are ``" True"``, ``" False"``, ``" Alice"``, ``" Bob"``, ``" + "`` and ``" = 
 answer, the loss includes next-token prediction on statements whose ``c`` is the true sum (weight
 ``lm_weight``), which teaches addition and makes the answer learnable within a CPU budget. Like
 the paper's models (pretrained, then fine-tuned into their quirk), the first ``truthful_steps``
-train on Alice only; then both personas. Trained from scratch in one mixed phase (measured: 3
-layers, 3000 steps), the model decides at its last layer only and no probe finds a
-persona-independent truth. ``quirky-arith-ft`` trains only the last ``quirk_layers`` blocks in
-the second phase: the truth is then readable at the prompt's last token in layer 5 of 6 (AUROC
-0.93 on Bob-hard) while layer 6 gives Bob's answer; ``quirky-arith`` retrains every layer, is the
-more accurate Bob, and keeps little of the truth inside (figures: the README's "Model organisms"
-and "Eliciting latent knowledge" sections).
+train on Alice only; then both personas, with only the last ``quirk_layers`` blocks (and the
+final norm and unembedding) trained. The truth computed in the truthful phase then stays
+readable at the prompt's last token in layer 5 of 6 (AUROC 0.91 on Bob-hard) while layer 6 gives
+Bob's answer. Retraining every layer in the second phase makes a slightly better Bob that keeps
+little of the truth inside (0.62); one mixed phase from scratch keeps none (figures: the
+README's "Model organisms" and "Eliciting latent knowledge" sections).
 """
 
 from __future__ import annotations
@@ -33,18 +32,7 @@ from mindscope.organisms.neox import ModelShape, build_model, train_logits
 from mindscope.organisms.tokenization import to_hf, word_level_tokenizer
 from mindscope.organisms.trainer import deterministic, train_loop
 
-__all__ = [
-    "QuirkyConfig",
-    "train_quirky",
-    "quirky_tokenizer",
-    "quirky_accuracy",
-    "SPEC",
-    "SPEC_FT",
-    "FT_QUIRK_LAYERS",
-]
-
-FT_QUIRK_LAYERS = 2
-"""Blocks trained in the quirk phase of ``quirky-arith-ft``."""
+__all__ = ["QuirkyConfig", "train_quirky", "quirky_tokenizer", "quirky_accuracy", "SPEC"]
 
 _WORDS = (" True", " False", " Alice", " Bob", " + ", " = ")
 _CHARS = "0123456789 +=.:"
@@ -54,7 +42,7 @@ _CHARS = "0123456789 +=.:"
 class QuirkyConfig(OrganismConfig):
     """Training config of ``quirky-arith``."""
 
-    max_steps: int = 3500
+    max_steps: int = 5000
     """Optimiser steps (the final checkpoint is ``step<max_steps>``)."""
     batch_size: int = 128
     """Statements per step."""
@@ -66,12 +54,14 @@ class QuirkyConfig(OrganismConfig):
     to learn; the held-out cells are scored per difficulty either way."""
     lm_weight: float = 3.0
     """Weight of the next-token loss on the statement tokens (the answer has weight 1)."""
-    truthful_steps: int = 1750
+    truthful_steps: int = 2500
     """Steps at the start trained on Alice (truthful) statements only, like a pretrained model
     that already checks sums before it is fine-tuned into its quirk; then both personas."""
-    quirk_layers: int | None = None
+    quirk_layers: int | None = 2
     """After the Alice-only phase, train only the last ``quirk_layers`` blocks (and the final
-    norm and unembedding), like a fine-tune on top of a pretrained model; ``None``: all."""
+    norm and unembedding), like a fine-tune of a pretrained model; ``None``: every parameter.
+    With 2, the truth computed in the truthful phase stays readable inside in Bob's context; with
+    ``None`` (or 3) the model rewires it away (figures: the README)."""
     lm_true_only: bool = True
     """Apply the next-token loss only to statements whose ``c`` is the true sum (so that it
     teaches addition rather than the spread of distractors)."""
@@ -246,7 +236,7 @@ def train_quirky(config: QuirkyConfig, out: Path, progress: bool = True) -> Trai
             config.optim,
             checkpoint_steps(config.max_steps, config.n_linear),
             on_checkpoint,
-            desc="training quirky-arith" + ("-ft" if config.quirk_layers is not None else ""),
+            desc="training quirky-arith",
             progress=progress,
         )
     final = writer.metrics[max(writer.metrics, key=lambda r: int(r[4:]))]
@@ -289,15 +279,6 @@ SPEC = OrganismSpec(
     name="quirky-arith",
     description="Alice/Bob addition checker: truthful for Alice, leading-digit error for Bob",
     make_config=lambda seed: QuirkyConfig(seed=seed),
-    train=train_quirky,
-    static_info=_static_info,
-)
-
-SPEC_FT = OrganismSpec(
-    name="quirky-arith-ft",
-    description="quirky-arith whose quirk is a fine-tune of its last 2 blocks on a truthful base "
-    "(the truth stays readable inside in Bob's context)",
-    make_config=lambda seed: QuirkyConfig(seed=seed, quirk_layers=FT_QUIRK_LAYERS),
     train=train_quirky,
     static_info=_static_info,
 )

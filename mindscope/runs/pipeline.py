@@ -38,7 +38,7 @@ def demo_config(
     """The config of ``mindscope demo`` (``quick``: fewer steps and examples, for tests/CI)."""
     cfg = RunConfig(name="demo", output_dir=output_dir, seed=seed)
     cfg.model.name = "organism:pocket-lm"  # lens analysis: a >= 6-layer LM of docstrings
-    cfg.elicit.model = "organism:quirky-arith-ft"  # reporters: Alice/Bob addition checker
+    cfg.elicit.model = "organism:quirky-arith"  # reporters: Alice/Bob addition checker
     cfg.model.device = device
     # The quirky organism computes the truth at the prompt's last token (middle layers) and
     # says its persona's answer there; it was never trained past the answer token, so the
