@@ -66,7 +66,7 @@ def train_logits(model: GPTNeoXForCausalLM, input_ids: torch.Tensor) -> torch.Te
     """The logits ``[batch, seq, vocab]`` of ``model`` for right-padded ``input_ids``
     ``[batch, seq]``: the same computation as ``model(input_ids=...).logits`` (a test checks they
     agree) without the per-call work of the general forward (mask building, rotary tables, output
-    objects), which is a sizeable share of a tiny model's training step.
+    objects): a few percent of a tiny model's training step (``benchmarks/bench_organism_step.py``).
 
     Only for what :func:`build_model` makes (parallel residual, GELU, no dropout, no cache);
     any other model goes through its own forward.

@@ -82,7 +82,7 @@ def train_loop(
         ],
         lr=optim.lr,
         betas=(0.9, 0.98),
-        fused=True,  # one kernel for all parameters: a tenth of a tiny model's step on 2 cores
+        fused=True,  # one kernel for all parameters (benchmarks/bench_organism_step.py)
     )
 
     def lr_at(step: int) -> float:
