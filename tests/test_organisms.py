@@ -175,3 +175,24 @@ def test_train_logits_is_the_hf_forward(rotary_pct: float) -> None:
     # anything else goes through the model's own forward
     model.config.use_parallel_residual = False
     torch.testing.assert_close(train_logits(model, ids), model(input_ids=ids).logits)
+
+
+@pytest.mark.parametrize("bad", [{"quirk_layers": 0}, {"quirk_layers": 3}, {"hard_share": 1.5}])
+def test_quirky_config_rejects_bad_values(tmp_path: Path, bad: dict) -> None:
+    cfg = dataclasses.replace(tiny_quirky(), **bad)  # TINY has 2 layers
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        organisms.train("quirky-arith", cfg, out=tmp_path / "q", progress=False)
+    assert not (tmp_path / "q").exists()  # refused before anything is written
+
+
+def test_quirk_phase_trains_only_the_last_blocks(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    cfg = dataclasses.replace(tiny_quirky(max_steps=6), truthful_steps=2, quirk_layers=1)
+    root = organisms.train("quirky-arith", cfg, out=tmp_path / "q", progress=False)
+    before, after = (load_file(str(root / f"step{s}" / "model.safetensors")) for s in (2, 6))
+    frozen = [k for k in before if k.startswith(("gpt_neox.embed_in", "gpt_neox.layers.0."))]
+    trained = [k for k in before if k.startswith("gpt_neox.layers.1.") and k.endswith("weight")]
+    assert frozen and trained
+    assert all(torch.equal(before[k], after[k]) for k in frozen)
+    assert all(not torch.equal(before[k], after[k]) for k in trained)

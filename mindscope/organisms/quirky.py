@@ -156,6 +156,11 @@ def _freeze_below(model: torch.nn.Module, first_trained: int) -> None:
 
 def _training_pool(config: QuirkyConfig) -> list[ContrastPair]:
     """The training statements: ``pool_size`` from the train split, ``hard_share`` of them hard."""
+    if config.quirk_layers is not None and not 1 <= config.quirk_layers <= config.shape.n_layers:
+        raise ValueError(
+            f"quirk_layers must be in [1, {config.shape.n_layers}] or None, "
+            f"got {config.quirk_layers}"
+        )
     if config.hard_share is None:
         return config.dataset(config.pool_size, seed=config.seed, split="train")
     if not 0.0 <= config.hard_share <= 1.0:
