@@ -3,11 +3,11 @@ and anomalous inputs, and emit results rows (per layer and aggregated over layer
 
 Rows (``dataset`` = task name, ``split`` = ``"clean-vs-anomalous"``):
 
-* ``auroc`` (95% bootstrap CI) and ``recall@0.01fpr`` (``extra.threshold``,
+* ``audit_auroc`` (95% bootstrap CI) and ``audit_recall@0.01fpr`` (``extra.threshold``,
   ``extra.fpr_realised``) per detector, per layer and for the aggregate (``layer=-1``);
-* ``roc_tpr`` and ``hist`` rows of the aggregate score (for the report's figures);
-* ``flag_jaccard``: for each pair of detectors, the overlap of the anomalous inputs each
-  flags at 1% FPR (intersection over union; ``method`` = ``"a|b"``), and ``score_spearman``,
+* ``audit_roc_tpr`` and ``audit_hist`` rows of the aggregate score (for the report's figures);
+* ``audit_flag_jaccard``: for each pair of detectors, the overlap of the anomalous inputs each
+  flags at 1% FPR (intersection over union; ``method`` = ``"a|b"``), and ``audit_score_spearman``,
   the rank correlation of their aggregate scores on the evaluation inputs: where the
   detectors disagree.
 """
@@ -25,9 +25,10 @@ from mindscope.audit.base import Detector, as_activations
 from mindscope.audit.detectors import make_detector
 from mindscope.audit.metrics import curve_rows, detection_rows, threshold_at_fpr
 from mindscope.audit.tasks import AnomalyTask
+from mindscope.errors import MindscopeError
 from mindscope.results import Row
 
-__all__ = ["score_task", "evaluate_detectors", "DEFAULT_DETECTORS"]
+__all__ = ["score_task", "evaluate_detectors", "monitor_rows", "DEFAULT_DETECTORS"]
 
 DEFAULT_DETECTORS = ("mahalanobis", "lof", "iforest", "que")
 
@@ -97,7 +98,7 @@ def evaluate_detectors(
             union = int((flagged[a] | flagged[b]).sum())
             rows.append(
                 Row(
-                    metric="flag_jaccard",
+                    metric="audit_flag_jaccard",
                     value=inter / union if union else float("nan"),
                     method=f"{a}|{b}",
                     n=int(flagged[a].numel()),
@@ -106,7 +107,7 @@ def evaluate_detectors(
             )
             rows.append(
                 Row(
-                    metric="score_spearman",
+                    metric="audit_score_spearman",
                     value=_spearman(aggregates[a], aggregates[b]),
                     method=f"{a}|{b}",
                     n=int(aggregates[a].numel()),
@@ -114,6 +115,33 @@ def evaluate_detectors(
                 )
             )
     return rows
+
+
+def monitor_rows(
+    trusted: Any,
+    clean: Any,
+    anomalous: Any,
+    *,
+    detector: str = "mahalanobis",
+    fpr: float = 0.01,
+    calibration_share: float = 0.25,
+    **common: Any,
+) -> list[Row]:
+    """A :class:`~mindscope.audit.monitor.Monitor` on ``detector``'s aggregate score: fitted on
+    the first ``1 - calibration_share`` of ``trusted``, its threshold set on the rest for
+    ``fpr``; threshold, realised FPR (on ``clean``) and recall (on ``anomalous``) as rows."""
+    from mindscope.audit.monitor import Monitor
+
+    xt, _, fp = as_activations(trusted)
+    n_cal = int(round(calibration_share * xt.shape[1]))
+    if n_cal < 1 or n_cal >= xt.shape[1]:
+        raise MindscopeError("monitor: the trusted set is too small to hold out a calibration part")
+    det = make_detector(detector).fit(xt[:, : xt.shape[1] - n_cal], source=fp)
+    mon = Monitor(det, fpr=fpr).calibrate(xt[:, xt.shape[1] - n_cal :])
+    (xc, _, fc), (xa, _, fa) = as_activations(clean), as_activations(anomalous)
+    det.check_source(fc)
+    det.check_source(fa)
+    return mon.evaluate(xc, xa, **common)
 
 
 def _spearman(a: Tensor, b: Tensor) -> float:
@@ -132,6 +160,7 @@ def score_task(
     fpr: float = 0.01,
     n_boot: int = 500,
     seed: int = 0,
+    monitor: str | None = "mahalanobis",
     progress: bool = False,
 ) -> list[Row]:
     """Extract ``task``'s prompts on model ``h`` (last token) and :func:`evaluate_detectors`.
@@ -146,7 +175,7 @@ def score_task(
     kw = {"layers": lay, "position": "last", "progress": progress}
     acts = [ms.extract(h, p, **kw) for p in (task.trusted, task.clean, task.anomalous)]
     common = {"model": h.name, "revision": h.revision or "", "dataset": task.name}
-    return evaluate_detectors(
+    rows = evaluate_detectors(
         *acts,
         detectors=detectors,
         layers=acts[0].layers,
@@ -156,3 +185,6 @@ def score_task(
         split="clean-vs-anomalous",
         **common,
     )
+    if monitor:
+        rows += monitor_rows(*acts, detector=monitor, fpr=fpr, split="held-out", **common)
+    return rows

@@ -144,8 +144,8 @@ def disagreement_rows(
     layer: int = -1,
     **common: Any,
 ) -> list[Row]:
-    """Rows: ``precision@k`` for each ``k`` (if ``positive[index]`` is given), and the
-    ``top`` strongest disagreements as ``metric="disagreement"`` rows (value = score,
+    """Rows: ``audit_precision@k`` for each ``k`` (if ``positive[index]`` is given), and the
+    ``top`` strongest disagreements as ``metric="audit_disagreement"`` rows (value = score,
     ``extra`` = rank, prompt, credence, model probability and the pair's meta)."""
     rows: list[Row] = []
     order = [d.index for d in ranked]
@@ -156,7 +156,7 @@ def disagreement_rows(
                 continue
             rows.append(
                 Row(
-                    metric=f"precision@{k}",
+                    metric=f"audit_precision@{k}",
                     value=precision_at_k(order, positive, k),
                     method=method,
                     layer=layer,
@@ -175,7 +175,7 @@ def disagreement_rows(
         }
         rows.append(
             Row(
-                metric="disagreement",
+                metric="audit_disagreement",
                 value=d.score,
                 method=method,
                 layer=layer,

@@ -109,7 +109,7 @@ def detection_rows(
     for i, layer in enumerate(layers):
         rows.append(
             Row(
-                metric="auroc",
+                metric="audit_auroc",
                 value=float(auc[i]),
                 ci_low=float(lo[i]),
                 ci_high=float(hi[i]),
@@ -124,7 +124,7 @@ def detection_rows(
             extra = _merge_extra(common, {"threshold": float(t), "fpr_realised": float(real)})
             rows.append(
                 Row(
-                    metric=f"recall@{f:g}fpr",
+                    metric=f"audit_recall@{f:g}fpr",
                     value=float(rec),
                     method=method,
                     layer=int(layer),
@@ -138,14 +138,14 @@ def detection_rows(
 def curve_rows(
     clean: Tensor, anomalous: Tensor, *, method: str, bins: int = 30, **common: Any
 ) -> list[Row]:
-    """Rows for the report's figures of 1-D scores: the ROC curve (``metric="roc_tpr"``, value
-    = TPR, ``extra.fpr``) and histograms of both groups on shared bins (``metric="hist"``,
+    """Rows for the report's figures of 1-D scores: the ROC curve (``metric="audit_roc_tpr"``, value
+    = TPR, ``extra.fpr``) and histograms of both groups on shared bins (``metric="audit_hist"``,
     value = count, ``extra.group`` in ``clean``/``anomalous``, ``extra.lo``/``extra.hi``)."""
     c = torch.as_tensor(clean).double().flatten()
     a = torch.as_tensor(anomalous).double().flatten()
     rows = [
         Row(
-            metric="roc_tpr",
+            metric="audit_roc_tpr",
             value=tpr,
             method=method,
             layer=-1,
@@ -165,7 +165,7 @@ def curve_rows(
             extra = {"group": group, "lo": float(edges[b]), "hi": float(edges[b + 1])}
             rows.append(
                 Row(
-                    metric="hist",
+                    metric="audit_hist",
                     value=float(counts[b]),
                     method=method,
                     layer=-1,

@@ -96,8 +96,9 @@ class Monitor:
         return self.scores(x) > self.threshold_
 
     def evaluate(self, clean: Any, anomalous: Any, **common: Any) -> list[Row]:
-        """Rows on held-out data: ``monitor_threshold``, ``monitor_fpr`` (on ``clean``) and
-        ``monitor_recall`` (on ``anomalous``), ``method = "monitor:<scorer>"``."""
+        """Rows on held-out data: ``audit_monitor_threshold``, ``audit_monitor_fpr`` (on
+        ``clean``) and ``audit_monitor_recall`` (on ``anomalous``); ``method`` is
+        ``"monitor:<scorer>"``."""
         fc = self.flag(clean)
         fa = self.flag(anomalous)
         name = getattr(self.scorer, "method", "") or type(self.scorer).__name__
@@ -107,7 +108,16 @@ class Monitor:
 
         kw.setdefault("extra", json.dumps(extra, sort_keys=True))
         return [
-            Row(metric="monitor_threshold", value=self.threshold_, n=self.n_calibration_, **kw),
-            Row(metric="monitor_fpr", value=float(fc.double().mean()), n=int(fc.numel()), **kw),
-            Row(metric="monitor_recall", value=float(fa.double().mean()), n=int(fa.numel()), **kw),
+            Row(
+                metric="audit_monitor_threshold", value=self.threshold_, n=self.n_calibration_, **kw
+            ),
+            Row(
+                metric="audit_monitor_fpr", value=float(fc.double().mean()), n=int(fc.numel()), **kw
+            ),
+            Row(
+                metric="audit_monitor_recall",
+                value=float(fa.double().mean()),
+                n=int(fa.numel()),
+                **kw,
+            ),
         ]
