@@ -52,7 +52,7 @@ def _extra_col(rows: pd.DataFrame, key: str, default: Any = None) -> list[Any]:
 
 def _detector_bars(rows: pd.DataFrame) -> list[Any]:
     go = figs._go()
-    out = []
+    out: list[Any] = []
     agg = rows[rows["layer"] == -1]
     for metric in sorted(
         m for m in agg["metric"].unique() if m.startswith(("audit_auroc", "audit_recall@"))
@@ -85,7 +85,7 @@ def _detector_bars(rows: pd.DataFrame) -> list[Any]:
 
 def _roc_curves(rows: pd.DataFrame) -> list[Any]:
     go = figs._go()
-    out = []
+    out: list[Any] = []
     roc = rows[rows["metric"] == "audit_roc_tpr"].copy()
     if roc.empty:
         return out
@@ -111,7 +111,7 @@ def _roc_curves(rows: pd.DataFrame) -> list[Any]:
 
 def _histograms(rows: pd.DataFrame) -> list[Any]:
     go = figs._go()
-    out = []
+    out: list[Any] = []
     hist = rows[rows["metric"] == "audit_hist"].copy()
     if hist.empty:
         return out
@@ -142,7 +142,7 @@ def _precision(rows: pd.DataFrame) -> list[Any]:
     sub = rows[rows["metric"].str.startswith("audit_precision@")]
     if sub.empty:
         return []
-    out = []
+    out: list[Any] = []
     for metric, grp in sub.groupby("metric", sort=True):
         label = str(metric).removeprefix("audit_")
         if grp["layer"].nunique() >= 2:
@@ -171,7 +171,7 @@ def _top_examples(rows: pd.DataFrame, per_group: int = 10) -> list[Any]:
     if sub.empty:
         return []
     sub["rank"] = _extra_col(sub, "rank", 0)
-    out = []
+    out: list[Any] = []
     keys = ["dataset", "method", "layer"]
     groups = sorted(sub.groupby(keys, sort=True), key=lambda kv: (kv[0][1] != "lr", kv[0]))
     for (dataset, method, layer), grp in groups[:4]:
@@ -201,7 +201,7 @@ def _monitor(rows: pd.DataFrame) -> list[Any]:
     wide = sub.pivot_table(index=["dataset", "method"], columns="metric", values="value")
     wide = wide.reset_index()
     header = [str(c).removeprefix("audit_") for c in wide.columns]
-    cells = [
+    cells: list[list[Any]] = [
         [f"{v:.4g}" if isinstance(v, float) else str(v) for v in wide[c]] for c in wide.columns
     ]
     return [_table(header, cells, "Monitors on held-out data (threshold set on trusted data)")]
