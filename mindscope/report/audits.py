@@ -178,7 +178,7 @@ def _top_examples(rows: pd.DataFrame, per_group: int = 10) -> list[Any]:
         grp = grp.sort_values("rank").head(per_group)
         extras = [parse_extra(e) for e in grp["extra"]]
         meta = [e.get("meta", {}) if isinstance(e.get("meta"), dict) else {} for e in extras]
-        cells = [
+        cells: list[list[Any]] = [
             [int(e.get("rank", 0)) + 1 for e in extras],
             [str(e.get("prompt", "")) for e in extras],
             [f"{v:.3f}" for v in grp["value"]],
