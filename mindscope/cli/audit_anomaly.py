@@ -87,7 +87,9 @@ def _summary(df: Any, fpr: float) -> None:
     print(table.join(best).round(3).to_string())
     mon = df[df.metric.str.startswith("audit_monitor_")]
     if not mon.empty:
-        print(mon.pivot_table(index="dataset", columns="metric", values="value").round(3))
+        print(
+            mon.pivot_table(index="dataset", columns="metric", values="value").round(3).to_string()
+        )
 
 
 def register(subparsers: Any) -> None:

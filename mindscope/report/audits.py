@@ -9,7 +9,8 @@ table (as written by :mod:`mindscope.audit`).
 * ``audit_precision@<k>``: disagreement-search precision by layer per method;
 * ``audit_disagreement`` (``extra.rank``, ``extra.prompt``, ...): a table of the top-ranked
   examples;
-* ``audit_monitor_*``: a table of monitor thresholds, FPR and recall.
+* ``audit_monitor_*``: a table of monitor thresholds, FPR and recall;
+* ``audit_flag_jaccard`` / ``audit_score_spearman``: a table of where detectors disagree.
 
 Any other ``audit*`` metric falls back to the generic
 :func:`mindscope.report.figures.audit_figures`.
@@ -172,9 +173,14 @@ def _top_examples(rows: pd.DataFrame, per_group: int = 10) -> list[Any]:
         return []
     sub["rank"] = _extra_col(sub, "rank", 0)
     out: list[Any] = []
-    keys = ["dataset", "method", "layer"]
-    groups = sorted(sub.groupby(keys, sort=True), key=lambda kv: (kv[0][1] != "lr", kv[0]))
-    for (dataset, method, layer), grp in groups[:4]:
+    # one table per method: at the layer where its precision@50 is highest (else the first)
+    prec = rows[rows["metric"] == "audit_precision@50"]
+    chosen = []
+    for (dataset, method), grp in sub.groupby(["dataset", "method"], sort=True):
+        p = prec[(prec["dataset"] == dataset) & (prec["method"] == method)]
+        layer = int(p.loc[p["value"].idxmax(), "layer"]) if not p.empty else int(grp["layer"].min())
+        chosen.append(((dataset, method, layer), grp[grp["layer"] == layer]))
+    for (dataset, method, layer), grp in chosen[:4]:
         grp = grp.sort_values("rank").head(per_group)
         extras = [parse_extra(e) for e in grp["extra"]]
         meta = [e.get("meta", {}) if isinstance(e.get("meta"), dict) else {} for e in extras]
@@ -207,6 +213,18 @@ def _monitor(rows: pd.DataFrame) -> list[Any]:
     return [_table(header, cells, "Monitors on held-out data (threshold set on trusted data)")]
 
 
+def _agreement(rows: pd.DataFrame) -> list[Any]:
+    sub = rows[rows["metric"].isin(["audit_flag_jaccard", "audit_score_spearman"])]
+    if sub.empty:
+        return []
+    wide = sub.pivot_table(index=["dataset", "method"], columns="metric", values="value")
+    wide = wide.reset_index()
+    header = ["task", "detectors", *[str(c).removeprefix("audit_") for c in wide.columns[2:]]]
+    cells: list[list[Any]] = [list(wide["dataset"]), list(wide["method"])]
+    cells += [[f"{v:.3f}" for v in wide[c]] for c in wide.columns[2:]]
+    return [_table(header, cells, "Where detectors disagree (flag overlap at the FPR, rank corr.)")]
+
+
 def audit_section_figures(rows: pd.DataFrame) -> list[Any]:
     """Every figure of the worst-case audit section, from its rows (see module docstring)."""
     if rows.empty:
@@ -221,6 +239,7 @@ def audit_section_figures(rows: pd.DataFrame) -> list[Any]:
         out += _precision(own)
         out += _top_examples(own)
         out += _monitor(own)
+        out += _agreement(own)
     if not rest.empty:
         out += figs.audit_figures(rest)
     return out
