@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+from mindscope.audit import tasks
 from mindscope.audit.base import Detector, fingerprint
 from mindscope.audit.covariance import ClassMoments, StreamingMoments
 from mindscope.audit.detectors import (
@@ -49,4 +50,5 @@ __all__ = [
     "disagreement_rows",
     "Disagreement",
     "Monitor",
+    "tasks",
 ]
