@@ -175,3 +175,9 @@ def test_disagreements_api_refuses_a_layered_reporter(tiny_quirky: Path) -> None
     rep = LogisticReporter().fit(x[1], y)
     ranked = disagreements(h, rep, pairs, layer=1)
     assert len(ranked) == 32 and ranked[0].score >= ranked[-1].score
+
+
+def test_audit_group_lists_its_sub_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit"]) == 0
+    text = capsys.readouterr().out
+    assert "anomaly" in text and "disagree" in text
