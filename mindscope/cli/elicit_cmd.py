@@ -115,36 +115,11 @@ def _is_quirky(pairs: list[Any]) -> bool:
 
 
 def lm_logodds(h: Any, pairs: list[Any], batch_size: int = 64) -> Any:
-    """``[n]`` the model's log-odds of completion 1 over completion 0 (their first tokens)
-    after each prompt: what the model itself answers. Causal LMs only."""
-    import torch
+    """``[n]`` the model's log-odds of completion 1 over completion 0 after each prompt (see
+    :func:`mindscope.activations.lm_logodds`, the one implementation)."""
+    from mindscope.activations import lm_logodds as engine_logodds
 
-    if not getattr(h, "is_causal", False):
-        raise MindscopeError(f"{h.name} is not a causal LM; its own answers cannot be read")
-    tok = h.tokenizer
-    first = torch.tensor(
-        [[tok(c, add_special_tokens=False)["input_ids"][0] for c in p.completions] for p in pairs]
-    )  # [n, 2]
-    out = torch.empty(len(pairs), dtype=torch.float64)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    device = next(h.model.parameters()).device
-    with torch.no_grad():
-        for s in range(0, len(pairs), batch_size):
-            enc = [
-                tok(p.prompt, add_special_tokens=False)["input_ids"]
-                for p in pairs[s : s + batch_size]
-            ]
-            width = max(len(e) for e in enc)
-            ids = torch.full((len(enc), width), pad, dtype=torch.long)  # [b, T] right-padded
-            mask = torch.zeros_like(ids)
-            for i, e in enumerate(enc):
-                ids[i, : len(e)] = torch.tensor(e)
-                mask[i, : len(e)] = 1
-            logits = h.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            last = logits[torch.arange(len(enc)), (mask.sum(1) - 1).to(device)].float()  # [b, V]
-            lp = last.log_softmax(-1).gather(1, first[s : s + len(enc)].to(device))  # [b, 2]
-            out[s : s + len(enc)] = (lp[:, 1] - lp[:, 0]).double().cpu()
-    return out
+    return engine_logodds(h, pairs, batch_size=batch_size)
 
 
 def _load_and_extract(args: argparse.Namespace, h: Any, pairs: list[Any], layers: Any) -> Any:

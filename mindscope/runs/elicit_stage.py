@@ -83,34 +83,12 @@ def _probes() -> Any:
     return importlib.import_module("mindscope.probes.evaluate")
 
 
-@_torch_no_grad
 def _lm_logodds(h: Any, pairs: Sequence[Any], batch_size: int = 32) -> Any:
-    """``[n]`` the model's own log-odds of side 1 over side 0 (first token of each completion)
-    after each pair's prompt: what the model *says*, to compare reporters with."""
-    import torch
+    """``[n]`` the model's own log-odds of side 1 over side 0 after each pair's prompt: what the
+    model *says* (:func:`mindscope.activations.lm_logodds`, the one implementation)."""
+    from mindscope.activations import lm_logodds
 
-    tok = h.tokenizer
-    first = [
-        [tok(c, add_special_tokens=False)["input_ids"][0] for c in p.completions] for p in pairs
-    ]
-    encoded = [tok(p.prompt, add_special_tokens=False)["input_ids"] for p in pairs]
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    out = torch.empty(len(pairs), dtype=torch.float64)
-    for s in range(0, len(pairs), batch_size):
-        chunk = encoded[s : s + batch_size]
-        width = max(len(c) for c in chunk)
-        ids = torch.full((len(chunk), width), pad, dtype=torch.long)  # [b, T], right-padded
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for i, c in enumerate(chunk):
-            ids[i, : len(c)] = torch.tensor(c)
-            mask[i, : len(c)] = 1
-        logits = h.model(input_ids=ids.to(h.device), attention_mask=mask.to(h.device)).logits
-        last = logits[torch.arange(len(chunk)), mask.sum(1).to(h.device) - 1].float()  # [b, V]
-        logp = last.log_softmax(-1)
-        pair_ids = torch.tensor(first[s : s + batch_size], device=logp.device)  # [b, 2]
-        lp = logp.gather(1, pair_ids)  # [b, 2]
-        out[s : s + len(chunk)] = (lp[:, 1] - lp[:, 0]).double().cpu()
-    return out
+    return lm_logodds(h, list(pairs), batch_size=batch_size)
 
 
 def elicit_stage(h: Any, cfg: RunConfig, folder: RunFolder, progress: bool) -> pd.DataFrame:
