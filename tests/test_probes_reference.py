@@ -134,3 +134,21 @@ def test_learned_hyper_parameters_survive_save_load(tmp_path: Path) -> None:
     torch.testing.assert_close(load_reporter(lda.save(tmp_path / "lda")).shrinkage_, lda.shrinkage_)
     rid = RidgeReporter().fit(x[:, :, 1], y.double() * 2 + 1)
     torch.testing.assert_close(load_reporter(rid.save(tmp_path / "ridge")).alpha_, rid.alpha_)
+
+
+@pytest.mark.parametrize("C", [0.01, 1.0])
+def test_logistic_with_more_features_than_examples_matches_sklearn(C: float) -> None:
+    """d > n: LogisticReporter solves in the span of the examples; the solution is sklearn's."""
+    from sklearn.linear_model import LogisticRegression
+
+    x, y, _ = planted_pairs(30, d=100, layers=2, seed=3)
+    xt, _, _ = planted_pairs(50, d=100, layers=2, seed=4)
+    rep = LogisticReporter(C=C, normalize=False).fit(x, y)
+    for layer in range(2):
+        f = (x[layer, :, 1] - x[layer, :, 0]).double().numpy()
+        ft = (xt[layer, :, 1] - xt[layer, :, 0]).double().numpy()
+        sk = LogisticRegression(C=C, tol=1e-12, max_iter=100_000).fit(f, y.numpy())
+        np.testing.assert_allclose(
+            rep.predict_proba(xt)[layer].numpy(), sk.predict_proba(ft)[:, 1], atol=1e-5
+        )
+        np.testing.assert_allclose(rep.coef_[layer, 0].numpy(), sk.coef_[0], atol=1e-5)

@@ -83,12 +83,21 @@ class LogisticReporter(Reporter):
             mean = torch.zeros(n_layers, d, dtype=torch.float64, device=f.device)
             scale = torch.ones(n_layers, d, dtype=torch.float64, device=f.device)
         fz = (f - mean[:, None]) / scale[:, None]  # [L, n, d]
+        # With more features than examples, the L2 solution lies in the span of the examples
+        # (for every CV fold too, whose rows span a subspace of it): solve in that n-dimensional
+        # basis, exactly, instead of in d dimensions.
+        basis = None
+        if d > n:
+            _, _, basis = torch.linalg.svd(fz, full_matrices=False)  # [L, n, d] orthonormal rows
+            fz = torch.einsum("lnd,lrd->lnr", fz, basis)  # [L, n, r=n]
 
         if self.C is None:
             c_per_layer = self._cross_validate(fz, y)  # [L]
         else:
             c_per_layer = torch.full((n_layers,), self.C, dtype=torch.float64, device=f.device)
         coef, icpt = logistic_newton(fz, y, 1.0 / c_per_layer, max_iter=self.max_iter)
+        if basis is not None:
+            coef = torch.einsum("lr,lrd->ld", coef, basis)  # back to feature space [L, d]
         self.C_ = c_per_layer.float()
         self._set_linear(mean[:, None], scale[:, None], coef[:, None], icpt)
 
