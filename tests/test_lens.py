@@ -19,7 +19,7 @@ from mindscope.lenses import (
     residual_stack,
     trajectory,
 )
-from mindscope.lenses.evaluate import bootstrap_ratio
+from mindscope.lenses.evaluation import bootstrap_ratio
 from mindscope.lenses.train import kl_backward
 from mindscope.models import load_model
 from mindscope.results import COLUMNS
