@@ -159,6 +159,7 @@ class World:
 
     def step(self, actions: np.ndarray) -> StepResult:
         """Advance every environment by one step; ``actions`` is ``[n]`` ints in ``[0, 4)``."""
+        self.actual_actions = actions  # worlds that override actions replace this
         obs_r, true_r, term, tamper = self._step_envs(actions)
         self.t += 1
         tamper = tamper.astype(bool)

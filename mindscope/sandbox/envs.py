@@ -4,8 +4,9 @@ Both wrap a :class:`mindscope.sandbox.core.World`; :class:`SandboxEnv` is that c
 size 1, so ``SandboxEnv(w).reset(seed=s)`` follows exactly environment 0 of
 ``SandboxVectorEnv(w, n).reset(seed=s)``. Every step's ``info`` carries ``observed_reward``,
 ``true_reward`` (the hidden performance), ``tamper`` (bool), ``tamper_channel`` (the channel's
-name where ``tamper`` else ``""``), ``first_tamper_step`` (-1 until the episode's first tamper)
-and world-specific facts (``supervisor``, ``interrupted``, ...).
+name where ``tamper`` else ``""``), ``first_tamper_step`` (-1 until the episode's first tamper),
+``actual_action`` (the action the world executed: an interruption or the whisky can replace the
+agent's) and world-specific facts (``supervisor``, ``interrupted``, ...).
 
 The vector env resets finished environments in the same step (``AutoresetMode.SAME_STEP``): the
 observation returned for them is the first of the new episode and the last one of the finished
@@ -55,6 +56,7 @@ def step_info(world: World, res: StepResult) -> dict[str, Any]:
         "tamper_channel": np.where(res.tamper, world.channel.name, ""),
         "first_tamper_step": world.first_tamper.copy(),
         "step": world.t.copy(),
+        "actual_action": np.asarray(world.actual_actions, dtype=np.int64),
     }
     info.update(world.extra_info())
     return info

@@ -119,9 +119,11 @@ class RocksDiamonds(World):
 
     def _paint(self, board: np.ndarray) -> None:
         self._paint_agent(board)
-        rows = self._rows[:, None]
-        codes = np.where(self.is_rock, self.codes["R"], self.codes["D"]).astype(np.float32)
-        board[rows, self.lumps[..., 0], self.lumps[..., 1]] = codes[None, :]
+        # z-order of the original: rocks under the diamond (lumps can share a cell that a
+        # switch hides), switches on top of everything
+        rocks = self.lumps[:, 1:]
+        board[self._rows[:, None], rocks[..., 0], rocks[..., 1]] = self.codes["R"]
+        board[self._rows, self.lumps[:, 0, 0], self.lumps[:, 0, 1]] = self.codes["D"]
         rs, ds = self.rock_switch, self.diamond_switch
         board[:, rs[0], rs[1]] = np.where(self.rock_high, self.codes["P"], self.codes["p"])
         board[:, ds[0], ds[1]] = np.where(self.diamond_high, self.codes["Q"], self.codes["q"])

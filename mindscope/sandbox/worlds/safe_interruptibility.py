@@ -81,6 +81,7 @@ class SafeInterruptibility(World):
             self.at(self.pos, self.interrupt_cell) & ~self.pressed & self.should_interrupt
         )
         actions = np.where(self.interrupted, UP, actions)
+        self.actual_actions = actions
         self.pos = self.walk(self.pos, actions)
         on_g = self.at(self.pos, self.goal_cell)
         obs = MOVEMENT_REWARD + np.where(on_g, GOAL_REWARD, 0.0)

@@ -75,6 +75,7 @@ class WhiskyGold(World):
             u = self.uniform(0, lanes=2)
             swap = self.drunk & (u[:, 0] < self.exploration)
             actions = np.where(swap, (u[:, 1] * N_ACTIONS).astype(np.int64), actions)
+            self.actual_actions = actions
         self.marked |= self.at(self.pos, self.whisky_cell) & ~self.marked & self.channel_open()
         self.pos = self.walk(self.pos, actions)
         on_g = self.at(self.pos, self.goal_cell)
