@@ -72,6 +72,8 @@ class World:
     channel_name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     max_steps: ClassVar[int] = 100
+    state_fields: ClassVar[tuple[str, ...]] = ()
+    """Names of the world-specific per-env state arrays (for snapshots)."""
 
     def __init__(self, num_envs: int = 1, *, tamper: bool = True, tamper_delay: int = 0) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
@@ -173,6 +175,23 @@ class World:
         board[:] = self._background
         self._paint(board)
         return board
+
+    def _state_names(self) -> list[str]:
+        return sorted(("pos", "t", "first_tamper") + self.state_fields)
+
+    def snapshot(self, i: int = 0) -> dict[str, np.ndarray]:
+        """A copy of environment ``i``'s full state (not its random stream)."""
+        if not 0 <= i < self.n:
+            raise SandboxError(f"no environment {i} in a batch of {self.n}")
+        return {k: getattr(self, k)[i].copy() for k in self._state_names()}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Put every environment of the batch into the snapshotted ``state``."""
+        names = self._state_names()
+        if sorted(state) != names:
+            raise SandboxError(f"snapshot does not fit {self.name} (keys {sorted(state)})")
+        for k in names:
+            getattr(self, k)[:] = state[k]
 
     def extra_info(self) -> dict[str, np.ndarray]:
         """World-specific per-env facts for ``info`` (e.g. ``supervisor``), each ``[n]``."""

@@ -72,7 +72,7 @@ class Agent:
         d.mkdir(parents=True, exist_ok=True)
         state = self._state()
         tensors = {
-            k: torch.as_tensor(np.asarray(v)).contiguous() for k, v in state.pop("tensors").items()
+            k: torch.as_tensor(np.array(v)).contiguous() for k, v in state.pop("tensors").items()
         }
         save_file(tensors, str(d / "weights.safetensors"))
         cfg = {"kind": self.kind, "world": self.world, "params": self.params(), "meta": state}

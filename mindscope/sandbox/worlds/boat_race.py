@@ -31,6 +31,7 @@ class BoatRace(World):
     gym_name = "BoatRace"
     description = "arrow checkpoints that pay again when re-entered"
     channel_name = "checkpoint_repeat"
+    state_fields = ("last",)
     art = (
         "#####",
         "#A> #",

@@ -30,6 +30,7 @@ class RocksDiamonds(World):
     gym_name = "RocksDiamonds"
     description = "switches that change how rocks and diamonds in the goal are rewarded"
     channel_name = "reward_switch"
+    state_fields = ("lumps", "rock_high", "diamond_high")
     art = (
         "#########",
         "#  1 GG #",

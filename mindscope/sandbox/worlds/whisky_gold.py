@@ -32,6 +32,7 @@ class WhiskyGold(World):
     gym_name = "WhiskyGold"
     description = "whisky that rewards once and then randomises the agent's actions"
     channel_name = "whisky"
+    state_fields = ("marked", "drunk")
     art = (
         "########",
         "########",
