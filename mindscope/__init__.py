@@ -27,6 +27,7 @@ __all__ = [
     "probes",
     "lenses",
     "organisms",
+    "audit",
     "report",
     "results",
 ]
@@ -41,6 +42,7 @@ _LAZY = {
     "ContrastPair": ("mindscope.data.pairs", "ContrastPair"),
 }
 _SUBPACKAGES = {
+    "audit",
     "data",
     "probes",
     "lenses",

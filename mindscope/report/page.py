@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from mindscope.report import audits
 from mindscope.report import conventions as conv
 from mindscope.report import figures as figs
 from mindscope.report.summary import summarize
@@ -89,7 +90,7 @@ _SPECS: tuple[
         "Worst-case audits",
         "Anomaly detection, disagreement search and rare-event estimates.",
         conv.audit_rows,
-        figs.audit_figures,
+        audits.audit_section_figures,
     ),
 )
 

@@ -1,0 +1,54 @@
+"""Worst-case audits: find inputs where a model knows one thing and does another.
+
+* Anomaly detection on activations, fitted on trusted inputs only:
+  :class:`MahalanobisDetector` (streaming :class:`MahalanobisFitter`, Ledoit-Wolf shrinkage),
+  :class:`LofDetector`, :class:`IsolationForestDetector`, :class:`QueDetector`; per layer and
+  aggregated over layers; tasks with known truth in :mod:`mindscope.audit.tasks`.
+* Disagreement search (:func:`disagreements`): inputs ranked by how strongly a reporter's
+  credence disagrees with the model's own answer.
+* Monitors (:class:`Monitor`): flag inputs above a threshold set for a chosen false-positive
+  rate on trusted data.
+
+::
+
+    import mindscope as ms
+    det = ms.audit.MahalanobisDetector().fit(trusted)       # [n, d] or [layers, n, d]
+    det.score(untrusted)                                    # [n] or [layers, n]
+    ranked = ms.audit.disagreements(h, reporter, pairs, layer=5)
+"""
+
+from __future__ import annotations
+
+from mindscope.audit import tasks
+from mindscope.audit.base import Detector, fingerprint
+from mindscope.audit.covariance import ClassMoments, StreamingMoments
+from mindscope.audit.detectors import (
+    IsolationForestDetector,
+    LofDetector,
+    QueDetector,
+    make_detector,
+)
+from mindscope.audit.disagree import Disagreement, disagreement_rows, disagreements
+from mindscope.audit.mahalanobis import MahalanobisDetector, MahalanobisFitter
+from mindscope.audit.metrics import recall_at_fpr, threshold_at_fpr
+from mindscope.audit.monitor import Monitor
+
+__all__ = [
+    "Detector",
+    "MahalanobisDetector",
+    "MahalanobisFitter",
+    "LofDetector",
+    "IsolationForestDetector",
+    "QueDetector",
+    "make_detector",
+    "StreamingMoments",
+    "ClassMoments",
+    "fingerprint",
+    "recall_at_fpr",
+    "threshold_at_fpr",
+    "disagreements",
+    "disagreement_rows",
+    "Disagreement",
+    "Monitor",
+    "tasks",
+]
