@@ -30,6 +30,8 @@ __all__ = [
     "audit",
     "report",
     "results",
+    "sweep",
+    "sweeps",
 ]
 
 from mindscope.errors import MindscopeError
@@ -40,6 +42,7 @@ _LAZY = {
     "extract": ("mindscope.activations", "extract"),
     "Activations": ("mindscope.activations", "Activations"),
     "ContrastPair": ("mindscope.data.pairs", "ContrastPair"),
+    "sweep": ("mindscope.sweeps", "sweep"),
 }
 _SUBPACKAGES = {
     "audit",
@@ -51,12 +54,14 @@ _SUBPACKAGES = {
     "results",
     "models",
     "activations",
+    "sweeps",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from mindscope.activations import Activations, extract
     from mindscope.data.pairs import ContrastPair
     from mindscope.models import ModelHandle, load_model
+    from mindscope.sweeps import sweep
 
 
 def __getattr__(name: str) -> Any:

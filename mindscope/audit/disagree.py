@@ -38,11 +38,10 @@ __all__ = [
 def model_logodds(h: Any, pairs: Sequence[Any]) -> Tensor:
     """``[n]`` float64: the model's own log-odds of completion 1 over completion 0.
 
-    The one adapter to the engine (``mindscope.activations.lm_logodds`` once it lands)."""
-    try:
-        from mindscope.activations import lm_logodds  # type: ignore[attr-defined]
-    except ImportError:
-        from mindscope.cli.elicit_cmd import lm_logodds
+    Read through the engine (:func:`mindscope.activations.lm_logodds`): the same forward path
+    and tokenization as extraction."""
+    from mindscope.activations import lm_logodds
+
     return torch.as_tensor(lm_logodds(h, list(pairs))).double()
 
 

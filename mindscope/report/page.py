@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -235,13 +234,6 @@ def write_report(
     """Render :func:`render_html` and write it to ``path`` atomically; returns the path."""
     path = Path(path)
     text = render_html(df, title=title, meta=meta)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".html", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    from mindscope.io import atomic_write_text
+
+    return atomic_write_text(path, text)
