@@ -19,6 +19,7 @@ with ``Sigma`` the trusted covariance shrunk towards ``tr(Sigma)/d * I``
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -109,6 +110,11 @@ class MahalanobisDetector(Detector):
         location_: ``[layers, d]`` trusted mean.
         precision_: ``[layers, d, d]`` inverse of the shrunk covariance (float64).
         shrinkage_: ``[layers]`` shrinkage intensity used.
+
+    With fewer trusted examples than the width plus one, the fit works only thanks to the
+    shrinkage and says so with a ``UserWarning``. The trusted-score statistics used by
+    :meth:`score_aggregate` are the closed-form mean ``tr(Sigma^-1 S)`` and the chi-square
+    scale ``sqrt(2 * mean)`` (the streaming fit never holds the trusted scores).
     """
 
     _params = ("shrinkage",)
@@ -147,6 +153,16 @@ class MahalanobisDetector(Detector):
 
     def _fit_moments(self, m: StreamingMoments) -> None:
         alpha = shrinkage_intensity(m, self.shrinkage)  # [L]
+        d = m.shape[1]
+        if m.n <= d:
+            warnings.warn(
+                f"MahalanobisDetector: {m.n} trusted examples for width {d} (an unshrunk "
+                f"covariance needs at least {d + 1}); shrinkage {self.shrinkage!r} "
+                f"(intensity {float(alpha.min()):.3g}-{float(alpha.max()):.3g}) keeps it "
+                "invertible",
+                UserWarning,
+                stacklevel=3,
+            )
         cov = shrink(m.covariance(), alpha)  # [L, d, d]
         mu = torch.diagonal(cov, dim1=1, dim2=2).mean(-1)
         if (mu <= 0).any():
