@@ -75,9 +75,8 @@ def _run(args: argparse.Namespace) -> int:
     path = write_table(df, out / "results.parquet")
     prec = df[df.metric.str.startswith("audit_precision@")]
     if not prec.empty:
-        print(
-            prec.pivot_table(index="layer", columns=["method", "metric"], values="value").round(3)
-        )
+        wide = prec.pivot_table(index="layer", columns=["method", "metric"], values="value")
+        print(wide.round(3).to_string())
     print(f"wrote {len(df)} rows to {path}", file=sys.stderr)
     return 0
 
