@@ -203,3 +203,21 @@ def test_fingerprint_comes_from_the_activation_store(tiny_dirs) -> None:  # type
     assert det.score(a1).shape == (40,)
     with pytest.raises(MindscopeError, match="another model, revision, position or layers"):
         det.score(a2)
+
+
+def test_saved_detector_round_trips_and_refuses_other_sources(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    x = np.stack([_gauss(200, 8, seed=s) for s in range(2)])  # [2, 200, 8]
+    src = fingerprint("weights-a", [1, 2])
+    det = MahalanobisDetector().fit(x, source=src)
+    det.save(tmp_path / "det")
+    back = MahalanobisDetector.load(tmp_path / "det", expect_source=src)
+    torch.testing.assert_close(back.score(x), det.score(x))
+    torch.testing.assert_close(back.score_aggregate(x), det.score_aggregate(x))
+    with pytest.raises(MindscopeError, match="fingerprint"):
+        MahalanobisDetector.load(tmp_path / "det", expect_source=fingerprint("weights-b", [1, 2]))
+    with pytest.raises(MindscopeError, match="fingerprint"):
+        back.score(x, source=fingerprint("weights-a", [1, 3]))
+    with pytest.raises(MindscopeError, match="refusing to overwrite"):
+        det.save(tmp_path / "det")
+    with pytest.raises(FileNotFoundError):
+        MahalanobisDetector.load(tmp_path / "nothing")

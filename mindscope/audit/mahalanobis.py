@@ -19,7 +19,9 @@ with ``Sigma`` the trusted covariance shrunk towards ``tr(Sigma)/d * I``
 
 from __future__ import annotations
 
+import json
 import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,7 +37,7 @@ from mindscope.audit.covariance import (
 )
 from mindscope.errors import MindscopeError
 
-__all__ = ["MahalanobisDetector", "MahalanobisFitter"]
+__all__ = ["MahalanobisDetector", "MahalanobisFitter", "save_detector", "load_detector"]
 
 
 class MahalanobisFitter:
@@ -142,6 +144,15 @@ class MahalanobisDetector(Detector):
         self.__dict__.update(fitted.__dict__)
         return self
 
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (see :func:`save_detector`)."""
+        return save_detector(self, path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | Path, *, expect_source: str | None = None) -> MahalanobisDetector:
+        """Read a saved detector (see :func:`load_detector`)."""
+        return load_detector(path, expect_source=expect_source)
+
     def _check_enough(self, n: int, d: int) -> None:
         super()._check_enough(n, d)
         if self.shrinkage == 0 and n <= d:
@@ -184,3 +195,67 @@ class MahalanobisDetector(Detector):
     def _score_layered(self, x: Tensor) -> Tensor:
         xc = x - self.location_[:, None]  # [L, n, d]
         return ((xc @ self.precision_) * xc).sum(-1)  # [L, n]
+
+
+_FORMAT_VERSION = 1
+_TENSORS = ("location_", "precision_", "shrinkage_", "train_loc_", "train_scale_")
+
+
+def save_detector(det: MahalanobisDetector, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write a fitted detector as ``config.json`` + ``model.safetensors`` into folder ``path``
+    (its fingerprint included); refuses an existing detector unless ``overwrite``."""
+    from safetensors.torch import save_file
+
+    if not det.is_fitted:
+        raise MindscopeError("MahalanobisDetector is not fitted; nothing to save")
+    out = Path(path)
+    if (out / "config.json").exists() and not overwrite:
+        raise MindscopeError(f"{out} already holds a saved detector; refusing to overwrite it")
+    out.mkdir(parents=True, exist_ok=True)
+    config = {
+        "format_version": _FORMAT_VERSION,
+        "class": "MahalanobisDetector",
+        "params": det.get_params(),
+        "fingerprint": det.fingerprint_,
+        "n_layers": det.n_layers_,
+        "layered": det.layered_,
+        "d_in": det.d_in_,
+        "n_trusted": det.n_trusted_,
+    }
+    save_file({k: getattr(det, k).contiguous() for k in _TENSORS}, str(out / "model.safetensors"))
+    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+    return out
+
+
+def load_detector(path: str | Path, *, expect_source: str | None = None) -> MahalanobisDetector:
+    """Read a detector written by :func:`save_detector`; with ``expect_source``, refuse one
+    fitted on activations with another fingerprint (model, revision, position, layers)."""
+    from safetensors.torch import load_file
+
+    folder = Path(path)
+    cfg_path, w_path = folder / "config.json", folder / "model.safetensors"
+    if not cfg_path.is_file() or not w_path.is_file():
+        raise FileNotFoundError(f"no saved detector at {folder} (need config.json + safetensors)")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MindscopeError(f"{cfg_path} is not valid JSON: {exc}") from None
+    if cfg.get("format_version") != _FORMAT_VERSION or cfg.get("class") != "MahalanobisDetector":
+        raise MindscopeError(f"{cfg_path} is not a saved MahalanobisDetector")
+    if expect_source is not None and cfg.get("fingerprint") != expect_source:
+        raise MindscopeError(
+            f"detector at {folder} was fitted on activations with fingerprint "
+            f"{cfg.get('fingerprint')}, not {expect_source}"
+        )
+    det = MahalanobisDetector(**cfg["params"])
+    tensors = load_file(str(w_path))
+    for name in _TENSORS:
+        if name not in tensors:
+            raise MindscopeError(f"{w_path} lacks tensor {name!r}")
+        setattr(det, name, tensors[name].double())
+    det.fingerprint_ = cfg.get("fingerprint")
+    det.n_layers_, det.layered_ = int(cfg["n_layers"]), bool(cfg["layered"])
+    det.d_in_, det.n_trusted_ = int(cfg["d_in"]), int(cfg["n_trusted"])
+    if tuple(det.precision_.shape) != (det.n_layers_, det.d_in_, det.d_in_):
+        raise MindscopeError(f"{w_path}: tensor shapes do not match config.json")
+    return det
