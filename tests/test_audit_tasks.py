@@ -181,3 +181,20 @@ def test_audit_group_lists_its_sub_commands(capsys: pytest.CaptureFixture[str]) 
     assert main(["audit"]) == 0
     text = capsys.readouterr().out
     assert "anomaly" in text and "disagree" in text
+
+
+def test_monitor_watches_with_a_fitted_reporter() -> None:
+    """A reporter's credence that a statement is true; the monitor flags low credence."""
+    from mindscope.probes import LogisticReporter
+
+    gen = torch.Generator().manual_seed(1)
+    d = 6
+    y = (torch.arange(6000) % 2).float()
+    x = torch.randn(6000, d, generator=gen)
+    x[:, 0] += 3 * (2 * y - 1)  # the truth along axis 0, separated by 6 sd
+    rep = LogisticReporter().fit(x[:2000], y[:2000])
+    held_true, held_false = x[2000:][y[2000:] == 1], x[2000:][y[2000:] == 0]  # 2,000 each
+    mon = Monitor(rep, fpr=0.02, flag_high=False).calibrate(held_true[:1000])
+    rows = {r.metric: r.value for r in mon.evaluate(held_true[1000:], held_false)}
+    assert abs(rows["audit_monitor_fpr"] - 0.02) < 0.015  # held out: binomial sd 0.0044
+    assert rows["audit_monitor_recall"] > 0.95  # false statements have low credence
