@@ -198,3 +198,25 @@ def test_monitor_watches_with_a_fitted_reporter() -> None:
     rows = {r.metric: r.value for r in mon.evaluate(held_true[1000:], held_false)}
     assert abs(rows["audit_monitor_fpr"] - 0.02) < 0.015  # held out: binomial sd 0.0044
     assert rows["audit_monitor_recall"] > 0.95  # false statements have low credence
+
+
+def test_disagree_cli_ranks_a_file_with_a_saved_reporter(tiny_quirky: Path, tmp_path: Path) -> None:
+    from mindscope.data.loaders import save_jsonl
+    from mindscope.probes import LogisticReporter
+
+    h = ms.load_model(str(tiny_quirky))
+    fit = quirky_arith(64, seed=0, persona="alice")
+    x = ms.extract(h, [p.prompt for p in fit], layers=[2], progress=False)[2]
+    rep = LogisticReporter().fit(x, torch.tensor([p.meta["truth"] for p in fit]))
+    rep.save(tmp_path / "rep")
+    data = save_jsonl(quirky_arith(40, seed=5), tmp_path / "pairs.jsonl")
+    out = tmp_path / "out"
+    argv = ["audit", "disagree", "--model", str(tiny_quirky), "--reporter", str(tmp_path / "rep")]
+    argv += ["--layer", "2", "--dataset", str(data), "--top", "40", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    df = read_table(out / "results.parquet")
+    assert len(df) == 40 and set(df.metric) == {"audit_disagreement"}
+    assert sorted(json.loads(e)["index"] for e in df.extra) == list(range(40))
+    assert (
+        main([*argv[:-3], "--out", str(tmp_path / "o2")][:6] + ["--out", str(tmp_path / "o2")]) == 2
+    )
