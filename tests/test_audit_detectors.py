@@ -19,7 +19,7 @@ from mindscope.audit import (
     fingerprint,
     recall_at_fpr,
 )
-from mindscope.audit.covariance import ledoit_wolf_shrinkage
+from mindscope.covariance import ledoit_wolf_shrinkage
 from mindscope.errors import MindscopeError
 
 

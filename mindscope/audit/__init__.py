@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from mindscope.audit import tasks
 from mindscope.audit.base import Detector, fingerprint
-from mindscope.audit.covariance import ClassMoments, StreamingMoments
 from mindscope.audit.detectors import (
     IsolationForestDetector,
     LofDetector,
@@ -32,6 +31,7 @@ from mindscope.audit.disagree import Disagreement, disagreement_rows, disagreeme
 from mindscope.audit.mahalanobis import MahalanobisDetector, MahalanobisFitter
 from mindscope.audit.metrics import recall_at_fpr, threshold_at_fpr
 from mindscope.audit.monitor import Monitor
+from mindscope.covariance import ClassMoments, StreamingMoments
 
 __all__ = [
     "Detector",

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from mindscope.audit.base import Detector
-from mindscope.audit.covariance import (
+from mindscope.covariance import (
     StreamingMoments,
     check_shrinkage,
     shrink,

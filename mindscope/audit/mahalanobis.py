@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from mindscope.audit.base import Detector, _check_finite, as_activations
-from mindscope.audit.covariance import (
+from mindscope.covariance import (
     Shrinkage,
     StreamingMoments,
     check_shrinkage,

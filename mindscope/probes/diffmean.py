@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mindscope.probes._common import calibrate, class_means
+from mindscope.covariance import ClassMoments
+from mindscope.probes._common import calibrate
 from mindscope.probes._inputs import Layout
 from mindscope.probes.base import Reporter
 
@@ -26,7 +27,8 @@ class DiffMeanReporter(Reporter):
     def _fit_layered(self, x: Tensor, y: Tensor | None, layout: Layout) -> None:
         assert y is not None
         f = self._featurize(x)[:, :, 0].double()  # [L, n, d]
-        mu1, mu0 = class_means(f, y)  # [L, d] each
+        means = ClassMoments.empty().update(f, y).means()
+        mu1, mu0 = means[1], means[0]  # [L, d] each
         direction = mu1 - mu0
         mean = f.mean(dim=1)  # [L, d]
         scores = torch.einsum("lnd,ld->ln", f - mean[:, None], direction)

@@ -1,5 +1,9 @@
 """Streaming mean and covariance in float64, with Ledoit-Wolf and OAS shrinkage.
 
+Shared maths (imports nothing else of mindscope but its errors): the reporters (LDA, DiffMean)
+and the anomaly detectors (Mahalanobis) compute their class means, covariances and shrinkage
+here, so a reporter and a detector fitted on the same data agree on them.
+
 :class:`StreamingMoments` accumulates, per layer, the count ``n``, the mean ``[d]``, the centred
 second moment ``M2 = sum_i (x_i - mean)(x_i - mean)^T`` ``[d, d]``, and the two higher
 moments that Ledoit-Wolf needs: ``b = sum_i |x_i - mean|^2 (x_i - mean)`` ``[d]`` and
@@ -173,7 +177,7 @@ def shrink(cov: Tensor, alpha: Tensor) -> Tensor:
     """``(1 - a) S + a tr(S)/d I`` per layer: ``cov [L, d, d]``, ``alpha [L]`` -> ``[L, d, d]``."""
     d = cov.shape[-1]
     mu = torch.diagonal(cov, dim1=1, dim2=2).sum(-1) / d  # [L]
-    eye = torch.eye(d, dtype=cov.dtype)
+    eye = torch.eye(d, dtype=cov.dtype, device=cov.device)
     return (1 - alpha)[:, None, None] * cov + (alpha * mu)[:, None, None] * eye
 
 
@@ -185,7 +189,7 @@ def shrinkage_intensity(m: StreamingMoments, shrinkage: Shrinkage) -> Tensor:
     if shrinkage == "oas":
         return oas_shrinkage(cov, m.n)
     if isinstance(shrinkage, int | float) and 0 <= float(shrinkage) <= 1:
-        return torch.full((cov.shape[0],), float(shrinkage), dtype=torch.float64)
+        return torch.full((cov.shape[0],), float(shrinkage), dtype=torch.float64, device=cov.device)
     raise MindscopeError(
         f"shrinkage must be 'auto', 'ledoit-wolf', 'oas' or a float in [0, 1], got {shrinkage!r}"
     )
