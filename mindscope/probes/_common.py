@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from mindscope.probes._solvers import platt
 
-__all__ = ["class_means", "calibrate"]
-
-
-def class_means(f: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """Class means of features ``f [L, n, d]`` for 0/1 labels ``y [n]``: two ``[L, d]``."""
-    w1 = (y / y.sum()).to(f.dtype)  # [n]
-    w0 = ((1 - y) / (1 - y).sum()).to(f.dtype)
-    return torch.einsum("lnd,n->ld", f, w1), torch.einsum("lnd,n->ld", f, w0)
+__all__ = ["calibrate"]
 
 
 def calibrate(scores: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
