@@ -178,6 +178,23 @@ class HookedModule:
             yield cache
 
     @contextmanager
+    def record(
+        self, sites: Sequence[str], *, detach: bool = True
+    ) -> Iterator[dict[str, list[torch.Tensor]]]:
+        """Like :meth:`capture`, but keep every forward pass: ``{site: [tensor per pass]}``
+        (e.g. one per environment step of an agent's episode)."""
+        log: dict[str, list[torch.Tensor]] = {s: [] for s in sites}
+
+        def keep(site: str) -> Callable[[torch.Tensor], None]:
+            def fn(t: torch.Tensor) -> None:
+                log[site].append(t.detach() if detach else t)
+
+            return fn
+
+        with hooked(self._registrations({s: keep(s) for s in sites})):
+            yield log
+
+    @contextmanager
     def add(self, additions: Mapping[str, torch.Tensor]) -> Iterator[None]:
         """Add tensors (broadcastable to the site's value) to sites during forward passes."""
         reads: dict[str, Callable[[torch.Tensor], torch.Tensor | None]] = {}
