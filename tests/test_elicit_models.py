@@ -9,7 +9,7 @@ import mindscope as ms
 from mindscope.data.facts import facts
 from mindscope.data.loaders import train_test_split
 from mindscope.probes import LogisticReporter
-from mindscope.probes.evaluate import quirky_report
+from mindscope.probes.evaluation import quirky_report
 from mindscope.probes.metrics import bootstrap_auroc_ci
 from mindscope.results import to_frame
 

@@ -215,7 +215,7 @@ def test_cli_run_template_and_check(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_reporter_keys_match_the_probes_package() -> None:
-    from mindscope.probes.evaluate import METHODS
+    from mindscope.probes.evaluation import METHODS
     from mindscope.runs.config import REPORTER_METHODS
 
     assert set(REPORTER_METHODS) == set(METHODS)
@@ -283,7 +283,7 @@ def test_pair_only_methods_are_the_reporters_that_refuse_single_texts() -> None:
     import torch
 
     from mindscope.errors import MindscopeError
-    from mindscope.probes.evaluate import METHODS, make_reporter
+    from mindscope.probes.evaluation import METHODS, make_reporter
     from mindscope.runs.config import PAIR_ONLY_METHODS
 
     torch.manual_seed(0)

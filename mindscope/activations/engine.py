@@ -11,7 +11,9 @@
   rule's weights, so memory is bounded by the batch.
 
 Layer ``k`` is the residual stream after ``k`` blocks: ``0`` = embeddings (``resid_pre.0``),
-``k >= 1`` = ``resid_post.(k-1)``, like Hugging Face ``hidden_states``.
+``k >= 1`` = ``resid_post.(k-1)``: Hugging Face ``hidden_states[k]`` for k < n_layers; the last
+layer is the last block's output *before* the final norm (transformers 5 puts the post-norm output
+in ``hidden_states[-1]``).
 """
 
 from __future__ import annotations

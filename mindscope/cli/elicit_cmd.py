@@ -49,7 +49,7 @@ def _layers(spec: str) -> str | list[int]:
 
 
 def _methods(spec: str, read: str = "completion") -> list[str]:
-    from mindscope.probes.evaluate import METHODS
+    from mindscope.probes.evaluation import METHODS
     from mindscope.runs.config import read_mode_error
 
     methods = [m.strip() for m in spec.split(",") if m.strip()]
@@ -124,7 +124,7 @@ def _elicit(args: argparse.Namespace) -> int:
 
     import mindscope as ms
     from mindscope.data import dataset_hash
-    from mindscope.probes import evaluate as pe
+    from mindscope.probes import evaluation as pe
     from mindscope.results import stamp, to_frame, write_table
 
     if not args.model or not args.dataset or not args.out:
@@ -205,7 +205,7 @@ def _elicit(args: argparse.Namespace) -> int:
 
 def _transfer(args: argparse.Namespace) -> int:
     import mindscope as ms
-    from mindscope.probes import evaluate as pe
+    from mindscope.probes import evaluation as pe
     from mindscope.results import stamp, to_frame, write_table
 
     if not args.model or not args.datasets or not args.out:

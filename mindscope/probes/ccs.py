@@ -76,7 +76,7 @@ class CcsReporter(Reporter):
     ``c`` come from Platt scaling (so the sign follows the labels, as elk's Platt step does);
     without labels ``a = 1/2, c = 0`` (which equals the paper's ``(p1 + 1 - p0) / 2`` for a
     consistent probe) and the sign is arbitrary: ``labels_used_`` is False and
-    :func:`mindscope.probes.evaluate` then reports ``max(auroc, 1 - auroc)`` as elk does.
+    :func:`mindscope.probes.evaluation` then reports ``max(auroc, 1 - auroc)`` as elk does.
 
     Args:
         n_restarts: random initialisations per layer.

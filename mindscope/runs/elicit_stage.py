@@ -65,8 +65,8 @@ def _cell(pairs: Sequence[Any], dist: str) -> list[int]:
 
 
 def _probes() -> Any:
-    """The reporters' evaluation API (:mod:`mindscope.probes.evaluate`)."""
-    return importlib.import_module("mindscope.probes.evaluate")
+    """The reporters' evaluation API (:mod:`mindscope.probes.evaluation`)."""
+    return importlib.import_module("mindscope.probes.evaluation")
 
 
 def _lm_logodds(h: Any, pairs: Sequence[Any], batch_size: int = 32) -> Any:

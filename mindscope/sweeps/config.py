@@ -195,7 +195,7 @@ def parse_config(data: Any, *, base: Path | None = None) -> SweepConfig:
             updates["series"] = cfg.series.model_copy(update={"name": str(base / cfg.series.name)})
         if updates:
             cfg = cfg.model_copy(update=updates)
-    from mindscope.probes.evaluate import METHODS
+    from mindscope.probes.evaluation import METHODS
 
     for m in cfg.stages.elicit.methods if cfg.stages.elicit else []:
         if m not in METHODS:

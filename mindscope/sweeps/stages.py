@@ -7,7 +7,7 @@ A stage is a name, a pydantic config and a function::
 ``rows`` is a results table (:mod:`mindscope.results`); ``state`` is ``None`` or a dict of CPU
 tensors handed to the same stage on the next checkpoint (the tuned lens warm-starts from the
 previous checkpoint's translators). Stages use public functions only: ``ms.extract``,
-``ms.lenses.TunedLens`` / ``ms.lenses.evaluate``, :mod:`mindscope.probes.evaluate` and
+``ms.lenses.TunedLens`` / ``ms.lenses.evaluate``, :mod:`mindscope.probes.evaluation` and
 :func:`mindscope.activations.lm_logodds`.
 """
 
@@ -157,7 +157,7 @@ def elicit_stage(
 
     import mindscope as ms
     from mindscope.activations import lm_logodds
-    from mindscope.probes import evaluate as pe
+    from mindscope.probes import evaluation as pe
     from mindscope.probes.metrics import roc_auc
     from mindscope.results import Row, to_frame
 

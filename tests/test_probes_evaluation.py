@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mindscope.errors import MindscopeError
-from mindscope.probes.evaluate import (
+from mindscope.probes.evaluation import (
     evaluate,
     fraction_gap_recovered,
     quirky_report,
