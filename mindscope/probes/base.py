@@ -211,8 +211,11 @@ class Reporter:
             for k in (*self._tensor_names(), *self._learned_extras())
             if hasattr(self, k)
         }
-        save_file(tensors, str(out / "model.safetensors"))
-        (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+        from mindscope.io import atomic_path, atomic_write_text
+
+        with atomic_path(out / "model.safetensors") as tmp:
+            save_file(tensors, str(tmp))
+        atomic_write_text(out / "config.json", json.dumps(config, indent=2, sort_keys=True))
         return out
 
     @classmethod
