@@ -163,10 +163,15 @@ class _Sweeper:
             prev_task = None
             chained = any(STAGES[n].uses_state(getattr(self.cfg.stages, n)) for n, _ in stages)
             if chained and prev_rev is not None:
-                if prev_rev in index:
-                    prev_task = index[prev_rev]
-                else:
-                    for name, _ in stages:
+                running = (
+                    {n for n, _ in tasks[index[prev_rev]].stages} if prev_rev in index else set()
+                )
+                for name, _ in stages:
+                    if not STAGES[name].uses_state(getattr(self.cfg.stages, name)):
+                        continue
+                    if name in running:  # computed by the previous task of this batch
+                        prev_task = index[prev_rev]
+                    else:  # finished earlier: its state is in the sweep folder
                         st = self.man.state(prev_rev, name)
                         if st is not None:
                             prev_states[name] = st
