@@ -51,7 +51,7 @@ def config(series: Path, text: Path, out: Path, **over: Any) -> dict[str, Any]:
                 "train_text": str(text),
                 "n_boot": 10,
             },
-            "elicit": {"n": 96, "n_boot": 10, "methods": ["lr", "diffmean"]},
+            "elicit": {"n": 96, "n_test": 128, "n_boot": 10, "methods": ["lr", "diffmean"]},
         },
         "out": str(out),
         "store": str(out.parent / f"{out.name}-store"),

@@ -309,6 +309,11 @@ def sweep(
     try:
         sw.plan(chosen)
         revisions = [c.revision for c in chosen]
+        if cfg.random_init:  # the control runs with the first batch (it chains on nothing)
+            ref = min(chosen, key=lambda c: c.step)
+            seed_tag = f"random-init-{cfg.seed}"
+            sw.plan([Checkpoint(RANDOM_INIT, -1, None, ref.repo, weights_hash=seed_tag)])
+            revisions.append(RANDOM_INIT)
         sw.run(revisions)
         if cfg.refine.budget:
             by_step = {c.step: c for c in all_ckpts}
@@ -319,7 +324,7 @@ def sweep(
                         f"refine: no rows with metric {cfg.refine.metric!r} and method "
                         f"{cfg.refine.method!r} to follow"
                     )
-                steps = [sw.known[r].step for r in revisions]
+                steps = [sw.known[r].step for r in revisions if r != RANDOM_INIT]
                 nxt = refine_candidate(values, steps, sorted(by_step))
                 if nxt is None:
                     break
@@ -327,14 +332,6 @@ def sweep(
                 sw.plan(new)
                 revisions.append(new[0].revision)
                 sw.run([new[0].revision])
-        if cfg.random_init:
-            ref = min(chosen, key=lambda c: c.step)
-            ctrl = Checkpoint(
-                RANDOM_INIT, -1, None, ref.repo, weights_hash=f"random-init-{cfg.seed}"
-            )
-            sw.plan([ctrl])
-            sw.run([RANDOM_INIT])
-            revisions.append(RANDOM_INIT)
         table = sw.gather(revisions)
     finally:
         if sw.backend is not None:
