@@ -269,3 +269,54 @@ def test_changed_checkpoint_is_refused(series: Path, text: Path, tmp_path: Path)
     }
     with pytest.raises(MindscopeError, match="changed since the sweep hashed it"):
         run_checkpoint(ckpt, [], seed=0)
+
+
+def test_time_figures_from_rows_only() -> None:
+    from mindscope.report import build_sections
+    from mindscope.report.time import heatmap_figures, metric_vs_step_figures
+    from mindscope.results import Row, to_frame
+
+    rows = []
+    for step in (0, 8, 64, 512, 1000):
+        for layer in range(3):
+            kl = 1.0 / (1 + step) + 0.1 * layer
+            extra = {"duplicate_of": "step512"} if step == 1000 else {}
+            for method, v in (("tuned_lens", kl), ("logit_lens", 2 * kl)):
+                rows.append(
+                    Row(
+                        metric="kl",
+                        value=v,
+                        method=method,
+                        layer=layer,
+                        step=step,
+                        revision=f"step{step}",
+                        _extra=extra,
+                    )
+                )
+            rows.append(
+                Row(
+                    metric="auroc",
+                    value=0.5 + step / 2000,
+                    method="lr",
+                    layer=layer,
+                    step=step,
+                    split="bob-hard",
+                    revision=f"step{step}",
+                    _extra=extra,
+                )
+            )
+    rows.append(
+        Row(metric="kl", value=3.0, method="tuned_lens", layer=0, step=-1, revision="random-init")
+    )
+    df = to_frame(rows)
+    (line,) = metric_vs_step_figures(df, "kl", "tuned_lens")
+    assert line.layout.xaxis.type == "log" and len(line.data) == 3
+    first = line.data[0]
+    assert list(first.x) == [1, 9, 65, 513, 1001]  # step + 1
+    assert list(first.marker.symbol) == ["circle"] * 4 + ["x"]  # the duplicate is marked
+    assert list(first.y) == pytest.approx([1.0, 1 / 9, 1 / 65, 1 / 513, 1 / 1001])
+    (heat,) = heatmap_figures(df, "auroc", "lr", "bob-hard")
+    assert list(heat.data[0].x) == ["0", "8", "64", "512", "1000*"]
+    assert heat.data[0].z[2][4] == pytest.approx(1.0)
+    sections = {s.id: s for s in build_sections(df)}
+    assert len(sections["time-layers"].figures) >= 4
