@@ -320,3 +320,46 @@ def test_time_figures_from_rows_only() -> None:
     assert heat.data[0].z[2][4] == pytest.approx(1.0)
     sections = {s.id: s for s in build_sections(df)}
     assert len(sections["time-layers"].figures) >= 4
+
+
+def test_hub_listing_and_hash_without_download() -> None:
+    from types import SimpleNamespace as NS
+
+    from mindscope.sweeps.series import _hub_hash, hub_checkpoints
+
+    class FakeApi:
+        def list_repo_refs(self, repo: str) -> Any:
+            names = ["main", "step143000", "step0", "step1000", "step512", "v1"]
+            return NS(branches=[NS(name=n) for n in names])
+
+        def model_info(self, repo: str, revision: str, files_metadata: bool) -> Any:
+            sha = "a" * 64 if revision in ("step512", "step1000") else "b" * 64
+            return NS(
+                siblings=[
+                    NS(rfilename="model.safetensors", lfs=NS(sha256=sha)),
+                    NS(rfilename="config.json", lfs=None),
+                ]
+            )
+
+    ckpts = hub_checkpoints("EleutherAI/pythia-70m", api=FakeApi())
+    assert [c.revision for c in ckpts] == ["step0", "step512", "step1000", "step143000"]
+    assert all(c.path is None and c.repo == "EleutherAI/pythia-70m" for c in ckpts)
+    with pytest.raises(ConfigError, match=r"step2000 \(nearest: step1000, step143000\)"):
+        select(ckpts, [2000])
+    api = FakeApi()
+    h = {r: _hub_hash("x", r, api) for r in ("step0", "step512", "step1000")}
+    assert h["step512"] == h["step1000"] != h["step0"]  # identical weights found from metadata
+
+
+def test_warm_start_copies_the_previous_translators(series: Path) -> None:
+    from mindscope.sweeps.stages import warm_start_lens
+
+    h = ms.load_model(series / "step12", device="cpu")
+    state = {
+        "weight": torch.randn(h.n_layers, h.d_model, h.d_model),
+        "bias": torch.randn(h.n_layers, h.d_model),
+    }
+    lens = warm_start_lens(h, state)
+    assert torch.equal(lens.weight.detach(), state["weight"])
+    assert torch.equal(lens.bias.detach(), state["bias"])
+    assert torch.count_nonzero(warm_start_lens(h, None).weight) == 0  # cold = the logit lens
