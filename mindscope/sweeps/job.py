@@ -92,6 +92,7 @@ class _Sweeper:
         self.backend: Any = None
         self.known: dict[str, Checkpoint] = {}  # revision -> planned checkpoint (hashed)
         self.original: dict[str, str] = {}  # weights hash -> first revision with it
+        self._init_from: dict[str, str | None] = {}  # revision -> checkpoint it warm-starts from
 
     def _backend(self) -> Any:
         if self.backend is None:
@@ -181,7 +182,6 @@ class _Sweeper:
                 ckpt["config_from"] = first.to_dict()
             index[rev] = len(tasks)
             tasks.append(Task(ckpt, stages, prev_states, prev_task))
-            self._init_from = getattr(self, "_init_from", {})
             self._init_from[rev] = prev_rev if chained else None
         if not tasks:
             return
