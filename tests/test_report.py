@@ -36,7 +36,16 @@ def page(table: pd.DataFrame) -> str:
 
 def test_every_section_present_for_the_example_table(table: pd.DataFrame, page: str) -> None:
     ids = [s.id for s in build_sections(table)]
-    assert ids == ["lens-kl", "trajectory", "reporters", "transfer", "pgr", "time", "audits"]
+    assert ids == [
+        "lens-kl",
+        "trajectory",
+        "reporters",
+        "transfer",
+        "pgr",
+        "time",
+        "time-layers",
+        "audits",
+    ]
     for sid in ids:
         assert f"<section id='{sid}'>" in page
     assert "<section id='summary'>" in page

@@ -19,6 +19,7 @@ import pandas as pd
 from mindscope.report import audits
 from mindscope.report import conventions as conv
 from mindscope.report import figures as figs
+from mindscope.report import time as time_figs
 from mindscope.report.summary import summarize
 
 __all__ = ["Section", "build_sections", "render_html", "write_report"]
@@ -84,6 +85,15 @@ _SPECS: tuple[
         "Metrics measured at several training checkpoints, against the training step.",
         conv.time_rows,
         figs.time_figures,
+    ),
+    (
+        "time-layers",
+        "Across time, layer by layer",
+        "Each layer's metric against the training step (log scale) and layer x step heatmaps of "
+        "lens KL and reporter AUROC on the hard splits; checkpoints with the same weights as an "
+        "earlier one are marked (x, *), a random-init control is the dashed line.",
+        conv.time_rows,
+        time_figs.sweep_figures,
     ),
     (
         "audits",

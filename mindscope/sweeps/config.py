@@ -90,7 +90,10 @@ class ElicitStageConfig(_Strict):
     dataset: str = Field(
         "quirky-arith", description="quirky-arith, or a JSONL/CSV file of contrast pairs"
     )
-    n: int = Field(512, ge=16, description="training pairs (test: a quarter, at least 128)")
+    n: int = Field(512, ge=16, description="training pairs")
+    n_test: int | None = Field(
+        None, ge=16, description="evaluation pairs (default: max(256, n / 2))"
+    )
     methods: list[str] = Field(["lr", "diffmean"], description="reporters to fit")
     train_on: str = Field("alice-easy", description="quirky cell to fit on (persona-difficulty)")
     eval_on: list[str] = Field(

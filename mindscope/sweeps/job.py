@@ -92,6 +92,7 @@ class _Sweeper:
         self.backend: Any = None
         self.known: dict[str, Checkpoint] = {}  # revision -> planned checkpoint (hashed)
         self.original: dict[str, str] = {}  # weights hash -> first revision with it
+        self._init_from: dict[str, str | None] = {}  # revision -> checkpoint it warm-starts from
 
     def _backend(self) -> Any:
         if self.backend is None:
@@ -163,10 +164,15 @@ class _Sweeper:
             prev_task = None
             chained = any(STAGES[n].uses_state(getattr(self.cfg.stages, n)) for n, _ in stages)
             if chained and prev_rev is not None:
-                if prev_rev in index:
-                    prev_task = index[prev_rev]
-                else:
-                    for name, _ in stages:
+                running = (
+                    {n for n, _ in tasks[index[prev_rev]].stages} if prev_rev in index else set()
+                )
+                for name, _ in stages:
+                    if not STAGES[name].uses_state(getattr(self.cfg.stages, name)):
+                        continue
+                    if name in running:  # computed by the previous task of this batch
+                        prev_task = index[prev_rev]
+                    else:  # finished earlier: its state is in the sweep folder
                         st = self.man.state(prev_rev, name)
                         if st is not None:
                             prev_states[name] = st
@@ -176,7 +182,6 @@ class _Sweeper:
                 ckpt["config_from"] = first.to_dict()
             index[rev] = len(tasks)
             tasks.append(Task(ckpt, stages, prev_states, prev_task))
-            self._init_from = getattr(self, "_init_from", {})
             self._init_from[rev] = prev_rev if chained else None
         if not tasks:
             return
@@ -304,6 +309,11 @@ def sweep(
     try:
         sw.plan(chosen)
         revisions = [c.revision for c in chosen]
+        if cfg.random_init:  # the control runs with the first batch (it chains on nothing)
+            ref = min(chosen, key=lambda c: c.step)
+            seed_tag = f"random-init-{cfg.seed}"
+            sw.plan([Checkpoint(RANDOM_INIT, -1, None, ref.repo, weights_hash=seed_tag)])
+            revisions.append(RANDOM_INIT)
         sw.run(revisions)
         if cfg.refine.budget:
             by_step = {c.step: c for c in all_ckpts}
@@ -314,7 +324,7 @@ def sweep(
                         f"refine: no rows with metric {cfg.refine.metric!r} and method "
                         f"{cfg.refine.method!r} to follow"
                     )
-                steps = [sw.known[r].step for r in revisions]
+                steps = [sw.known[r].step for r in revisions if r != RANDOM_INIT]
                 nxt = refine_candidate(values, steps, sorted(by_step))
                 if nxt is None:
                     break
@@ -322,14 +332,6 @@ def sweep(
                 sw.plan(new)
                 revisions.append(new[0].revision)
                 sw.run([new[0].revision])
-        if cfg.random_init:
-            ref = min(chosen, key=lambda c: c.step)
-            ctrl = Checkpoint(
-                RANDOM_INIT, -1, None, ref.repo, weights_hash=f"random-init-{cfg.seed}"
-            )
-            sw.plan([ctrl])
-            sw.run([RANDOM_INIT])
-            revisions.append(RANDOM_INIT)
         table = sw.gather(revisions)
     finally:
         if sw.backend is not None:

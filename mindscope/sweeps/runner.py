@@ -41,7 +41,7 @@ def load_checkpoint(ckpt: Mapping[str, Any], device: str, seed: int = 0) -> Any:
 
         src = ckpt["config_from"]
         config = AutoConfig.from_pretrained(src["path"] or src["repo"])
-        torch.manual_seed(seed)
+        torch.manual_seed(seed + 100_003)  # not the seed organisms initialise with
         model = AutoModelForCausalLM.from_config(config)
         tok = AutoTokenizer.from_pretrained(src["path"] or src["repo"])
         h = wrap_model(model.to(device), tok, name=repo, revision=RANDOM_INIT)
@@ -126,7 +126,8 @@ def run_checkpoint(
         h = load_checkpoint(ckpt, device, seed)
         stats["loads"] += 1
         stats["load_seconds"] = time.perf_counter() - t0
-        weights_hash = want or h.weights_hash
+        weights_hash = h.weights_hash if ckpt["revision"] == RANDOM_INIT else want
+        weights_hash = weights_hash or h.weights_hash
         counter = [0]
 
         def count(_mod: Any, _args: Any) -> None:
@@ -138,7 +139,13 @@ def run_checkpoint(
                 stage = STAGES[name]
                 cfg = stage.config_type.model_validate(cfg_dict)
                 t1 = time.perf_counter()
-                df, state = stage.fn(h, cfg, seed=seed, prev_state=states.get(name), store=store)
+                # every stage starts from the same global RNG state, whatever ran before it
+                # (in this process, another process or a Ray worker): identical results
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)
+                    df, state = stage.fn(
+                        h, cfg, seed=seed, prev_state=states.get(name), store=store
+                    )
                 secs = time.perf_counter() - t1
                 df = stamp(
                     df,

@@ -135,7 +135,7 @@ def _pairs(cfg: ElicitStageConfig, seed: int) -> tuple[list[Any], list[Any], str
         from mindscope.data import quirky_arith
 
         train = quirky_arith(cfg.n, seed=seed, split="train")
-        test = quirky_arith(max(256, cfg.n // 2), seed=seed + 1, split="test")
+        test = quirky_arith(cfg.n_test or max(256, cfg.n // 2), seed=seed + 1, split="test")
         return train, test, "quirky-arith", True
     from mindscope.data import load_pairs, train_test_split
 

@@ -1,0 +1,228 @@
+"""Benchmark of checkpoint sweeps (issue 12): resume cost, duplicate cost, Ray vs in-process,
+and warm-started vs cold tuned lenses.
+
+    .venv/bin/python benchmarks/bench_sweep.py            # all parts
+    .venv/bin/python benchmarks/bench_sweep.py --quick    # smaller sizes
+    .venv/bin/python benchmarks/bench_sweep.py --parts warm
+
+Parts:
+* ``resume``: a full sweep (lens + elicit stages, ``--ckpts`` checkpoints of a tiny quirky
+  organism trained in a temp MINDSCOPE_HOME) vs the same sweep re-run when everything is
+  finished; medians of ``--reps`` interleaved repetitions, ratio (target < 0.05).
+* ``dups``: base-model forward passes of a sweep over a series with one duplicated checkpoint
+  vs the series without it (target: equal, i.e. the duplicate costs 0).
+* ``ray``: elicit-stage sweep over ``--ckpts`` checkpoints, in-process vs 2 Ray workers
+  (``num_cpus=2``), Ray start-up included (target <= 0.6 for a sweep whose in-process time is
+  at least 2 minutes); tables compared for equality.
+* ``warm``: on consecutive checkpoints of ``--organism`` (default quirky-arith, must be trained),
+  a cold tuned lens trained ``--lens-steps`` steps on the later checkpoint vs lenses warm-started
+  from the earlier checkpoint's lens trained 1/8, 1/4, 1/2 of the steps: held-out KL of each,
+  and the fewest steps at which the warm start reaches the cold lens's KL (target <= 1/2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+
+def _series(tmp: Path, steps: int) -> Path:
+    from sweep_helpers import make_series
+
+    from mindscope import organisms
+    from mindscope.organisms.neox import ModelShape
+    from mindscope.organisms.quirky import QuirkyConfig
+
+    if steps == 12:
+        return make_series(tmp / "q")
+    shape = ModelShape(n_layers=2, d_model=32, n_heads=2, d_mlp=64, max_len=32)
+    cfg = QuirkyConfig(
+        seed=0, max_steps=steps, pool_size=256, eval_per_cell=16, shape=shape, threads=1
+    )
+    return organisms.train("quirky-arith", cfg, out=tmp / "q", progress=False)
+
+
+def _pick(series: Path, dst: Path, n: int) -> Path:
+    from sweep_helpers import copy_series
+
+    from mindscope.sweeps import folder_checkpoints, log_spaced
+
+    steps = log_spaced([c.step for c in folder_checkpoints(series)], n)
+    return copy_series(series, dst, steps)
+
+
+def part_resume(tmp: Path, args: argparse.Namespace) -> None:
+    from sweep_helpers import config, make_text
+
+    import mindscope as ms
+
+    series = _pick(_series(tmp, 12), tmp / "r-series", args.ckpts)
+    text = make_text(tmp / "t.txt")
+    full, again = [], []
+    for rep in range(args.reps):
+        cfg = config(series, text, tmp / f"r{rep}")
+        t0 = time.perf_counter()
+        ms.sweep(cfg)
+        full.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        res = ms.sweep(cfg)
+        again.append(time.perf_counter() - t0)
+        assert res.computed == [] and res.loads == 0
+    f, a = statistics.median(full), statistics.median(again)
+    print(
+        f"resume: full sweep {f:.2f} s, finished re-run {a:.3f} s, ratio {a / f:.4f} "
+        f"({'PASS' if a / f < 0.05 else 'FAIL'} < 0.05); reps {args.reps}, {args.ckpts} ckpts"
+    )
+
+
+def part_dups(tmp: Path, args: argparse.Namespace) -> None:
+    from sweep_helpers import ForwardCounter, config, make_text
+
+    import mindscope as ms
+
+    series = _pick(_series(tmp, 12), tmp / "d-series", 3)
+    text = make_text(tmp / "t.txt")
+    dup = tmp / "d-dup"
+    shutil.copytree(series, dup)
+    last = sorted(dup.iterdir(), key=lambda p: int(p.name[4:]))[-1]
+    shutil.copytree(last, dup / f"step{int(last.name[4:]) + 100}")
+    with ForwardCounter() as a:
+        ms.sweep(config(series, text, tmp / "d1"))
+    with ForwardCounter() as b:
+        r = ms.sweep(config(dup, text, tmp / "d2"))
+    print(
+        f"dups: forwards without the duplicate {a.n}, with it {b.n} (duplicate costs "
+        f"{b.n - a.n}; {'PASS' if a.n == b.n else 'FAIL'}); duplicates {r.duplicates}"
+    )
+
+
+def part_ray(tmp: Path, args: argparse.Namespace) -> None:
+    import pandas as pd
+    from sweep_helpers import config, make_text
+
+    import mindscope as ms
+
+    series = _pick(_series(tmp, 64), tmp / "y-series", args.ckpts)
+    text = make_text(tmp / "t.txt")
+    ins, rays = [], []
+    for rep in range(args.reps_ray):
+        cfg = config(series, text, tmp / f"yi{rep}")
+        cfg["stages"] = {"elicit": {"n": args.elicit_n, "n_test": args.elicit_n, "n_boot": 50}}
+        t0 = time.perf_counter()
+        a = ms.sweep(cfg)
+        ins.append(time.perf_counter() - t0)
+        cfg["out"] = str(tmp / f"yr{rep}")
+        cfg["store"] = str(tmp / f"yr{rep}-store")
+        cfg["num_cpus"] = 2
+        t0 = time.perf_counter()
+        b = ms.sweep(cfg, backend="ray")
+        rays.append(time.perf_counter() - t0)
+        pd.testing.assert_frame_equal(a.table, b.table)
+    i, r = statistics.median(ins), statistics.median(rays)
+    verdict = "PASS" if r / i <= 0.6 else ("FAIL" if i >= 120 else "n/a: in-process < 2 min")
+    print(
+        f"ray: {args.ckpts} ckpts elicit sweep in-process {i:.1f} s, Ray 2 workers {r:.1f} s "
+        f"(start-up included), ratio {r / i:.3f} ({verdict}); tables identical; "
+        f"reps {args.reps_ray}; os.cpu_count {os.cpu_count()}, load {os.getloadavg()[0]:.1f}"
+    )
+
+
+def part_warm(tmp: Path, args: argparse.Namespace) -> None:
+    import torch
+
+    import mindscope as ms
+    from mindscope import lenses
+    from mindscope.data import quirky_arith
+    from mindscope.lenses.train import TrainConfig, train
+    from mindscope.sweeps import organism_checkpoints
+    from mindscope.sweeps.stages import warm_start_lens
+
+    torch.set_num_threads(args.threads)
+    ckpts = organism_checkpoints(args.organism)
+    a, b = ckpts[args.pair], ckpts[args.pair + 1]
+    if args.organism == "pocket-lm":
+        docs = ms.organisms.pocket_corpus("train")[:400]
+        held = ms.organisms.pocket_corpus("heldout")[:200]
+    else:
+        pairs = quirky_arith(3000, seed=5)
+        docs = [p.prompt + p.completions[p.label] for p in pairs[:2500]]
+        held = [p.prompt + p.completions[p.label] for p in pairs[2500:]]
+    n = args.lens_steps
+
+    def fit(h: Any, steps: int, init: Any = None) -> Any:
+        lens = warm_start_lens(h, init)
+        cfg = TrainConfig(
+            num_steps=steps,
+            tokens_per_step=args.tokens,
+            seq_len=args.seq_len,
+            seed=1,
+            progress=False,
+        )
+        return train(lens, docs, cfg)
+
+    def kl(h: Any, lens: Any) -> float:
+        df = lenses.evaluate(h, lens, held, n_boot=0, seq_len=args.seq_len)
+        sel = (df["metric"] == "kl") & (df["method"] == "tuned_lens") & (df["layer"] < h.n_layers)
+        return float(df.loc[sel, "value"].mean())
+
+    ha = ms.load_model(a.path, device="cpu")
+    hb = ms.load_model(b.path, device="cpu")
+    prev = fit(ha, n)
+    state = {"weight": prev.weight.detach().clone(), "bias": prev.bias.detach().clone()}
+    cold = kl(hb, fit(hb, n))
+    fracs = (8, 4, 2)
+    warm = {n // f: kl(hb, fit(hb, n // f, state)) for f in fracs}
+    reached = [s for s, v in sorted(warm.items()) if v <= cold]
+    first = reached[0] if reached else None
+    print(
+        f"warm: {args.organism} {a.revision} -> {b.revision}, cold lens {n} steps held-out KL "
+        f"{cold:.4f} nats (mean over layers < L)"
+    )
+    for s, v in sorted(warm.items()):
+        print(f"warm:   warm-started {s:4d} steps: KL {v:.4f} ({'<=' if v <= cold else '>'} cold)")
+    verdict = "PASS" if first is not None and first <= n // 2 else "FAIL"
+    print(f"warm: fewest warm steps reaching the cold KL: {first} of {n} ({verdict} <= {n // 2})")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--parts", default="resume,dups,warm,ray")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--ckpts", type=int, default=8)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--reps-ray", type=int, default=1)
+    p.add_argument("--elicit-n", type=int, default=1024)
+    p.add_argument("--organism", default="quirky-arith")
+    p.add_argument("--pair", type=int, default=-3, help="index of the earlier checkpoint")
+    p.add_argument("--lens-steps", type=int, default=64)
+    p.add_argument("--tokens", type=int, default=2048)
+    p.add_argument("--seq-len", type=int, default=16)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    if args.quick:
+        args.ckpts, args.reps, args.elicit_n, args.lens_steps = 4, 1, 128, 32
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
+    import torch
+
+    torch.set_num_threads(args.threads)
+    try:
+        for part in args.parts.split(","):
+            {"resume": part_resume, "dups": part_dups, "ray": part_ray, "warm": part_warm}[
+                part.strip()
+            ](tmp / part.strip(), args)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
