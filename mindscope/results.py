@@ -117,20 +117,37 @@ def parse_step(revision: str | None) -> int:
     return int(m.group(1)) if m else -1
 
 
-def stamp(df: pd.DataFrame, h: Any) -> pd.DataFrame:
+def stamp(
+    df: pd.DataFrame,
+    h: Any = None,
+    *,
+    model: str | None = None,
+    revision: str | None = None,
+    step: int | None = None,
+    weights_hash: str | None = None,
+) -> pd.DataFrame:
     """A copy of a results table with the provenance of model handle ``h`` on every row.
 
     Sets ``model`` (``h.name``), ``revision`` (``h.revision`` or ``""``), ``step`` (parsed from
     the revision by :func:`parse_step`) and ``weights_hash`` (``h.weights_hash``). This is the
-    one place those columns are written.
+    one place those columns are written. Keyword arguments override what ``h`` says (a sweep
+    names its series and checkpoint steps itself; ``h`` may then be ``None``).
     """
-    revision = getattr(h, "revision", None) or ""
+    if revision is None:
+        revision = (getattr(h, "revision", None) or "") if h is not None else ""
+    if model is None:
+        if h is None:
+            raise ValueError("stamp needs a model handle or model=")
+        model = str(h.name)
+    if step is None:
+        step = parse_step(revision)
+    if weights_hash is None:
+        weights_hash = str(getattr(h, "weights_hash", "") or "") if h is not None else ""
     out = df.copy()
-    out["model"] = pd.Series([str(h.name)] * len(out), index=out.index, dtype="string")
+    out["model"] = pd.Series([str(model)] * len(out), index=out.index, dtype="string")
     out["revision"] = pd.Series([str(revision)] * len(out), index=out.index, dtype="string")
-    out["step"] = pd.Series([parse_step(revision)] * len(out), index=out.index, dtype="int64")
-    weights = str(getattr(h, "weights_hash", "") or "")
-    out["weights_hash"] = pd.Series([weights] * len(out), index=out.index, dtype="string")
+    out["step"] = pd.Series([int(step)] * len(out), index=out.index, dtype="int64")
+    out["weights_hash"] = pd.Series([weights_hash] * len(out), index=out.index, dtype="string")
     return out
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mindscope.activations.activations import Activations
-from mindscope.activations.answers import answer_token_ids, lm_logodds
+from mindscope.activations.answers import answer_token_ids, lm_logodds, lm_logodds_or_none
 from mindscope.activations.engine import extract, resolve_layers
 from mindscope.activations.positions import PositionRule, parse_position
 from mindscope.activations.store import StoreFolder, StoreKey
@@ -11,6 +11,7 @@ from mindscope.activations.store import StoreFolder, StoreKey
 __all__ = [
     "extract",
     "lm_logodds",
+    "lm_logodds_or_none",
     "answer_token_ids",
     "Activations",
     "resolve_layers",

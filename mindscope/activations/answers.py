@@ -8,6 +8,7 @@ probe read at the prompt and the model's answer see exactly the same input ids.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import torch
@@ -16,7 +17,7 @@ from mindscope.data.pairs import ContrastPair
 from mindscope.errors import MindscopeError
 from mindscope.models.handle import ModelHandle
 
-__all__ = ["lm_logodds", "answer_token_ids"]
+__all__ = ["lm_logodds", "answer_token_ids", "lm_logodds_or_none"]
 
 
 def answer_token_ids(h: ModelHandle, pairs: Sequence[ContrastPair]) -> torch.Tensor:
@@ -85,3 +86,18 @@ def lm_logodds(
         lp = last.log_softmax(-1).gather(1, answers[idx].to(logits.device))  # [b, 2]
         out[idx] = (lp[:, 1] - lp[:, 0]).double().cpu()
     return out
+
+
+def lm_logodds_or_none(
+    h: ModelHandle, pairs: Sequence[ContrastPair], *, batch_size: int = 32
+) -> torch.Tensor | None:
+    """:func:`lm_logodds`, or ``None`` with a logged warning when the model's answer is not
+    defined (an encoder, or completions whose first tokens coincide, e.g. both unknown to the
+    tokenizer): analyses then go on without the LM baseline instead of comparing with zeros."""
+    if not h.is_causal:
+        return None
+    try:
+        return lm_logodds(h, pairs, batch_size=batch_size)
+    except MindscopeError as exc:
+        logging.getLogger("mindscope").warning("the model's own answers are not read: %s", exc)
+        return None

@@ -98,10 +98,11 @@ def _is_quirky(pairs: list[Any]) -> bool:
 
 def lm_logodds(h: Any, pairs: list[Any], batch_size: int = 64) -> Any:
     """``[n]`` the model's log-odds of completion 1 over completion 0 after each prompt (see
-    :func:`mindscope.activations.lm_logodds`, the one implementation)."""
-    from mindscope.activations import lm_logodds as engine_logodds
+    :func:`mindscope.activations.lm_logodds`, the one implementation); ``None`` (with a
+    warning) when the model's answer is undefined."""
+    from mindscope.activations import lm_logodds_or_none
 
-    return engine_logodds(h, pairs, batch_size=batch_size)
+    return lm_logodds_or_none(h, pairs, batch_size=batch_size)
 
 
 def _load_and_extract(args: argparse.Namespace, h: Any, pairs: list[Any], layers: Any) -> Any:

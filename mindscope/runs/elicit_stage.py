@@ -71,10 +71,11 @@ def _probes() -> Any:
 
 def _lm_logodds(h: Any, pairs: Sequence[Any], batch_size: int = 32) -> Any:
     """``[n]`` the model's own log-odds of side 1 over side 0 after each pair's prompt: what the
-    model *says* (:func:`mindscope.activations.lm_logodds`, the one implementation)."""
-    from mindscope.activations import lm_logodds
+    model *says* (:func:`mindscope.activations.lm_logodds`, the one implementation); ``None``
+    (with a warning) when it is undefined for this model's tokenizer."""
+    from mindscope.activations import lm_logodds_or_none
 
-    return lm_logodds(h, list(pairs), batch_size=batch_size)
+    return lm_logodds_or_none(h, list(pairs), batch_size=batch_size)
 
 
 def elicit_stage(

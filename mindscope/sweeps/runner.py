@@ -56,12 +56,12 @@ def load_checkpoint(ckpt: Mapping[str, Any], device: str, seed: int = 0) -> Any:
 def stamp(
     df: pd.DataFrame, *, model: str, revision: str, step: int, weights_hash: str
 ) -> pd.DataFrame:
-    """Provenance on every row: ``model``, ``revision``, ``step`` columns and
-    ``extra.weights_hash``. (To be replaced by the shared stamp of :mod:`mindscope.results`.)"""
-    out = df.copy()
-    out["model"] = pd.Series([model] * len(out), index=out.index, dtype="string")
-    out["revision"] = pd.Series([revision] * len(out), index=out.index, dtype="string")
-    out["step"] = pd.Series([int(step)] * len(out), index=out.index, dtype="int64")
+    """Provenance on every row through the one stamp of :func:`mindscope.results.stamp`
+    (``model``, ``revision``, ``step``, ``weights_hash`` columns; the hash also in ``extra``
+    for tables read by older code)."""
+    from mindscope.results import stamp as stamp_rows
+
+    out = stamp_rows(df, model=model, revision=revision, step=step, weights_hash=weights_hash)
     extras = []
     for v in out["extra"].tolist():
         try:
