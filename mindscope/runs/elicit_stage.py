@@ -15,6 +15,7 @@ from mindscope.errors import MindscopeError
 from mindscope.results import Row, to_frame
 from mindscope.runs.config import ElicitConfig
 from mindscope.runs.folder import LOGGER_NAME
+from mindscope.runs.predictions import PREDICTIONS_FILE, disagree_rows, prediction_frame
 from mindscope.runs.stage import Artefact, StageOutput, isolated
 
 __all__ = ["elicit_stage", "QUIRKY_DISTRIBUTIONS"]
@@ -45,12 +46,25 @@ def _is_quirky(pairs: Sequence[Any]) -> bool:
 
 
 def load_pairs(e: ElicitConfig, seed: int) -> tuple[list[Any], list[Any], str, bool]:
-    """``(train, test, dataset name, is_quirky)`` contrast pairs for the reporter stage."""
-    from mindscope.data.datasets import dataset_name, load_split
+    """``(train, test, dataset name, is_quirky)`` contrast pairs for the reporter stage; the
+    split's warnings (twins across train/test) go to the run's log."""
+    from mindscope.data.datasets import dataset_name, load_dataset_split
+    from mindscope.runs.config import data_fields
 
-    train, test = load_split(
-        e.dataset, n=e.n, seed=seed, test_fraction=e.test_fraction, template=e.template
+    ds = load_dataset_split(
+        e.dataset,
+        n=e.n,
+        seed=seed,
+        test_fraction=e.test_fraction,
+        template=e.template,
+        fields=data_fields(e),
     )
+    log.info(
+        "reporter data: %d train, %d test pairs (%s split)", len(ds.train), len(ds.test), ds.method
+    )
+    for msg in ds.warnings:
+        log.warning("%s", msg)
+    train, test = ds.train, ds.test
     return train, test, dataset_name(e.dataset), _is_quirky(train) and _is_quirky(test)
 
 
@@ -75,6 +89,13 @@ def _lm_logodds(h: Any, pairs: Sequence[Any], batch_size: int = 32) -> Any:
     from mindscope.activations import lm_logodds
 
     return lm_logodds(h, list(pairs), batch_size=batch_size)
+
+
+def _write_parquet(df: Any, path: Any) -> None:
+    from mindscope.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
 
 
 def elicit_stage(
@@ -132,6 +153,9 @@ def _elicit(h: Any, e: ElicitConfig, seed: int, progress: bool) -> StageOutput:
             reps[method].save, meta={"model": h.name}
         )
     rows = pe.score_rows(reps, x_te, truth_te, layers=layers, split="test", **common)
+    rows += disagree_rows(pe, reps, x_te, test, truth_te, layers, **common)
+    preds = prediction_frame(reps, x_te, test, truth_te, layers)
+    artefacts[PREDICTIONS_FILE] = functools.partial(_write_parquet, preds)
     if quirky and e.transfer:
         rows += _quirky_rows(h, pe, x_tr, x_te, train, test, layers, e, seed, common, progress)
     return StageOutput(to_frame(rows), artefacts, data)
