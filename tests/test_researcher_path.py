@@ -205,3 +205,55 @@ def test_report_works_on_elicit_folders_and_never_overwrites(elicit_out, capsys)
     assert main(["runs", str(out.parent)]) == 0
     listing = capsys.readouterr().out
     assert "[elicit, complete]" in listing and "best test auroc" in listing
+
+
+def _auroc(method: str, layer: int, value: float, **kw: object) -> Row:
+    return Row("auroc", value, method, layer, ci_low=value - 0.05, ci_high=value + 0.05, **kw)  # type: ignore[arg-type]
+
+
+def test_methods_keep_their_colour_in_every_figure():
+    from mindscope.report.figures import auroc_figures, method_colour, pgr_figures
+
+    a = to_frame([_auroc(m, k, 0.6, split="test", n=100) for m in ("lr", "ccs") for k in (0, 1)])
+    b = to_frame([Row("gap_recovered", 0.3, m, k) for m in ("ccs", "crc", "lr") for k in (0, 1)])
+    colours: dict[str, set[str]] = {}
+    for fig in auroc_figures(a) + pgr_figures(b):
+        for tr in fig.data:
+            if tr.mode == "lines+markers":
+                colours.setdefault(tr.name, set()).add(tr.line.color)
+    assert colours["lr"] == {method_colour("lr")} and colours["ccs"] == {method_colour("ccs")}
+    assert method_colour("lr") != method_colour("ccs")
+
+
+def test_transfer_matrix_layer_is_chosen_on_validation_not_test():
+    from mindscope.report.page import build_sections
+
+    rows = []
+    for layer, test_auc, val_auc in ((1, 0.95, 0.6), (2, 0.7, 0.9)):
+        for tr in ("alice-easy", "bob-easy"):
+            ex = {"train": tr, "selection": "validation"}
+            rows.append(Row("val_auroc", val_auc, "lr", layer, split="validation", _extra=ex))
+            for ev in ("alice-hard", "bob-hard"):
+                rows.append(
+                    Row("auroc", test_auc, "lr", layer, split=ev, _extra={"train": tr, "eval": ev})
+                )
+    (sec,) = [s for s in build_sections(to_frame(rows)) if s.id == "transfer"]
+    title = sec.figures[0].layout.title.text
+    assert "(layer 2)" in title and "validation" in title  # the test-best layer 1 is not used
+
+
+def test_report_page_header_and_gap_caption_match_the_docs():
+    from mindscope.report.page import render_html
+
+    rows = [
+        _auroc("lr", 2, 0.9, split="test", dataset="d", n=400),
+        _auroc("random", 2, 0.55, split="test", dataset="d", n=400),
+        Row("gap_recovered_best", 0.8, "lr", -1, split="bob-hard", dataset="q", n=200),
+        Row("gap_recovered", 0.8, "lr", 2, split="bob-hard", dataset="q", n=200),
+    ]
+    page = render_html(to_frame(rows))
+    assert "<section id='headline'>" in page
+    assert "AUROC vs truth, test split" in page and "fraction of the AUROC gap recovered" in page
+    docs = (Path(__file__).parents[1] / "docs" / "elicit.md").read_text()
+    assert "AUROC_LM(Alice-hard) - AUROC_LM(Bob-hard)" in docs  # the definition the caption cites
+    assert "answers on Alice-hard - AUROC of its answers on Bob-hard" in page

@@ -57,8 +57,9 @@ def pairs_from_records(
     error naming the field looked for and the fields the records do have.
     """
     tpl = get_template(template)
-    if tpl is not None and tpl.label_field != fields.label:
+    if tpl is not None and fields.label != DEFAULT_FIELDS.label:
         tpl = dataclasses.replace(tpl, label_field=fields.label)
+    label_field = tpl.label_field if tpl is not None else fields.label
     out = []
     seen_label = False
     first_fields: list[str] = []
@@ -68,7 +69,7 @@ def pairs_from_records(
         rec = apply_fields(raw, fields)
         if not first_fields:
             first_fields = sorted(raw)
-        seen_label = seen_label or fields.label in rec
+        seen_label = seen_label or label_field in rec
         try:
             if tpl is not None:
                 out.append(tpl.render(rec))
@@ -103,7 +104,7 @@ def pairs_from_records(
             raise MindscopeError(f"{source}: record {i + 1}: {exc}") from None
     if require_label and out and not seen_label:
         raise MindscopeError(
-            f"{source}: no record has the label field {fields.label!r} (fields: "
+            f"{source}: no record has the label field {label_field!r} (fields: "
             f"{first_fields}); name the label column with --label-field (run config: "
             "elicit.label_field)"
         )

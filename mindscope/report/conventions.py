@@ -15,7 +15,9 @@ summary table. The conventions (metric names are compared case-insensitively):
   ``method`` names the reporter.
 - **Quirky transfer matrix**: ``metric`` in :data:`TRANSFER_METRICS` (or ``"auroc"`` whose
   ``extra`` has ``train`` and ``eval``, and ``labels`` absent or ``"truth"``); one cell per
-  ``(extra.train, extra.eval)``. Transfer cells stay out of the summary table.
+  ``(extra.train, extra.eval)``. Transfer cells stay out of the summary table. ``val_auroc``
+  rows (``extra.train`` set, ``split == "validation"``: a held-out part of each training cell)
+  choose the layer each method's matrix is drawn at.
 - **Fraction of gap recovered**: ``metric`` in :data:`PGR_METRICS`, per ``method`` and ``layer``.
 - **Across time**: any metric measured at two or more distinct training ``step`` values >= 0.
 - **Worst-case audits**: ``metric`` starting with ``"audit"`` (e.g. ``audit_anomaly_auroc``,
@@ -143,7 +145,13 @@ def transfer_rows(df: pd.DataFrame) -> pd.DataFrame:
     sub["eval"] = [str(e.get("eval", "")) for e in extras]
     # cells scored against another label set than the truth (e.g. Bob's) are not the matrix
     truth = pd.Series([e.get("labels", "truth") == "truth" for e in extras], index=sub.index)
-    return sub[(sub["train"] != "") & (sub["eval"] != "") & truth]
+    cells = sub[(sub["train"] != "") & (sub["eval"] != "") & truth]
+    val = df[m == "val_auroc"].copy()
+    if val.empty:
+        return cells
+    val["train"] = [str(e.get("train", "")) for e in _extras(val)]
+    val["eval"] = ""
+    return pd.concat([cells, val])
 
 
 def pgr_rows(df: pd.DataFrame) -> pd.DataFrame:

@@ -148,12 +148,21 @@ def format_summary(summary: pd.DataFrame, max_rows: int = 40) -> str:
         where = f"layer {r.layer}" if r.layer >= 0 else ""
         if r.step >= 0:
             where = f"{where} step {r.step}".strip()
-        data = f"{r.dataset} {r.split}".strip()
         flag = str(getattr(r, "flag", "") or "")
         lines.append(
-            (str(r.metric), str(r.method), data, _fmt(r.best), ci, where, _fmt(r.mean), flag)
+            (
+                str(r.metric),
+                str(r.method),
+                str(r.dataset) or "-",
+                str(r.split) or "-",
+                _fmt(r.best),
+                ci,
+                where,
+                _fmt(r.mean),
+                flag,
+            )
         )
-    header = ("metric", "method", "data", "best", "95% CI", "where", "mean", "flag")
+    header = ("metric", "method", "dataset", "split", "best", "95% CI", "where", "mean", "flag")
     widths = [max(len(x[i]) for x in [header, *lines]) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     text = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]

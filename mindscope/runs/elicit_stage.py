@@ -5,6 +5,7 @@ the data come from :func:`mindscope.data.load_split`, as for ``mindscope elicit`
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import logging
@@ -179,19 +180,37 @@ def _quirky_rows(
     import torch
     from tqdm.auto import tqdm
 
-    methods = [m for m in e.methods if m != "random"][:2] or ["lr"]
+    methods = ([m for m in e.methods if m != "random"][:2] or ["lr"]) + ["random"]
     cells_tr = {d: _cell(train, d) for d in QUIRKY_DISTRIBUTIONS}
     cells_te = {d: _cell(test, d) for d in QUIRKY_DISTRIBUTIONS}
-    usable = [d for d in QUIRKY_DISTRIBUTIONS if len(cells_tr[d]) >= 8 and len(cells_te[d]) >= 8]
+    usable = [d for d in QUIRKY_DISTRIBUTIONS if len(cells_tr[d]) >= 10 and len(cells_te[d]) >= 8]
     rows: list[Row] = []
     truth_te = torch.tensor([int(p.meta["truth"]) for p in test])
+    gen = torch.Generator().manual_seed(seed)
     for src in tqdm(usable, desc="transfer matrix", disable=not progress, unit="cell"):
-        idx = cells_tr[src]
+        # 20% of the training cell is held out as the validation split on which the report
+        # picks each method's layer (never on the test cells it shows)
+        perm = [cells_tr[src][int(k)] for k in torch.randperm(len(cells_tr[src]), generator=gen)]
+        n_val = max(2, len(perm) // 5)
+        idx, val = perm[n_val:], perm[:n_val]
         persona = src.split("-")[0]
         y_src = torch.tensor([int(train[i].meta[f"{persona}_label"]) for i in idx])
+        y_val = torch.tensor([int(train[i].meta[f"{persona}_label"]) for i in val])
         if y_src.unique().numel() < 2:
             continue
         reps = pe.fit_reporters(x_tr[:, idx], y_src, methods, baselines=False)
+        if y_val.unique().numel() == 2:
+            for r in pe.score_rows(
+                reps,
+                x_tr[:, val],
+                y_val,
+                layers=layers,
+                split="validation",
+                extra={"train": src, "selection": "validation", "labels": persona},
+                **{**common, "n_boot": 0},
+            ):
+                if r.metric == "auroc":
+                    rows.append(dataclasses.replace(r, metric="val_auroc"))
         for dst in usable:
             j = cells_te[dst]
             if truth_te[j].unique().numel() < 2:
