@@ -257,3 +257,28 @@ def test_report_page_header_and_gap_caption_match_the_docs():
     docs = (Path(__file__).parents[1] / "docs" / "elicit.md").read_text()
     assert "AUROC_LM(Alice-hard) - AUROC_LM(Bob-hard)" in docs  # the definition the caption cites
     assert "answers on Alice-hard - AUROC of its answers on Bob-hard" in page
+
+
+def test_results_tables_have_typed_extra_columns_and_query_together(tmp_path):
+    from mindscope.results import write_table
+
+    for i, (sel, best) in enumerate((("oracle", 3), ("validation", 5))):
+        rows = [
+            Row("gap_recovered_best", 0.4 + i / 10, "lr", -1, split="bob-hard", n=200,
+                _extra={"selection": sel, "best_layer": best}),
+            Row("auroc", 0.8, "lr", 2, split="test", n=300),
+        ]  # fmt: skip
+        (tmp_path / f"run{i}").mkdir()
+        write_table(to_frame(rows), tmp_path / f"run{i}" / "results.parquet")
+    df = read_table(tmp_path / "run0" / "results.parquet", typed=True)
+    assert str(df.best_layer.dtype) == "Int64" and df.best_layer.tolist()[0] == 3
+    assert df.best_layer.isna().tolist() == [False, True]
+    assert all(str(df[c].dtype) == "string" for c in ("model", "extra", "selection"))
+    duckdb = pytest.importorskip("duckdb")  # a dev dependency; the query docs/report.md shows
+    glob = str(tmp_path / "*" / "results.parquet")
+    got = duckdb.sql(
+        "SELECT selection, best_layer, value FROM read_parquet(?, filename = true) "
+        "WHERE metric = 'gap_recovered_best' ORDER BY value",
+        params=[glob],
+    ).fetchall()
+    assert [(s, b) for s, b, _ in got] == [("oracle", 3), ("validation", 5)]

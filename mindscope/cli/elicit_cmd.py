@@ -333,7 +333,8 @@ def _summary(df: Any, out: Path, transfer: bool = False) -> None:
         ]
     )
     print("best layer per method: AUROC against the truth, chosen and scored on the test split")
-    print(best.sort_values(cols[:3] if transfer else "method")[cols].to_string(index=False))
+    shown = best.sort_values(cols[:3] if transfer else "method")[cols]
+    print(shown.round(3).to_string(index=False))
     dis = df[(df.metric == "auroc_disagree") & (df.layer >= 0)]
     if len(dis):
         print("AUROC on test examples where the persona's label differs from the truth:")
