@@ -277,7 +277,8 @@ def test_results_tables_have_typed_extra_columns_and_query_together(tmp_path):
     duckdb = pytest.importorskip("duckdb")  # a dev dependency; the query docs/report.md shows
     glob = str(tmp_path / "*" / "results.parquet")
     got = duckdb.sql(
-        "SELECT selection, best_layer, value FROM read_parquet(?, filename = true) "
+        "SELECT selection, best_layer, value FROM read_parquet(?, filename = true, "
+        "union_by_name = true) "
         "WHERE metric = 'gap_recovered_best' ORDER BY value",
         params=[glob],
     ).fetchall()
