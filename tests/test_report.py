@@ -61,8 +61,8 @@ def test_one_plot_div_per_figure(table: pd.DataFrame, page: str) -> None:
     n_figs = sum(len(s.figures) for s in build_sections(table))
     divs = re.findall(r'<div id="(fig-[^"]+)" class="plotly-graph-div"', page)
     assert len(divs) == n_figs == len(set(divs))
-    # two lenses -> two trajectory heatmaps; two transfer methods -> two matrices
-    assert sum(d.startswith("fig-trajectory-") for d in divs) == 2
+    # two lenses -> two trajectory heatmaps + one side by side; two transfer methods -> two
+    assert sum(d.startswith("fig-trajectory-") for d in divs) == 3
     assert sum(d.startswith("fig-transfer-") for d in divs) == 2
 
 

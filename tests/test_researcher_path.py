@@ -283,3 +283,31 @@ def test_results_tables_have_typed_extra_columns_and_query_together(tmp_path):
         params=[glob],
     ).fetchall()
     assert [(s, b) for s, b, _ in got] == [("oracle", 3), ("validation", 5)]
+
+
+def test_trajectory_has_next_token_rank_and_side_by_side(tiny_dirs):
+    import torch
+
+    import mindscope as ms
+    from mindscope.lenses import trajectory
+    from mindscope.report import conventions as conv
+    from mindscope.report.figures import trajectory_figures
+
+    h = ms.load_model(tiny_dirs["gpt2"], device="cpu")
+    tr = trajectory(h, None, "a b c d")
+    ids = h.tokenizer("a b c d", add_special_tokens=False)["input_ids"]
+    # closed form at the last layer: the model's own next-token distribution
+    with torch.no_grad():
+        logp = h.forward(torch.tensor([ids])).float().log_softmax(-1)[0]
+    k = len(tr.layers) - 1
+    for t in range(len(ids) - 1):
+        assert tr.next_probs[k, t] == pytest.approx(float(logp[t, ids[t + 1]].exp()), rel=1e-4)
+        assert tr.next_ranks[k, t] == int((logp[t] > logp[t, ids[t + 1]]).sum()) + 1
+    assert math.isnan(tr.next_probs[k, -1])
+    rows = tr.to_rows() + [
+        Row(r.metric, r.value, "tuned_lens", r.layer, model=r.model, _extra=json.loads(r.extra))
+        for r in (to_frame(tr.to_rows()).itertuples())
+    ]
+    figs = trajectory_figures(conv.trajectory_rows(to_frame(rows)))
+    assert len(figs) == 3 and figs[-1].layout.title.text.startswith("Side by side")
+    assert "actual next" in str(figs[0].data[0].customdata[k][0])

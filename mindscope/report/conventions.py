@@ -127,7 +127,28 @@ def trajectory_rows(df: pd.DataFrame) -> pd.DataFrame:
     sub["position"] = [int(e.get("pos", e.get("position", -1))) for e in extras]
     sub["token"] = [str(e.get("top_token", e.get("token", ""))) for e in extras]
     sub["input"] = [str(e.get("input_token", e.get("input", ""))) for e in extras]
-    return sub[sub["position"] >= 0]
+    sub = sub[sub["position"] >= 0]
+    # the actual next token's probability and rank under the same lens (NaN where absent)
+    nxt = df[_metric(df).isin(["next_prob", "next_rank"])]
+    keys = ["method", "model", "layer", "position"]
+    if nxt.empty or sub.empty:
+        return sub.assign(next_prob=float("nan"), next_rank=float("nan"), next_token="")
+    ex = _extras(nxt)
+    nxt = nxt.assign(
+        position=[int(e.get("pos", -1)) for e in ex],
+        next_token=[str(e.get("next_token", "")) for e in ex],
+        metric_name=_metric(nxt).to_numpy(),
+    )
+    wide = nxt.pivot_table(index=keys, columns="metric_name", values="value", aggfunc="first")
+    tokens = nxt.groupby(keys)["next_token"].first()
+    wide = wide.join(tokens).reset_index()
+    for col in ("next_prob", "next_rank"):
+        if col not in wide:
+            wide[col] = float("nan")
+    merged = sub.merge(wide[[*keys, "next_prob", "next_rank", "next_token"]], on=keys, how="left")
+    merged["next_token"] = merged["next_token"].fillna("")
+    merged.index = sub.index
+    return merged
 
 
 def auroc_rows(df: pd.DataFrame) -> pd.DataFrame:

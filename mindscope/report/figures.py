@@ -216,49 +216,98 @@ def visible_token(token: str) -> str:
     return shown.replace(" ", "␣") if shown and not shown.strip(" ") else shown
 
 
+def _trajectory_heatmap(go: Any, grp: pd.DataFrame, show_scale: bool = True) -> tuple[Any, int]:
+    """One lens's heatmap trace (layer x position) and its number of layers; the hover names
+    the top token and the actual next token's probability and rank under this lens."""
+    positions = sorted(grp["position"].unique())
+    layers = sorted(grp["layer"].unique())
+    z = np.full((len(layers), len(positions)), np.nan)
+    text = np.full((len(layers), len(positions)), "", dtype=object)
+    nxt = np.full((len(layers), len(positions)), "", dtype=object)
+    li = {v: i for i, v in enumerate(layers)}
+    pi = {v: i for i, v in enumerate(positions)}
+    inputs: dict[int, str] = {}
+    has_next = "next_prob" in grp.columns
+    for r in grp.itertuples(index=False):
+        a, b = li[r.layer], pi[r.position]
+        z[a, b] = r.value
+        # Plotly reads <b>, <br>, ... in text as markup: escape tokens (it decodes entities).
+        text[a, b] = html.escape(visible_token(r.token), quote=False)
+        inputs.setdefault(int(r.position), r.input)
+        if has_next and isinstance(r.next_prob, float) and r.next_prob == r.next_prob:
+            tok = html.escape(visible_token(str(r.next_token)), quote=False)
+            nxt[a, b] = f"actual next '{tok}': p={r.next_prob:.3f}, rank {int(r.next_rank)}"
+    xlabels = [
+        html.escape(f"{p}: {visible_token(inputs.get(int(p), ''))!r}"[:24], quote=False)
+        for p in positions
+    ]
+    trace = go.Heatmap(
+        z=z,
+        x=xlabels,
+        y=[str(v) for v in layers],
+        text=text,
+        customdata=nxt,
+        texttemplate="%{text}",
+        textfont={"size": 10},
+        colorscale="Blues",
+        zmin=0.0,
+        zmax=1.0,
+        showscale=show_scale,
+        colorbar={"title": {"text": "p(top)"}},
+        hovertemplate="layer %{y}, input %{x}<br>top token '%{text}': p=%{z:.3f}"
+        "<br>%{customdata}<extra></extra>",
+    )
+    return trace, len(layers)
+
+
+def _lens_name(method: Any) -> str:
+    return str(method).removesuffix("_lens").replace("_", " ") + " lens"
+
+
 def trajectory_figures(rows: pd.DataFrame) -> list[Any]:
-    """One heatmap per lens: top token (text) and its probability (colour), layer x position."""
+    """One heatmap per lens: top token (text) and its probability (colour), layer x position;
+    whitespace tokens drawn visibly (``visible_token``); the hover gives the actual next token's
+    probability and rank. When a model has several lenses (logit and tuned), one more figure
+    puts them side by side on the same axes."""
     if rows.empty:
         return []
     go = _go()
     figs = []
     for (method, model), grp in rows.groupby(["method", "model"], dropna=False, sort=True):
-        positions = sorted(grp["position"].unique())
-        layers = sorted(grp["layer"].unique())
-        z = np.full((len(layers), len(positions)), np.nan)
-        text = np.full((len(layers), len(positions)), "", dtype=object)
-        li = {v: i for i, v in enumerate(layers)}
-        pi = {v: i for i, v in enumerate(positions)}
-        inputs: dict[int, str] = {}
-        for r in grp.itertuples(index=False):
-            z[li[r.layer], pi[r.position]] = r.value
-            # Plotly reads <b>, <br>, ... in text as markup: escape tokens (it decodes entities).
-            text[li[r.layer], pi[r.position]] = html.escape(visible_token(r.token), quote=False)
-            inputs.setdefault(int(r.position), r.input)
-        xlabels = [
-            html.escape(f"{p}: {inputs.get(int(p), '')!r}"[:24], quote=False) for p in positions
-        ]
-        fig = go.Figure(
-            go.Heatmap(
-                z=z,
-                x=xlabels,
-                y=[str(v) for v in layers],
-                text=text,
-                texttemplate="%{text}",
-                textfont={"size": 10},
-                colorscale="Blues",
-                zmin=0.0,
-                zmax=1.0,
-                colorbar={"title": {"text": "p(top)"}},
-                hovertemplate="layer %{y}, input %{x}<br>top token '%{text}': p=%{z:.3f}"
-                "<extra></extra>",
-            )
-        )
-        lens = str(method).removesuffix("_lens").replace("_", " ")
-        name = f"{lens} lens" + (f" · {model}" if str(model) else "")
-        height = max(HEIGHT, 60 + 26 * len(layers))
+        trace, n_layers = _trajectory_heatmap(go, grp)
+        fig = go.Figure(trace)
+        name = _lens_name(method) + (f" · {model}" if str(model) else "")
+        height = max(HEIGHT, 60 + 26 * n_layers)
         _layout(
             fig, f"Prediction trajectory ({name})", "position: input token", "layer", height=height
+        )
+        fig.update_yaxes(type="category")
+        fig.update_xaxes(type="category", tickangle=-30)
+        figs.append(fig)
+    for model, grp in rows.groupby("model", dropna=False, sort=True):
+        methods = sorted(grp["method"].unique())
+        if len(methods) < 2:
+            continue
+        from plotly.subplots import make_subplots
+
+        fig = make_subplots(
+            rows=1,
+            cols=len(methods),
+            shared_yaxes=True,
+            horizontal_spacing=0.04,
+            subplot_titles=[_lens_name(m) for m in methods],
+        )
+        n_layers = 0
+        for c, m in enumerate(methods, start=1):
+            trace, n_layers = _trajectory_heatmap(go, grp[grp["method"] == m], c == len(methods))
+            fig.add_trace(trace, row=1, col=c)
+        suffix = f" · {model}" if str(model) else ""
+        _layout(
+            fig,
+            f"Side by side: {' vs '.join(_lens_name(m) for m in methods)}{suffix}",
+            "position: input token",
+            "layer",
+            height=max(HEIGHT, 60 + 26 * n_layers),
         )
         fig.update_yaxes(type="category")
         fig.update_xaxes(type="category", tickangle=-30)
