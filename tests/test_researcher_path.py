@@ -311,3 +311,37 @@ def test_trajectory_has_next_token_rank_and_side_by_side(tiny_dirs):
     figs = trajectory_figures(conv.trajectory_rows(to_frame(rows)))
     assert len(figs) == 3 and figs[-1].layout.title.text.startswith("Side by side")
     assert "actual next" in str(figs[0].data[0].customdata[k][0])
+
+
+def test_disagree_auroc_is_scored_only_where_the_persona_lies():
+    import torch
+
+    from mindscope.data.pairs import ContrastPair
+    from mindscope.probes import evaluate as pe
+    from mindscope.runs.predictions import disagree_rows, prediction_frame
+
+    class Fixed:
+        """A 'reporter' whose credence is feature 0 (a known answer to score)."""
+
+        labels_used_ = True
+
+        def predict_proba(self, x):
+            return x[..., 0]
+
+    truth = [1, 0, 1, 0, 1, 0, 1, 0, 1, 0]
+    lies = [0, 0, 1, 1, 0, 0, 1, 1, 0, 1]  # Bob's label differs from the truth here
+    pairs = [
+        ContrastPair(f"q{i}", label=t, meta={"persona": "bob", "bob_label": (1 - t) if lie else t})
+        for i, (t, lie) in enumerate(zip(truth, lies))
+    ]
+    # credence follows the truth exactly where Bob lies, is inverted elsewhere
+    cred = [float(t) if lie else 1.0 - t for t, lie in zip(truth, lies)]
+    x = torch.tensor(cred, dtype=torch.float64)[None, :, None]  # [1 layer, n, d=1]
+    y = torch.tensor(truth)
+    rows = disagree_rows(pe, {"fixed": Fixed()}, x, pairs, y, [3], n_boot=0)
+    auc = [r for r in rows if r.metric == "auroc_disagree"]
+    assert len(auc) == 1 and auc[0].value == 1.0 and auc[0].n == sum(lies)
+    overall = pe.score_rows({"fixed": Fixed()}, x, y, layers=[3], n_boot=0)
+    assert [r.value for r in overall if r.metric == "auroc"][0] <= 0.5  # the subset matters
+    preds = prediction_frame({"fixed": Fixed()}, x, pairs, y, [3])
+    assert preds.persona_label.tolist() == [p.meta["bob_label"] for p in pairs]
