@@ -4,12 +4,22 @@ Each row is one measured number::
 
     model, revision, step, dataset, split, layer, method, metric, value, ci_low, ci_high, n
 
-``layer`` is an int (``-1`` when a metric is not per layer; the embedding is layer 0 of
-``resid_pre``, i.e. sites are numbered so that ``layer = k`` means the residual stream *after*
-``k`` blocks). ``step`` is the training step (``-1`` when unknown). ``ci_low``/``ci_high`` are a
-95% interval or NaN. Extra, analysis-specific context goes in the optional ``extra`` column as a
-JSON string (e.g. the train/eval split of a transfer matrix cell), never in new columns.
-``weights_hash`` is the content hash of the weights the row was measured on.
+``layer`` is an int (the sentinel ``-1`` when a metric is not per layer, e.g. a best-layer
+summary or the model's own output; the embedding is layer 0 of ``resid_pre``, i.e. sites are
+numbered so that ``layer = k`` means the residual stream *after* ``k`` blocks). ``step`` is the
+training step (the sentinel ``-1`` when unknown: a final model, not a checkpoint). Both stay
+``int64`` so that ``layer >= 0`` selects per-layer rows; in SQL write ``NULLIF(layer, -1)``.
+``ci_low``/``ci_high`` are a 95% interval or NaN. Extra, analysis-specific context goes in the
+optional ``extra`` column as a JSON string (e.g. the train/eval split of a transfer matrix cell).
+``weights_hash`` is the content hash of the weights the row was measured on. Every text column
+is written as a Parquet string column (never mixed types, never all-null).
+
+The tables on disk (:func:`write_table`) also carry the common ``extra`` keys as typed columns,
+derived from ``extra`` (:data:`TYPED_EXTRA`): ``best_layer`` (nullable int: the layer a
+best-layer row was taken at), ``selection`` (how a layer was chosen: ``oracle``,
+``validation``), ``train``/``eval`` (a transfer cell's distributions) and ``labels`` (what a
+row is scored against: ``truth``, ``bob``); null where ``extra`` lacks the key. They make
+queries over many runs' tables (DuckDB over ``runs/*/results.parquet``) plain SQL.
 
 The provenance columns (``model``, ``revision``, ``step``, ``weights_hash``) are filled in one
 place, :func:`stamp`, from the model handle; analyses leave them empty.
@@ -28,7 +38,18 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["COLUMNS", "Row", "to_frame", "stamp", "parse_step", "write_table", "read_table"]
+__all__ = [
+    "COLUMNS",
+    "TYPED_EXTRA",
+    "TEXT_COLUMNS",
+    "Row",
+    "to_frame",
+    "stamp",
+    "parse_step",
+    "write_table",
+    "read_table",
+    "with_typed_extra",
+]
 
 COLUMNS = (
     "model",
@@ -46,6 +67,25 @@ COLUMNS = (
     "weights_hash",
     "extra",
 )
+TEXT_COLUMNS = (
+    "model",
+    "revision",
+    "dataset",
+    "split",
+    "method",
+    "metric",
+    "weights_hash",
+    "extra",
+)
+"""Columns of dtype ``string``."""
+TYPED_EXTRA = {
+    "best_layer": "Int64",
+    "selection": "string",
+    "train": "string",
+    "eval": "string",
+    "labels": "string",
+}
+"""Common ``extra`` keys written as typed columns next to :data:`COLUMNS` (null if absent)."""
 _OPTIONAL = {"weights_hash": "", "extra": ""}
 """Columns added after the first tables were written: filled in when an older table is read."""
 _STEP = re.compile(r"^step(\d+)$")
@@ -160,9 +200,38 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"results table is missing columns: {missing}")
+    out = with_typed_extra(df[list(COLUMNS)])
     with atomic_path(path) as tmp:
-        df[list(COLUMNS)].to_parquet(tmp, index=False)
+        out.to_parquet(tmp, index=False)
     return path
+
+
+def _extra_dict(value: Any) -> dict[str, Any]:
+    if not isinstance(value, str) or not value:
+        return {}
+    try:
+        d = json.loads(value)
+    except json.JSONDecodeError:
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def with_typed_extra(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (with :data:`COLUMNS`) plus the :data:`TYPED_EXTRA` columns derived from
+    ``extra``; text columns as ``string`` dtype (``None`` -> ``""``)."""
+    out = df.copy()
+    for col in TEXT_COLUMNS:
+        out[col] = out[col].fillna("").astype(str).astype("string")
+    extras = [_extra_dict(v) for v in out["extra"]]
+    for key, dtype in TYPED_EXTRA.items():
+        vals = [e.get(key) for e in extras]
+        typed: list[Any]
+        if dtype == "Int64":
+            typed = [int(v) if isinstance(v, int | float) and v == v else None for v in vals]
+        else:
+            typed = [None if v is None else str(v) for v in vals]
+        out[key] = pd.Series(typed, index=out.index, dtype=dtype)
+    return out
 
 
 def _with_optional(df: pd.DataFrame) -> pd.DataFrame:
@@ -174,8 +243,11 @@ def _with_optional(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a results table written by :func:`write_table`; checks its columns."""
+def read_table(path: str | os.PathLike[str], *, typed: bool = False) -> pd.DataFrame:
+    """Read a results table written by :func:`write_table`; checks its columns.
+
+    Returns :data:`COLUMNS` (text columns as ``string``), plus the :data:`TYPED_EXTRA` columns
+    when ``typed``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no results table at {path}")
@@ -183,4 +255,5 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path} is not a mindscope results table (missing columns {missing})")
-    return df[list(COLUMNS)]
+    out = with_typed_extra(df[list(COLUMNS)])
+    return out if typed else out[list(COLUMNS)]

@@ -281,3 +281,53 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000
     assert int(height) > 2000
     assert summary_rows >= 10
+
+
+def screenshot(report: Path, png: Path, max_height: int = 2200) -> tuple[int, list[str]]:
+    """Render ``report`` 1280 px wide, save the top ``max_height`` px as ``png``; returns the
+    number of figures drawn and the console errors. ``python tests/test_browser.py REPORT PNG``."""
+    browser = Chromium(find_chromium())
+    try:
+        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"
+        ]
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            browser.send(f"{domain}.enable", session=session)
+        browser.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            session=session,
+        )
+        browser.send("Page.navigate", {"url": report.resolve().as_uri()}, session=session)
+        browser.wait_event("Page.loadEventFired", timeout=60)
+        time.sleep(2)
+
+        def js(expr: str) -> Any:
+            res = browser.send(
+                "Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session
+            )
+            return res["result"]["value"]
+
+        drawn = json.loads(js(FIGURES_DRAWN))
+        height = min(int(js("document.documentElement.scrollHeight")), max_height)
+        shot = browser.send(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": 1280, "height": height, "scale": 1},
+            },
+            session=session,
+        )
+        png.write_bytes(base64.b64decode(shot["data"]))
+        return sum(d["svg"] > 0 for d in drawn), _errors(browser.events)
+    finally:
+        browser.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    n, errs = screenshot(Path(sys.argv[1]), Path(sys.argv[2]))
+    print(f"{n} figures drawn; console errors: {errs}")

@@ -227,7 +227,7 @@ def test_trajectory(neox, fitted):
     assert tr.table().shape == (neox.n_layers + 1, ids.shape[1])
     json.dumps(tr.to_dict())
     rows = tr.to_rows()
-    assert {r.metric for r in rows} == {"top_prob", "entropy", "kl"}
+    assert {r.metric for r in rows} == {"top_prob", "entropy", "kl", "next_prob", "next_rank"}
     fig = tr.figure("prob")
     assert fig.data[0].type == "heatmap"
     assert trajectory(neox, None, prompt).method == "logit_lens"

@@ -42,6 +42,16 @@ def test_train_eval_show(tiny_dirs, data, tmp_path, capsys):
     assert main([*ev, "--out", str(out), "--quiet"]) == 2
     printed = capsys.readouterr().out
     assert "nats" in printed
+    # an output folder (not .parquet): results + run.json, read by `mindscope report`; CIs printed
+    folder = tmp_path / "lens-eval"
+    assert main([*ev, "--out", str(folder), "--n-boot", "50", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "value [95% CI]" in printed and "[" in printed.splitlines()[-1]
+    assert main(["report", str(folder)]) == 0
+    assert (folder / "report.html").is_file()
+    capsys.readouterr()
+    assert main(["runs", str(tmp_path)]) == 0
+    assert "[lens-eval, complete]" in capsys.readouterr().out
 
     html = tmp_path / "traj.html"
     show = ["lens", "show", "--model", model, "--lens", str(lens), "--prompt", "the cat sat"]

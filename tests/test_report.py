@@ -70,8 +70,8 @@ def test_one_plot_div_per_figure(table: pd.DataFrame, page: str) -> None:
     n_figs = sum(len(s.figures) for s in build_sections(table))
     divs = re.findall(r'<div id="(fig-[^"]+)" class="plotly-graph-div"', page)
     assert len(divs) == n_figs == len(set(divs))
-    # two lenses -> two trajectory heatmaps; two transfer methods -> two matrices
-    assert sum(d.startswith("fig-trajectory-") for d in divs) == 2
+    # two lenses -> two trajectory heatmaps + one side by side; two transfer methods -> two
+    assert sum(d.startswith("fig-trajectory-") for d in divs) == 3
     assert sum(d.startswith("fig-transfer-") for d in divs) == 2
 
 
@@ -214,7 +214,8 @@ def test_lone_transfer_cells_are_not_drawn_as_matrices() -> None:
 
     rows = [cell("lr", a, b) for a in ("x", "y") for b in ("x", "y")] + [cell("random", "x", "y")]
     (section,) = [s for s in build_sections(to_frame(rows)) if s.id == "transfer"]
-    assert [f.layout.title.text for f in section.figures] == ["Transfer matrix: lr (layer 2)"]
+    titles = [f.layout.title.text for f in section.figures]
+    assert len(titles) == 1 and titles[0].startswith("Transfer matrix: lr (layer 2)<br>")
     (alone,) = [s for s in build_sections(to_frame(rows[-1:])) if s.id == "transfer"]
     assert len(alone.figures) == 1
 

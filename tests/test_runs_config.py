@@ -266,12 +266,14 @@ def test_cli_demo_builds_its_config_and_prints_the_summary(
     assert out.splitlines()[0].split() == [
         "metric",
         "method",
-        "data",
+        "dataset",
+        "split",
         "best",
         "95%",
         "CI",
         "where",
         "mean",
+        "flag",
     ]
     assert f"report:     {folder / 'report.html'}" in out
     lines = out.splitlines()
@@ -330,7 +332,7 @@ def test_check_catches_a_layer_out_of_range_from_config_json(
     ("lines", "expected"),
     [
         ([{"statement": "x", "label": 1}] * 8, "record has no 'prompt' field"),
-        ([{"prompt": "x"}] * 8, "pair 1 has no 0/1 label"),
+        ([{"prompt": "x"}] * 8, "no record has the label field 'label'"),
         ([{"prompt": "x", "label": 1}] * 3, "need at least 8 contrast pairs, got 3"),
         ([{"prompt": "x", "label": "maybe"}] * 8, "record 1"),
     ],

@@ -183,7 +183,7 @@ def test_stages_are_pure(setup: Path) -> None:
     import pandas as pd
 
     pd.testing.assert_frame_equal(a.rows, b.rows)  # seed in, same numbers out
-    assert set(a.artefacts) == {"reporter-lr"} and set(a.data) == {
+    assert set(a.artefacts) == {"reporter-lr", "predictions.parquet"} and set(a.data) == {
         "elicit-train:quirky-arith",
         "elicit-test:quirky-arith",
     }

@@ -19,6 +19,7 @@ __all__ = ["main", "build_parser"]
 # Sub-command modules, in the order `--help` lists them. A module that fails to import is a bug.
 _COMMANDS = (
     "extract_cmd",
+    "data_cmd",
     "organism_cmd",
     "lens_cmd",
     "elicit_cmd",

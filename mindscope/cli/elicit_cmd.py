@@ -8,10 +8,17 @@ ranges: ``--n`` training pairs, default 1000, and max(64, n // 4) from its test 
 (the built-in true/false facts), a ``.jsonl``/``.csv`` file of contrast pairs (raw records need
 ``--template``), or ``hf:NAME[:SPLIT]`` (needs ``datasets`` and ``--template``). Pairs are split
 into train/test (``--test-fraction``, seeded) unless their ``meta.split`` says
-``train``/``test``; ``mindscope run`` loads datasets the same way. ``DIR`` must not exist (or
-be empty); it receives ``results.parquet`` (the results table) and ``reporters/<method>/``
-(safetensors). For quirky data the Mallen et al. report (Alice-easy -> Bob-hard, fraction
-of gap recovered) is added.
+``train``/``test`` (``--split-field``), or split by group when records carry one
+(``--group-field``: a statement and its negation never straddle train and test); a random split
+warns when a statement's twin lands on the other side. ``mindscope data --help`` documents the
+file format, ``mindscope data check FILE`` checks a file. ``mindscope run`` loads datasets the
+same way. ``DIR`` must not exist (or be empty); it receives ``results.parquet`` (the results
+table), ``predictions.parquet`` (every reporter's credence on every test example and layer),
+``run.json`` and ``reporters/<method>/`` (safetensors); ``mindscope report DIR`` builds its
+report. For quirky data the Mallen et al. report (Alice-easy -> Bob-hard, fraction of gap
+recovered) and ``auroc_disagree`` (AUROC on the test examples where the persona's label differs
+from the truth) are added. Results on fewer than 50 test examples, or whose CI reaches the
+random baseline, are flagged in the summary.
 """
 
 from __future__ import annotations
@@ -64,6 +71,15 @@ def _methods(spec: str, read: str = "completion") -> list[str]:
     return methods
 
 
+def fields_of(args: argparse.Namespace) -> Any:
+    """The :class:`mindscope.data.fields.Fields` named by ``--label-field`` and friends."""
+    from mindscope.data.fields import Fields
+
+    return Fields(
+        label=args.label_field, text=args.text_field, group=args.group_field, split=args.split_field
+    )
+
+
 def load_dataset(
     name: str,
     *,
@@ -71,12 +87,28 @@ def load_dataset(
     seed: int,
     test_fraction: float = 0.25,
     template: str | None = None,
+    fields: Any = None,
+    info: dict[str, Any] | None = None,
 ) -> tuple[list[Any], list[Any]]:
-    """``(train, test)`` contrast pairs: :func:`mindscope.data.load_split`, the loading path
-    ``mindscope run`` uses too (same name and seed, same pairs)."""
-    from mindscope.data.datasets import load_split
+    """``(train, test)`` contrast pairs: :func:`mindscope.data.load_dataset_split`, the loading
+    path ``mindscope run`` uses too (same name and seed, same pairs). The split's warnings are
+    printed to stderr; ``info``, if given, receives ``split`` (the method) and ``warnings``."""
+    from mindscope.data.datasets import load_dataset_split
+    from mindscope.data.fields import DEFAULT_FIELDS
 
-    return load_split(name, n=n, seed=seed, test_fraction=test_fraction, template=template)
+    ds = load_dataset_split(
+        name,
+        n=n,
+        seed=seed,
+        test_fraction=test_fraction,
+        template=template,
+        fields=fields or DEFAULT_FIELDS,
+    )
+    for msg in ds.warnings:
+        print(f"mindscope: warning: {msg}", file=sys.stderr)
+    if info is not None:
+        info.update(split=ds.method, warnings=list(ds.warnings))
+    return ds.train, ds.test
 
 
 def _data_name(name: str) -> str:
@@ -127,18 +159,22 @@ def _elicit(args: argparse.Namespace) -> int:
     from mindscope.data import dataset_hash
     from mindscope.probes import evaluation as pe
     from mindscope.results import stamp, to_frame, write_table
+    from mindscope.runs.predictions import PREDICTIONS_FILE, disagree_rows, prediction_frame
 
     if not args.model or not args.dataset or not args.out:
         raise MindscopeError("elicit needs --model, --dataset and --out")
     out = _out_dir(args.out)
     methods = _methods(args.methods, args.read)
     layers = _layers(args.layers)
+    split_info: dict[str, Any] = {}
     train, test = load_dataset(
         args.dataset,
         n=args.n,
         seed=args.seed,
         test_fraction=args.test_fraction,
         template=args.template,
+        fields=fields_of(args),
+        info=split_info,
     )
     h = ms.load_model(args.model, revision=args.revision, device=args.device)
     x_tr, layer_ids = _load_and_extract(args, h, train, layers)
@@ -160,6 +196,8 @@ def _elicit(args: argparse.Namespace) -> int:
         baselines=not args.no_baselines,
     )
     rows = pe.score_rows(reps, x_te, _truth(test), layers=layer_ids, split="test", **common)
+    rows += disagree_rows(pe, reps, x_te, test, _truth(test), layer_ids, **common)
+    preds = prediction_frame(reps, x_te, test, _truth(test), layer_ids)
     if quirky:
         everything = list(train) + list(test)
         rows += pe.quirky_report(
@@ -177,6 +215,7 @@ def _elicit(args: argparse.Namespace) -> int:
     for method, rep in reps.items():
         rep.save(out / "reporters" / method, meta={"model": h.name, "layers": layer_ids})
     write_table(df, out / "results.parquet")
+    preds.to_parquet(out / PREDICTIONS_FILE, index=False)
     (out / "run.json").write_text(
         json.dumps(
             {
@@ -188,6 +227,8 @@ def _elicit(args: argparse.Namespace) -> int:
                 "layers": layer_ids,
                 "n_train": len(fit_idx),
                 "n_test": len(test),
+                "split": split_info.get("split", ""),
+                "split_warnings": split_info.get("warnings", []),
                 "data": {
                     f"elicit-train:{data_name}": dataset_hash(train),
                     f"elicit-test:{data_name}": dataset_hash(test),
@@ -222,7 +263,12 @@ def _transfer(args: argparse.Namespace) -> int:
         raise MindscopeError(f"--datasets: short names must differ, got {short}")
     splits = {
         name: load_dataset(
-            name, n=args.n, seed=args.seed, test_fraction=args.test_fraction, template=args.template
+            name,
+            n=args.n,
+            seed=args.seed,
+            test_fraction=args.test_fraction,
+            template=args.template,
+            fields=fields_of(args),
         )
         for name in names
     }
@@ -253,17 +299,48 @@ def _transfer(args: argparse.Namespace) -> int:
 
 
 def _summary(df: Any, out: Path, transfer: bool = False) -> None:
-    """Print the best layer per method (AUROC vs truth) to stdout."""
+    """Print the best layer per method (test AUROC vs the truth) to stdout, each result flagged
+    when it rests on < 50 test examples or its CI reaches the random baseline."""
+    from mindscope.report.summary import flag_line
+
     auc = df[(df.metric == "auroc") & (df.method != "lm") & (df.layer >= 0)]
     if transfer:
         auc = auc.assign(train=auc.extra.map(lambda e: json.loads(e).get("train", "")))
         best = auc.sort_values("value").groupby(["train", "split", "method"]).tail(1)
-        cols = ["train", "split", "method", "layer", "value"]
+        cols = ["train", "split", "method", "layer", "value", "flag"]
+        keys = ["train", "split"]
     else:
         auc = auc[auc.split == "test"]
         best = auc.sort_values("value").groupby("method").tail(1)
-        cols = ["method", "layer", "value", "ci_low", "ci_high"]
-    print(best.sort_values(cols[:-1] if transfer else "method")[cols].to_string(index=False))
+        cols = ["method", "layer", "value", "ci_low", "ci_high", "n", "flag"]
+        keys = ["split"]
+    rand = {
+        tuple(r[k] for k in keys): float(r["value"])
+        for _, r in best.iterrows()
+        if r["method"] == "random"
+    }
+    best = best.assign(
+        flag=[
+            flag_line(
+                "auroc",
+                str(r["method"]),
+                float(r["value"]),
+                float(r["ci_low"]),
+                float(r["ci_high"]),
+                int(r["n"]),
+                rand.get(tuple(r[k] for k in keys)),
+            )
+            for _, r in best.iterrows()
+        ]
+    )
+    print("best layer per method: AUROC against the truth, chosen and scored on the test split")
+    shown = best.sort_values(cols[:3] if transfer else "method")[cols]
+    print(shown.round(3).to_string(index=False))
+    dis = df[(df.metric == "auroc_disagree") & (df.layer >= 0)]
+    if len(dis):
+        print("AUROC on test examples where the persona's label differs from the truth:")
+        top = dis.sort_values("value").groupby("method").tail(1)
+        print(top[["method", "layer", "value", "ci_low", "ci_high", "n"]].to_string(index=False))
     gap = df[df.metric == "gap_recovered_best"]
     if len(gap):
         print("fraction of the AUROC gap recovered (Alice-easy -> Bob-hard, best layer):")
@@ -299,6 +376,22 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="quirky-arith: N training pairs (default 1000); other datasets: at most N pairs",
     )
     p.add_argument("--test-fraction", type=float, default=0.25)
+    p.add_argument(
+        "--label-field", default="label", help="record field holding the 0/1 label (default label)"
+    )
+    p.add_argument(
+        "--text-field",
+        default=None,
+        help="record field holding the statement (templates' {statement}; the prompt otherwise)",
+    )
+    p.add_argument(
+        "--group-field",
+        default="group",
+        help="record field grouping records that must stay on one side of the split",
+    )
+    p.add_argument(
+        "--split-field", default="split", help="record field saying train/test (default split)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-boot", type=int, default=300, help="bootstrap resamples for AUROC CIs")
     p.add_argument("--batch-size", type=int, default=32)

@@ -1,7 +1,7 @@
 """``mindscope lens``: train, evaluate and show logit/tuned lenses.
 
     mindscope lens train --model M --data FILE --out DIR [--num-steps N ...]
-    mindscope lens eval  --model M --lens DIR --data FILE [--out results.parquet]
+    mindscope lens eval  --model M --lens DIR --data FILE [--out OUT_DIR | --out FILE.parquet]
     mindscope lens show  --model M [--lens DIR] --prompt TEXT [--html FILE]
 
 ``--data`` is plain text (documents separated by blank lines) or JSONL with a ``"text"`` field.
@@ -20,7 +20,7 @@ from typing import Any
 
 from mindscope.errors import MindscopeError
 
-__all__ = ["register"]
+__all__ = ["register", "ci_table"]
 
 _SKIP = {"progress"}
 
@@ -115,8 +115,9 @@ def _eval(args: argparse.Namespace) -> int:
     from mindscope.results import write_table
 
     out = Path(args.out) if args.out else None
+    as_folder = out is not None and out.suffix != ".parquet"
     if out is not None:
-        _check_out(out, args.force, is_dir=False)
+        _check_out(out, args.force, is_dir=as_folder)
     texts = read_texts(args.data)
     h = _load(args)
     lens = TunedLens.load(args.lens, h) if args.lens else None
@@ -131,14 +132,43 @@ def _eval(args: argparse.Namespace) -> int:
         split=args.split,
         progress=not args.quiet,
     )
-    if out is not None:
+    if out is not None and as_folder:
+        import json
+
+        out.mkdir(parents=True, exist_ok=True)
+        write_table(df, out / "results.parquet")
+        info = {
+            "command": "lens eval",
+            "model": h.name,
+            "revision": h.revision,
+            "lens": str(args.lens or ""),
+            "dataset": args.dataset or Path(args.data).name,
+            "split": args.split,
+        }
+        (out / "run.json").write_text(json.dumps(info, indent=2))
+        print(f"wrote {len(df)} rows to {out / 'results.parquet'} (mindscope report {out})")
+    elif out is not None:
         write_table(df, out)
         print(f"wrote {len(df)} rows to {out}")
-    wide = df.pivot_table(index="layer", columns=["metric", "method"], values="value")
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print(f"per-layer metrics in nats ({int(df['n'].iloc[0])} documents):")
-        print(wide.round(4).to_string())
+    print(f"per-layer metrics in nats ({int(df['n'].iloc[0])} documents), value [95% CI]:")
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(ci_table(df).to_string())
     return 0
+
+
+def ci_table(df: Any) -> Any:
+    """``layer x (metric, method)`` table of ``"value [ci_low, ci_high]"`` strings."""
+    import math
+
+    def cell(r: Any) -> str:
+        if math.isnan(r.ci_low) or math.isnan(r.ci_high):
+            return f"{r.value:.4f}"
+        return f"{r.value:.4f} [{r.ci_low:.4f}, {r.ci_high:.4f}]"
+
+    body = df[df.layer >= 0].assign(cell=[cell(r) for r in df[df.layer >= 0].itertuples()])
+    return body.pivot_table(
+        index="layer", columns=["metric", "method"], values="cell", aggfunc="first"
+    )
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -183,7 +213,12 @@ def register(subparsers: Any) -> None:
     _model_args(p)
     p.add_argument("--lens", default=None, help="tuned lens directory (omit: logit lens only)")
     p.add_argument("--data", required=True, help="text file (blank-line separated) or JSONL")
-    p.add_argument("--out", default=None, help="write the results table here (Parquet)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output folder (results.parquet + run.json; `mindscope report` reads it), or a "
+        "FILE.parquet for the bare table",
+    )
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
     p.add_argument("--seq-len", type=int, default=None, help="window length in tokens")

@@ -1,4 +1,4 @@
-"""``mindscope demo``, ``mindscope run CONFIG`` and ``mindscope report RUN_DIR``."""
+"""``mindscope demo``, ``mindscope run CONFIG``, ``mindscope report DIR`` and ``mindscope runs``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``demo``, ``run`` and ``report`` sub-commands."""
+    """Add the ``demo``, ``run``, ``report`` and ``runs`` sub-commands."""
     p = subparsers.add_parser(
         "demo",
         help="train/load the organisms, run lens + reporter analyses, write a run folder + report",
@@ -44,11 +44,26 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser(
         "report",
-        help="rebuild report.html of a run folder from its results table",
-        description="Rebuild RUN_DIR/report.html from RUN_DIR/results.parquet alone.",
+        help="build the report of a results folder (run, elicit --out, lens eval --out)",
+        description="Build DIR's HTML report from DIR/results.parquet alone. DIR is a run folder "
+        "(`mindscope run`/`demo`), an `elicit --out` folder, a `lens eval --out` folder, or a "
+        "results .parquet file. The report goes to DIR/report.html; if that exists, to the next "
+        "free DIR/report-N.html (--force overwrites report.html instead).",
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (runs/<timestamp>-<name>)")
+    p.add_argument("run_dir", metavar="DIR", help="a results folder (or a results .parquet)")
+    p.add_argument("--force", action="store_true", help="overwrite DIR/report.html")
     p.set_defaults(func=_report)
+
+    p = subparsers.add_parser(
+        "runs",
+        help="list the results folders under a folder, with their headline numbers",
+        description="List every results folder directly under ROOT (default runs/): kind (run, "
+        "elicit, lens-eval), status, model/dataset and the headline numbers (best test AUROC, "
+        "Bob-hard AUROC, gap recovered, tuned-lens KL). Query many at once with DuckDB over "
+        "ROOT/*/results.parquet (see docs/report.md).",
+    )
+    p.add_argument("root", nargs="?", default="runs", metavar="ROOT", help="default runs")
+    p.set_defaults(func=_runs)
 
 
 def _finish(folder: Any) -> int:
@@ -93,9 +108,36 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from mindscope.runs.folder import RunFolder
+    from mindscope.report import write_report
+    from mindscope.runs.outputs import open_output, report_target
 
-    folder = RunFolder.open(args.run_dir)
-    path = folder.write_report()
+    out = open_output(args.run_dir)
+    if out.results.empty:
+        from mindscope.errors import MindscopeError
+
+        raise MindscopeError(f"{out.path}: the results table is empty; nothing to report")
+    target = report_target(out.path, force=args.force)
+    name = out.meta.get("run", out.path.name)
+    meta = {k: v for k, v in out.meta.items() if v != ""}
+    path = write_report(out.results, target, title=f"mindscope · {name}", meta=meta)
     print(path)
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from mindscope.runs.outputs import headline_numbers, list_outputs
+
+    found = list_outputs(args.root)
+    if not found:
+        print(f"no results folders under {args.root}")
+        return 0
+    for o in found:
+        df = o.results
+        models = sorted(set(map(str, df.model.dropna()))) if "model" in df else []
+        data = sorted(set(map(str, df.dataset.dropna()))) if "dataset" in df else []
+        print(f"{o.path}  [{o.kind}, {o.status}]")
+        if models or data:
+            print(f"    model {', '.join(models) or '?'}; data {', '.join(d for d in data if d)}")
+        for key, val in headline_numbers(df).items():
+            print(f"    {key}: {val}")
     return 0

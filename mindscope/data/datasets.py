@@ -11,15 +11,20 @@ A dataset is named by
 * ``hf:NAME[:SPLIT]`` (needs the ``datasets`` package and a ``template``).
 
 For every source but ``quirky-arith``, at most ``n`` pairs are kept (default: all), then split
-into train/test by their ``meta.split`` when it says ``train``/``test``, else by a seeded
-shuffle (``test_fraction``).
+into train/test by their ``meta.split`` (the split field) when it says ``train``/``test``, else
+by group when pairs carry a ``meta.group`` (the group field: a group never straddles train and
+test), else by a seeded shuffle (``test_fraction``) that warns when a statement's twin lands on
+the other side. :func:`load_dataset_split` also says which split was used and what it warned.
 """
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from mindscope.data.loaders import load_pairs, train_test_split
+from mindscope.data.fields import DEFAULT_FIELDS, Fields
+from mindscope.data.loaders import SplitWarning, load_pairs, split_pairs
 from mindscope.data.pairs import ContrastPair
 from mindscope.errors import MindscopeError
 
@@ -28,6 +33,8 @@ __all__ = [
     "DATASET_SUFFIXES",
     "QUIRKY_DEFAULT_N",
     "load_split",
+    "load_dataset_split",
+    "DatasetSplit",
     "dataset_name",
     "check_pairs",
 ]
@@ -68,6 +75,24 @@ def check_pairs(pairs: list[ContrastPair], name: str) -> None:
         )
 
 
+@dataclass
+class DatasetSplit:
+    """A dataset's train/test pairs and how they were split.
+
+    Attributes:
+        train: training pairs.
+        test: test pairs.
+        method: ``"generated"`` (quirky-arith), ``"field"`` (the split field), ``"grouped"``
+            (the group field) or ``"random"``.
+        warnings: what the split warned about (e.g. twins across train/test).
+    """
+
+    train: list[ContrastPair]
+    test: list[ContrastPair]
+    method: str
+    warnings: list[str] = field(default_factory=list)
+
+
 def load_split(
     name: str,
     *,
@@ -75,13 +100,34 @@ def load_split(
     seed: int = 0,
     test_fraction: float = 0.25,
     template: str | None = None,
+    fields: Fields = DEFAULT_FIELDS,
 ) -> tuple[list[ContrastPair], list[ContrastPair]]:
-    """``(train, test)`` contrast pairs of dataset ``name`` (see the module docstring).
+    """``(train, test)`` contrast pairs of dataset ``name`` (see the module docstring); the
+    split's warnings are re-emitted as :class:`mindscope.data.loaders.SplitWarning`.
 
     Raises:
         MindscopeError: unknown name, unreadable file, records without the fields the template
-            (or the pair format) needs, fewer than 8 pairs, or pairs without 0/1 labels.
+            (or the pair format) needs, no label field, fewer than 8 pairs, or pairs without
+            0/1 labels.
     """
+    ds = load_dataset_split(
+        name, n=n, seed=seed, test_fraction=test_fraction, template=template, fields=fields
+    )
+    for msg in ds.warnings:
+        warnings.warn(msg, SplitWarning, stacklevel=2)
+    return ds.train, ds.test
+
+
+def load_dataset_split(
+    name: str,
+    *,
+    n: int | None = None,
+    seed: int = 0,
+    test_fraction: float = 0.25,
+    template: str | None = None,
+    fields: Fields = DEFAULT_FIELDS,
+) -> DatasetSplit:
+    """:func:`load_split` returning a :class:`DatasetSplit` (pairs, split method, warnings)."""
     if n is not None and n < 1:
         raise MindscopeError(f"{name}: n must be >= 1, got {n}")
     if name == "quirky-arith":
@@ -90,7 +136,7 @@ def load_split(
         size = n or QUIRKY_DEFAULT_N
         train = quirky_arith(size, seed=seed, split="train")
         test = quirky_arith(quirky_test_size(size), seed=seed + 1, split="test")
-        return train, test
+        return DatasetSplit(train, test, "generated")
     if name == "facts":
         from mindscope.data.facts import facts
 
@@ -104,14 +150,18 @@ def load_split(
             )
         if is_file and not Path(name).is_file():
             raise MindscopeError(f"dataset file not found: {name}")
-        pairs = load_pairs(name, template)
+        pairs = load_pairs(name, template, fields=fields, require_label=True)
     if n is not None:
         pairs = pairs[:n]
     check_pairs(pairs, dataset_name(name))
-    splits = [str(p.meta.get("split", "")) for p in pairs]
+    splits = [str(p.meta.get("split", "")).strip().lower() for p in pairs]
     if "train" in splits and "test" in splits:
-        return (
+        return DatasetSplit(
             [p for p, s in zip(pairs, splits) if s == "train"],
             [p for p, s in zip(pairs, splits) if s == "test"],
+            "field",
         )
-    return train_test_split(pairs, test_fraction, seed=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SplitWarning)
+        train, test, method = split_pairs(pairs, test_fraction, seed=seed)
+    return DatasetSplit(train, test, method, [str(w.message) for w in caught])

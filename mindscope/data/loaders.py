@@ -13,13 +13,17 @@ The ``datasets`` package is imported only by :func:`load_hf` (users with a hub).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import random
+import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mindscope.data.fields import DEFAULT_FIELDS, Fields, apply_fields
 from mindscope.data.pairs import ContrastPair
 from mindscope.data.templates import Template, get_template, parse_label
 from mindscope.errors import MindscopeError
@@ -32,6 +36,9 @@ __all__ = [
     "save_jsonl",
     "pairs_from_records",
     "train_test_split",
+    "split_pairs",
+    "SplitWarning",
+    "twin_key",
 ]
 
 
@@ -40,42 +47,85 @@ def pairs_from_records(
     template: str | Template | None = None,
     *,
     source: str = "records",
+    fields: Fields = DEFAULT_FIELDS,
+    require_label: bool = False,
 ) -> list[ContrastPair]:
-    """Turn records into pairs: pair records directly, raw records via ``template``."""
+    """Turn records into pairs: pair records directly, raw records via ``template``.
+
+    ``fields`` names the label/text/group/split fields (:class:`mindscope.data.fields.Fields`).
+    With ``require_label``, a file where no record has the label field is refused with an
+    error naming the field looked for and the fields the records do have.
+    """
     tpl = get_template(template)
+    if tpl is not None and fields.label != DEFAULT_FIELDS.label:
+        tpl = dataclasses.replace(tpl, label_field=fields.label)
+    label_field = tpl.label_field if tpl is not None else fields.label
     out = []
-    for i, rec in enumerate(records):
-        if not isinstance(rec, Mapping):
+    seen_label = False
+    first_fields: list[str] = []
+    for i, raw in enumerate(records):
+        if not isinstance(raw, Mapping):
             raise MindscopeError(f"{source}: record {i + 1} is not an object")
+        rec = apply_fields(raw, fields)
+        if not first_fields:
+            first_fields = sorted(raw)
+        seen_label = seen_label or label_field in rec
         try:
             if tpl is not None:
                 out.append(tpl.render(rec))
-            elif "prompt" in rec:
+            elif "prompt" in rec or (fields.text is not None and fields.text in rec):
+                prompt = rec["prompt"] if "prompt" in rec else rec[str(fields.text)]
                 comps = rec.get("completions") or (" False", " True")
                 if isinstance(comps, str):
                     comps = json.loads(comps)
                 meta = rec.get("meta") or {}
                 if isinstance(meta, str):
                     meta = json.loads(meta) if meta else {}
+                meta = dict(meta)
+                for key in ("group", "split"):
+                    if key in rec and key not in meta:
+                        meta[key] = rec[key]
                 out.append(
                     ContrastPair(
-                        prompt=str(rec["prompt"]),
+                        prompt=str(prompt),
                         completions=tuple(comps),  # type: ignore[arg-type]
-                        label=parse_label(rec.get("label", -1)),
+                        label=_label(rec.get(fields.label, -1), fields.label),
                         meta=meta,
                     )
                 )
             else:
                 raise MindscopeError(
-                    f"record has no 'prompt' field (fields: {sorted(rec)}); pass a template"
+                    f"record has no 'prompt' field (fields: {sorted(raw)}); pass a template "
+                    "(--template) or name the text field (--text-field)"
                 )
         except (ValueError, TypeError) as exc:
             raise MindscopeError(f"{source}: record {i + 1}: {exc}") from None
+        except MindscopeError as exc:
+            raise MindscopeError(f"{source}: record {i + 1}: {exc}") from None
+    if require_label and out and not seen_label:
+        raise MindscopeError(
+            f"{source}: no record has the label field {label_field!r} (fields: "
+            f"{first_fields}); name the label column with --label-field (run config: "
+            "elicit.label_field)"
+        )
     return out
 
 
+def _label(value: Any, field_name: str) -> int:
+    try:
+        return parse_label(value)
+    except MindscopeError:
+        raise MindscopeError(
+            f"cannot read label field {field_name!r} = {value!r} as 0/1 (true/false, yes/no, 1/0)"
+        ) from None
+
+
 def load_jsonl(
-    path: str | os.PathLike[str], template: str | Template | None = None
+    path: str | os.PathLike[str],
+    template: str | Template | None = None,
+    *,
+    fields: Fields = DEFAULT_FIELDS,
+    require_label: bool = False,
 ) -> list[ContrastPair]:
     """Pairs from a JSONL file (one JSON object a line; blank lines skipped)."""
     p = Path(path)
@@ -90,11 +140,17 @@ def load_jsonl(
                 records.append(json.loads(line))
             except json.JSONDecodeError as exc:
                 raise MindscopeError(f"{p}:{lineno}: invalid JSON ({exc.msg})") from None
-    return pairs_from_records(records, template, source=str(p))
+    return pairs_from_records(
+        records, template, source=str(p), fields=fields, require_label=require_label
+    )
 
 
 def load_csv(
-    path: str | os.PathLike[str], template: str | Template | None = None
+    path: str | os.PathLike[str],
+    template: str | Template | None = None,
+    *,
+    fields: Fields = DEFAULT_FIELDS,
+    require_label: bool = False,
 ) -> list[ContrastPair]:
     """Pairs from a CSV file with a header row (``prompt``/``label`` columns, or raw fields
     rendered with ``template``); a ``completions`` column, if any, holds a JSON list."""
@@ -103,7 +159,9 @@ def load_csv(
         raise FileNotFoundError(f"no CSV file at {p}")
     with p.open(encoding="utf-8", newline="") as fh:
         records = list(csv.DictReader(fh))
-    return pairs_from_records(records, template, source=str(p))
+    return pairs_from_records(
+        records, template, source=str(p), fields=fields, require_label=require_label
+    )
 
 
 def load_hf(
@@ -113,6 +171,7 @@ def load_hf(
     split: str = "train",
     config: str | None = None,
     limit: int | None = None,
+    fields: Fields = DEFAULT_FIELDS,
     **load_kwargs: Any,
 ) -> list[ContrastPair]:
     """Pairs from a Hugging Face dataset (needs the optional ``datasets`` package).
@@ -133,11 +192,16 @@ def load_hf(
     ds = datasets.load_dataset(name, config, split=split, **load_kwargs)
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
-    return pairs_from_records(ds, template, source=f"hf:{name}")
+    return pairs_from_records(ds, template, source=f"hf:{name}", fields=fields)
 
 
 def load_pairs(
-    source: str | os.PathLike[str], template: str | Template | None = None, **kwargs: Any
+    source: str | os.PathLike[str],
+    template: str | Template | None = None,
+    *,
+    fields: Fields = DEFAULT_FIELDS,
+    require_label: bool = False,
+    **kwargs: Any,
 ) -> list[ContrastPair]:
     """Dispatch on ``source``: ``*.jsonl``/``*.json``, ``*.csv``, or ``hf:NAME[:SPLIT]``."""
     s = str(source)
@@ -146,12 +210,12 @@ def load_pairs(
         if template is None:
             raise MindscopeError("a Hugging Face dataset needs a template")
         split = parts[1] if len(parts) > 1 else kwargs.pop("split", "train")
-        return load_hf(parts[0], template, split=split, **kwargs)
+        return load_hf(parts[0], template, split=split, fields=fields, **kwargs)
     suffix = Path(s).suffix.lower()
     if suffix in (".jsonl", ".json"):
-        return load_jsonl(s, template)
+        return load_jsonl(s, template, fields=fields, require_label=require_label)
     if suffix == ".csv":
-        return load_csv(s, template)
+        return load_csv(s, template, fields=fields, require_label=require_label)
     raise MindscopeError(f"cannot tell the format of {s!r}: use .jsonl, .csv or hf:NAME")
 
 
@@ -165,15 +229,92 @@ def save_jsonl(pairs: Iterable[ContrastPair], path: str | os.PathLike[str]) -> P
     return p
 
 
+class SplitWarning(UserWarning):
+    """A split that may leak: a statement's twin (its negation, a paraphrase) landed on the
+    other side of a random train/test split."""
+
+
+_NEGATIONS = frozenset({"not", "no", "never", "isn't", "aren't", "doesn't", "don't", "false"})
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def twin_key(text: str) -> str:
+    """A key shared by a statement and its plain negation (``"Paris is not in France."`` and
+    ``"Paris is in France."``): its lower-cased words without negation words."""
+    return " ".join(w for w in _WORD.findall(text.lower()) if w not in _NEGATIONS)
+
+
+def _group_of(pair: ContrastPair) -> str:
+    g = pair.meta.get("group")
+    return "" if g is None or str(g).strip() == "" else str(g)
+
+
+def _statement(pair: ContrastPair) -> str:
+    s = pair.meta.get("statement")
+    return str(s) if isinstance(s, str) else pair.prompt
+
+
 def train_test_split(
     pairs: Sequence[ContrastPair], test_fraction: float = 0.25, *, seed: int = 0
 ) -> tuple[list[ContrastPair], list[ContrastPair]]:
-    """Shuffle (seeded) and split pairs; the caller's list is not modified."""
+    """Split pairs, seeded: by group when pairs carry a ``meta.group`` (a group never straddles
+    train and test), else at random, warning (:class:`SplitWarning`) when a statement and its
+    twin (same words but negations, :func:`twin_key`) land on different sides.
+
+    The caller's list is not modified; see :func:`split_pairs` for the method used.
+    """
+    train, test, _ = split_pairs(pairs, test_fraction, seed=seed)
+    return train, test
+
+
+def split_pairs(
+    pairs: Sequence[ContrastPair], test_fraction: float = 0.25, *, seed: int = 0
+) -> tuple[list[ContrastPair], list[ContrastPair], str]:
+    """``(train, test, method)``: as :func:`train_test_split`, plus how it split
+    (``"grouped"`` or ``"random"``)."""
     if not 0 < test_fraction < 1:
         raise MindscopeError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    n_test = max(1, round(len(pairs) * test_fraction))
+    groups = [_group_of(p) for p in pairs]
+    if any(groups):
+        # ungrouped pairs are groups of one
+        keys = [g or f"\0{i}" for i, g in enumerate(groups)]
+        order = sorted(set(keys))
+        random.Random(seed).shuffle(order)
+        size: dict[str, int] = {}
+        for k in keys:
+            size[k] = size.get(k, 0) + 1
+        test_keys: set[str] = set()
+        count = 0
+        for k in order:
+            if count >= n_test:
+                break
+            test_keys.add(k)
+            count += size[k]
+        if len(test_keys) == len(order):
+            raise MindscopeError(
+                f"grouped split: only {len(order)} group(s), cannot hold out "
+                f"{test_fraction:.0%} of the pairs without emptying train"
+            )
+        test = [p for p, k in zip(pairs, keys) if k in test_keys]
+        train = [p for p, k in zip(pairs, keys) if k not in test_keys]
+        return train, test, "grouped"
     idx = list(range(len(pairs)))
     random.Random(seed).shuffle(idx)
-    n_test = max(1, round(len(pairs) * test_fraction))
-    test = [pairs[i] for i in sorted(idx[:n_test])]
-    train = [pairs[i] for i in sorted(idx[n_test:])]
-    return train, test
+    test_idx = set(idx[:n_test])
+    test = [pairs[i] for i in sorted(test_idx)]
+    train = [pairs[i] for i in sorted(set(idx[n_test:]))]
+    by_key: dict[str, set[bool]] = {}
+    for i, p in enumerate(pairs):
+        by_key.setdefault(twin_key(_statement(p)), set()).add(i in test_idx)
+    twins = [k for k, sides in by_key.items() if len(sides) == 2]
+    if twins:
+        warnings.warn(
+            f"random split: {len(twins)} statement(s) and their twin (a negation or repeat) "
+            f"are split between train and test (e.g. {twins[0]!r}); a probe can then score "
+            "below chance. Give each statement and its twin the same group field "
+            "(--group-field) to split by group",
+            SplitWarning,
+            stacklevel=3,
+        )
+    return train, test, "random"

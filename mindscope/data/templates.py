@@ -76,7 +76,13 @@ class Template:
                 f"it has {sorted(record)}"
             )
         raw = record.get(self.label_field, -1)
-        label = parse_label(raw, self.label_map)
+        try:
+            label = parse_label(raw, self.label_map)
+        except MindscopeError:
+            raise MindscopeError(
+                f"cannot read label field {self.label_field!r} = {raw!r} as 0/1 (true/false, "
+                "yes/no, 1/0; or give a label_map)"
+            ) from None
         meta = {k: v for k, v in record.items() if k != self.label_field}
         return ContrastPair(
             prompt=self.prompt.format(**record),

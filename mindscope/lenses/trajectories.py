@@ -30,6 +30,10 @@ class Trajectory:
         top_probs: ``[layers, pos]`` its probability.
         entropy: ``[layers, pos]`` entropy of the lens distribution (nats).
         kl: ``[layers, pos]`` KL(final || lens) in nats (0 at the last layer).
+        next_probs: ``[layers, pos]`` the lens's probability of the prompt's actual next token
+            (NaN at the last position, which has none), or None.
+        next_ranks: ``[layers, pos]`` its rank among all tokens (1 = the top guess; NaN at
+            the last position), or None.
     """
 
     method: str
@@ -39,6 +43,8 @@ class Trajectory:
     top_probs: np.ndarray
     entropy: np.ndarray
     kl: np.ndarray
+    next_probs: np.ndarray | None = None
+    next_ranks: np.ndarray | None = None
 
     @property
     def layers(self) -> list[int]:
@@ -87,17 +93,22 @@ class Trajectory:
         }
 
     def to_rows(self, *, dataset: str = "prompt") -> list[Row]:
-        """Results rows: metrics ``top_prob``, ``entropy`` and ``kl`` per layer and position;
-        position and tokens go in ``extra``."""
+        """Results rows: metrics ``top_prob``, ``entropy``, ``kl`` and (but at the last
+        position) ``next_prob``/``next_rank`` of the actual next token, per layer and position;
+        position and tokens (``input_token``, ``top_token``, ``next_token``) go in ``extra``."""
         rows = []
+        series = [("top_prob", self.top_probs), ("entropy", self.entropy), ("kl", self.kl)]
+        if self.next_probs is not None and self.next_ranks is not None:
+            series += [("next_prob", self.next_probs), ("next_rank", self.next_ranks)]
+        n_pos = len(self.input_tokens)
         for k in self.layers:
             for t, tok in enumerate(self.input_tokens):
                 extra = {"pos": t, "input_token": tok, "top_token": self.top_tokens[k][t]}
-                for metric, arr in (
-                    ("top_prob", self.top_probs),
-                    ("entropy", self.entropy),
-                    ("kl", self.kl),
-                ):
+                if t + 1 < n_pos:
+                    extra["next_token"] = self.input_tokens[t + 1]
+                for metric, arr in series:
+                    if metric.startswith("next_") and t + 1 >= n_pos:
+                        continue
                     rows.append(
                         Row(
                             metric=metric,
@@ -164,10 +175,15 @@ def trajectory(h: ModelHandle, lens: Lens | None, prompt: str) -> Trajectory:
         raise MindscopeError(f"prompt has {ids.shape[1]} tokens; the model reads {h.n_ctx}")
     resid, logits = residual_stack(h, ids)  # [K, 1, T, d], [1, T, V]
     logp = logits[0].float().log_softmax(-1)  # [T, V]
-    tops, probs, ents, kls = [], [], [], []
+    tops, probs, ents, kls, nprobs, nranks = [], [], [], [], [], []
+    nxt = ids[0, 1:].to(logp.device)  # [T - 1] the actual next tokens
+    nan = torch.full((1,), float("nan"))
     for k in range(h.n_layers + 1):
         logq = ln.logits(resid[k, 0], k).float().log_softmax(-1)  # [T, V]
         pk, ik = logq.exp().max(-1)
+        lq_next = logq[:-1].gather(-1, nxt[:, None])  # [T - 1, 1]
+        nprobs.append(torch.cat([lq_next[:, 0].exp().cpu(), nan]))
+        nranks.append(torch.cat([((logq[:-1] > lq_next).sum(-1) + 1).float().cpu(), nan]))
         tops.append([_tok(h.tokenizer, int(i)) for i in ik])
         probs.append(pk.cpu())
         ents.append((-(logq.exp() * logq).sum(-1)).cpu())
@@ -180,6 +196,8 @@ def trajectory(h: ModelHandle, lens: Lens | None, prompt: str) -> Trajectory:
         top_probs=torch.stack(probs).numpy(),
         entropy=torch.stack(ents).numpy(),
         kl=torch.stack(kls).numpy(),
+        next_probs=torch.stack(nprobs).numpy(),
+        next_ranks=torch.stack(nranks).numpy(),
     )
 
 

@@ -60,7 +60,7 @@ def _detector_bars(rows: pd.DataFrame) -> list[Any]:
     ):
         sub = agg[agg["metric"] == metric]
         fig = go.Figure()
-        for i, (method, grp) in enumerate(sub.groupby("method", sort=True)):
+        for method, grp in sub.groupby("method", sort=True):
             grp = grp.sort_values("dataset")
             err = None
             if grp["ci_high"].notna().any():
@@ -74,7 +74,7 @@ def _detector_bars(rows: pd.DataFrame) -> list[Any]:
                 x=grp["dataset"].tolist(),
                 y=grp["value"].tolist(),
                 name=str(method),
-                marker_color=figs.PALETTE[i % len(figs.PALETTE)],
+                marker_color=figs.method_colour(str(method)),
                 error_y=err,
             )
         label = metric.removeprefix("audit_")
@@ -93,14 +93,14 @@ def _roc_curves(rows: pd.DataFrame) -> list[Any]:
     roc["fpr"] = _extra_col(roc, "fpr", float("nan"))
     for dataset, grp in roc.groupby("dataset", sort=True):
         fig = go.Figure()
-        for i, (method, g) in enumerate(grp.groupby("method", sort=True)):
+        for method, g in grp.groupby("method", sort=True):
             g = g.sort_values(["fpr", "value"])
             fig.add_scatter(
                 x=g["fpr"].tolist(),
                 y=g["value"].tolist(),
                 mode="lines",
                 name=str(method),
-                line={"color": figs.PALETTE[i % len(figs.PALETTE)]},
+                line={"color": figs.method_colour(str(method))},
             )
         fig.add_scatter(
             x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "#999"}

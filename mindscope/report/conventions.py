@@ -15,7 +15,9 @@ summary table. The conventions (metric names are compared case-insensitively):
   ``method`` names the reporter.
 - **Quirky transfer matrix**: ``metric`` in :data:`TRANSFER_METRICS` (or ``"auroc"`` whose
   ``extra`` has ``train`` and ``eval``, and ``labels`` absent or ``"truth"``); one cell per
-  ``(extra.train, extra.eval)``. Transfer cells stay out of the summary table.
+  ``(extra.train, extra.eval)``. Transfer cells stay out of the summary table. ``val_auroc``
+  rows (``extra.train`` set, ``split == "validation"``: a held-out part of each training cell)
+  choose the layer each method's matrix is drawn at.
 - **Fraction of gap recovered**: ``metric`` in :data:`PGR_METRICS`, per ``method`` and ``layer``.
 - **Across time**: any metric measured at two or more distinct training ``step`` values >= 0.
 - **Worst-case audits**: ``metric`` starting with ``"audit"`` (e.g. ``audit_anomaly_auroc``,
@@ -125,7 +127,28 @@ def trajectory_rows(df: pd.DataFrame) -> pd.DataFrame:
     sub["position"] = [int(e.get("pos", e.get("position", -1))) for e in extras]
     sub["token"] = [str(e.get("top_token", e.get("token", ""))) for e in extras]
     sub["input"] = [str(e.get("input_token", e.get("input", ""))) for e in extras]
-    return sub[sub["position"] >= 0]
+    sub = sub[sub["position"] >= 0]
+    # the actual next token's probability and rank under the same lens (NaN where absent)
+    nxt = df[_metric(df).isin(["next_prob", "next_rank"])]
+    keys = ["method", "model", "layer", "position"]
+    if nxt.empty or sub.empty:
+        return sub.assign(next_prob=float("nan"), next_rank=float("nan"), next_token="")
+    ex = _extras(nxt)
+    nxt = nxt.assign(
+        position=[int(e.get("pos", -1)) for e in ex],
+        next_token=[str(e.get("next_token", "")) for e in ex],
+        metric_name=_metric(nxt).to_numpy(),
+    )
+    wide = nxt.pivot_table(index=keys, columns="metric_name", values="value", aggfunc="first")
+    tokens = nxt.groupby(keys)["next_token"].first()
+    wide = wide.join(tokens).reset_index()
+    for col in ("next_prob", "next_rank"):
+        if col not in wide:
+            wide[col] = float("nan")
+    merged = sub.merge(wide[[*keys, "next_prob", "next_rank", "next_token"]], on=keys, how="left")
+    merged["next_token"] = merged["next_token"].fillna("")
+    merged.index = sub.index
+    return merged
 
 
 def auroc_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -143,7 +166,13 @@ def transfer_rows(df: pd.DataFrame) -> pd.DataFrame:
     sub["eval"] = [str(e.get("eval", "")) for e in extras]
     # cells scored against another label set than the truth (e.g. Bob's) are not the matrix
     truth = pd.Series([e.get("labels", "truth") == "truth" for e in extras], index=sub.index)
-    return sub[(sub["train"] != "") & (sub["eval"] != "") & truth]
+    cells = sub[(sub["train"] != "") & (sub["eval"] != "") & truth]
+    val = df[m == "val_auroc"].copy()
+    if val.empty:
+        return cells
+    val["train"] = [str(e.get("train", "")) for e in _extras(val)]
+    val["eval"] = ""
+    return pd.concat([cells, val])
 
 
 def pgr_rows(df: pd.DataFrame) -> pd.DataFrame:

@@ -26,6 +26,8 @@ __all__ = [
     "pgr_figures",
     "time_figures",
     "audit_figures",
+    "method_colour",
+    "METHOD_COLOURS",
 ]
 
 PALETTE = (
@@ -41,6 +43,32 @@ PALETTE = (
     "#17becf",
 )
 HEIGHT = 380
+
+METHOD_COLOURS = {
+    "lr": "#2ca02c",
+    "diffmean": "#1f77b4",
+    "lda": "#9467bd",
+    "ccs": "#ff7f0e",
+    "crc": "#d62728",
+    "random": "#7f7f7f",
+    "lm": "#111111",
+    "logit": "#ff7f0e",
+    "logit_lens": "#ff7f0e",
+    "tuned": "#1f77b4",
+    "tuned_lens": "#1f77b4",
+}
+"""One colour per method in every figure (lr is always green, random always grey)."""
+
+
+def method_colour(method: str) -> str:
+    """The colour of ``method`` in every figure: :data:`METHOD_COLOURS`, else a stable pick
+    from :data:`PALETTE` by the name (the same in every figure and every report)."""
+    m = str(method)
+    if m in METHOD_COLOURS:
+        return METHOD_COLOURS[m]
+    import zlib
+
+    return PALETTE[zlib.crc32(m.encode()) % len(PALETTE)]
 
 
 def _go() -> Any:
@@ -153,8 +181,13 @@ def _by_layer(rows: pd.DataFrame, title: str, ylabel: str, **kw: Any) -> list[An
         return []
     go = _go()
     fig = go.Figure()
-    for i, (name, grp) in enumerate(_series_groups(rows, ["method", "model", "dataset", "split"])):
-        _line_with_band(fig, go, _mean_by(grp, "layer"), "layer", name, PALETTE[i % len(PALETTE)])
+    seen: dict[str, int] = {}
+    for name, grp in _series_groups(rows, ["method", "model", "dataset", "split"]):
+        method = str(grp["method"].iloc[0])
+        k = seen[method] = seen.get(method, -1) + 1
+        _line_with_band(fig, go, _mean_by(grp, "layer"), "layer", name, method_colour(method))
+        if k:  # the same method on another model/dataset/split: same colour, another dash
+            fig.data[-1].line.dash = ("dash", "dot", "dashdot", "longdash")[(k - 1) % 4]
     _layout(fig, title, "layer", ylabel, **kw)
     fig.update_xaxes(dtick=1 if rows["layer"].nunique() <= 30 else None)
     return [fig]
@@ -183,49 +216,98 @@ def visible_token(token: str) -> str:
     return shown.replace(" ", "␣") if shown and not shown.strip(" ") else shown
 
 
+def _trajectory_heatmap(go: Any, grp: pd.DataFrame, show_scale: bool = True) -> tuple[Any, int]:
+    """One lens's heatmap trace (layer x position) and its number of layers; the hover names
+    the top token and the actual next token's probability and rank under this lens."""
+    positions = sorted(grp["position"].unique())
+    layers = sorted(grp["layer"].unique())
+    z = np.full((len(layers), len(positions)), np.nan)
+    text = np.full((len(layers), len(positions)), "", dtype=object)
+    nxt = np.full((len(layers), len(positions)), "", dtype=object)
+    li = {v: i for i, v in enumerate(layers)}
+    pi = {v: i for i, v in enumerate(positions)}
+    inputs: dict[int, str] = {}
+    has_next = "next_prob" in grp.columns
+    for r in grp.itertuples(index=False):
+        a, b = li[r.layer], pi[r.position]
+        z[a, b] = r.value
+        # Plotly reads <b>, <br>, ... in text as markup: escape tokens (it decodes entities).
+        text[a, b] = html.escape(visible_token(r.token), quote=False)
+        inputs.setdefault(int(r.position), r.input)
+        if has_next and isinstance(r.next_prob, float) and r.next_prob == r.next_prob:
+            tok = html.escape(visible_token(str(r.next_token)), quote=False)
+            nxt[a, b] = f"actual next '{tok}': p={r.next_prob:.3f}, rank {int(r.next_rank)}"
+    xlabels = [
+        html.escape(f"{p}: {visible_token(inputs.get(int(p), ''))!r}"[:24], quote=False)
+        for p in positions
+    ]
+    trace = go.Heatmap(
+        z=z,
+        x=xlabels,
+        y=[str(v) for v in layers],
+        text=text,
+        customdata=nxt,
+        texttemplate="%{text}",
+        textfont={"size": 10},
+        colorscale="Blues",
+        zmin=0.0,
+        zmax=1.0,
+        showscale=show_scale,
+        colorbar={"title": {"text": "p(top)"}},
+        hovertemplate="layer %{y}, input %{x}<br>top token '%{text}': p=%{z:.3f}"
+        "<br>%{customdata}<extra></extra>",
+    )
+    return trace, len(layers)
+
+
+def _lens_name(method: Any) -> str:
+    return str(method).removesuffix("_lens").replace("_", " ") + " lens"
+
+
 def trajectory_figures(rows: pd.DataFrame) -> list[Any]:
-    """One heatmap per lens: top token (text) and its probability (colour), layer x position."""
+    """One heatmap per lens: top token (text) and its probability (colour), layer x position;
+    whitespace tokens drawn visibly (``visible_token``); the hover gives the actual next token's
+    probability and rank. When a model has several lenses (logit and tuned), one more figure
+    puts them side by side on the same axes."""
     if rows.empty:
         return []
     go = _go()
     figs = []
     for (method, model), grp in rows.groupby(["method", "model"], dropna=False, sort=True):
-        positions = sorted(grp["position"].unique())
-        layers = sorted(grp["layer"].unique())
-        z = np.full((len(layers), len(positions)), np.nan)
-        text = np.full((len(layers), len(positions)), "", dtype=object)
-        li = {v: i for i, v in enumerate(layers)}
-        pi = {v: i for i, v in enumerate(positions)}
-        inputs: dict[int, str] = {}
-        for r in grp.itertuples(index=False):
-            z[li[r.layer], pi[r.position]] = r.value
-            # Plotly reads <b>, <br>, ... in text as markup: escape tokens (it decodes entities).
-            text[li[r.layer], pi[r.position]] = html.escape(visible_token(r.token), quote=False)
-            inputs.setdefault(int(r.position), r.input)
-        xlabels = [
-            html.escape(f"{p}: {inputs.get(int(p), '')!r}"[:24], quote=False) for p in positions
-        ]
-        fig = go.Figure(
-            go.Heatmap(
-                z=z,
-                x=xlabels,
-                y=[str(v) for v in layers],
-                text=text,
-                texttemplate="%{text}",
-                textfont={"size": 10},
-                colorscale="Blues",
-                zmin=0.0,
-                zmax=1.0,
-                colorbar={"title": {"text": "p(top)"}},
-                hovertemplate="layer %{y}, input %{x}<br>top token '%{text}': p=%{z:.3f}"
-                "<extra></extra>",
-            )
-        )
-        lens = str(method).removesuffix("_lens").replace("_", " ")
-        name = f"{lens} lens" + (f" · {model}" if str(model) else "")
-        height = max(HEIGHT, 60 + 26 * len(layers))
+        trace, n_layers = _trajectory_heatmap(go, grp)
+        fig = go.Figure(trace)
+        name = _lens_name(method) + (f" · {model}" if str(model) else "")
+        height = max(HEIGHT, 60 + 26 * n_layers)
         _layout(
             fig, f"Prediction trajectory ({name})", "position: input token", "layer", height=height
+        )
+        fig.update_yaxes(type="category")
+        fig.update_xaxes(type="category", tickangle=-30)
+        figs.append(fig)
+    for model, grp in rows.groupby("model", dropna=False, sort=True):
+        methods = sorted(grp["method"].unique())
+        if len(methods) < 2:
+            continue
+        from plotly.subplots import make_subplots
+
+        fig = make_subplots(
+            rows=1,
+            cols=len(methods),
+            shared_yaxes=True,
+            horizontal_spacing=0.04,
+            subplot_titles=[_lens_name(m) for m in methods],
+        )
+        n_layers = 0
+        for c, m in enumerate(methods, start=1):
+            trace, n_layers = _trajectory_heatmap(go, grp[grp["method"] == m], c == len(methods))
+            fig.add_trace(trace, row=1, col=c)
+        suffix = f" · {model}" if str(model) else ""
+        _layout(
+            fig,
+            f"Side by side: {' vs '.join(_lens_name(m) for m in methods)}{suffix}",
+            "position: input token",
+            "layer",
+            height=max(HEIGHT, 60 + 26 * n_layers),
         )
         fig.update_yaxes(type="category")
         fig.update_xaxes(type="category", tickangle=-30)
@@ -233,11 +315,17 @@ def trajectory_figures(rows: pd.DataFrame) -> list[Any]:
     return figs
 
 
-def _pick_layer(grp: pd.DataFrame) -> int:
-    """The layer with the most cells (ties: highest mean value) for one method's matrix."""
-    stats = grp.groupby("layer").agg(cells=("value", "size"), mean=("value", "mean"))
-    stats = stats.sort_values(["cells", "mean"], ascending=False)
-    return int(stats.index[0])
+def _pick_layer(grp: pd.DataFrame) -> tuple[int, str]:
+    """The layer one method's matrix is drawn at, and how it was chosen: the best mean
+    validation AUROC (``val_auroc`` rows: held-out training examples) when there are any;
+    else the layer with the most cells (ties: the lowest layer), never the test values."""
+    val = grp[grp["metric"].astype("string").str.lower() == "val_auroc"]
+    if len(val):
+        mean = val.groupby("layer")["value"].mean()
+        return int(mean.idxmax()), "best mean validation AUROC (held-out training examples)"
+    cells = grp.groupby("layer")["value"].size()
+    best = cells[cells == cells.max()]
+    return int(best.index.min()), "no validation split: the layer scored on most cells"
 
 
 def transfer_figures(rows: pd.DataFrame) -> list[Any]:
@@ -246,13 +334,15 @@ def transfer_figures(rows: pd.DataFrame) -> list[Any]:
         return []
     go = _go()
     figs = []
-    n_cells = rows.groupby("method", dropna=False)[["train", "eval"]].apply(
+    cell_rows = rows[rows["eval"] != ""]
+    n_cells = cell_rows.groupby("method", dropna=False)[["train", "eval"]].apply(
         lambda g: len(g.drop_duplicates())
     )
     for method, grp in rows.groupby("method", dropna=False, sort=True):
-        if n_cells[method] == 1 < n_cells.max():
+        if method not in n_cells or n_cells[method] == 1 < n_cells.max():
             continue  # a lone cell (e.g. a baseline scored on one transfer only) is no matrix
-        layer = _pick_layer(grp)
+        layer, how = _pick_layer(grp)
+        grp = grp[grp["eval"] != ""]
         cells = grp[grp["layer"] == layer].groupby(["train", "eval"])["value"].mean().unstack()
         z = cells.to_numpy(float)
         text = [[("" if math.isnan(v) else f"{v:.2f}") for v in row] for row in z]
@@ -271,7 +361,8 @@ def transfer_figures(rows: pd.DataFrame) -> list[Any]:
             )
         )
         where = f"layer {layer}" if layer >= 0 else "all layers"
-        _layout(fig, f"Transfer matrix: {method} ({where})", "evaluated on", "trained on")
+        title = f"Transfer matrix: {method} ({where})<br><sub>layer: {how}</sub>"
+        _layout(fig, title, "evaluated on", "trained on")
         fig.update_yaxes(autorange="reversed")
         figs.append(fig)
     return figs
@@ -288,7 +379,7 @@ def _bars(rows: pd.DataFrame, title: str, ylabel: str) -> list[Any]:
         go.Bar(
             x=[str(m) for m in pts.index],
             y=pts["value"],
-            marker={"color": [PALETTE[i % len(PALETTE)] for i in range(len(pts))]},
+            marker={"color": [method_colour(str(m)) for m in pts.index]},
             error_y={
                 "type": "data",
                 "array": np.nan_to_num(err_hi),
@@ -334,8 +425,9 @@ def time_figures(rows: pd.DataFrame) -> list[Any]:
     best = _best_over_layers(rows.dropna(subset=["value"]))
     for metric, grp in best.groupby("metric", sort=True):
         fig = go.Figure()
-        for i, (name, g) in enumerate(_series_groups(grp, ["method", "model", "dataset"])):
-            _line_with_band(fig, go, _mean_by(g, "step"), "step", name, PALETTE[i % len(PALETTE)])
+        for name, g in _series_groups(grp, ["method", "model", "dataset"]):
+            colour = method_colour(str(g["method"].iloc[0]))
+            _line_with_band(fig, go, _mean_by(g, "step"), "step", name, colour)
         layered = (rows.loc[rows["metric"] == metric, "layer"] >= 0).any()
         note = " (best layer at each step)" if layered else ""
         _layout(fig, f"{metric} across training{note}", "training step", str(metric))

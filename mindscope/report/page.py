@@ -20,7 +20,7 @@ from mindscope.report import audits
 from mindscope.report import conventions as conv
 from mindscope.report import figures as figs
 from mindscope.report import time as time_figs
-from mindscope.report.summary import summarize
+from mindscope.report.summary import CHANCE_FLAG, MIN_TEST_EXAMPLES, summarize
 
 __all__ = ["Section", "build_sections", "render_html", "write_report"]
 
@@ -58,24 +58,36 @@ _SPECS: tuple[
     (
         "reporters",
         "Eliciting latent knowledge: reporter AUROC by layer",
-        "How well each reporter (probe) separates true from false statements at each layer; "
-        "0.5 is chance. Bands are 95% confidence intervals.",
+        "How well each reporter (probe) separates true from false statements at each layer, "
+        "scored against the truth on the split named in the legend; 0.5 is chance and the "
+        "grey 'random' line is a random-direction probe (the baseline any reporter must beat). "
+        "Bands are 95% bootstrap confidence intervals. Colours are fixed per method in every "
+        "figure.",
         conv.auroc_rows,
         figs.auroc_figures,
     ),
     (
         "transfer",
         "Quirky transfer matrix",
-        "AUROC of a reporter trained on one distribution (rows) and evaluated on another "
-        "(columns), e.g. trained on Alice's easy questions and tested on Bob's hard ones.",
+        "AUROC against the truth of a reporter trained on one distribution (rows, with that "
+        "persona's labels) and evaluated on another (columns), e.g. trained on Alice's easy "
+        "questions and tested on Bob's hard ones. Each method's matrix is drawn at one layer, "
+        "chosen on a validation split (20% of each training cell held out), never on the test "
+        "cells shown; the subtitle says which. 'random' is the random-direction baseline.",
         conv.transfer_rows,
         figs.transfer_figures,
     ),
     (
         "pgr",
         "Fraction of gap recovered",
-        "How much of the gap between a reporter trained on the easy distribution and one "
-        "trained on the target distribution is recovered (1.0: all of it).",
+        "Fraction of the AUROC gap recovered (Mallen et al. 2023; the definition of "
+        "docs/elicit.md), all AUROCs against the truth on hard questions: (AUROC of the probe "
+        "on Bob-hard - AUROC of the model's own answers on Bob-hard) / (AUROC of the model's "
+        "answers on Alice-hard - AUROC of its answers on Bob-hard). 1: the probe reads the "
+        "truth in Bob's contexts as well as the model answers for Alice; 0: no better than "
+        "the model's untruthful answers. The best-layer value picks the layer on Bob-hard "
+        "itself (an oracle choice). A weak-to-strong 'pgr' row is the same ratio with the weak "
+        "and strong models' accuracies in place of the two AUROCs.",
         conv.pgr_rows,
         figs.pgr_figures,
     ),
@@ -137,6 +149,9 @@ table.summary{border-collapse:collapse;font-size:13px;width:100%}
 table.summary th,table.summary td{border-bottom:1px solid #e5e8eb;padding:4px 8px;text-align:left}
 table.summary td.num{text-align:right;font-variant-numeric:tabular-nums}
 footer{font-size:12px;color:#777;padding:0 32px 24px 32px}
+.flag{color:#a61b1b;font-weight:600}
+p.warn{background:#fdecea;border:1px solid #f5c2bd;color:#7a1a12;padding:6px 10px;
+border-radius:4px;font-size:13px}
 """
 
 
@@ -167,6 +182,57 @@ def _summary_html(df: pd.DataFrame) -> str:
         + "</tr></thead><tbody>"
         + "".join(body)
         + "</tbody></table>"
+    )
+
+
+_HEADLINE = (
+    ("auroc", "test", "AUROC vs truth, test split"),
+    ("auroc", "bob-hard", "AUROC vs truth, Bob-hard (train Alice-easy)"),
+    ("auroc_disagree", "test", "AUROC vs truth, test examples where the persona lies"),
+    ("gap_recovered_best", "bob-hard", "fraction of the AUROC gap recovered, Bob-hard"),
+    ("kl", "", "lens KL to the final layer (nats), best layer"),
+)
+
+
+def _headline_html(df: pd.DataFrame) -> str:
+    """The headline box: the few numbers a reader came for, each with metric, split, CI, n and
+    its flag; the random baseline next to the reporters."""
+    summary = summarize(df)
+    if summary.empty:
+        return ""
+    rows = []
+    for metric, split, label in _HEADLINE:
+        sub = summary[summary["metric"] == metric]
+        if split:
+            sub = sub[sub["split"] == split]
+        for r in sub.itertuples(index=False):
+            ci = "" if r.ci_low != r.ci_low else f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"
+            where = f"layer {r.layer}" if r.layer >= 0 else ""
+            flag = f"<span class='flag'>{html.escape(r.flag)}</span>" if r.flag else ""
+            rows.append(
+                f"<tr><td>{html.escape(label)}</td><td>{html.escape(str(r.dataset))}</td>"
+                f"<td>{html.escape(str(r.method))}</td><td class='num'>{r.best:.3f}</td>"
+                f"<td class='num'>{ci}</td><td class='num'>{r.n}</td><td>{where}</td>"
+                f"<td>{flag}</td></tr>"
+            )
+    if not rows:
+        return ""
+    n_flag = int((summary["flag"] != "").sum())
+    warn = (
+        f"<p class='warn'>{n_flag} result(s) flagged: do not read them as evidence without "
+        "more test examples or a clearer margin over the random baseline.</p>"
+        if n_flag
+        else ""
+    )
+    return (
+        "<section id='headline'><h2>Headline results</h2><p class='note'>Metric and split "
+        "named in each row; value at the best layer chosen on that same split (optimistic); "
+        "95% bootstrap CI; n = examples scored; 'random' = random-direction baseline.</p>"
+        + warn
+        + "<table class='summary'><thead><tr><th>result</th><th>dataset</th><th>method</th>"
+        "<th>value</th><th>95% CI</th><th>n</th><th>where</th><th>flag</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table></section>"
     )
 
 
@@ -207,7 +273,7 @@ def render_html(
         for k, v in (meta or {}).items()
     )
     nav = "".join(f"<a href='#{s.id}'>{html.escape(s.title.split(':')[0])}</a>" for s in sections)
-    nav += "<a href='#summary'>Summary</a>"
+    nav = "<a href='#headline'>Headline</a>" + nav + "<a href='#summary'>Summary</a>"
     parts = []
     for s in sections:
         divs = "".join(_figure_html(f, f"fig-{s.id}-{i}") for i, f in enumerate(s.figures))
@@ -215,11 +281,14 @@ def render_html(
             f"<section id='{s.id}'><h2>{html.escape(s.title)}</h2>"
             f"<p class='note'>{html.escape(s.note)}</p>{divs}</section>"
         )
+    parts.insert(0, _headline_html(df))
     parts.append(
-        "<section id='summary'><h2>Summary</h2><p class='note'>Best value of every measured "
-        "series (minimum for KL and losses, maximum otherwise) and where it was reached.</p>"
-        + _summary_html(df)
-        + "</section>"
+        "<section id='summary'><h2>Summary: best value of each metric per split</h2>"
+        "<p class='note'>Best value of every measured series (minimum for KL and losses, maximum "
+        "otherwise) over layers, on the split named in its row, and where it was reached. The "
+        "best layer is chosen on that same split (optimistic). Flags: fewer than "
+        f"{MIN_TEST_EXAMPLES} examples, or a CI reaching the random baseline or 0.5 "
+        f"({CHANCE_FLAG}).</p>" + _summary_html(df) + "</section>"
     )
     from mindscope import __version__
 

@@ -11,7 +11,21 @@ import pandas as pd
 
 from mindscope.report.conventions import aggregate_rows, is_transfer_cell, lower_is_better
 
-__all__ = ["summarize", "format_summary", "headline", "HEADLINE_METRICS"]
+__all__ = [
+    "summarize",
+    "format_summary",
+    "headline",
+    "HEADLINE_METRICS",
+    "MIN_TEST_EXAMPLES",
+    "CHANCE_FLAG",
+    "flag_line",
+]
+
+MIN_TEST_EXAMPLES = 50
+"""Results scored on fewer examples than this are flagged (their CI is too wide to trust)."""
+
+CHANCE_FLAG = "not distinguishable from chance"
+"""The flag of an AUROC whose 95% CI reaches the random baseline's value (or 0.5)."""
 
 KEYS = ["model", "dataset", "split", "method", "metric"]
 
@@ -36,7 +50,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     their own sections) are left out. For a lens's ``kl`` the last layer is left out of both: there
     every lens is the model's own output, so its KL is 0 by construction and says nothing.
     """
-    cols = [*KEYS, "best", "layer", "step", "ci_low", "ci_high", "mean", "n", "rows"]
+    cols = [*KEYS, "best", "layer", "step", "ci_low", "ci_high", "mean", "n", "rows", "flag"]
     body = aggregate_rows(df)
     body = body[~is_transfer_cell(body)].dropna(subset=["value"])
     out = []
@@ -56,12 +70,68 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
                 "mean": float(grp["value"].mean()),
                 "n": int(best["n"]),
                 "rows": len(grp),
+                "flag": "",
             }
         )
     table = pd.DataFrame(out, columns=cols)
+    table["flag"] = _flags(table)
     return table.sort_values(["model", "dataset", "metric", "method"], kind="stable").reset_index(
         drop=True
     )
+
+
+def _is_auroc(metric: str) -> bool:
+    m = metric.lower()
+    return m.startswith("auroc") or m == "transfer_auroc"
+
+
+def flag_line(
+    metric: str,
+    method: str,
+    best: float,
+    ci_low: float,
+    ci_high: float,
+    n: int,
+    random_best: float | None,
+) -> str:
+    """Why an AUROC result should not be trusted as it stands ("" when it can be):
+    fewer than :data:`MIN_TEST_EXAMPLES` examples, a CI reaching the random baseline's best
+    value or 0.5 (:data:`CHANCE_FLAG`), or a CI entirely below 0.5 (anti-predictive: usually a
+    statement's twin on the other side of the split)."""
+    if not _is_auroc(metric) or method in ("random", "lm"):
+        return ""
+    flags = []
+    if 0 < n < MIN_TEST_EXAMPLES:
+        flags.append(f"only {n} test examples (< {MIN_TEST_EXAMPLES})")
+    lo = ci_low if not math.isnan(ci_low) else best
+    hi = ci_high if not math.isnan(ci_high) else best
+    if hi < 0.5:
+        flags.append("below chance: twins across train/test? split by group")
+    elif random_best is not None and not math.isnan(random_best) and lo <= random_best:
+        flags.append(f"{CHANCE_FLAG} (random baseline {random_best:.3f} within the CI)")
+    elif lo <= 0.5:
+        flags.append(f"{CHANCE_FLAG} (CI reaches 0.5)")
+    return "; ".join(flags)
+
+
+def _flags(table: pd.DataFrame) -> list[str]:
+    rand = {
+        (r.model, r.dataset, r.split, r.metric): float(r.best)
+        for r in table.itertuples(index=False)
+        if r.method == "random"
+    }
+    return [
+        flag_line(
+            str(r.metric),
+            str(r.method),
+            float(r.best),
+            float(r.ci_low),
+            float(r.ci_high),
+            int(r.n),
+            rand.get((r.model, r.dataset, r.split, r.metric)),
+        )
+        for r in table.itertuples(index=False)
+    ]
 
 
 def _fmt(v: float) -> str:
@@ -78,9 +148,21 @@ def format_summary(summary: pd.DataFrame, max_rows: int = 40) -> str:
         where = f"layer {r.layer}" if r.layer >= 0 else ""
         if r.step >= 0:
             where = f"{where} step {r.step}".strip()
-        data = f"{r.dataset} {r.split}".strip()
-        lines.append((str(r.metric), str(r.method), data, _fmt(r.best), ci, where, _fmt(r.mean)))
-    header = ("metric", "method", "data", "best", "95% CI", "where", "mean")
+        flag = str(getattr(r, "flag", "") or "")
+        lines.append(
+            (
+                str(r.metric),
+                str(r.method),
+                str(r.dataset) or "-",
+                str(r.split) or "-",
+                _fmt(r.best),
+                ci,
+                where,
+                _fmt(r.mean),
+                flag,
+            )
+        )
+    header = ("metric", "method", "dataset", "split", "best", "95% CI", "where", "mean", "flag")
     widths = [max(len(x[i]) for x in [header, *lines]) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     text = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]

@@ -155,6 +155,26 @@ class ElicitConfig(Schema):
         description="Share of pairs held out for scoring (seeded), unless the pairs' "
         "``meta.split`` says train/test (quirky-arith has its own test split).",
     )
+    label_field: str = Field(
+        default="label",
+        description="Record field holding the 0/1 label (true/false, yes/no, 1/0); as "
+        "``--label-field``.",
+    )
+    text_field: str | None = Field(
+        default=None,
+        description="Record field holding the statement (used as ``{statement}`` by templates "
+        "and as the prompt of records without one); null: the template's own fields.",
+    )
+    group_field: str = Field(
+        default="group",
+        description="Record field naming a group (a statement and its negation): a group never "
+        "straddles train and test.",
+    )
+    split_field: str = Field(
+        default="split",
+        description="Record field saying ``train``/``test``; when present it replaces the random "
+        "split.",
+    )
     position: str = Field(
         default="last",
         description="Token position rule of the extraction (``last``, ``mean``, ...).",
@@ -493,16 +513,28 @@ def _check_layers(cfg: RunConfig, prefix: str) -> None:
         )
 
 
+def data_fields(e: ElicitConfig) -> Any:
+    """The :class:`mindscope.data.fields.Fields` an elicit config names."""
+    from mindscope.data.fields import Fields
+
+    return Fields(label=e.label_field, text=e.text_field, group=e.group_field, split=e.split_field)
+
+
 def _check_dataset(cfg: RunConfig, prefix: str) -> None:
     """Load the reporter dataset as the stage will, so format and field errors show now."""
     e = cfg.elicit
     if not e.enabled or e.dataset.startswith("hf:"):
         return
-    from mindscope.data.datasets import load_split
+    from mindscope.data.datasets import load_dataset_split
 
     try:
-        load_split(
-            e.dataset, n=e.n, seed=cfg.seed, test_fraction=e.test_fraction, template=e.template
+        load_dataset_split(
+            e.dataset,
+            n=e.n,
+            seed=cfg.seed,
+            test_fraction=e.test_fraction,
+            template=e.template,
+            fields=data_fields(e),
         )
     except (MindscopeError, ValueError, TypeError) as exc:
         msg = " ".join(str(exc).split())

@@ -5,6 +5,7 @@ the data come from :func:`mindscope.data.load_split`, as for ``mindscope elicit`
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import logging
@@ -15,6 +16,7 @@ from mindscope.errors import MindscopeError
 from mindscope.results import Row, to_frame
 from mindscope.runs.config import ElicitConfig
 from mindscope.runs.folder import LOGGER_NAME
+from mindscope.runs.predictions import PREDICTIONS_FILE, disagree_rows, prediction_frame
 from mindscope.runs.stage import Artefact, StageOutput, isolated
 
 __all__ = ["elicit_stage", "QUIRKY_DISTRIBUTIONS"]
@@ -45,12 +47,25 @@ def _is_quirky(pairs: Sequence[Any]) -> bool:
 
 
 def load_pairs(e: ElicitConfig, seed: int) -> tuple[list[Any], list[Any], str, bool]:
-    """``(train, test, dataset name, is_quirky)`` contrast pairs for the reporter stage."""
-    from mindscope.data.datasets import dataset_name, load_split
+    """``(train, test, dataset name, is_quirky)`` contrast pairs for the reporter stage; the
+    split's warnings (twins across train/test) go to the run's log."""
+    from mindscope.data.datasets import dataset_name, load_dataset_split
+    from mindscope.runs.config import data_fields
 
-    train, test = load_split(
-        e.dataset, n=e.n, seed=seed, test_fraction=e.test_fraction, template=e.template
+    ds = load_dataset_split(
+        e.dataset,
+        n=e.n,
+        seed=seed,
+        test_fraction=e.test_fraction,
+        template=e.template,
+        fields=data_fields(e),
     )
+    log.info(
+        "reporter data: %d train, %d test pairs (%s split)", len(ds.train), len(ds.test), ds.method
+    )
+    for msg in ds.warnings:
+        log.warning("%s", msg)
+    train, test = ds.train, ds.test
     return train, test, dataset_name(e.dataset), _is_quirky(train) and _is_quirky(test)
 
 
@@ -76,6 +91,13 @@ def _lm_logodds(h: Any, pairs: Sequence[Any], batch_size: int = 32) -> Any:
     from mindscope.activations import lm_logodds_or_none
 
     return lm_logodds_or_none(h, list(pairs), batch_size=batch_size)
+
+
+def _write_parquet(df: Any, path: Any) -> None:
+    from mindscope.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
 
 
 def elicit_stage(
@@ -133,6 +155,9 @@ def _elicit(h: Any, e: ElicitConfig, seed: int, progress: bool) -> StageOutput:
             reps[method].save, meta={"model": h.name}
         )
     rows = pe.score_rows(reps, x_te, truth_te, layers=layers, split="test", **common)
+    rows += disagree_rows(pe, reps, x_te, test, truth_te, layers, **common)
+    preds = prediction_frame(reps, x_te, test, truth_te, layers)
+    artefacts[PREDICTIONS_FILE] = functools.partial(_write_parquet, preds)
     if quirky and e.transfer:
         rows += _quirky_rows(h, pe, x_tr, x_te, train, test, layers, e, seed, common, progress)
     return StageOutput(to_frame(rows), artefacts, data)
@@ -156,19 +181,37 @@ def _quirky_rows(
     import torch
     from tqdm.auto import tqdm
 
-    methods = [m for m in e.methods if m != "random"][:2] or ["lr"]
+    methods = ([m for m in e.methods if m != "random"][:2] or ["lr"]) + ["random"]
     cells_tr = {d: _cell(train, d) for d in QUIRKY_DISTRIBUTIONS}
     cells_te = {d: _cell(test, d) for d in QUIRKY_DISTRIBUTIONS}
-    usable = [d for d in QUIRKY_DISTRIBUTIONS if len(cells_tr[d]) >= 8 and len(cells_te[d]) >= 8]
+    usable = [d for d in QUIRKY_DISTRIBUTIONS if len(cells_tr[d]) >= 10 and len(cells_te[d]) >= 8]
     rows: list[Row] = []
     truth_te = torch.tensor([int(p.meta["truth"]) for p in test])
+    gen = torch.Generator().manual_seed(seed)
     for src in tqdm(usable, desc="transfer matrix", disable=not progress, unit="cell"):
-        idx = cells_tr[src]
+        # 20% of the training cell is held out as the validation split on which the report
+        # picks each method's layer (never on the test cells it shows)
+        perm = [cells_tr[src][int(k)] for k in torch.randperm(len(cells_tr[src]), generator=gen)]
+        n_val = max(2, len(perm) // 5)
+        idx, val = perm[n_val:], perm[:n_val]
         persona = src.split("-")[0]
         y_src = torch.tensor([int(train[i].meta[f"{persona}_label"]) for i in idx])
+        y_val = torch.tensor([int(train[i].meta[f"{persona}_label"]) for i in val])
         if y_src.unique().numel() < 2:
             continue
         reps = pe.fit_reporters(x_tr[:, idx], y_src, methods, baselines=False)
+        if y_val.unique().numel() == 2:
+            for r in pe.score_rows(
+                reps,
+                x_tr[:, val],
+                y_val,
+                layers=layers,
+                split="validation",
+                extra={"train": src, "selection": "validation", "labels": persona},
+                **{**common, "n_boot": 0},
+            ):
+                if r.metric == "auroc":
+                    rows.append(dataclasses.replace(r, metric="val_auroc"))
         for dst in usable:
             j = cells_te[dst]
             if truth_te[j].unique().numel() < 2:
