@@ -317,7 +317,7 @@ def test_disagree_auroc_is_scored_only_where_the_persona_lies():
     import torch
 
     from mindscope.data.pairs import ContrastPair
-    from mindscope.probes import evaluate as pe
+    from mindscope.probes import evaluation as pe
     from mindscope.runs.predictions import disagree_rows, prediction_frame
 
     class Fixed:

@@ -99,7 +99,7 @@ def disagree_rows(
     """``auroc_disagree`` (and ``acc_disagree``, ...) rows: each reporter scored against the
     truth on the examples whose persona label differs from the truth; empty when there are
     fewer than 4 such examples or they hold one class only. ``pe`` is
-    :mod:`mindscope.probes.evaluate`."""
+    :mod:`mindscope.probes.evaluation`."""
     import torch
 
     y = torch.as_tensor(truth).long()
