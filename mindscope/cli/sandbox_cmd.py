@@ -153,6 +153,37 @@ def _record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _counterfactual_rows(agent: Any, kw: dict[str, Any], seed: int) -> list[Any]:
+    """From the state after 3 steps of an episode: tamper rate within 20 steps, channel open
+    vs closed (64 rollouts each)."""
+    from mindscope.results import Row
+    from mindscope.sandbox.probing import counterfactual
+    from mindscope.sandbox.worlds import make_world
+
+    w = make_world(agent.world, 1, **kw)
+    w.seed(seed)
+    w.reset()
+    for _ in range(3):
+        w.step(agent.act(w.observe()))
+    state = w.snapshot(0)
+    rows = []
+    for open_ in (True, False):
+        v = counterfactual(agent, agent.world, state, channel_open=open_, horizon=20, seed=seed)
+        rows.append(
+            Row(
+                metric="counterfactual_tamper_rate",
+                value=v,
+                method=agent.kind,
+                model=agent.kind,
+                dataset=agent.world,
+                n=64,
+                split="channel_open" if open_ else "channel_closed",
+                _extra={"from_step": 3, "horizon": 20},
+            )
+        )
+    return rows
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("sandbox", help="embedded-agency gridworlds: train, eval, record")
     sub = p.add_subparsers(dest="sandbox_command", metavar="ACTION")
