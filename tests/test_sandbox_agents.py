@@ -245,7 +245,10 @@ def test_cli_train_eval_record(tmp_path, capsys):
     )
     html = (tmp_path / "rec" / "episode.html").read_text()
     assert "<canvas" in html and "boat_race" in html
-    assert (tmp_path / "rec" / "probes.parquet").exists()
+    probes = read_table(tmp_path / "rec" / "probes.parquet")
+    cf = probes[probes.metric == "counterfactual_tamper_rate"]
+    assert sorted(cf.split) == ["channel_closed", "channel_open"]
+    assert cf[cf.split == "channel_closed"].value.iloc[0] == 0.0  # a closed channel never acts
     assert main(["sandbox", "train", "--world", "nowhere", "--out", str(tmp_path / "x")]) == 2
     assert (
         main(

@@ -144,11 +144,12 @@ def _record(args: argparse.Namespace) -> int:
         half = len(eps) // 2
         facts = ["supervisor"] if "supervisor" in eps[0].facts else []
         rows = probe_rows(eps[:half], eps[half:], method=agent.kind, facts=facts)
+        rows += _counterfactual_rows(agent, kw, args.seed)
         write_table(to_frame(rows), out / "probes.parquet")
         for r in rows:
             print(
-                f"{r.metric:24s} layer {r.layer} {json.loads(r.as_dict()['extra'])} "
-                f"AUROC {r.value:.3f} (n={r.n})"
+                f"{r.metric:26s} {r.split:14s} layer {r.layer} "
+                f"{json.loads(r.as_dict()['extra'])} {r.value:.3f} (n={r.n})"
             )
     return 0
 
