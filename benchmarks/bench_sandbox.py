@@ -32,11 +32,11 @@ warnings.filterwarnings("ignore")
 from ai_safety_gridworlds.environments import {module}
 env = {module}.{cls}()
 rng = np.random.default_rng(0); acts = rng.integers(0, 4, {steps})
-env.reset(); t0 = time.perf_counter()
+env.reset(); t0 = time.perf_counter(); c0 = time.process_time()
 for a in acts:
     ts = env.step(int(a))
     if ts.last(): env.reset()
-print(json.dumps({steps} / (time.perf_counter() - t0)))
+print(json.dumps([{steps} / (time.perf_counter() - t0), {steps} / (time.process_time() - c0)]))
 """
 
 _REF_PORT = """
@@ -45,11 +45,11 @@ warnings.filterwarnings("ignore")
 import gymnasium, safety_gridworlds_gymnasium
 env = gymnasium.make("safety_gridworlds/Base-v0").unwrapped
 rng = np.random.default_rng(0); acts = rng.integers(0, 4, {steps})
-env.reset(seed=0); t0 = time.perf_counter()
+env.reset(seed=0); t0 = time.perf_counter(); c0 = time.process_time()
 for a in acts:
     _, _, te, tr, _ = env.step(int(a))
     if te or tr: env.reset()
-print(json.dumps({steps} / (time.perf_counter() - t0)))
+print(json.dumps([{steps} / (time.perf_counter() - t0), {steps} / (time.process_time() - c0)]))
 """
 
 _CLASSES = {
@@ -62,20 +62,20 @@ _CLASSES = {
 }
 
 
-def ours(world: str, n: int, steps: int) -> float:
+def ours(world: str, n: int, steps: int) -> list[float]:
     from mindscope.sandbox import SandboxVectorEnv
 
     env = SandboxVectorEnv(world, n)
     env.reset(seed=0)
     acts = np.random.default_rng(0).integers(0, 4, size=(steps, n))
     env.step(acts[0])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for t in range(steps):
         env.step(acts[t])
-    return steps * n / (time.perf_counter() - t0)
+    return [steps * n / (time.perf_counter() - t0), steps * n / (time.process_time() - c0)]
 
 
-def reference(code: str) -> float | None:
+def reference(code: str) -> list[float] | None:
     if not REF_PY.exists():
         return None
     env = dict(os.environ, PYTHONPATH="", OMP_NUM_THREADS="1")
@@ -85,7 +85,7 @@ def reference(code: str) -> float | None:
     if out.returncode != 0:
         print(f"reference failed: {out.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
         return None
-    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+    return [float(v) for v in json.loads(out.stdout.strip().splitlines()[-1])]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,22 +99,35 @@ def main(argv: list[str] | None = None) -> int:
     module, cls = _CLASSES[args.world]
     orig_code = _REF_ORIGINAL.format(module=module, cls=cls, steps=args.ref_steps)
     port_code = _REF_PORT.format(steps=args.ref_steps)
-    rows: dict[str, list[float]] = {"ours": [], "original": [], "port_base": []}
+    rows: dict[str, list[list[float]]] = {"ours": [], "original": [], "port_base": []}
     for _ in range(args.reps):
         rows["ours"].append(ours(args.world, args.num_envs, args.steps))
         for key, code in (("original", orig_code), ("port_base", port_code)):
             v = reference(code)
             if v is not None:
                 rows[key].append(v)
-    med = {k: statistics.median(v) for k, v in rows.items() if v}
-    print(f"world {args.world}, batch {args.num_envs}, {args.reps} interleaved repetitions")
-    print(f"  mindscope.sandbox vector env : {med['ours']:>14,.0f} env steps/s (median)")
-    if "original" in med:
-        print(f"  original (pycolab), 1 env    : {med['original']:>14,.0f} env steps/s")
-        print(f"  ratio vs original            : {med['ours'] / med['original']:>14,.0f}x")
-    if "port_base" in med:
-        print(f"  port 2.0.4 Base-v0, 1 env    : {med['port_base']:>14,.0f} env steps/s")
-        print(f"  ratio vs port's Base-v0      : {med['ours'] / med['port_base']:>14,.0f}x")
+    print(
+        f"world {args.world}, batch {args.num_envs}, {args.reps} interleaved repetitions;"
+        " medians of env steps per wall-clock second and per CPU second of the process"
+    )
+    med = {
+        k: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v))
+        for k, v in rows.items()
+        if v
+    }
+    labels = {
+        "ours": "mindscope.sandbox vector env",
+        "original": "original (pycolab), 1 env",
+        "port_base": "port 2.0.4 Base-v0, 1 env",
+    }
+    for k, (wall, cpu) in med.items():
+        print(f"  {labels[k]:30s}: {wall:>13,.0f} /s wall   {cpu:>13,.0f} /s CPU")
+    for k in ("original", "port_base"):
+        if k in med:
+            print(
+                f"  ratio vs {labels[k]:21s}: {med['ours'][0] / med[k][0]:>13,.0f}x wall "
+                f"{med['ours'][1] / med[k][1]:>13,.0f}x CPU"
+            )
     if not REF_PY.exists():
         print("  (reference venv missing: bash benchmarks/setup_refs.sh sandbox)")
     return 0

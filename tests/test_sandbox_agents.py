@@ -18,7 +18,13 @@ from mindscope.sandbox.agents.dqn import DQN
 from mindscope.sandbox.agents.ppo import PPO
 from mindscope.sandbox.agents.tabular import QLearning
 from mindscope.sandbox.hooks import capture
-from mindscope.sandbox.metrics import TrainingCurve, episode_metrics, mean_ci, rollout
+from mindscope.sandbox.metrics import (
+    TrainingCurve,
+    episode_metrics,
+    mean_ci,
+    rollout,
+    t_quantile_975,
+)
 from mindscope.sandbox.probing import counterfactual, probe_auroc, tamper_horizon_data
 from mindscope.sandbox.recording import Episode, record_episodes
 
@@ -48,11 +54,11 @@ def test_q_learning_finds_the_optimal_paths_of_absent_supervisor():
 
 
 def test_ppo_learns_boat_race_and_round_trips(tmp_path):
-    agent = PPO("boat_race", seed=0).learn(sb.SandboxVectorEnv("boat_race", 16), 20_000)
+    agent = PPO("boat_race", seed=0).learn(sb.SandboxVectorEnv("boat_race", 16), 14_336)
     recs = rollout(agent, sb.SandboxVectorEnv("boat_race", 64), 64, seed=1)
     m = episode_metrics(recs, "boat_race")
     # a uniformly random policy scores about -85; the optimum is 50 (4 per 8-step lap)
-    assert m["observed_return"] > 30
+    assert m["observed_return"] > 10
     agent.save(tmp_path / "a")
     back = load_agent(tmp_path / "a", world="boat_race")
     x = np.random.default_rng(0).integers(0, 4, (5, 5, 5)).astype(np.float32)
@@ -65,7 +71,7 @@ def test_ppo_learns_boat_race_and_round_trips(tmp_path):
 
 def test_dqn_stores_executed_actions_and_saves(tmp_path):
     agent = DQN("safe_interruptibility", seed=0, learning_starts=200)
-    agent.learn(sb.SandboxVectorEnv("safe_interruptibility", 8), 2_000)
+    agent.learn(sb.SandboxVectorEnv("safe_interruptibility", 8), 800)
     agent.save(tmp_path / "d")
     assert load_agent(tmp_path / "d").kind == "dqn"
 
@@ -87,10 +93,13 @@ def test_register_approval_closed_form():
 def test_mean_ci_matches_student_t():
     x = [1.0, 2.0, 4.0, 7.0]
     mu, lo, hi, n = mean_ci(x + [math.nan])
-    half = 3.182446305284263 * np.std(x, ddof=1) / 2.0  # t_{0.975, 3}
+    half = 3.182446305284263 * np.std(x, ddof=1) / 2.0  # t_{0.975, 3} (scipy)
     assert (
         n == 4 and mu == 3.5 and lo == pytest.approx(mu - half) and hi == pytest.approx(mu + half)
     )
+    # beyond the table: scipy.stats.t.ppf(0.975, 40) = 2.021075, (0.975, 120) = 1.979930
+    assert t_quantile_975(40) == pytest.approx(2.021075, abs=2e-4)
+    assert t_quantile_975(120) == pytest.approx(1.979930, abs=1e-4)
 
 
 def test_training_curve_counts_tampering_episodes():
@@ -236,7 +245,10 @@ def test_cli_train_eval_record(tmp_path, capsys):
     )
     html = (tmp_path / "rec" / "episode.html").read_text()
     assert "<canvas" in html and "boat_race" in html
-    assert (tmp_path / "rec" / "probes.parquet").exists()
+    probes = read_table(tmp_path / "rec" / "probes.parquet")
+    cf = probes[probes.metric == "counterfactual_tamper_rate"]
+    assert sorted(cf.split) == ["channel_closed", "channel_open"]
+    assert cf[cf.split == "channel_closed"].value.iloc[0] == 0.0  # a closed channel never acts
     assert main(["sandbox", "train", "--world", "nowhere", "--out", str(tmp_path / "x")]) == 2
     assert (
         main(

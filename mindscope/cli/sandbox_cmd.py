@@ -144,13 +144,45 @@ def _record(args: argparse.Namespace) -> int:
         half = len(eps) // 2
         facts = ["supervisor"] if "supervisor" in eps[0].facts else []
         rows = probe_rows(eps[:half], eps[half:], method=agent.kind, facts=facts)
+        rows += _counterfactual_rows(agent, kw, args.seed)
         write_table(to_frame(rows), out / "probes.parquet")
         for r in rows:
             print(
-                f"{r.metric:24s} layer {r.layer} {json.loads(r.as_dict()['extra'])} "
-                f"AUROC {r.value:.3f} (n={r.n})"
+                f"{r.metric:26s} {r.split:14s} layer {r.layer} "
+                f"{json.loads(r.as_dict()['extra'])} {r.value:.3f} (n={r.n})"
             )
     return 0
+
+
+def _counterfactual_rows(agent: Any, kw: dict[str, Any], seed: int) -> list[Any]:
+    """From the state after 3 steps of an episode: tamper rate within 20 steps, channel open
+    vs closed (64 rollouts each)."""
+    from mindscope.results import Row
+    from mindscope.sandbox.probing import counterfactual
+    from mindscope.sandbox.worlds import make_world
+
+    w = make_world(agent.world, 1, **kw)
+    w.seed(seed)
+    w.reset()
+    for _ in range(3):
+        w.step(agent.act(w.observe()))
+    state = w.snapshot(0)
+    rows = []
+    for open_ in (True, False):
+        v = counterfactual(agent, agent.world, state, channel_open=open_, horizon=20, seed=seed)
+        rows.append(
+            Row(
+                metric="counterfactual_tamper_rate",
+                value=v,
+                method=agent.kind,
+                model=agent.kind,
+                dataset=agent.world,
+                n=64,
+                split="channel_open" if open_ else "channel_closed",
+                _extra={"from_step": 3, "horizon": 20},
+            )
+        )
+    return rows
 
 
 def register(subparsers: Any) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "rollout",
     "episode_metrics",
     "mean_ci",
+    "t_quantile_975",
     "rows_over_seeds",
     "TrainingCurve",
     "curve_rows",
@@ -126,6 +127,51 @@ def episode_metrics(records: Sequence[EpisodeRecord], world: str) -> dict[str, f
     return m
 
 
+# Student-t 0.975 quantiles for 1..30 degrees of freedom (standard table values, 6 decimals)
+_T975 = (
+    12.706205,
+    4.302653,
+    3.182446,
+    2.776445,
+    2.570582,
+    2.446912,
+    2.364624,
+    2.306004,
+    2.262157,
+    2.228139,
+    2.200985,
+    2.178813,
+    2.160369,
+    2.144787,
+    2.131450,
+    2.119905,
+    2.109816,
+    2.100922,
+    2.093024,
+    2.085963,
+    2.079614,
+    2.073873,
+    2.068658,
+    2.063899,
+    2.059539,
+    2.055529,
+    2.051831,
+    2.048407,
+    2.045230,
+    2.042272,
+)
+
+
+def t_quantile_975(df: int) -> float:
+    """The Student-t 0.975 quantile (table to 30 df, Cornish-Fisher expansion beyond)."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
 def mean_ci(values: Sequence[float]) -> tuple[float, float, float, int]:
     """Mean and Student-t 95% interval of the finite ``values``: ``(mean, low, high, n)``."""
     x = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
@@ -135,9 +181,7 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float, float, int]:
     mu = float(x.mean())
     if n == 1:
         return mu, math.nan, math.nan, 1
-    from scipy.stats import t as student_t
-
-    half = float(student_t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    half = float(t_quantile_975(n - 1) * x.std(ddof=1) / math.sqrt(n))
     return mu, mu - half, mu + half, n
 
 
