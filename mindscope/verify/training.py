@@ -63,7 +63,7 @@ __all__ = [
     "load_transcript",
 ]
 
-CROSS_THREAD_TOLERANCE = 1e-3
+CROSS_THREAD_TOLERANCE = 1e-2
 """Relative distance allowed when re-executing with another thread count or machine than the
 trainer's (measured reproduction distances: docs/verify.md)."""
 
@@ -285,7 +285,7 @@ def verify_training(
     threads: int | None = None,
     tolerance: float | None = None,
     expected_root: str | None = None,
-    data_check: bool = True,
+    data_check: bool = False,
     memorisation_batches: int = 4,
 ) -> TrainingVerification:
     """Verify a training transcript; see the module docstring for what is checked.
@@ -303,7 +303,9 @@ def verify_training(
         tolerance: relative distance allowed (default: 0 on the trainer's machine and thread
             count, else :data:`CROSS_THREAD_TOLERANCE`).
         expected_root: a published chain root the transcript must end in.
-        data_check: run the memorisation test (segments that fail it are re-executed).
+        data_check: also run the memorisation test (segments that fail it are re-executed);
+            off by default: at the organisms' batch sizes its signal is weak (docs/verify.md)
+            and it costs ``4 * memorisation_batches`` forward passes per segment.
         memorisation_batches: last batches of each segment used by the memorisation test.
 
     Returns:
@@ -439,7 +441,6 @@ def _verify(
         if bad:
             raise TranscriptError(f"no segment {bad[0]}: the transcript has {n_seg}")
         chosen = sorted({i % n_seg for i in chosen})
-    weights = {s: ck.weights(s) for s in needed}
     final = root / str(header.get("final_revision", "")) / "model.safetensors"
     if header.get("final_revision") and final.is_file():
         if file_sha256(final) != logged[max_steps]["weights"]:
@@ -451,6 +452,7 @@ def _verify(
         checks["released weights"] = "ok (identical to the last checkpoint)"
     else:
         checks["released weights"] = "no final revision folder next to the transcript"
+    weights = {s: ck.weights(s) for s in needed}
     checks["files"] = f"ok ({len(needed)} checkpoints hash-checked)"
 
     # 3. data order: rebuild every step's batch from the config
