@@ -262,13 +262,15 @@ def resolve(
         if not bad:
             return store.shipped_root(name) / rev
         problem += f"; the shipped copy is corrupted ({', '.join(bad)})"
-    minutes = ""
+    command, took = train_command(name, cfg), ""
     if shipped is not None:
-        minutes = f" (about {max(1, round(shipped['train_seconds'] / 60))} min on 2 cores)"
+        # the shipped weights' own command: the cache then holds the same final weights
+        command = shipped.get("shipped", {}).get("reproduce", command)
+        took = f" (the shipped copy took {max(1, round(shipped['train_seconds'] / 60))} min)"
     only = f"only {', '.join(shipped_revs)} ships with mindscope; " if shipped_revs else ""
     raise ModelLoadError(
         f"organism {name!r} {rev} (seed {seed}) is not trained here{problem}: run "
-        f"`{train_command(name, cfg)}`{minutes}; {only}intermediate checkpoints exist only "
+        f"`{command}`{took}; {only}intermediate checkpoints exist only "
         "after training"
     )
 
