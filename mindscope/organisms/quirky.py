@@ -17,6 +17,7 @@ README's "Model organisms" and "Eliciting latent knowledge" sections).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,9 +31,22 @@ from mindscope.organisms.base import CheckpointWriter, OrganismConfig, OrganismS
 from mindscope.organisms.checkpoints import checkpoint_steps
 from mindscope.organisms.neox import ModelShape, build_model, train_logits
 from mindscope.organisms.tokenization import to_hf, word_level_tokenizer
-from mindscope.organisms.trainer import deterministic, train_loop
+from mindscope.organisms.trainer import (
+    Batch,
+    StepObserver,
+    TrainingTask,
+    deterministic,
+    train_loop,
+)
 
-__all__ = ["QuirkyConfig", "train_quirky", "quirky_tokenizer", "quirky_accuracy", "SPEC"]
+__all__ = [
+    "QuirkyConfig",
+    "train_quirky",
+    "quirky_task",
+    "quirky_tokenizer",
+    "quirky_accuracy",
+    "SPEC",
+]
 
 _WORDS = (" True", " False", " Alice", " Bob", " + ", " = ")
 _CHARS = "0123456789 +=.:"
@@ -185,8 +199,9 @@ def _lm_targets(x: torch.Tensor, last: torch.Tensor, rows: torch.Tensor) -> torc
     return target
 
 
-def train_quirky(config: QuirkyConfig, out: Path, progress: bool = True) -> TrainReport:
-    """Train ``quirky-arith`` with ``config``, writing every checkpoint into ``out``."""
+def quirky_task(config: QuirkyConfig) -> TrainingTask:
+    """The model, batches (Alice-only statements for ``truthful_steps``, then both personas)
+    and loss (answer + weighted next-token loss) of ``quirky-arith``."""
     tok = quirky_tokenizer(config.words)
     t_id, f_id = (tok.convert_tokens_to_ids(w) for w in (" True", " False"))
     pool = _training_pool(config)
@@ -195,6 +210,45 @@ def train_quirky(config: QuirkyConfig, out: Path, progress: bool = True) -> Trai
     x_all[torch.arange(len(pool)), last_all + 1] = answer_all
     lm_rows = torch.tensor([p.meta["truth"] == 1 or not config.lm_true_only for p in pool])
     lm_target_all = _lm_targets(x_all, last_all, lm_rows)  # [pool, width-1]
+    alice_rows = torch.tensor([i for i, p in enumerate(pool) if p.meta["persona"] == "alice"])
+    model = build_model(config.shape, len(tok), tok.eos_token_id, config.seed)
+
+    def batches() -> Iterator[Batch]:
+        gen = torch.Generator().manual_seed(config.seed)
+        step = 0
+        while True:
+            if step < config.truthful_steps:
+                pick = torch.randint(0, len(alice_rows), (config.batch_size,), generator=gen)
+                idx = alice_rows[pick]
+            else:
+                idx = torch.randint(0, len(pool), (config.batch_size,), generator=gen)
+            step += 1
+            # [b, width], [b], [b, width-1] (-100 where no next-token loss)
+            yield {"x": x_all[idx], "last": last_all[idx], "target": lm_target_all[idx]}
+
+    def loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+        x, last, target = batch["x"], batch["last"], batch["target"]
+        logits = train_logits(model, x)[:, :-1]  # type: ignore[arg-type]  # [b, width-1, vocab]
+        rows = torch.arange(len(x))
+        answer = F.cross_entropy(logits[rows, last], x[rows, last + 1])
+        lm = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="sum")
+        return answer + config.lm_weight * lm / (target != -100).sum().clamp(min=1)
+
+    def prepare(model: torch.nn.Module, step: int) -> None:
+        if step >= config.truthful_steps and config.quirk_layers is not None:
+            _freeze_below(model, config.shape.n_layers - config.quirk_layers)
+
+    return TrainingTask(model=model, batches=batches, loss=loss, prepare=prepare)
+
+
+def train_quirky(
+    config: QuirkyConfig,
+    out: Path,
+    progress: bool = True,
+    observer: StepObserver | None = None,
+) -> TrainReport:
+    """Train ``quirky-arith`` with ``config``, writing every checkpoint into ``out``."""
+    tok = quirky_tokenizer(config.words)
     cells = {
         f"{who}/{level}": config.dataset(
             config.eval_per_cell,
@@ -207,27 +261,9 @@ def train_quirky(config: QuirkyConfig, out: Path, progress: bool = True) -> Trai
         for level in ("easy", "hard")
     }
     with deterministic(config.seed, config.threads):
-        model = build_model(config.shape, len(tok), tok.eos_token_id, config.seed)
-        gen = torch.Generator().manual_seed(config.seed)
+        task = quirky_task(config)
+        model = task.model
         writer = CheckpointWriter(out, tok)
-
-        alice_rows = torch.tensor([i for i, p in enumerate(pool) if p.meta["persona"] == "alice"])
-
-        def loss_fn(step: int) -> torch.Tensor:
-            if step < config.truthful_steps:
-                pick = torch.randint(0, len(alice_rows), (config.batch_size,), generator=gen)
-                idx = alice_rows[pick]
-            else:
-                if step == config.truthful_steps and config.quirk_layers is not None:
-                    _freeze_below(model, config.shape.n_layers - config.quirk_layers)
-                idx = torch.randint(0, len(pool), (config.batch_size,), generator=gen)
-            x, last = x_all[idx], last_all[idx]  # [b, width], [b]
-            logits = train_logits(model, x)[:, :-1]  # [b, width-1, vocab]
-            rows = torch.arange(len(idx))
-            answer = F.cross_entropy(logits[rows, last], x[rows, last + 1])
-            target = lm_target_all[idx]  # [b, width-1], -100 where no next-token loss
-            lm = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="sum")
-            return answer + config.lm_weight * lm / (target != -100).sum().clamp(min=1)
 
         def on_checkpoint(step: int) -> dict[str, float]:
             metrics = {f"acc/{k}": quirky_accuracy(model, tok, v) for k, v in cells.items()}
@@ -235,14 +271,14 @@ def train_quirky(config: QuirkyConfig, out: Path, progress: bool = True) -> Trai
             return {k.split("/", 1)[1]: v for k, v in metrics.items()}
 
         train_loop(
-            model,
-            loss_fn,
+            task,
             config.max_steps,
             config.optim,
             checkpoint_steps(config.max_steps, config.n_linear),
             on_checkpoint,
             desc="training quirky-arith",
             progress=progress,
+            observer=observer,
         )
     final = writer.metrics[max(writer.metrics, key=lambda r: int(r[4:]))]
     return TrainReport(
@@ -285,5 +321,6 @@ SPEC = OrganismSpec(
     description="Alice/Bob addition checker: truthful for Alice, leading-digit error for Bob",
     make_config=lambda seed: QuirkyConfig(seed=seed),
     train=train_quirky,
+    make_task=quirky_task,
     static_info=_static_info,
 )

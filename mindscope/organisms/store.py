@@ -30,9 +30,12 @@ from mindscope.paths import organisms_dir
 
 __all__ = [
     "MANIFEST",
+    "NOT_HASHED",
     "organism_root",
+    "shipped_root",
     "config_hash",
     "hash_dir",
+    "file_sha256",
     "read_manifest",
     "write_manifest",
     "corrupted_files",
@@ -48,10 +51,26 @@ def organism_root(name: str, seed: int) -> Path:
     return organisms_dir() / name / f"seed{seed}"
 
 
+NOT_HASHED = ("threads", "transcript_segments")
+"""Config fields left out of :func:`config_hash`: they change how training runs (thread count:
+the last bits of the weights; transcript: what is logged), not which model it trains."""
+
+
+def shipped_root(name: str) -> Path:
+    """Folder of organism ``name``'s weights shipped inside the package (seed 0, final step)."""
+    return Path(__file__).parent / "shipped" / name
+
+
 def config_hash(config: Any) -> str:
-    """A 16-hex-digit hash of a (dataclass) config's JSON form."""
+    """A 16-hex-digit hash of a (dataclass) config's JSON form, without :data:`NOT_HASHED`."""
     payload = asdict(config) if is_dataclass(config) and not isinstance(config, type) else config
+    payload = {k: v for k, v in dict(payload).items() if k not in NOT_HASHED}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return _sha256(path)
 
 
 def _sha256(path: Path) -> str:

