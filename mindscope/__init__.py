@@ -29,6 +29,7 @@ __all__ = [
     "organisms",
     "report",
     "results",
+    "audit",
 ]
 
 from mindscope.errors import MindscopeError
@@ -49,6 +50,7 @@ _SUBPACKAGES = {
     "results",
     "models",
     "activations",
+    "audit",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
