@@ -147,14 +147,14 @@ def _targets(mass: torch.Tensor, lo: float, hi: float, k: int) -> list[int]:
 def test_importance_samplers_track_the_exact_probability(
     tiny: ms.ModelHandle, setting: tuple[InputDistribution, torch.Tensor], method: str
 ) -> None:
-    """Rare targets (exact mass 2e-4 .. 2e-3) at budget 4096, where naive sees ~1-4 events."""
+    """Rare targets (exact mass 1e-4 .. 1e-3) at budget 2048, where naive sees ~0.2-2 events."""
     dist, mass = setting
     errors, covered, total = [], 0, 0
-    for tok in _targets(mass, 2e-4, 2e-3, 3):
+    for tok in _targets(mass, 1e-4, 1e-3, 2):
         truth = float(mass[tok])
-        for seed in range(3):
-            r = estimate_rare(tiny, dist, BadOutput((tok,)), method=method, budget=4096, seed=seed)
-            assert r.n_calls <= 4096
+        for seed in range(2):
+            r = estimate_rare(tiny, dist, BadOutput((tok,)), method=method, budget=2048, seed=seed)
+            assert r.n_calls <= 2048
             errors.append(abs(math.log(max(r.estimate, 1e-12) / truth)))
             covered += r.ci_low <= truth <= r.ci_high
             total += 1
@@ -182,6 +182,6 @@ def test_estimate_rows_follow_the_results_schema(
     r = estimate_rare(tiny, dist, BadOutput((int(mass.argmax()),)), method="itgis", budget=512)
     rows = r.rows(model="tiny", dataset="uniform", extra={"truth": float(mass.max())})
     df = read_table(write_table(to_frame(rows), tmp_path / "r.parquet"))
-    assert set(df.metric) == {"probability", "ess", "hits"}
+    assert set(df.metric) == {"rare_probability", "rare_ess", "rare_hits"}
     assert (df.method == "itgis").all() and (df.n == r.n_calls).all()
     assert ms.audit.estimate_rare is estimate_rare

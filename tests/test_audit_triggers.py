@@ -127,7 +127,9 @@ def test_cli_triggers_and_rare(
     from mindscope.results import read_table
 
     df = read_table(out)
-    assert {"search_loss", "reasr", "token_recall", "train_success"} <= set(df.metric)
+    assert {f"trigger_{m}" for m in ("search_loss", "reasr", "token_recall", "loss_curve")} <= set(
+        df.metric
+    )
     assert main(argv) == 2  # never overwrite
     assert "exists" in capsys.readouterr().err
     rare = [

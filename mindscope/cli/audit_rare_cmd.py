@@ -275,21 +275,38 @@ def _cmd_triggers(args: argparse.Namespace) -> int:
             f"seed {seed}: {res.trigger_text!r} loss {res.loss:.3f} train success "
             f"{res.success:.2f} steps {res.steps} ({res.seconds:.0f} s)"
         )
-        rows.append(Row(metric="search_loss", value=res.loss, n=res.steps, _extra=extra, **ctx))
         rows.append(
-            Row(metric="train_success", value=res.success, n=len(contexts), _extra=extra, **ctx)
+            Row(metric="trigger_search_loss", value=res.loss, n=res.steps, _extra=extra, **ctx)
+        )
+        rows.append(
+            Row(
+                metric="trigger_train_success",
+                value=res.success,
+                n=len(contexts),
+                _extra=extra,
+                **ctx,
+            )
         )
         rows += [
-            Row(metric="loss_curve", value=v, layer=-1, n=i + 1, _extra={"step": i + 1}, **ctx)
+            Row(
+                metric="trigger_loss_curve",
+                value=v,
+                layer=-1,
+                n=i + 1,
+                _extra={"step": i + 1},
+                **ctx,
+            )
             for i, v in enumerate(res.losses)
         ]
         if heldout:
             asr = trigger_success(h, res.trigger_ids, heldout, args.target)
-            rows.append(Row(metric="reasr", value=asr, n=len(heldout), _extra=extra, **ctx))
+            rows.append(Row(metric="trigger_reasr", value=asr, n=len(heldout), _extra=extra, **ctx))
             line += f", REASR {asr:.2f}"
         if planted:
             rec = token_recall(res.trigger_ids, planted)
-            rows.append(Row(metric="token_recall", value=rec, n=len(planted), _extra=extra, **ctx))
+            rows.append(
+                Row(metric="trigger_token_recall", value=rec, n=len(planted), _extra=extra, **ctx)
+            )
             line += f", recall {rec:.2f}"
         print(line, flush=True)
     _write(rows, path)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from mindscope.report import conventions as conv
 from mindscope.report import figures as figs
+from mindscope.report.audit_rare import rare_figures, rare_rows
 from mindscope.report.summary import summarize
 
 __all__ = ["Section", "build_sections", "render_html", "write_report"]
@@ -91,6 +92,14 @@ _SPECS: tuple[
         "Anomaly detection, disagreement search and rare-event estimates.",
         conv.audit_rows,
         figs.audit_figures,
+    ),
+    (
+        "rare",
+        "Rare events and triggers",
+        "Rare-event estimates (naive, ITGIS, MHIS) against the exact probability with their "
+        "intervals, and GCG trigger search: loss over steps, held-out success and recall.",
+        rare_rows,
+        rare_figures,
     ),
 )
 

@@ -87,7 +87,7 @@ class RareEstimate:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def rows(self, **context: Any) -> list[Row]:
-        """Results rows (metric ``probability`` with the CI, plus ``ess`` and ``hits``);
+        """Results rows (``rare_probability`` with the CI, ``rare_ess``, ``rare_hits``);
         ``context`` fills the other columns (``model``, ``dataset``, ...) and ``extra``."""
         extra = {
             "confidence": self.confidence,
@@ -98,14 +98,14 @@ class RareEstimate:
         common = dict(method=self.method, n=self.n_calls, _extra=extra, **context)
         return [
             Row(
-                metric="probability",
+                metric="rare_probability",
                 value=self.estimate,
                 ci_low=self.ci_low,
                 ci_high=self.ci_high,
                 **common,
             ),
-            Row(metric="ess", value=self.ess, **common),
-            Row(metric="hits", value=float(self.n_hits), **common),
+            Row(metric="rare_ess", value=self.ess, **common),
+            Row(metric="rare_hits", value=float(self.n_hits), **common),
         ]
 
 

@@ -6,6 +6,8 @@ For every target token (arg-max bad output), method and repeat it runs one estim
 it with the exact probability (:func:`mindscope.audit.rare.exact_table`). Rows (metric per
 target and method, ``dataset`` = the distribution's description):
 
+All metrics are prefixed ``rare_``:
+
 - ``probability`` per repeat (``split = "repeat<k>"``, the interval in ``ci_low``/``ci_high``,
   the truth in ``extra``);
 - ``truth``, ``within_2x`` (fraction of repeats within a factor 2 of the truth),
@@ -101,7 +103,7 @@ def validate(
                         split=f"repeat{k}",
                         extra={"token": tok, "truth": truth, "budget": budget},
                     )
-                    if row.metric == "probability"
+                    if row.metric == "rare_probability"
                 ]
             ratios = [max(e.estimate, _FLOOR) / truth for e in ests]
             summary = {
@@ -116,7 +118,7 @@ def validate(
             for metric, value in summary.items():
                 rows.append(
                     Row(
-                        metric=metric,
+                        metric=f"rare_{metric}",
                         value=value,
                         method=method,
                         model=h.name,
