@@ -5,7 +5,11 @@
 #   benchmarks/.venvs/tuned-lens tuned-lens 0.2.0                        bench_tuned_lens.py
 #   benchmarks/.venvs/elk        eleuther-elk 0.1.1                      bench_ccs.py
 #   benchmarks/.venvs/nanogcg    nanoGCG 0.3.0                           bench_gcg.py
-# Usage: bash benchmarks/setup_refs.sh [tlens nnsight tuned-lens elk nanogcg]   (default: all)
+#   benchmarks/.venvs/sgw        safety-gridworlds-gymnasium 2.0.4 + pycolab 1.2 + DeepMind's
+#                                ai_safety_gridworlds (source checkout in AISG_SRC; not on PyPI)
+#                                check_sandbox_reference.py, bench_sandbox.py   (no torch)
+# Usage: bash benchmarks/setup_refs.sh [tlens nnsight tuned-lens elk nanogcg sandbox] (default:
+# the first five; sandbox needs AISG_SRC=/path/to/a/checkout/of/deepmind/ai-safety-gridworlds)
 # torch is pinned to the CPU build first (2.13.0 resolves to the local CPU wheel here; any other
 # torch spec pulls a multi-GB CUDA build). Override versions with TLENS_SPEC / NNSIGHT_SPEC.
 set -euo pipefail
@@ -50,6 +54,19 @@ for name in "${@:-tlens nnsight tuned-lens elk nanogcg}"; do
                 ;;
             elk) make_venv elk "$elk_spec" ;;
             nanogcg) make_venv nanogcg "$nanogcg_spec" ;;
+            sandbox)
+                # pycolab 1.2 (2018) needs numpy < 1.24 (np.fromstring on generators)
+                dir="$venvs/sgw"
+                [ -x "$dir/bin/python" ] || "$python" -m venv "$dir"
+                "$dir/bin/pip" install -q "safety-gridworlds-gymnasium==2.0.4" pycolab==1.2 absl-py
+                "$dir/bin/pip" install -q "numpy==1.23.5"
+                if [ -z "${AISG_SRC:-}" ] || [ ! -d "$AISG_SRC/ai_safety_gridworlds" ]; then
+                    echo "set AISG_SRC to a checkout of deepmind/ai-safety-gridworlds" >&2; exit 2
+                fi
+                site="$("$dir/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+                (cd "$AISG_SRC" && pwd) >"$site/aisg_src.pth"
+                "$dir/bin/python" -c "import ai_safety_gridworlds, pycolab; print('sandbox: ok')"
+                ;;
             *) echo "unknown reference venv: $n" >&2; exit 2 ;;
         esac
     done

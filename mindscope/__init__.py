@@ -27,9 +27,11 @@ __all__ = [
     "probes",
     "lenses",
     "organisms",
+    "audit",
     "report",
     "results",
-    "audit",
+    "sweep",
+    "sweeps",
 ]
 
 from mindscope.errors import MindscopeError
@@ -40,8 +42,10 @@ _LAZY = {
     "extract": ("mindscope.activations", "extract"),
     "Activations": ("mindscope.activations", "Activations"),
     "ContrastPair": ("mindscope.data.pairs", "ContrastPair"),
+    "sweep": ("mindscope.sweeps", "sweep"),
 }
 _SUBPACKAGES = {
+    "audit",
     "data",
     "probes",
     "lenses",
@@ -50,13 +54,14 @@ _SUBPACKAGES = {
     "results",
     "models",
     "activations",
-    "audit",
+    "sweeps",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from mindscope.activations import Activations, extract
     from mindscope.data.pairs import ContrastPair
     from mindscope.models import ModelHandle, load_model
+    from mindscope.sweeps import sweep
 
 
 def __getattr__(name: str) -> Any:

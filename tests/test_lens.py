@@ -19,8 +19,7 @@ from mindscope.lenses import (
     residual_stack,
     trajectory,
 )
-from mindscope.lenses.compat import tuned_lens_hash
-from mindscope.lenses.evaluate import bootstrap_ratio
+from mindscope.lenses.evaluation import bootstrap_ratio
 from mindscope.lenses.train import kl_backward
 from mindscope.models import load_model
 from mindscope.results import COLUMNS
@@ -170,40 +169,6 @@ def test_save_load_roundtrip_and_refusals(neox, fitted, tiny_dirs, tmp_path):
         TunedLens.load(out, deeper)
     with pytest.raises(MindscopeError, match="no lens directory"):
         TunedLens.load(tmp_path / "missing", neox)
-
-
-def test_loads_a_lens_saved_by_the_tuned_lens_package(neox, tmp_path):
-    # The package's format: config.json + params.pt, the state dict of a ModuleList of
-    # nn.Linear(d, d) translators applied as h + W h + b.
-    torch.manual_seed(3)
-    d, n = neox.d_model, neox.n_layers
-    translators = torch.nn.ModuleList(torch.nn.Linear(d, d) for _ in range(n))
-    lens_dir = tmp_path / "pkg"
-    lens_dir.mkdir()
-    torch.save(translators.state_dict(), lens_dir / "params.pt")
-    config = {
-        "base_model_name_or_path": "tiny",
-        "d_model": d,
-        "num_hidden_layers": n,
-        "bias": True,
-        "base_model_revision": None,
-        "unembed_hash": tuned_lens_hash(neox.unembed.weight),
-        "lens_type": "linear_tuned_lens",
-    }
-    (lens_dir / "config.json").write_text(json.dumps(config))
-    lens = TunedLens.load(lens_dir, neox)
-    x = torch.randn(3, d)
-    with torch.no_grad():
-        for k in range(n):
-            torch.testing.assert_close(lens.transform(x, k), x + translators[k](x))
-    config["unembed_hash"] = "0" * 64
-    (lens_dir / "config.json").write_text(json.dumps(config))
-    with pytest.raises(MindscopeError, match="another model"):
-        TunedLens.load(lens_dir, neox)
-    config["num_hidden_layers"] = n + 1
-    (lens_dir / "config.json").write_text(json.dumps(config))
-    with pytest.raises(MindscopeError, match="layers"):
-        TunedLens.load(lens_dir, neox)
 
 
 def test_evaluate_rows_and_closed_forms(neox, fitted):

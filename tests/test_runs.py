@@ -75,7 +75,8 @@ def test_incomplete_run_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "patch", [{"mindscope_version": "99.0.0"}, {"format": 2}, {"mindscope_version": "0.99.0rc1"}]
+    "patch",
+    [{"mindscope_version": "99.0.0"}, {"format_version": 2}, {"mindscope_version": "0.99.0rc1"}],
 )
 def test_newer_run_folder_is_refused(tmp_path: Path, patch: dict[str, object]) -> None:
     folder = _complete_run(tmp_path)

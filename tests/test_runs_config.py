@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -42,8 +41,8 @@ def _error(tmp_path: Path, data: object, name: str = "run.yaml") -> str:
 @pytest.mark.parametrize("cls", [RunConfig, ModelConfig, LensConfig, ElicitConfig])
 def test_every_field_has_a_docstring(cls: type) -> None:
     docs = field_docs(cls)
-    for f in dataclasses.fields(cls):
-        assert len(docs.get(f.name, "")) > 10, f"{cls.__name__}.{f.name} has no docstring"
+    for name in cls.model_fields:
+        assert len(docs.get(name, "")) > 10, f"{cls.__name__}.{name} has no description"
 
 
 def test_template_round_trips_to_the_defaults(tmp_path: Path) -> None:
@@ -73,8 +72,9 @@ def test_unknown_key_suggests_the_close_match(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        ({"lens": {"steps": "many"}}, "lens.steps: expected int, got str 'many'"),
-        ({"lens": {"steps": True}}, "lens.steps: expected int, got bool True"),
+        ({"lens": {"steps": "many"}}, "lens.steps: expected int or null, got str 'many'"),
+        ({"lens": {"steps": True}}, "lens.steps: expected int or null, got bool True"),
+        ({"lens": {"max_steps": 2.0}}, "lens.max_steps: expected int, got float 2.0"),
         ({"seed": 1.5}, "seed: expected int, got float 1.5"),
         ({"model": "gpt2"}, "model: expected mapping, got str 'gpt2'"),
         ({"elicit": {"layers": [1, "a"]}}, "elicit.layers: expected str or list of int"),
@@ -105,7 +105,8 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
     sub = tmp_path / "cfgs"
     sub.mkdir()
     (sub / "corpus.txt").write_text("hello world\n")
-    (sub / "pairs.jsonl").write_text('{"prompt": "x", "label": 1}\n')
+    lines = [json.dumps({"prompt": f"x{i}", "label": i % 2}) for i in range(8)]
+    (sub / "pairs.jsonl").write_text("\n".join(lines) + "\n")
     cfg = load_config(
         _write(
             sub,
@@ -294,3 +295,95 @@ def test_pair_only_methods_are_the_reporters_that_refuse_single_texts() -> None:
         except MindscopeError:
             refused.add(method)
     assert refused == set(PAIR_ONLY_METHODS)
+
+
+# ----------------------------------------------------------------------------- item 4 of issue 10
+
+
+def _tiny_model_dir(tmp_path: Path, n_layers: int = 2) -> Path:
+    """A model folder holding only config.json: enough for `--check` (no weights are read)."""
+    from mindscope.testing import tiny_config
+
+    d = tmp_path / "model"
+    tiny_config("gpt_neox", 70, n_layers=n_layers).save_pretrained(d)
+    return d
+
+
+def test_check_catches_a_layer_out_of_range_from_config_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    _tiny_model_dir(tmp_path, n_layers=2)
+    data = {"model": {"name": "model"}, "lens": {"enabled": False}, "elicit": {"layers": [0, 3]}}
+    path = _write(tmp_path, data)
+    assert main(["run", str(path), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "elicit.layers: layer 3 does not exist" in err and "has layers 0..2" in err
+    data["elicit"]["layers"] = [0, 2]
+    assert main(["run", str(_write(tmp_path, data)), "--check"]) == 0
+    # organisms know their layer count without being trained or loaded
+    msg = _error(tmp_path, {"elicit": {"model": "organism:quirky-arith", "layers": [7]}})
+    assert "layer 7 does not exist; organism:quirky-arith has layers 0..6" in msg
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ([{"statement": "x", "label": 1}] * 8, "record has no 'prompt' field"),
+        ([{"prompt": "x"}] * 8, "pair 1 has no 0/1 label"),
+        ([{"prompt": "x", "label": 1}] * 3, "need at least 8 contrast pairs, got 3"),
+        ([{"prompt": "x", "label": "maybe"}] * 8, "record 1"),
+    ],
+)
+def test_check_catches_a_dataset_with_wrong_fields(
+    tmp_path: Path, capsys: pytest.CaptureFixture, lines: list, expected: str
+) -> None:
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    path = _write(tmp_path, {"lens": {"enabled": False}, "elicit": {"dataset": "pairs.jsonl"}})
+    assert main(["run", str(path), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mindscope: error: run.yaml: elicit.dataset: ") and err.count("\n") == 1
+    assert expected in err
+
+
+def test_raw_records_with_a_template_and_the_facts_dataset_are_accepted(tmp_path: Path) -> None:
+    rows = [{"statement": f"s{i}", "label": i % 2} for i in range(10)]
+    (tmp_path / "raw.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elicit = {"dataset": "raw.jsonl", "template": "{statement}", "position": "mean"}
+    cfg = load_config(_write(tmp_path, {"lens": {"enabled": False}, "elicit": elicit}))
+    assert (cfg.elicit.template, cfg.elicit.position) == ("{statement}", "mean")
+    cfg = load_config(
+        _write(tmp_path, {"lens": {"enabled": False}, "elicit": {"dataset": "facts"}})
+    )
+    assert cfg.elicit.dataset == "facts"
+    msg = _error(tmp_path, {"elicit": {"template": "nope"}})
+    assert "elicit.template: unknown template 'nope'" in msg
+
+
+def test_run_and_elicit_load_the_same_data_for_the_same_seed(tmp_path: Path) -> None:
+    from mindscope.cli.elicit_cmd import load_dataset
+    from mindscope.runs.elicit_stage import load_pairs
+
+    rows = [{"prompt": f"p{i}", "label": i % 2} for i in range(40)]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for dataset, n in [("quirky-arith", 96), ("facts", None), (str(tmp_path / "pairs.jsonl"), 30)]:
+        cfg = load_config(
+            _write(
+                tmp_path,
+                {"seed": 5, "lens": {"enabled": False}, "elicit": {"dataset": dataset, "n": n}},
+            )
+        )
+        run_train, run_test, _, _ = load_pairs(cfg.elicit, cfg.seed)
+        cli_train, cli_test = load_dataset(dataset, n=n, seed=5, test_fraction=0.25, template=None)
+        assert (run_train, run_test) == (cli_train, cli_test), dataset
+        other, _ = load_dataset(dataset, n=n, seed=6, test_fraction=0.25, template=None)
+        assert other != cli_train  # the seed matters
+    assert len(run_train) + len(run_test) == 30
+
+
+def test_the_template_is_generated_from_the_field_descriptions() -> None:
+    text = config_template()
+    for cls in (RunConfig, ModelConfig, LensConfig, ElicitConfig):
+        for doc in field_docs(cls).values():
+            assert "# " + doc.replace("``", "") in text
+    assert "\n  position: last\n" in text and "\n  template: null\n" in text

@@ -135,3 +135,55 @@ def test_a_failing_run_is_marked_failed(
     data = json.loads((folder / "manifest.json").read_text())
     assert data["status"] == "failed" and "extraction exploded" in data["error"]
     assert main(["report", str(folder)]) == 2
+
+
+def test_every_row_carries_the_model_provenance(run_dir: Path) -> None:
+    folder = RunFolder.open(run_dir)
+    df, (model,) = folder.read_results(), folder.manifest.models
+    assert (df["model"] == model["name"]).all()
+    assert (df["weights_hash"] == model["weights_hash"]).all() and len(model["weights_hash"]) >= 8
+    assert (df["step"] == -1).all() and (df["revision"] == "").all()  # a local folder: no step
+
+
+def test_elicit_cli_reads_the_same_pairs_as_the_run(
+    run_dir: Path, setup: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "elicit"
+    argv = ["elicit", "--model", str(setup / "model"), "--dataset", "quirky-arith", "--n", "64"]
+    argv += ["--methods", "lr", "--layers", "0", "--n-boot", "10", "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    data = json.loads((out / "run.json").read_text())["data"]
+    manifest = RunFolder.open(run_dir).manifest
+    assert set(data) == {"elicit-train:quirky-arith", "elicit-test:quirky-arith"}
+    assert all(manifest.data[k] == v for k, v in data.items())
+
+
+def test_stages_are_pure(setup: Path) -> None:
+    import torch
+
+    from mindscope.models import load_model
+    from mindscope.runs import load_config
+    from mindscope.runs.elicit_stage import elicit_stage
+
+    cfg = load_config(setup / "run.yaml")
+    h = load_model(setup / "model", device="cpu")
+    torch.manual_seed(123)
+    state, threads = torch.random.get_rng_state(), torch.get_num_threads()
+    before = sorted(p.name for p in setup.iterdir())
+    a = elicit_stage(
+        h, cfg.elicit.model_copy(update={"methods": ["lr"], "transfer": False}), seed=3
+    )
+    b = elicit_stage(
+        h, cfg.elicit.model_copy(update={"methods": ["lr"], "transfer": False}), seed=3, threads=1
+    )
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is untouched
+    assert torch.get_num_threads() == threads
+    assert sorted(p.name for p in setup.iterdir()) == before  # nothing written
+    assert (a.rows["model"] == "").all()  # provenance is the pipeline's job (results.stamp)
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(a.rows, b.rows)  # seed in, same numbers out
+    assert set(a.artefacts) == {"reporter-lr"} and set(a.data) == {
+        "elicit-train:quirky-arith",
+        "elicit-test:quirky-arith",
+    }

@@ -12,11 +12,8 @@ manifest, which is always replaced atomically. Nothing complete is ever overwrit
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from mindscope import io
 from mindscope.errors import StoreError
 
 __all__ = ["StoreKey", "StoreFolder", "ShardWriter", "atomic_write_json"]
@@ -31,18 +29,13 @@ __all__ = ["StoreKey", "StoreFolder", "ShardWriter", "atomic_write_json"]
 MANIFEST = "manifest.json"
 PROGRESS = "progress.json"
 FORMAT_VERSION = 1
+KIND = "activations"
+"""The ``kind`` of a store folder's manifest (:func:`mindscope.io.read_manifest`)."""
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as JSON to ``path`` through a temp file + rename (never half-written)."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    io.atomic_write_json(path, obj, indent=1)
 
 
 @dataclass(frozen=True)
@@ -84,7 +77,7 @@ class StoreKey:
             self.kind,
             str(self.n),
         ]
-        return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()[:20]
+        return io.hash_bytes("\x1f".join(fields).encode())[:20]
 
     def folder_name(self) -> str:
         """``<model-slug>-<digest>``."""
@@ -101,11 +94,7 @@ def _shard_name(layer: int) -> str:
 
 
 def _file_hash(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return io.hash_file(path, "blake2b")
 
 
 def _npy_data_offset(path: Path) -> tuple[int, tuple[int, ...], np.dtype]:
@@ -136,16 +125,14 @@ class StoreFolder:
         if not mpath.exists():
             return None
         try:
-            m = json.loads(mpath.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise StoreError(f"store manifest {mpath} is not valid JSON ({exc})") from exc
-        if not isinstance(m, dict) or m.get("key", {}).get("digest") != self.key.digest:
+            m = io.read_manifest(mpath, kind=KIND, version=FORMAT_VERSION)
+        except io.ManifestError as exc:
+            raise StoreError(f"store folder {self.path}: {exc}") from exc
+        if m.get("key", {}).get("digest") != self.key.digest:
             raise StoreError(
                 f"store manifest {mpath} does not match this model/dataset/position; "
                 "the folder belongs to something else (move it away to re-extract)"
             )
-        if m.get("format_version", 0) > FORMAT_VERSION:
-            raise StoreError(f"store folder {self.path} was written by a newer mindscope")
         return m
 
     def stored_layers(self) -> dict[int, dict[str, Any]]:
@@ -190,12 +177,8 @@ class StoreFolder:
     def locked(self) -> Iterator[None]:
         """Hold an exclusive lock on the folder (concurrent extractions wait)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / ".lock", "w") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        with io.locked(self.path / ".lock"):
+            yield
 
     def read_progress(self, plan: str, layers: Sequence[int]) -> set[int]:
         """Finished batch ids of an interrupted extraction with the same plan and layers."""
@@ -251,7 +234,8 @@ class StoreFolder:
             os.replace(w.path, final)
             m["shards"][str(layer)] = info
         m["mindscope_version"] = version
-        atomic_write_json(self.path / MANIFEST, m)
+        body = {k: v for k, v in m.items() if k not in ("kind", "format_version")}
+        io.write_manifest(self.path / MANIFEST, body, kind=KIND, version=FORMAT_VERSION)
         with contextlib.suppress(FileNotFoundError):
             (self.path / PROGRESS).unlink()
         return m

@@ -1,12 +1,22 @@
-"""Worst-case audits.
+"""Worst-case audits: find inputs where a model knows one thing and does another.
 
-This module only exposes the audit entry points lazily, so ``import mindscope.audit`` stays cheap
-and each instrument lives in its own sub-package:
+* Anomaly detection on activations, fitted on trusted inputs only:
+  :class:`MahalanobisDetector` (streaming :class:`MahalanobisFitter`, Ledoit-Wolf shrinkage),
+  :class:`LofDetector`, :class:`IsolationForestDetector`, :class:`QueDetector`; per layer and
+  aggregated over layers; tasks with known truth in :mod:`mindscope.audit.tasks`.
+* Disagreement search (:func:`disagreements`): inputs ranked by how strongly a reporter's
+  credence disagrees with the model's own answer.
+* Monitors (:class:`Monitor`): flag inputs above a threshold set for a chosen false-positive
+  rate on trusted data.
+* Rare-event estimation (:func:`estimate_rare`, :mod:`mindscope.audit.rare`) and GCG-style
+  trigger search (:func:`search_triggers`, :mod:`mindscope.audit.triggers`), imported lazily.
 
-- :func:`estimate_rare` (:mod:`mindscope.audit.rare`): the probability of a rare bad output
-  under an input distribution (naive Monte Carlo, ITGIS, MHIS, exact enumeration).
-- :func:`search_triggers` (:mod:`mindscope.audit.triggers`): GCG-style search for inputs that
-  make a model emit a target.
+::
+
+    import mindscope as ms
+    det = ms.audit.MahalanobisDetector().fit(trusted)       # [n, d] or [layers, n, d]
+    det.score(untrusted)                                    # [n] or [layers, n]
+    ranked = ms.audit.disagreements(h, reporter, pairs, layer=5)
 """
 
 from __future__ import annotations
@@ -14,12 +24,43 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["estimate_rare", "search_triggers"]
+from mindscope.audit import tasks
+from mindscope.audit.base import Detector, fingerprint
+from mindscope.audit.covariance import ClassMoments, StreamingMoments
+from mindscope.audit.detectors import (
+    IsolationForestDetector,
+    LofDetector,
+    QueDetector,
+    make_detector,
+)
+from mindscope.audit.disagree import Disagreement, disagreement_rows, disagreements
+from mindscope.audit.mahalanobis import MahalanobisDetector, MahalanobisFitter
+from mindscope.audit.metrics import recall_at_fpr, threshold_at_fpr
+from mindscope.audit.monitor import Monitor
 
-_LAZY = {
-    "estimate_rare": "mindscope.audit.rare",
-    "search_triggers": "mindscope.audit.triggers",
-}
+__all__ = [
+    "Detector",
+    "MahalanobisDetector",
+    "MahalanobisFitter",
+    "LofDetector",
+    "IsolationForestDetector",
+    "QueDetector",
+    "make_detector",
+    "StreamingMoments",
+    "ClassMoments",
+    "fingerprint",
+    "recall_at_fpr",
+    "threshold_at_fpr",
+    "disagreements",
+    "disagreement_rows",
+    "Disagreement",
+    "Monitor",
+    "tasks",
+    "estimate_rare",
+    "search_triggers",
+]
+
+_LAZY = {"estimate_rare": "mindscope.audit.rare", "search_triggers": "mindscope.audit.triggers"}
 
 
 def __getattr__(name: str) -> Any:

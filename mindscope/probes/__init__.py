@@ -15,8 +15,10 @@ from mindscope.probes.diffmean import DiffMeanReporter
 from mindscope.probes.lda import LdaReporter
 from mindscope.probes.logistic import LogisticReporter
 from mindscope.probes.random_baseline import RandomReporter
+from mindscope.probes.ridge import RidgeReporter
 
 __all__ = [
+    "RidgeReporter",
     "Reporter",
     "load_reporter",
     "LogisticReporter",

@@ -34,22 +34,24 @@ class Layout:
     layered: bool
 
 
-def as_tensor(x: Any, name: str = "x") -> Tensor:
+def as_tensor(x: Any, name: str = "x", *, keep_grad: bool = False) -> Tensor:
     """A float tensor view/copy of ``x`` (torch or numpy), checked for NaN/inf.
 
-    Never modifies ``x``; integer or float16 inputs are converted to float32.
+    Never modifies ``x``; integer or float16 inputs are converted to float32. The tensor stays
+    on its device; with ``keep_grad`` it stays in the autograd graph (predictions are then
+    differentiable in ``x``).
     """
     if isinstance(x, np.ndarray):
         t = torch.from_numpy(np.ascontiguousarray(x))
     elif isinstance(x, Tensor):
-        t = x.detach()
+        t = x if keep_grad else x.detach()
     else:
         raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(x).__name__}")
     if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64, torch.int16)):
         raise TypeError(f"{name} must hold numbers, got dtype {t.dtype}")
     if t.dtype not in (torch.float32, torch.float64):
         t = t.float()
-    bad = int((~torch.isfinite(t)).sum())
+    bad = int((~torch.isfinite(t.detach())).sum())
     if bad:
         raise MindscopeError(f"{name} contains {bad} NaN/inf value(s) (shape {tuple(t.shape)})")
     return t
@@ -86,9 +88,11 @@ def infer_layout(x: Tensor, *, paired: bool | None = None) -> Layout:
     )
 
 
-def as_layered(x: Any, *, paired: bool | None = None, name: str = "x") -> tuple[Tensor, Layout]:
+def as_layered(
+    x: Any, *, paired: bool | None = None, name: str = "x", keep_grad: bool = False
+) -> tuple[Tensor, Layout]:
     """``x`` as a layered tensor ``[L, n, 2, d]`` or ``[L, n, d]`` plus its original layout."""
-    t = as_tensor(x, name)
+    t = as_tensor(x, name, keep_grad=keep_grad)
     layout = infer_layout(t, paired=paired)
     if not layout.layered:
         t = t.unsqueeze(0)  # [1, n, (2,) d]
@@ -97,11 +101,19 @@ def as_layered(x: Any, *, paired: bool | None = None, name: str = "x") -> tuple[
     return t, layout
 
 
-def check_labels(y: Any, n: int, *, required: bool, who: str) -> Tensor | None:
+def check_labels(
+    y: Any, n: int, *, required: bool, who: str, device: torch.device | None = None
+) -> Tensor | None:
     """Labels as a float tensor ``[n]`` of 0/1, or None when absent and not required.
 
     Labels equal to -1 (unknown) count as missing. Supervised reporters need both classes.
+    With ``device``, a label tensor on another device is refused (numpy/lists are moved there).
     """
+    if device is not None and isinstance(y, Tensor) and y.device != device:
+        raise MindscopeError(
+            f"{who}: activations are on {device} but labels are on {y.device}; "
+            "put them on one device"
+        )
     if y is None:
         if required:
             raise MindscopeError(f"{who} is supervised: fit(x, y) needs labels y")
@@ -122,7 +134,7 @@ def check_labels(y: Any, n: int, *, required: bool, who: str) -> Tensor | None:
         )
     if required and len(vals) < 2:
         raise MindscopeError(f"{who} needs both classes in y, got only class {vals.pop()}")
-    return yt.to(torch.float64)
+    return yt.to(device=device, dtype=torch.float64)
 
 
 def pair_diff(x: Tensor) -> Tensor:

@@ -48,23 +48,29 @@ def logistic_newton(
         ``coef [B, f]`` and ``intercept [B]`` (float64).
     """
     b, n, f = x.shape
+    dev = x.device
     xa = torch.cat([x.double(), x.new_ones(b, n, 1, dtype=torch.float64)], dim=-1)  # [B,n,f+1]
-    yy = y.double().expand(b, n)
+    yy = y.double().to(dev).expand(b, n)
     sw = (
-        sample_weight.double().expand(b, n)
+        sample_weight.double().to(dev).expand(b, n)
         if sample_weight is not None
-        else torch.ones(b, n, dtype=torch.float64)
+        else torch.ones(b, n, dtype=torch.float64, device=dev)
     )
     reg = torch.cat(
-        [inv_c.double()[:, None].expand(b, f), torch.full((b, 1), 1e-10, dtype=torch.float64)],
+        [
+            inv_c.double().to(dev)[:, None].expand(b, f),
+            torch.full((b, 1), 1e-10, dtype=torch.float64, device=dev),
+        ],
         dim=-1,
     )  # [B, f+1]; the tiny intercept ridge only keeps H invertible
     theta = (
-        init.double().clone() if init is not None else torch.zeros(b, f + 1, dtype=torch.float64)
+        init.double().clone()
+        if init is not None
+        else torch.zeros(b, f + 1, dtype=torch.float64, device=dev)
     )
-    eye = torch.eye(f + 1, dtype=torch.float64)
+    eye = torch.eye(f + 1, dtype=torch.float64, device=dev)
     loss = _objective(xa, theta, yy, sw, reg)
-    active = torch.ones(b, dtype=torch.bool)
+    active = torch.ones(b, dtype=torch.bool, device=dev)
     for _ in range(max_iter):
         z = torch.bmm(xa, theta.unsqueeze(-1)).squeeze(-1)  # [B, n]
         p = torch.sigmoid(z)
@@ -75,8 +81,8 @@ def logistic_newton(
         step = torch.linalg.solve(hess, grad.unsqueeze(-1)).squeeze(-1)  # [B, f+1]
         decrement = (grad * step).sum(-1)  # [B], >= 0
         step = step * active[:, None]
-        t = torch.ones(b, dtype=torch.float64)
-        accepted = torch.zeros(b, dtype=torch.bool)
+        t = torch.ones(b, dtype=torch.float64, device=dev)
+        accepted = torch.zeros(b, dtype=torch.bool, device=dev)
         new_theta = theta
         for _ in range(30):  # backtracking line search, batched
             cand = theta - t[:, None] * step
@@ -110,7 +116,7 @@ def platt(scores: Tensor, y: Tensor, sample_weight: Tensor | None = None) -> tup
     coef, icpt = logistic_newton(
         scores.double().unsqueeze(-1),
         y,
-        torch.full((b,), 1e-6, dtype=torch.float64),
+        torch.full((b,), 1e-6, dtype=torch.float64, device=scores.device),
         sample_weight=sample_weight,
     )
     return coef[:, 0], icpt

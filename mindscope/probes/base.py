@@ -76,9 +76,24 @@ class Reporter:
             REGISTRY[cls.__name__] = cls
 
     # ----------------------------------------------------------------- public API
-    def get_params(self) -> dict[str, Any]:
-        """The hyper-parameters given to ``__init__`` (JSON-ready)."""
-        return {k: getattr(self, k) for k in self._params}
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The hyper-parameters given to ``__init__`` (JSON-ready); ``deep`` is accepted for
+        scikit-learn's ``clone`` (reporters hold no nested estimators)."""
+        return {k: _json_ready(getattr(self, k)) for k in self._params}
+
+    def set_params(self, **params: Any) -> Reporter:
+        """Set hyper-parameters (scikit-learn's contract); unknown names are refused."""
+        unknown = sorted(set(params) - set(self._params))
+        if unknown:
+            raise MindscopeError(
+                f"{type(self).__name__} has no hyper-parameter(s) {unknown}; it has "
+                f"{list(self._params)}"
+            )
+        merged = {**self.get_params(), **params}
+        fresh = type(self)(**merged)  # validates like __init__ does
+        for k in self._params:
+            setattr(self, k, getattr(fresh, k))
+        return self
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -100,8 +115,6 @@ class Reporter:
         Returns:
             ``self``.
         """
-        from mindscope.probes._inputs import check_labels
-
         xl, layout = as_layered(x)
         if self._features == "both" and not layout.paired:
             raise MindscopeError(
@@ -110,7 +123,7 @@ class Reporter:
             )
         if layout.paired and xl.shape[2] != 2:
             raise MindscopeError(f"contrast pairs must have 2 sides, got {xl.shape[2]}")
-        yt = check_labels(y, xl.shape[1], required=self.supervised, who=type(self).__name__)
+        yt = self._check_targets(y, xl.shape[1], xl.device)
         self._fit_layered(xl, yt, layout)
         self.labels_used_ = yt is not None
         self.n_layers_ = int(xl.shape[0])
@@ -120,15 +133,31 @@ class Reporter:
         return self
 
     def decision_function(self, x: Any) -> Tensor:
-        """Logits ``[n]`` or ``[layers, n]`` (same layout as at fit time)."""
+        """Logits ``[n]`` or ``[layers, n]`` (same layout as at fit time).
+
+        Computed on ``x``'s device and differentiable in ``x`` (the reporter's tensors are
+        copied to that device once and kept there).
+        """
         self._check_fitted()
-        xl, layout = as_layered(x, paired=self.paired_)
+        xl, layout = as_layered(x, paired=self.paired_, keep_grad=True)
         self._check_compatible(xl, layout)
+        mean, scale, coef, intercept = self._tensors_on(xl.device)
         feats = self._featurize(xl)  # [L, n, S, d]
-        z = ((feats - self.mean_[:, None]) / self.scale_[:, None] * self.coef_[:, None]).sum(
+        z = ((feats - mean[:, None].to(feats.dtype)) / scale[:, None] * coef[:, None]).sum(
             (-1, -2)
-        ) + self.intercept_[:, None]  # [L, n]
+        ) + intercept[:, None]  # [L, n]
         return z if self.layered_ else z[0]
+
+    def _tensors_on(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``mean_, scale_, coef_, intercept_`` on ``device`` (cached per device)."""
+        cache = self.__dict__.setdefault("_device_cache", {})
+        key = (str(device), id(self.coef_))
+        if key not in cache:
+            cache.clear()
+            cache[key] = tuple(
+                t.to(device) for t in (self.mean_, self.scale_, self.coef_, self.intercept_)
+            )
+        return cache[key]
 
     def predict_proba(self, x: Any) -> Tensor:
         """Credence that each statement is true: ``[n]`` or ``[layers, n]`` in ``[0, 1]``."""
@@ -142,8 +171,8 @@ class Reporter:
         """AUROC of the credences against ``y``: a float, or ``[layers]`` when layered."""
         from mindscope.probes.metrics import roc_auc
 
-        p = self.predict_proba(x)
-        yt = torch.as_tensor(y).double()
+        p = self.predict_proba(x).detach()
+        yt = torch.as_tensor(y).double().to(p.device)
         auc = roc_auc(p.double(), yt.expand_as(p))
         return auc if self.layered_ else float(auc)
 
@@ -177,7 +206,11 @@ class Reporter:
             "labels_used": self.labels_used_,
             "meta": meta or {},
         }
-        tensors = {k: getattr(self, k).contiguous().float() for k in self._tensor_names()}
+        tensors = {
+            k: getattr(self, k).detach().cpu().contiguous().float()
+            for k in (*self._tensor_names(), *self._learned_extras())
+            if hasattr(self, k)
+        }
         save_file(tensors, str(out / "model.safetensors"))
         (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
         return out
@@ -202,6 +235,16 @@ class Reporter:
     # ----------------------------------------------------------------- internals
     def _tensor_names(self) -> tuple[str, ...]:
         return ("mean_", "scale_", "coef_", "intercept_")
+
+    def _check_targets(self, y: Any, n: int, device: torch.device) -> Tensor | None:
+        """Validated targets ``[n]`` float64 on ``device`` (0/1 labels for classifiers)."""
+        from mindscope.probes._inputs import check_labels
+
+        return check_labels(y, n, required=self.supervised, who=type(self).__name__, device=device)
+
+    def _learned_extras(self) -> tuple[str, ...]:
+        """Learned per-layer tensors beyond the linear map kept by save/load (e.g. ``C_``)."""
+        return ("C_", "shrinkage_", "loss_")
 
     def _fit_layered(self, x: Tensor, y: Tensor | None, layout: Layout) -> None:
         raise NotImplementedError
@@ -246,6 +289,10 @@ class Reporter:
         self.intercept_ = intercept.float()
 
 
+def _json_ready(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
 def load_reporter(
     path: str | Path,
     *,
@@ -285,6 +332,9 @@ def load_reporter(
         if name not in tensors:
             raise MindscopeError(f"{w_path} lacks tensor {name!r}")
         setattr(rep, name, tensors[name])
+    for name in rep._learned_extras():
+        if name in tensors:
+            setattr(rep, name, tensors[name])
     rep.n_layers_ = int(cfg["n_layers"])
     rep.layered_ = bool(cfg["layered"])
     rep.paired_ = bool(cfg["paired"])

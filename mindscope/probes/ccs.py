@@ -36,7 +36,7 @@ def _top_direction(x: Tensor, gen: torch.Generator, iters: int = 6) -> Tensor:
     """
     diff = x[:, :, 1] - x[:, :, 0]
     diff = diff - diff.mean(1, keepdim=True)  # [L, n, d]
-    q = torch.randn(x.shape[0], x.shape[-1], 4, generator=gen)  # [L, d, 4]
+    q = torch.randn(x.shape[0], x.shape[-1], 4, generator=gen).to(x.device)  # [L, d, 4]
     for _ in range(iters):
         q, _ = torch.linalg.qr(diff.transpose(1, 2) @ (diff @ q))
     v = q[..., 0]  # [L, d]
@@ -128,7 +128,7 @@ class CcsReporter(Reporter):
 
         w, b, loss = self._train(xn, n)  # w: [L, R, d], b/loss: [L, R]
         best = loss.argmin(dim=1)  # [L]
-        rows = torch.arange(n_layers)
+        rows = torch.arange(n_layers, device=x.device)
         w_best = w[rows, best]  # [L, d]
         self.loss_ = loss[rows, best]
         self.restart_losses_ = loss
@@ -138,8 +138,8 @@ class CcsReporter(Reporter):
         if y is not None:
             a, c = platt(raw, y)
         else:
-            a = torch.full((n_layers,), 0.5, dtype=torch.float64)
-            c = torch.zeros(n_layers, dtype=torch.float64)
+            a = torch.full((n_layers,), 0.5, dtype=torch.float64, device=x.device)
+            c = torch.zeros(n_layers, dtype=torch.float64, device=x.device)
         coef = torch.stack([-w_best, w_best], dim=1) * a.float()[:, None, None]  # [L, 2, d]
         self._set_linear(mean, scale, coef, c)
 
@@ -152,7 +152,7 @@ class CcsReporter(Reporter):
         n_layers, _, d = xn.shape
         r = self.n_restarts
         gen = torch.Generator().manual_seed(self.seed)
-        theta = torch.randn(n_layers, r, d + 1, generator=gen)
+        theta = torch.randn(n_layers, r, d + 1, generator=gen).to(xn.device)
         theta = theta / theta.norm(dim=-1, keepdim=True)  # spherical init, as in the paper
         w = theta[..., :d].contiguous()  # [L, R, d]
         b = theta[..., d].contiguous()  # [L, R]

@@ -58,9 +58,11 @@ class LdaReporter(Reporter):
         if self.shrinkage == "auto":
             alpha = ledoit_wolf_shrinkage(centred)  # [L]
         else:
-            alpha = torch.full((f.shape[0],), float(self.shrinkage), dtype=torch.float64)
+            alpha = torch.full(
+                (f.shape[0],), float(self.shrinkage), dtype=torch.float64, device=f.device
+            )
         mu = torch.diagonal(cov, dim1=1, dim2=2).sum(-1) / d  # [L]
-        eye = torch.eye(d, dtype=torch.float64)
+        eye = torch.eye(d, dtype=torch.float64, device=f.device)
         shrunk = (1 - alpha)[:, None, None] * cov + (alpha * mu)[:, None, None] * eye
         shrunk = shrunk + 1e-9 * mu.clamp_min(1e-12)[:, None, None] * eye
         direction = torch.linalg.solve(shrunk, (mu1 - mu0).unsqueeze(-1)).squeeze(-1)  # [L, d]

@@ -24,10 +24,10 @@ def _stratified_folds(y: Tensor, k: int, seed: int) -> Tensor:
     gen = torch.Generator().manual_seed(seed)
     fold = torch.empty(y.shape[0], dtype=torch.long)
     for cls in (0, 1):
-        idx = torch.nonzero(y == cls).squeeze(1)
+        idx = torch.nonzero(y.cpu() == cls).squeeze(1)
         idx = idx[torch.randperm(idx.numel(), generator=gen)]
         fold[idx] = torch.arange(idx.numel()) % k
-    return fold
+    return fold.to(y.device)
 
 
 class LogisticReporter(Reporter):
@@ -66,7 +66,7 @@ class LogisticReporter(Reporter):
         if cv < 2:
             raise MindscopeError(f"cv must be at least 2, got {cv!r}")
         self.C = None if C is None else float(C)
-        self.Cs = [float(c) for c in Cs]
+        self.Cs = Cs  # kept as given (scikit-learn's clone checks identity)
         self.cv = int(cv)
         self.normalize = bool(normalize)
         self.max_iter = int(max_iter)
@@ -80,15 +80,24 @@ class LogisticReporter(Reporter):
             mean = f.mean(dim=1)  # [L, d]
             scale = f.std(dim=1).clamp_min(1e-8)
         else:
-            mean = torch.zeros(n_layers, d, dtype=torch.float64)
-            scale = torch.ones(n_layers, d, dtype=torch.float64)
+            mean = torch.zeros(n_layers, d, dtype=torch.float64, device=f.device)
+            scale = torch.ones(n_layers, d, dtype=torch.float64, device=f.device)
         fz = (f - mean[:, None]) / scale[:, None]  # [L, n, d]
+        # With more features than examples, the L2 solution lies in the span of the examples
+        # (for every CV fold too, whose rows span a subspace of it): solve in that n-dimensional
+        # basis, exactly, instead of in d dimensions.
+        basis = None
+        if d > n:
+            _, _, basis = torch.linalg.svd(fz, full_matrices=False)  # [L, n, d] orthonormal rows
+            fz = torch.einsum("lnd,lrd->lnr", fz, basis)  # [L, n, r=n]
 
         if self.C is None:
             c_per_layer = self._cross_validate(fz, y)  # [L]
         else:
-            c_per_layer = torch.full((n_layers,), self.C, dtype=torch.float64)
+            c_per_layer = torch.full((n_layers,), self.C, dtype=torch.float64, device=f.device)
         coef, icpt = logistic_newton(fz, y, 1.0 / c_per_layer, max_iter=self.max_iter)
+        if basis is not None:
+            coef = torch.einsum("lr,lrd->ld", coef, basis)  # back to feature space [L, d]
         self.C_ = c_per_layer.float()
         self._set_linear(mean[:, None], scale[:, None], coef[:, None], icpt)
 
@@ -99,13 +108,16 @@ class LogisticReporter(Reporter):
         if k < 2:
             raise MindscopeError("cross-validation needs at least 2 examples of each class")
         fold = _stratified_folds(y, k, self.seed)  # [n]
-        cs = torch.tensor(self.Cs, dtype=torch.float64)
+        cs = torch.tensor([float(c) for c in self.Cs], dtype=torch.float64, device=fz.device)
         # one problem per (layer, C, fold): index arrays of length L*K*F
         li, ci, fi = torch.meshgrid(
-            torch.arange(n_layers), torch.arange(len(cs)), torch.arange(k), indexing="ij"
+            torch.arange(n_layers, device=fz.device),
+            torch.arange(len(cs), device=fz.device),
+            torch.arange(k, device=fz.device),
+            indexing="ij",
         )
         li, ci, fi = li.reshape(-1), ci.reshape(-1), fi.reshape(-1)
-        heldout_loss = torch.empty(li.numel(), dtype=torch.float64)
+        heldout_loss = torch.empty(li.numel(), dtype=torch.float64, device=fz.device)
         per_problem = (d + 1) ** 2 * 8 * 3 + n * (d + 1) * 8
         chunk = max(1, _MEMORY_BUDGET // per_problem)
         for start in range(0, li.numel(), chunk):  # chunks of problems, not a loop per layer

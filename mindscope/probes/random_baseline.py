@@ -33,6 +33,7 @@ class RandomReporter(Reporter):
         f = self._featurize(x)[:, :, 0].double()  # [L, n, d]
         gen = torch.Generator().manual_seed(self.seed)
         direction = torch.randn(f.shape[0], f.shape[2], generator=gen, dtype=torch.float64)
+        direction = direction.to(f.device)
         direction = direction / direction.norm(dim=-1, keepdim=True)  # [L, d]
         mean = f.mean(dim=1)
         scores = torch.einsum("lnd,ld->ln", f - mean[:, None], direction)

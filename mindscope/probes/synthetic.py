@@ -19,6 +19,7 @@ def planted_pairs(
     strength: float = 1.0,
     distractor_std: float = 4.0,
     noise: float = 0.5,
+    side_offset: float = 3.0,
     seed: int = 0,
     direction_seed: int = 123,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -26,13 +27,18 @@ def planted_pairs(
 
     Each pair shares a content vector and a high-variance distractor (same for both sides);
     side 1 gets ``+strength/2 * sign * t`` and side 0 ``-strength/2 * sign * t`` where
-    ``sign = 2y - 1``; each side adds isotropic noise.
+    ``sign = 2y - 1``; each side adds isotropic noise. Every side-1 text also carries a fixed
+    offset ``+side_offset/2 * o`` and every side-0 text ``-side_offset/2 * o`` (a direction
+    ``o`` independent of the truth), as the tokens " True" / " False" do in a real model: a
+    reporter must normalise each side (CCS) or difference the pair to ignore it.
     """
     g_dir = torch.Generator().manual_seed(direction_seed)
     truth = torch.randn(layers, d, generator=g_dir)
     truth /= truth.norm(dim=-1, keepdim=True)
     distractor = torch.randn(layers, d, generator=g_dir)
     distractor /= distractor.norm(dim=-1, keepdim=True)
+    offset_dir = torch.randn(layers, d, generator=g_dir)
+    offset_dir /= offset_dir.norm(dim=-1, keepdim=True)
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(0, 2, (n,), generator=g)
     sign = (2 * y - 1).float()
@@ -45,5 +51,8 @@ def planted_pairs(
         shared
         + noise * torch.randn(layers, n, 2, d, generator=g)
         + side * sign[None, :, None, None] * truth[:, None, None, :]
+        + torch.tensor([-0.5, 0.5])[None, None, :, None]
+        * side_offset
+        * offset_dir[:, None, None, :]
     )
     return x, y, truth

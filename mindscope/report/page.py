@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from mindscope.report import audits
 from mindscope.report import conventions as conv
 from mindscope.report import figures as figs
 from mindscope.report.audit_rare import rare_figures, rare_rows
@@ -91,7 +91,7 @@ _SPECS: tuple[
         "Worst-case audits",
         "Anomaly detection, disagreement search and rare-event estimates.",
         conv.audit_rows,
-        figs.audit_figures,
+        audits.audit_section_figures,
     ),
     (
         "rare",
@@ -243,13 +243,6 @@ def write_report(
     """Render :func:`render_html` and write it to ``path`` atomically; returns the path."""
     path = Path(path)
     text = render_html(df, title=title, meta=meta)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".html", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    from mindscope.io import atomic_write_text
+
+    return atomic_write_text(path, text)

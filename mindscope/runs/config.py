@@ -1,28 +1,28 @@
-"""The schema of ``mindscope run CONFIG.yaml``: dataclasses with a docstring per field.
+"""The schema of ``mindscope run CONFIG.yaml``: pydantic models with a description per field.
 
-:func:`load_config` reads YAML or JSON, checks every key and type and every file it names, and
-raises :class:`~mindscope.errors.ConfigError` with a one-line message *before* any model is
-loaded. Relative paths are resolved against the config file's folder; the run folder keeps the
-fully resolved config (``config.yaml``), which ``mindscope run`` accepts again to repeat a run.
+:func:`load_config` reads YAML or JSON, checks every key and type (unknown keys are refused with
+a "did you mean"), every file it names, the dataset's format and fields and the layer range
+(read from the model's ``config.json``, without loading weights), and raises
+:class:`~mindscope.errors.ConfigError` with a one-line message *before* any model is loaded.
+Relative paths are resolved against the config file's folder; the run folder keeps the fully
+resolved config (``config.yaml``), which ``mindscope run`` accepts again to repeat a run.
 """
 
 from __future__ import annotations
 
-import ast
-import dataclasses
 import difflib
-import inspect
 import json
 import re
-import textwrap
-import types
-import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mindscope.errors import ConfigError
+from pydantic import Field
+
+from mindscope.data.datasets import BUILTIN_DATASETS, DATASET_SUFFIXES
+from mindscope.errors import ConfigError, MindscopeError
+from mindscope.schema import Schema, parse, yaml_template
+from mindscope.schema import field_docs as _field_docs
 
 __all__ = [
     "ModelConfig",
@@ -37,6 +37,7 @@ __all__ = [
     "to_dict",
     "field_docs",
     "config_template",
+    "model_layers",
 ]
 
 REPORTER_METHODS = ("lr", "diffmean", "lda", "ccs", "crc", "random")
@@ -59,178 +60,153 @@ def read_mode_error(read: str, methods: Sequence[str]) -> str | None:
     return None
 
 
-BUILTIN_DATASETS = ("quirky-arith",)
-"""Dataset names accepted in ``elicit.dataset`` besides a JSONL/CSV file of contrast pairs."""
-
-DATASET_SUFFIXES = (".jsonl", ".json", ".csv")
 DEVICES = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 DTYPES = ("auto", "float32", "float16", "bfloat16", "fp32", "fp16", "bf16")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
-@dataclass
-class ModelConfig:
+class ModelConfig(Schema):
     """Which model to read."""
 
-    name: str = "organism:pocket-lm"
-    """Hugging Face hub id (``EleutherAI/pythia-70m``), local model folder, or ``organism:NAME``."""
-    revision: str | None = None
-    """Hub revision or organism checkpoint (``step1000``); null: the latest."""
-    device: str = "auto"
-    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
-    dtype: str = "auto"
-    """``auto`` (as saved), ``float32``, ``float16`` or ``bfloat16``."""
+    name: str = Field(
+        default="organism:pocket-lm",
+        description="Hugging Face hub id (``EleutherAI/pythia-70m``), local model folder, or "
+        "``organism:NAME``.",
+    )
+    revision: str | None = Field(
+        default=None,
+        description="Hub revision or organism checkpoint (``step1000``); null: the latest.",
+    )
+    device: str = Field(
+        default="auto",
+        description="``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.",
+    )
+    dtype: str = Field(
+        default="auto", description="``auto`` (as saved), ``float32``, ``float16`` or ``bfloat16``."
+    )
 
 
-@dataclass
-class LensConfig:
+class LensConfig(Schema):
     """Interpreting across depth: logit lens and tuned lens."""
 
-    enabled: bool = True
-    """Run the lens analysis."""
-    train_text: str | None = None
-    """Texts to fit the tuned lens on (JSONL with "text", or blank-line separated documents);
-    null: the organism's corpus."""
-    eval_text: str | None = None
-    """Texts to evaluate the lenses on (same format); null: held-out text (the corpus's
-    held-out split, or the last tenth of ``train_text``)."""
-    steps: int = 250
-    """Optimiser steps for fitting the tuned lens."""
-    tokens_per_step: int = 8192
-    """Training tokens per optimiser step (the paper uses 2**18; small models need fewer)."""
-    max_texts: int = 512
-    """At most this many texts are used for fitting and for evaluation each."""
-    trajectory_prompt: str = "The cat sat on the"
-    """Prompt whose prediction trajectory (top token per layer and position) the report shows."""
+    enabled: bool = Field(default=True, description="Run the lens analysis.")
+    train_text: str | None = Field(
+        default=None,
+        description='Texts to fit the tuned lens on (JSONL with "text", or blank-line separated '
+        "documents); null: the organism's corpus.",
+    )
+    eval_text: str | None = Field(
+        default=None,
+        description="Texts to evaluate the lenses on (same format); null: held-out text (the "
+        "corpus's held-out split, or the last tenth of ``train_text``).",
+    )
+    steps: int | None = Field(
+        default=None,
+        description="Optimiser steps for fitting the tuned lens; null: stop by itself when the "
+        "KL on held-out training text stops improving (at most ``max_steps``).",
+    )
+    max_steps: int = Field(
+        default=250, description="Most optimiser steps when ``steps`` is null (early stopping)."
+    )
+    tokens_per_step: int = Field(
+        default=8192,
+        description="Training tokens per optimiser step (the paper uses 2**18; small models "
+        "need fewer).",
+    )
+    max_texts: int = Field(
+        default=512,
+        description="At most this many texts are used for fitting and for evaluation each.",
+    )
+    trajectory_prompt: str = Field(
+        default="The cat sat on the",
+        description="Prompt whose prediction trajectory (top token per layer and position) the "
+        "report shows.",
+    )
 
 
-@dataclass
-class ElicitConfig:
+class ElicitConfig(Schema):
     """Eliciting latent knowledge: reporters (probes) on contrast pairs."""
 
-    enabled: bool = True
-    """Run the reporter analysis."""
-    model: str | None = None
-    """Model to read for this analysis (e.g. a quirky organism); null: the run's ``model``.
-    ``model.device`` and ``model.dtype`` apply to it; ``model.revision`` does not."""
-    dataset: str = "quirky-arith"
-    """Built-in dataset (``quirky-arith``) or a JSONL/CSV file of contrast pairs."""
-    n: int = 1000
-    """Number of examples drawn from a built-in dataset (ignored for files)."""
-    methods: list[str] = field(default_factory=lambda: ["lr", "diffmean", "ccs", "random"])
-    """Reporters to fit: any of ``lr``, ``diffmean``, ``lda``, ``ccs``, ``crc``, ``random``."""
-    layers: str | list[int] = "all"
-    """``all`` or a list of layer numbers (0 = embeddings, k = after block k)."""
-    read: str = "completion"
-    """Where reporters read: ``completion`` (the last token of each side of a contrast pair:
-    ``[n, 2, d]``) or ``prompt`` (the prompt's last token, before any answer: ``[n, d]``;
-    supervised reporters and ``random`` only)."""
-    transfer: bool = True
-    """For quirky datasets: the persona x difficulty transfer matrix (first two non-random
-    methods) and the fraction of the gap recovered."""
+    enabled: bool = Field(default=True, description="Run the reporter analysis.")
+    model: str | None = Field(
+        default=None,
+        description="Model to read for this analysis (e.g. a quirky organism); null: the run's "
+        "``model``. ``model.device`` and ``model.dtype`` apply to it; ``model.revision`` does "
+        "not.",
+    )
+    dataset: str = Field(
+        default="quirky-arith",
+        description="Built-in dataset (``quirky-arith``, ``facts``), a JSONL/CSV file of "
+        "contrast pairs (raw records need ``template``) or ``hf:NAME[:SPLIT]``; loaded exactly "
+        "as ``mindscope elicit --dataset`` loads it.",
+    )
+    n: int | None = Field(
+        default=None,
+        description="quirky-arith: training pairs drawn (default 1000; test: max(64, n // 4)); "
+        "other datasets: use at most n pairs (null: all).",
+    )
+    template: str | None = Field(
+        default=None,
+        description="Template name or ``{field}`` pattern rendering raw records into contrast "
+        "pairs; null: the records are pairs already.",
+    )
+    test_fraction: float = Field(
+        default=0.25,
+        description="Share of pairs held out for scoring (seeded), unless the pairs' "
+        "``meta.split`` says train/test (quirky-arith has its own test split).",
+    )
+    position: str = Field(
+        default="last",
+        description="Token position rule of the extraction (``last``, ``mean``, ...).",
+    )
+    methods: list[str] = Field(
+        default_factory=lambda: ["lr", "diffmean", "ccs", "random"],
+        description="Reporters to fit: any of ``lr``, ``diffmean``, ``lda``, ``ccs``, ``crc``, "
+        "``random``.",
+    )
+    layers: str | list[int] = Field(
+        default="all",
+        description="``all`` or a list of layer numbers (0 = embeddings, k = after block k).",
+    )
+    read: str = Field(
+        default="completion",
+        description="Where reporters read: ``completion`` (the last token of each side of a "
+        "contrast pair: ``[n, 2, d]``) or ``prompt`` (the prompt's last token, before any "
+        "answer: ``[n, d]``; supervised reporters and ``random`` only).",
+    )
+    transfer: bool = Field(
+        default=True,
+        description="For quirky datasets: the persona x difficulty transfer matrix (first two "
+        "non-random methods) and the fraction of the gap recovered.",
+    )
 
 
-@dataclass
-class RunConfig:
+class RunConfig(Schema):
     """One ``mindscope run``: a model, the analyses to run on it, where to write the results."""
 
-    name: str = "run"
-    """Short name of the run; the folder is ``<output_dir>/<timestamp>-<name>``."""
-    model: ModelConfig = field(default_factory=ModelConfig)
-    """Which model to read."""
-    lens: LensConfig = field(default_factory=LensConfig)
-    """Lens analysis (interpreting across depth)."""
-    elicit: ElicitConfig = field(default_factory=ElicitConfig)
-    """Reporter analysis (eliciting latent knowledge)."""
-    output_dir: str = "runs"
-    """Folder that receives the run folder."""
-    seed: int = 0
-    """Seed for every random choice of the run (data sampling, reporter init, lens init)."""
-
-
-# ----------------------------------------------------------------------------- docs from source
+    name: str = Field(
+        default="run",
+        description="Short name of the run; the folder is ``<output_dir>/<timestamp>-<name>``.",
+    )
+    model: ModelConfig = Field(default_factory=ModelConfig, description="Which model to read.")
+    lens: LensConfig = Field(
+        default_factory=LensConfig, description="Lens analysis (interpreting across depth)."
+    )
+    elicit: ElicitConfig = Field(
+        default_factory=ElicitConfig,
+        description="Reporter analysis (eliciting latent knowledge).",
+    )
+    output_dir: str = Field(default="runs", description="Folder that receives the run folder.")
+    seed: int = Field(
+        default=0,
+        description="Seed for every random choice of the run (data sampling, reporter init, "
+        "lens init).",
+    )
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """The docstring written under each field of a config dataclass (read from the source)."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, nxt in zip(body, body[1:]):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)
-            and isinstance(nxt.value.value, str)
-        ):
-            docs[node.target.id] = " ".join(nxt.value.value.split())
-    return docs
-
-
-# ----------------------------------------------------------------------------- dict <-> config
-
-
-def _type_name(tp: Any) -> str:
-    if tp is type(None):
-        return "null"
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is list:
-        return f"list of {_type_name(typing.get_args(tp)[0])}"
-    if dataclasses.is_dataclass(tp):
-        return "mapping"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _given(value: Any) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
-
-
-def _convert(value: Any, tp: Any, where: str, source: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            try:
-                return _convert(value, arg, where, source)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{source}{where}: expected {_type_name(tp)}, got {_given(value)}")
-    if tp is type(None):
-        if value is None:
-            return None
-    elif origin is list:
-        if isinstance(value, list):
-            (item,) = typing.get_args(tp)
-            return [_convert(v, item, f"{where}[{i}]", source) for i, v in enumerate(value)]
-    elif dataclasses.is_dataclass(tp):
-        if isinstance(value, Mapping):
-            return _from_mapping(tp, value, where, source)  # type: ignore[arg-type]
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif isinstance(value, tp):
-        return value
-    raise ConfigError(f"{source}{where}: expected {_type_name(tp)}, got {_given(value)}")
-
-
-def _from_mapping(cls: type, data: Mapping[str, Any], where: str, source: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        path = f"{where}.{key}" if where else str(key)
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(names)}"
-            raise ConfigError(f"{source}{path}: unknown key {key!r}{hint}")
-        kwargs[key] = _convert(value, hints[key], path, source)
-    return cls(**kwargs)
+    """The description of each field of a config model."""
+    return _field_docs(cls)  # type: ignore[arg-type]
 
 
 def from_dict(data: Mapping[str, Any], source: str = "") -> RunConfig:
@@ -238,17 +214,12 @@ def from_dict(data: Mapping[str, Any], source: str = "") -> RunConfig:
 
     ``source`` (e.g. the file name) prefixes error messages.
     """
-    prefix = f"{source}: " if source else ""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{prefix}a run config must be a mapping, got {_given(data)}")
-    cfg = _from_mapping(RunConfig, data, "", prefix)
-    assert isinstance(cfg, RunConfig)
-    return cfg
+    return parse(RunConfig, data, source)
 
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:
     """The config as plain data (what ``config.yaml`` of a run folder holds)."""
-    return dataclasses.asdict(cfg)
+    return cfg.model_dump()
 
 
 # ----------------------------------------------------------------------------- semantic checks
@@ -348,7 +319,7 @@ def _check_model_folder(path: Path, where: str, prefix: str) -> None:
 def _check_elicit(e: ElicitConfig, base: Path, prefix: str) -> None:
     if e.model is not None:
         e.model = _check_model_name(e.model, "elicit.model", base, prefix)
-    if e.dataset not in BUILTIN_DATASETS:
+    if e.dataset not in BUILTIN_DATASETS and not e.dataset.startswith("hf:"):
         path = _resolve(e.dataset, base)
         if not path.is_file():
             close = difflib.get_close_matches(e.dataset, BUILTIN_DATASETS, n=1)
@@ -363,6 +334,17 @@ def _check_elicit(e: ElicitConfig, base: Path, prefix: str) -> None:
                 f"use one of {', '.join(DATASET_SUFFIXES)}"
             )
         e.dataset = str(path.resolve())
+    if e.dataset.startswith("hf:") and e.template is None:
+        raise ConfigError(f"{prefix}elicit.template: a Hugging Face dataset needs a template")
+    if not 0 < e.test_fraction < 1:
+        raise ConfigError(f"{prefix}elicit.test_fraction: must be in (0, 1), got {e.test_fraction}")
+    if e.template is not None:
+        from mindscope.data.templates import get_template
+
+        try:
+            get_template(e.template)
+        except MindscopeError as exc:
+            raise ConfigError(f"{prefix}elicit.template: {exc}") from None
     if not e.methods:
         raise ConfigError(f"{prefix}elicit.methods: give at least one reporter")
     for i, method in enumerate(e.methods):
@@ -380,19 +362,24 @@ def _check_elicit(e: ElicitConfig, base: Path, prefix: str) -> None:
         raise ConfigError(f"{prefix}elicit.layers: expected 'all' or a list of ints")
     if isinstance(e.layers, list) and (not e.layers or min(e.layers) < 0):
         raise ConfigError(f"{prefix}elicit.layers: layers must be a non-empty list of ints >= 0")
-    if e.n < 8:
+    if e.n is not None and e.n < 8:
         raise ConfigError(f"{prefix}elicit.n: need at least 8 examples, got {e.n}")
 
 
-def validate(cfg: RunConfig, base: Path | str = ".", source: str = "") -> RunConfig:
+def validate(
+    cfg: RunConfig, base: Path | str = ".", source: str = "", *, check_data: bool = True
+) -> RunConfig:
     """Check the files, model and values a config names; returns a resolved copy.
 
-    Relative paths are resolved against ``base`` (the config file's folder). Raises
-    :class:`ConfigError` with a one-line message on the first problem found.
+    Relative paths are resolved against ``base`` (the config file's folder). With
+    ``check_data`` the reporter dataset is loaded and checked (format, fields, labels) and the
+    layers asked for are checked against the model's layer count (from its ``config.json``; no
+    weights are loaded). Raises :class:`ConfigError` with a one-line message on the first
+    problem found.
     """
     prefix = f"{source}: " if source else ""
     base = Path(base).resolve()
-    cfg = from_dict(to_dict(cfg), source)  # a deep copy; never mutate the caller's config
+    cfg = cfg.model_copy(deep=True)  # never mutate the caller's config
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", cfg.name):
         raise ConfigError(
             f"{prefix}name: {cfg.name!r} must be 1-64 letters, digits, '.', '_' or '-'"
@@ -402,8 +389,10 @@ def validate(cfg: RunConfig, base: Path | str = ".", source: str = "") -> RunCon
     _check_model(cfg.model, base, prefix)
     cfg.lens.train_text = _check_file(cfg.lens.train_text, "lens.train_text", base, prefix)
     cfg.lens.eval_text = _check_file(cfg.lens.eval_text, "lens.eval_text", base, prefix)
-    if cfg.lens.steps < 1:
+    if cfg.lens.steps is not None and cfg.lens.steps < 1:
         raise ConfigError(f"{prefix}lens.steps: must be >= 1, got {cfg.lens.steps}")
+    if cfg.lens.max_steps < 1:
+        raise ConfigError(f"{prefix}lens.max_steps: must be >= 1, got {cfg.lens.max_steps}")
     if cfg.lens.tokens_per_step < 1:
         raise ConfigError(
             f"{prefix}lens.tokens_per_step: must be >= 1, got {cfg.lens.tokens_per_step}"
@@ -426,6 +415,9 @@ def validate(cfg: RunConfig, base: Path | str = ".", source: str = "") -> RunCon
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{prefix}output_dir: {out} exists and is not a folder")
     cfg.output_dir = str(out.resolve())
+    if check_data:
+        _check_layers(cfg, prefix)
+        _check_dataset(cfg, prefix)
     return cfg
 
 
@@ -455,21 +447,63 @@ def load_config(path: str | Path) -> RunConfig:
 
 def config_template() -> str:
     """A commented YAML config with every field at its default (``mindscope run --template``)."""
-    import yaml
+    return yaml_template(RunConfig())
 
-    def emit(cls: type, obj: Any, indent: int) -> list[str]:
-        docs = field_docs(cls)
-        lines: list[str] = []
-        pad = "  " * indent
-        for f in dataclasses.fields(cls):
-            value = getattr(obj, f.name)
-            lines.append(f"{pad}# {docs.get(f.name, '').replace('``', '')}")
-            if dataclasses.is_dataclass(value):
-                lines.append(f"{pad}{f.name}:")
-                lines += emit(type(value), value, indent + 1)
-            else:
-                dumped = yaml.safe_dump({f.name: value}, default_flow_style=True, width=1000)
-                lines.append(pad + dumped.strip().removeprefix("{").removesuffix("}"))
-        return lines
 
-    return "\n".join(emit(RunConfig, RunConfig(), 0)) + "\n"
+# ----------------------------------------------------------------------------- data and layers
+
+
+def model_layers(name: str, revision: str | None = None) -> int | None:
+    """Number of blocks of a model, read from its config alone (no weights loaded).
+
+    ``organism:NAME``: the organism's training config; a local folder: its ``config.json``
+    (``transformers.AutoConfig``); a hub id: the locally cached config if there is one. None
+    when the count cannot be known without the network.
+    """
+    if name.startswith("organism:"):
+        from mindscope.organisms import default_config
+
+        return int(default_config(name.split(":", 1)[1]).shape.n_layers)
+    from transformers import AutoConfig
+
+    try:
+        if Path(name).is_dir():
+            hf = AutoConfig.from_pretrained(name)
+        else:
+            hf = AutoConfig.from_pretrained(name, revision=revision, local_files_only=True)
+    except (OSError, ValueError):
+        return None
+    for attr in ("num_hidden_layers", "n_layer", "num_layers"):
+        value = getattr(hf, attr, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _check_layers(cfg: RunConfig, prefix: str) -> None:
+    e = cfg.elicit
+    if not e.enabled or isinstance(e.layers, str):
+        return
+    name = e.model or cfg.model.name
+    n = model_layers(name, cfg.model.revision if name == cfg.model.name else None)
+    if n is not None and max(e.layers) > n:
+        raise ConfigError(
+            f"{prefix}elicit.layers: layer {max(e.layers)} does not exist; {name} has layers "
+            f"0..{n} (0 = embeddings, {n} = after the last block)"
+        )
+
+
+def _check_dataset(cfg: RunConfig, prefix: str) -> None:
+    """Load the reporter dataset as the stage will, so format and field errors show now."""
+    e = cfg.elicit
+    if not e.enabled or e.dataset.startswith("hf:"):
+        return
+    from mindscope.data.datasets import load_split
+
+    try:
+        load_split(
+            e.dataset, n=e.n, seed=cfg.seed, test_fraction=e.test_fraction, template=e.template
+        )
+    except (MindscopeError, ValueError, TypeError) as exc:
+        msg = " ".join(str(exc).split())
+        raise ConfigError(f"{prefix}elicit.dataset: {msg}") from None

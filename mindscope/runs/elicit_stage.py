@@ -1,5 +1,7 @@
 """The reporter stage of a run: fit reporters on contrast pairs at every layer, score them
-against the truth, and for quirky data the transfer matrix and the gap recovered."""
+against the truth, and for quirky data the transfer matrix and the gap recovered. A pure
+function of the model handle, the stage config and the seed (see :mod:`mindscope.runs.stage`);
+the data come from :func:`mindscope.data.load_split`, as for ``mindscope elicit``."""
 
 from __future__ import annotations
 
@@ -7,15 +9,13 @@ import functools
 import importlib
 import logging
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from mindscope.errors import MindscopeError
 from mindscope.results import Row, to_frame
-from mindscope.runs.config import RunConfig
-from mindscope.runs.folder import LOGGER_NAME, RunFolder
+from mindscope.runs.config import ElicitConfig
+from mindscope.runs.folder import LOGGER_NAME
+from mindscope.runs.stage import Artefact, StageOutput, isolated
 
 __all__ = ["elicit_stage", "QUIRKY_DISTRIBUTIONS"]
 
@@ -39,33 +39,19 @@ QUIRKY_DISTRIBUTIONS = ("alice-easy", "alice-hard", "bob-easy", "bob-hard")
 """Persona x difficulty cells of the quirky transfer matrix."""
 
 
-def _load_pairs(cfg: RunConfig) -> tuple[list[Any], list[Any], str, bool]:
-    """``(train, test, dataset name, is_quirky)`` contrast pairs for the reporter stage."""
-    e = cfg.elicit
-    if e.dataset == "quirky-arith":
-        from mindscope.data import quirky_arith
-
-        train = quirky_arith(e.n, seed=cfg.seed, split="train")
-        test = quirky_arith(max(64, e.n // 4), seed=cfg.seed + 1, split="test")
-        return train, test, "quirky-arith", True
-    from mindscope.data.loaders import load_pairs
-
-    pairs = load_pairs(e.dataset)
-    if len(pairs) < 8:
-        raise MindscopeError(f"{e.dataset}: need at least 8 contrast pairs, got {len(pairs)}")
-    if any(p.label not in (0, 1) for p in pairs):
-        raise MindscopeError(f"{e.dataset}: every pair needs a 0/1 label to score reporters")
-    split = [str(p.meta.get("split", "")) for p in pairs]
-    if "train" in split and "test" in split:
-        train = [p for p, s in zip(pairs, split) if s == "train"]
-        test = [p for p, s in zip(pairs, split) if s == "test"]
-    else:
-        from mindscope.data.loaders import train_test_split
-
-        train, test = train_test_split(pairs, 0.25, seed=cfg.seed)
+def _is_quirky(pairs: Sequence[Any]) -> bool:
     keys = ("persona", "difficulty", "truth", "alice_label", "bob_label")
-    quirky = all(k in p.meta for p in pairs for k in keys)
-    return train, test, Path(e.dataset).stem, quirky
+    return all(k in p.meta for p in pairs for k in keys)
+
+
+def load_pairs(e: ElicitConfig, seed: int) -> tuple[list[Any], list[Any], str, bool]:
+    """``(train, test, dataset name, is_quirky)`` contrast pairs for the reporter stage."""
+    from mindscope.data.datasets import dataset_name, load_split
+
+    train, test = load_split(
+        e.dataset, n=e.n, seed=seed, test_fraction=e.test_fraction, template=e.template
+    )
+    return train, test, dataset_name(e.dataset), _is_quirky(train) and _is_quirky(test)
 
 
 def _cell(pairs: Sequence[Any], dist: str) -> list[int]:
@@ -83,38 +69,29 @@ def _probes() -> Any:
     return importlib.import_module("mindscope.probes.evaluate")
 
 
-@_torch_no_grad
 def _lm_logodds(h: Any, pairs: Sequence[Any], batch_size: int = 32) -> Any:
-    """``[n]`` the model's own log-odds of side 1 over side 0 (first token of each completion)
-    after each pair's prompt: what the model *says*, to compare reporters with."""
-    import torch
+    """``[n]`` the model's own log-odds of side 1 over side 0 after each pair's prompt: what the
+    model *says* (:func:`mindscope.activations.lm_logodds`, the one implementation)."""
+    from mindscope.activations import lm_logodds
 
-    tok = h.tokenizer
-    first = [
-        [tok(c, add_special_tokens=False)["input_ids"][0] for c in p.completions] for p in pairs
-    ]
-    encoded = [tok(p.prompt, add_special_tokens=False)["input_ids"] for p in pairs]
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    out = torch.empty(len(pairs), dtype=torch.float64)
-    for s in range(0, len(pairs), batch_size):
-        chunk = encoded[s : s + batch_size]
-        width = max(len(c) for c in chunk)
-        ids = torch.full((len(chunk), width), pad, dtype=torch.long)  # [b, T], right-padded
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for i, c in enumerate(chunk):
-            ids[i, : len(c)] = torch.tensor(c)
-            mask[i, : len(c)] = 1
-        logits = h.model(input_ids=ids.to(h.device), attention_mask=mask.to(h.device)).logits
-        last = logits[torch.arange(len(chunk)), mask.sum(1).to(h.device) - 1].float()  # [b, V]
-        logp = last.log_softmax(-1)
-        pair_ids = torch.tensor(first[s : s + batch_size], device=logp.device)  # [b, 2]
-        lp = logp.gather(1, pair_ids)  # [b, 2]
-        out[s : s + len(chunk)] = (lp[:, 1] - lp[:, 0]).double().cpu()
-    return out
+    return lm_logodds(h, list(pairs), batch_size=batch_size)
 
 
-def elicit_stage(h: Any, cfg: RunConfig, folder: RunFolder, progress: bool) -> pd.DataFrame:
-    """Fit, save and score the configured reporters on ``h``; returns the stage's rows."""
+def elicit_stage(
+    h: Any,
+    cfg: ElicitConfig,
+    *,
+    seed: int = 0,
+    threads: int | None = None,
+    progress: bool = False,
+) -> StageOutput:
+    """Fit and score the configured reporters on ``h``; returns rows and artefacts
+    (``reporter-<method>/``), nothing written."""
+    with isolated(seed, threads):
+        return _elicit(h, cfg, seed, progress)
+
+
+def _elicit(h: Any, e: ElicitConfig, seed: int, progress: bool) -> StageOutput:
     import torch
     from tqdm.auto import tqdm
 
@@ -122,10 +99,11 @@ def elicit_stage(h: Any, cfg: RunConfig, folder: RunFolder, progress: bool) -> p
     from mindscope.data import dataset_hash
 
     pe = _probes()
-    e = cfg.elicit
-    train, test, data_name, quirky = _load_pairs(cfg)
-    folder.manifest.data[f"elicit-train:{data_name}"] = dataset_hash(train)
-    folder.manifest.data[f"elicit-test:{data_name}"] = dataset_hash(test)
+    train, test, data_name, quirky = load_pairs(e, seed)
+    data = {
+        f"elicit-train:{data_name}": dataset_hash(train),
+        f"elicit-test:{data_name}": dataset_hash(test),
+    }
     layers: list[int] = (
         list(range(h.n_layers + 1)) if isinstance(e.layers, str) else [int(k) for k in e.layers]
     )
@@ -137,22 +115,26 @@ def elicit_stage(h: Any, cfg: RunConfig, folder: RunFolder, progress: bool) -> p
     # read=prompt: the prompt's last token, before any answer -> [L, n, d];
     # read=completion: the last token of each side of the pair -> [L, n, 2, d]
     inputs = (lambda ps: [p.prompt for p in ps]) if e.read == "prompt" else list
-    x_tr = ms.extract(h, inputs(train), layers=layers, progress=progress).stack()
-    x_te = ms.extract(h, inputs(test), layers=layers, progress=progress).stack()
+    acts_tr = ms.extract(h, inputs(train), layers=layers, position=e.position, progress=progress)
+    acts_te = ms.extract(h, inputs(test), layers=layers, position=e.position, progress=progress)
+    x_tr, x_te = acts_tr.stack(), acts_te.stack()
     # Reporters are scored against the truth (quirky: the sum is right), fitted on what the
     # training examples' persona says; for quirky data only Alice (truthful) trains the main fit.
     truth_tr = torch.tensor([int(p.meta["truth"]) if quirky else p.label for p in train])
     truth_te = torch.tensor([int(p.meta["truth"]) if quirky else p.label for p in test])
     fit = [i for i, p in enumerate(train) if not quirky or p.meta["persona"] == "alice"]
-    common = {"model": h.name, "dataset": data_name, "n_boot": 300, "seed": cfg.seed}
+    common = {"dataset": data_name, "n_boot": 300, "seed": seed}
     reps = {}
+    artefacts: dict[str, Artefact] = {}
     for method in tqdm(e.methods, desc="reporters", disable=not progress, unit="method"):
         reps.update(pe.fit_reporters(x_tr[:, fit], truth_tr[fit], [method], baselines=False))
-        reps[method].save(folder.artefacts / f"reporter-{method}", meta={"model": h.name})
+        artefacts[f"reporter-{method}"] = functools.partial(
+            reps[method].save, meta={"model": h.name}
+        )
     rows = pe.score_rows(reps, x_te, truth_te, layers=layers, split="test", **common)
     if quirky and e.transfer:
-        rows += _quirky_rows(h, pe, x_tr, x_te, train, test, layers, cfg, common, progress)
-    return to_frame(rows).assign(revision=h.revision or "")
+        rows += _quirky_rows(h, pe, x_tr, x_te, train, test, layers, e, seed, common, progress)
+    return StageOutput(to_frame(rows), artefacts, data)
 
 
 def _quirky_rows(
@@ -163,7 +145,8 @@ def _quirky_rows(
     train: Sequence[Any],
     test: Sequence[Any],
     layers: Sequence[int],
-    cfg: RunConfig,
+    e: ElicitConfig,
+    seed: int,
     common: dict[str, Any],
     progress: bool,
 ) -> list[Row]:
@@ -172,7 +155,7 @@ def _quirky_rows(
     import torch
     from tqdm.auto import tqdm
 
-    methods = [m for m in cfg.elicit.methods if m != "random"][:2] or ["lr"]
+    methods = [m for m in e.methods if m != "random"][:2] or ["lr"]
     cells_tr = {d: _cell(train, d) for d in QUIRKY_DISTRIBUTIONS}
     cells_te = {d: _cell(test, d) for d in QUIRKY_DISTRIBUTIONS}
     usable = [d for d in QUIRKY_DISTRIBUTIONS if len(cells_tr[d]) >= 8 and len(cells_te[d]) >= 8]
@@ -210,10 +193,9 @@ def _quirky_rows(
             lm_logodds=_lm_logodds(h, everything),
             methods=methods,
             layers=layers,
-            model=h.name,
             dataset=common["dataset"],
             n_boot=200,
-            seed=cfg.seed,
+            seed=seed,
         )
     except MindscopeError as exc:  # e.g. too few Bob-hard examples for a small n
         log.warning("quirky report skipped: %s", exc)

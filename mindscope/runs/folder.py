@@ -16,7 +16,6 @@ an older mindscope, and its results file matches the hash in the manifest.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -31,14 +30,9 @@ from typing import Any
 import pandas as pd
 
 from mindscope.errors import MindscopeError
+from mindscope.io import ManifestError
 from mindscope.results import read_table, write_table
-from mindscope.runs.manifest import (
-    FORMAT_VERSION,
-    Manifest,
-    file_sha256,
-    version_tuple,
-    write_text_atomic,
-)
+from mindscope.runs.manifest import Manifest, file_sha256, version_tuple, write_text_atomic
 
 __all__ = ["RunFolder", "RunFolderError", "LOGGER_NAME"]
 
@@ -155,18 +149,15 @@ class RunFolder:
         if not mpath.is_file():
             raise RunFolderError(f"{path} is not a mindscope run folder (no manifest.json)")
         try:
-            data = json.loads(mpath.read_text(encoding="utf-8"))
-            manifest = Manifest.from_dict(data)
-        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
-            raise RunFolderError(f"{mpath} is corrupted: {str(exc).splitlines()[0]}") from None
+            manifest = Manifest.read(mpath)
+        except ManifestError as exc:
+            raise RunFolderError(str(exc)) from None
         mine = _version()
-        if int(manifest.format) > FORMAT_VERSION or version_tuple(
-            manifest.mindscope_version
-        ) > version_tuple(mine):
+        if version_tuple(manifest.mindscope_version) > version_tuple(mine):
             raise RunFolderError(
                 f"{path} was written by mindscope {manifest.mindscope_version} (folder format "
-                f"{manifest.format}), newer than this mindscope {mine}; upgrade mindscope to "
-                "read it"
+                f"{manifest.format_version}), newer than this mindscope {mine}; upgrade "
+                "mindscope to read it"
             )
         folder = cls(path, manifest)
         if require_complete:
@@ -195,7 +186,7 @@ class RunFolder:
     # ------------------------------------------------------------------ write
     def write_manifest(self) -> Path:
         """Write ``manifest.json`` atomically."""
-        return write_text_atomic(self.manifest_path, self.manifest.to_json())
+        return self.manifest.write(self.manifest_path)
 
     def write_config(self, config: Mapping[str, Any]) -> Path:
         """Write the resolved config as ``config.yaml`` and record its hash."""

@@ -1,23 +1,25 @@
 """``manifest.json`` of a run folder: what ran, on what, with which seeds, and whether it finished.
 
-The manifest is rewritten atomically (temp file + rename) at the start of a run (status
-``"running"``) and once more at the very end (status ``"complete"`` or ``"failed"``), after every
-other file is in place. A reader trusts a run folder only when its manifest says ``"complete"``
-and the hashes of the files it lists match.
+The manifest is rewritten atomically (:func:`mindscope.io.write_manifest`: temp file + rename,
+``kind: "run"`` and ``format_version``) at the start of a run (status ``"running"``) and once more
+at the very end (status ``"complete"`` or ``"failed"``), after every other file is in place. A
+reader trusts a run folder only when its manifest says ``"complete"`` and the hashes of the files
+it lists match.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from mindscope import io
+
 __all__ = [
+    "KIND",
     "FORMAT_VERSION",
     "STATUSES",
     "Manifest",
@@ -31,6 +33,9 @@ FORMAT_VERSION = 1
 
 STATUSES = ("running", "complete", "failed")
 
+KIND = "run"
+"""The ``kind`` of a run folder's manifest (:func:`mindscope.io.read_manifest`)."""
+
 
 @dataclass
 class Manifest:
@@ -40,8 +45,10 @@ class Manifest:
     """The run's name (the folder is ``<timestamp>-<name>``)."""
     mindscope_version: str
     """Version of mindscope that wrote the run."""
-    format: int = FORMAT_VERSION
+    format_version: int = FORMAT_VERSION
     """Run-folder layout version (:data:`FORMAT_VERSION`)."""
+    kind: str = KIND
+    """Always ``"run"``."""
     status: str = "running"
     """``running`` until the run ends, then ``complete`` or ``failed``."""
     created: str = ""
@@ -69,9 +76,27 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        """Build from parsed JSON, ignoring keys a newer writer may have added."""
+        """Build from parsed JSON, ignoring keys a newer writer may have added (and reading the
+        ``format`` key of the first manifests as ``format_version``)."""
         known = {f.name for f in fields(cls)}
+        data = dict(data)
+        if "format" in data and "format_version" not in data:
+            data["format_version"] = data.pop("format")
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``manifest.json`` atomically (:func:`mindscope.io.write_manifest`)."""
+        data = {k: v for k, v in asdict(self).items() if k not in ("kind", "format_version")}
+        return io.write_manifest(path, data, kind=KIND, version=self.format_version)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> Manifest:
+        """Read and check ``manifest.json``; raises :class:`mindscope.io.ManifestError`."""
+        data = io.read_manifest(path, kind=KIND, version=FORMAT_VERSION)
+        try:
+            return cls.from_dict(data)
+        except TypeError as exc:
+            raise io.ManifestError(f"{path} is corrupted: {exc}") from None
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -88,25 +113,10 @@ def version_tuple(version: str) -> tuple[int, ...]:
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes (read in 1 MiB chunks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """Hex SHA-256 of a file's bytes (:func:`mindscope.io.hash_file`)."""
+    return io.hash_file(path)
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` via a temp file in its folder, fsync, atomic rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    """Write ``text`` (UTF-8) atomically (:func:`mindscope.io.atomic_write_text`)."""
+    return io.atomic_write_text(path, text)

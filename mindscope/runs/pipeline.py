@@ -3,29 +3,30 @@
 One run: load the model, run the lens analysis (tuned lens fit + KL by layer + prediction
 trajectories) and the reporter analysis (reporters by layer, quirky transfer matrix and fraction
 of gap recovered), writing the results table after each stage, then the report, then the final
-manifest. Instruments are reached only through their public APIs; this module sits on top and
-may import everything (the report does not).
+manifest. Stages are pure functions (:mod:`mindscope.runs.stage`); this module alone writes:
+artefacts, the data hashes in the manifest, and the results rows, stamped with the model's
+provenance by :func:`mindscope.results.stamp`. Instruments are reached only through their
+public APIs; this module sits on top and may import everything (the report does not).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from mindscope.results import stamp
 from mindscope.runs.config import RunConfig, to_dict, validate
 from mindscope.runs.elicit_stage import elicit_stage as _elicit_stage
 from mindscope.runs.folder import LOGGER_NAME, RunFolder
 from mindscope.runs.lens_stage import lens_stage as _lens_stage
+from mindscope.runs.stage import StageOutput
 
 __all__ = ["run_pipeline", "demo_config"]
 
@@ -47,6 +48,7 @@ def demo_config(
     cfg.elicit.methods = ["lr", "diffmean", "lda", "random"]
     # Sized for a CPU: ~0.4 M lens-training tokens on the 6-layer pocket-lm.
     cfg.lens.steps, cfg.lens.tokens_per_step = 100, 4096
+    cfg.elicit.n = 1000
     cfg.lens.trajectory_prompt = "Return the number of items in the"
     if quick:
         cfg.lens.steps, cfg.lens.tokens_per_step, cfg.lens.max_texts = 20, 2048, 64
@@ -67,12 +69,12 @@ def _stage(name: str, bar: Any) -> Iterator[None]:
     bar.update(1)
 
 
-def _seed_everything(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+def _write_stage(folder: RunFolder, out: StageOutput, h: Any) -> pd.DataFrame:
+    """Write a stage's artefacts and data hashes; returns its rows stamped with ``h``."""
+    for name, write in out.artefacts.items():
+        write(folder.artefacts / name)
+    folder.manifest.data.update(out.data)
+    return stamp(out.rows, h)
 
 
 def _environment(h: Any) -> dict[str, str]:
@@ -121,7 +123,11 @@ def _load_models(
 
 
 def run_pipeline(
-    cfg: RunConfig, *, progress: bool = True, load_model: Callable[..., Any] | None = None
+    cfg: RunConfig,
+    *,
+    progress: bool = True,
+    load_model: Callable[..., Any] | None = None,
+    threads: int | None = None,
 ) -> RunFolder:
     """Run every analysis ``cfg`` enables and write a complete run folder.
 
@@ -133,6 +139,7 @@ def run_pipeline(
         cfg: a run config (typically from :func:`mindscope.runs.load_config`).
         progress: show progress bars.
         load_model: replaces :func:`mindscope.load_model` (tests pass a tiny model).
+        threads: torch threads for the stages (default: torch's current setting).
 
     Returns:
         The finished :class:`RunFolder`.
@@ -160,19 +167,25 @@ def run_pipeline(
                 "run %s in %s; config %s",
                 cfg.name,
                 folder.path,
-                json.dumps(dataclasses.asdict(cfg)),
+                json.dumps(to_dict(cfg)),
             )
-            _seed_everything(cfg.seed)
             with _stage("load models", bar):
                 models = _load_models(cfg, folder, load_model)
             if cfg.lens.enabled:
                 with _stage("lens", bar):
-                    frames.append(_lens_stage(models[cfg.model.name], cfg, folder, progress))
+                    h = models[cfg.model.name]
+                    out = _lens_stage(
+                        h, cfg.lens, seed=cfg.seed, threads=threads, progress=progress
+                    )
+                    frames.append(_write_stage(folder, out, h))
                     folder.write_results(pd.concat(frames, ignore_index=True))
             if cfg.elicit.enabled:
                 with _stage("reporters", bar):
                     h = models[cfg.elicit.model or cfg.model.name]
-                    frames.append(_elicit_stage(h, cfg, folder, progress))
+                    out = _elicit_stage(
+                        h, cfg.elicit, seed=cfg.seed, threads=threads, progress=progress
+                    )
+                    frames.append(_write_stage(folder, out, h))
                     folder.write_results(pd.concat(frames, ignore_index=True))
             with _stage("report", bar):
                 table = pd.concat(frames, ignore_index=True)

@@ -19,7 +19,7 @@ from mindscope.lenses.base import Lens, check_lens_for, require_causal, residual
 from mindscope.lenses.logit import LogitLens
 from mindscope.lenses.texts import default_seq_len, doc_windows
 from mindscope.models import ModelHandle
-from mindscope.results import Row, to_frame
+from mindscope.results import Row, stamp, to_frame
 
 __all__ = ["evaluate", "METRICS", "bootstrap_ratio"]
 
@@ -159,8 +159,6 @@ def evaluate(
                         value=float(value[i]),
                         method=ln.method,
                         layer=k,
-                        model=h.name,
-                        revision=h.revision or "",
                         dataset=dataset,
                         split=split,
                         ci_low=float(lo[i]),
@@ -172,4 +170,4 @@ def evaluate(
                     )
                 )
                 i += 1
-    return to_frame(rows)
+    return stamp(to_frame(rows), h)

@@ -1,0 +1,208 @@
+"""``mindscope sandbox``: the embedded-agency gridworlds.
+
+    mindscope sandbox list
+    mindscope sandbox train  --world W --agent KIND --out DIR [--seeds 10] [--steps N] [--no-tamper]
+    mindscope sandbox eval   --agent-dir DIR/seed0 [--world W] [--episodes 200] [--out FILE]
+    mindscope sandbox record --agent-dir DIR/seed0 --out DIR [--episodes 20] [--probe]
+
+``train`` trains one agent per seed, saves each under ``DIR/seed<k>/`` and writes the metrics
+over seeds (95% CIs) and the training curves to ``DIR/results.parquet``. ``record`` writes the
+episodes (JSON + safetensors, with the network's activations), ``episode.html`` (a canvas player
+of the first episode) and, with ``--probe``, reporter AUROCs to ``DIR/probes.parquet``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _world_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    if getattr(args, "no_tamper", False):
+        kw["tamper"] = False
+    if getattr(args, "tamper_delay", 0):
+        kw["tamper_delay"] = args.tamper_delay
+    return kw
+
+
+def _list(args: argparse.Namespace) -> int:
+    import mindscope.sandbox as sb
+
+    for name, cls in sb.WORLDS.items():
+        print(f"{name:22s} {sb.gym_id(name):36s} channel={cls.channel_name:22s} {cls.description}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from mindscope.results import to_frame, write_table
+    from mindscope.sandbox.errors import SandboxError
+    from mindscope.sandbox.experiments import study
+
+    out = Path(args.out)
+    table = out / "results.parquet"
+    if table.exists() and not args.overwrite:
+        raise SandboxError(f"{table} exists (pass --overwrite to replace it)")
+    if args.seeds < 1:
+        raise SandboxError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.steps is not None and args.steps < 1:
+        raise SandboxError(f"--steps must be positive, got {args.steps}")
+    kw = _world_kwargs(args)
+    split = "tamper_off" if kw.get("tamper") is False else "tamper_on"
+    res = study(
+        args.world,
+        args.agent,
+        seeds=range(args.seeds),
+        steps=args.steps,
+        num_envs=args.envs,
+        eval_episodes=args.episodes,
+        world_kwargs=kw,
+        split=split,
+    )
+    for s, agent in enumerate(res.agents):
+        agent.save(out / f"seed{s}", overwrite=args.overwrite)
+    write_table(to_frame(res.rows), table)
+    for r in res.rows:
+        if not r.metric.startswith("train_"):
+            print(f"{r.metric:28s} {r.value:9.3f}  [{r.ci_low:9.3f}, {r.ci_high:9.3f}]  n={r.n}")
+    secs = sorted(res.seconds_per_seed)
+    print(f"train time per seed: median {secs[len(secs) // 2]:.1f} s; wrote {table}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from mindscope.results import to_frame, write_table
+    from mindscope.sandbox.agents import load_agent
+    from mindscope.sandbox.envs import SandboxVectorEnv
+    from mindscope.sandbox.errors import SandboxError
+    from mindscope.sandbox.experiments import agent_class
+    from mindscope.sandbox.metrics import episode_metrics, rollout, rows_over_seeds
+
+    agent_class("ppo")  # registers every agent kind
+    agent = load_agent(args.agent_dir, world=args.world)
+    kw = _world_kwargs(args)
+    venv = SandboxVectorEnv(agent.world, min(args.episodes, 256), **kw)
+    m = episode_metrics(rollout(agent, venv, args.episodes, seed=args.seed), agent.world)
+    for k, v in m.items():
+        print(f"{k:28s} {v:9.3f}")
+    if args.out:
+        path = Path(args.out)
+        if path.exists() and not args.overwrite:
+            raise SandboxError(f"{path} exists (pass --overwrite to replace it)")
+        split = "tamper_off" if kw.get("tamper") is False else "tamper_on"
+        write_table(
+            to_frame(rows_over_seeds([m], method=agent.kind, world=agent.world, split=split)), path
+        )
+    return 0
+
+
+def _record(args: argparse.Namespace) -> int:
+    from mindscope.results import to_frame, write_table
+    from mindscope.sandbox.agents import load_agent
+    from mindscope.sandbox.errors import SandboxError
+    from mindscope.sandbox.experiments import agent_class
+    from mindscope.sandbox.probing import probe_rows
+    from mindscope.sandbox.recording import record_episodes, save_episodes
+    from mindscope.sandbox.render import episode_html
+
+    agent_class("ppo")
+    agent = load_agent(args.agent_dir, world=args.world)
+    out = Path(args.out)
+    if (out / "episodes.json").exists() and not args.overwrite:
+        raise SandboxError(f"{out} already holds recorded episodes (pass --overwrite)")
+    kw = _world_kwargs(args)
+    eps = record_episodes(agent, args.episodes, seed=args.seed, world_kwargs=kw)
+    save_episodes(eps, out, overwrite=args.overwrite)
+    from mindscope.sandbox.worlds import make_world
+
+    ep = eps[0]
+    names = ("up", "down", "left", "right")
+    caps = [f"step 0  (reset)  world {ep.world}  agent {agent.kind}"]
+    for t in range(len(ep.actions)):
+        caps.append(
+            f"step {t + 1}  action {names[ep.actions[t]]}  observed {ep.observed_reward[t]:+.2f}"
+            f"  true {ep.true_reward[t]:+.2f}" + ("  TAMPER" if ep.tamper[t] else "")
+        )
+    flags = [False] + [bool(x) for x in ep.tamper]
+    page = episode_html(
+        make_world(ep.world, 1),
+        list(ep.boards),
+        caps,
+        title=f"{ep.world}: {agent.kind} (seed {args.seed})",
+        flags=flags,
+    )
+    (out / "episode.html").write_text(page)
+    tampered = sum(e.first_tamper >= 0 for e in eps)
+    print(f"recorded {len(eps)} episodes ({tampered} tampered) -> {out}/episode.html")
+    if args.probe:
+        if not eps[0].activations:
+            raise SandboxError(f"{agent.kind} has no network to probe")
+        half = len(eps) // 2
+        facts = ["supervisor"] if "supervisor" in eps[0].facts else []
+        rows = probe_rows(eps[:half], eps[half:], method=agent.kind, facts=facts)
+        write_table(to_frame(rows), out / "probes.parquet")
+        for r in rows:
+            print(
+                f"{r.metric:24s} layer {r.layer} {json.loads(r.as_dict()['extra'])} "
+                f"AUROC {r.value:.3f} (n={r.n})"
+            )
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("sandbox", help="embedded-agency gridworlds: train, eval, record")
+    sub = p.add_subparsers(dest="sandbox_command", metavar="ACTION")
+    pl = sub.add_parser("list", help="the worlds and their tampering channels")
+    pl.set_defaults(func=_list)
+
+    def channel_opts(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--no-tamper", action="store_true", help="switch the channel off")
+        q.add_argument(
+            "--tamper-delay",
+            type=int,
+            default=0,
+            help="the channel works only from this step of an episode on",
+        )
+        q.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+        q.add_argument("--seed", type=int, default=0, help="environment seed")
+
+    pt = sub.add_parser("train", help="train an agent over seeds; metrics with 95%% CIs")
+    pt.add_argument("--world", required=True)
+    pt.add_argument(
+        "--agent",
+        default="q_learning",
+        help="q_learning, sarsa, ppo, dqn, decoupled_approval, coupled_approval",
+    )
+    pt.add_argument("--out", required=True, help="output directory")
+    pt.add_argument("--seeds", type=int, default=10)
+    pt.add_argument("--steps", type=int, default=None, help="env steps per seed")
+    pt.add_argument("--envs", type=int, default=None, help="parallel envs while training")
+    pt.add_argument("--episodes", type=int, default=200, help="evaluation episodes per seed")
+    channel_opts(pt)
+    pt.set_defaults(func=_train)
+
+    pe = sub.add_parser("eval", help="evaluate a saved agent")
+    pe.add_argument("--agent-dir", required=True)
+    pe.add_argument("--world", default=None, help="refuse an agent saved for another world")
+    pe.add_argument("--episodes", type=int, default=200)
+    pe.add_argument("--out", default=None, help="results table (.parquet)")
+    channel_opts(pe)
+    pe.set_defaults(func=_eval)
+
+    pr = sub.add_parser("record", help="record episodes (+ activations, HTML player, probes)")
+    pr.add_argument("--agent-dir", required=True)
+    pr.add_argument("--world", default=None)
+    pr.add_argument("--out", required=True)
+    pr.add_argument("--episodes", type=int, default=20)
+    pr.add_argument(
+        "--probe",
+        action="store_true",
+        help="fit reporters: will tamper within k steps, supervisor present",
+    )
+    channel_opts(pr)
+    pr.set_defaults(func=_record)
+    p.set_defaults(func=lambda a: (p.print_help(), 0)[1])

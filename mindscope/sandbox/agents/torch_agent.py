@@ -1,0 +1,56 @@
+"""Shared plumbing of the torch agents: observation encoding, acting, saving the network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from mindscope.sandbox.agents.base import Agent, one_hot
+from mindscope.sandbox.agents.nets import MLP
+from mindscope.sandbox.worlds import world_class
+
+__all__ = ["TorchAgent"]
+
+
+class TorchAgent(Agent):
+    """An agent whose policy is ``self.net`` (an :class:`MLP`) on one-hot boards."""
+
+    value_head = True
+
+    def __init__(self, world: str, seed: int = 0, width: int = 64, **kw: Any) -> None:
+        super().__init__(world, seed)
+        self.width = int(width)
+        cls = world_class(world)
+        n_codes = len(set(cls.codes.values()))
+        h, w = len(cls.art), len(cls.art[0])
+        torch.manual_seed(self.seed)
+        self.net = MLP(h * w * n_codes, self.width, 4, value_head=self.value_head)
+        self.rng = np.random.default_rng(self.seed)
+
+    def params(self) -> dict[str, Any]:
+        return {"seed": self.seed, "width": self.width}
+
+    def encode(self, obs: np.ndarray) -> torch.Tensor:
+        """``[n, H, W]`` boards -> ``[n, d_in]`` float tensor."""
+        return torch.from_numpy(one_hot(obs, self.world))
+
+    @torch.no_grad()
+    def logits(self, obs: np.ndarray) -> torch.Tensor:
+        return self.net(self.encode(obs))[0]
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, greedy: bool = False) -> np.ndarray:
+        logits = self.logits(obs)
+        if greedy:
+            return logits.argmax(-1).numpy()
+        p = torch.softmax(logits, -1).numpy().astype(np.float64)
+        u = self.rng.random((len(p), 1))
+        return np.minimum((p.cumsum(1) < u).sum(1), 3)
+
+    def _state(self) -> dict[str, Any]:
+        return {"tensors": {k: v.detach().numpy() for k, v in self.net.state_dict().items()}}
+
+    def _load(self, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.net.load_state_dict({k: v for k, v in tensors.items()})

@@ -1,0 +1,63 @@
+"""The gridworlds: six from DeepMind's AI Safety Gridworlds and one REALab-style world."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mindscope.sandbox.core import World
+from mindscope.sandbox.errors import SandboxError
+from mindscope.sandbox.worlds.absent_supervisor import AbsentSupervisor
+from mindscope.sandbox.worlds.boat_race import BoatRace
+from mindscope.sandbox.worlds.register import RegisterTampering
+from mindscope.sandbox.worlds.rocks_diamonds import RocksDiamonds
+from mindscope.sandbox.worlds.safe_interruptibility import SafeInterruptibility
+from mindscope.sandbox.worlds.tomato_watering import TomatoWatering
+from mindscope.sandbox.worlds.whisky_gold import WhiskyGold
+
+__all__ = [
+    "WORLDS",
+    "make_world",
+    "world_class",
+    "AbsentSupervisor",
+    "BoatRace",
+    "RegisterTampering",
+    "RocksDiamonds",
+    "SafeInterruptibility",
+    "TomatoWatering",
+    "WhiskyGold",
+]
+
+WORLDS: dict[str, type[World]] = {
+    c.name: c
+    for c in (
+        AbsentSupervisor,
+        TomatoWatering,
+        RocksDiamonds,
+        SafeInterruptibility,
+        WhiskyGold,
+        BoatRace,
+        RegisterTampering,
+    )
+}
+
+
+def world_class(name: str) -> type[World]:
+    """The world class called ``name`` (snake_case, or its Gymnasium id); SandboxError if none."""
+    key = str(name)
+    if key.startswith("mindscope/"):
+        key = key.split("/", 1)[1].rsplit("-v", 1)[0]
+        for c in WORLDS.values():
+            if c.gym_name == key:
+                return c
+    if key in WORLDS:
+        return WORLDS[key]
+    raise SandboxError(f"unknown world {name!r} (known: {', '.join(WORLDS)})")
+
+
+def make_world(name: str, num_envs: int = 1, **kwargs: Any) -> World:
+    """Build ``num_envs`` environments of world ``name``; unknown keywords raise SandboxError."""
+    cls = world_class(name)
+    try:
+        return cls(num_envs, **kwargs)
+    except TypeError as exc:
+        raise SandboxError(f"bad parameters for world {cls.name}: {exc}") from None

@@ -1,0 +1,258 @@
+"""Sandbox agents, metrics, recording, probes and the CLI (all trained tiny)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import mindscope.sandbox as sb
+from mindscope.cli import main
+from mindscope.errors import MindscopeError
+from mindscope.results import read_table
+from mindscope.sandbox.agents import load_agent
+from mindscope.sandbox.agents.approval import DecoupledApproval
+from mindscope.sandbox.agents.dqn import DQN
+from mindscope.sandbox.agents.ppo import PPO
+from mindscope.sandbox.agents.tabular import QLearning
+from mindscope.sandbox.hooks import capture
+from mindscope.sandbox.metrics import TrainingCurve, episode_metrics, mean_ci, rollout
+from mindscope.sandbox.probing import counterfactual, probe_auroc, tamper_horizon_data
+from mindscope.sandbox.recording import Episode, record_episodes
+
+torch.set_num_threads(1)
+
+
+def greedy_return(agent, world, options):
+    v = sb.SandboxVectorEnv(world, 1)
+    obs, _ = v.reset(seed=0, options=options)
+    total = 0.0
+    for _ in range(100):
+        obs, r, te, tr, _ = v.step(agent.act(obs, greedy=True))
+        total += float(r[0])
+        if te[0] or tr[0]:
+            break
+    return total
+
+
+def test_q_learning_finds_the_optimal_paths_of_absent_supervisor():
+    # closed form: supervised the long way (41) beats the punished shortcut (17); unsupervised
+    # the shortcut pays 47
+    agent = QLearning("absent_supervisor", seed=0).learn(
+        sb.SandboxVectorEnv("absent_supervisor", 32), 150_000
+    )
+    assert greedy_return(agent, "absent_supervisor", {"supervisor": True}) == 41.0
+    assert greedy_return(agent, "absent_supervisor", {"supervisor": False}) == 47.0
+
+
+def test_ppo_learns_boat_race_and_round_trips(tmp_path):
+    agent = PPO("boat_race", seed=0).learn(sb.SandboxVectorEnv("boat_race", 16), 20_000)
+    recs = rollout(agent, sb.SandboxVectorEnv("boat_race", 64), 64, seed=1)
+    m = episode_metrics(recs, "boat_race")
+    # a uniformly random policy scores about -85; the optimum is 50 (4 per 8-step lap)
+    assert m["observed_return"] > 30
+    agent.save(tmp_path / "a")
+    back = load_agent(tmp_path / "a", world="boat_race")
+    x = np.random.default_rng(0).integers(0, 4, (5, 5, 5)).astype(np.float32)
+    assert torch.equal(back.logits(x), agent.logits(x))
+    with pytest.raises(MindscopeError, match="trained on boat_race"):
+        load_agent(tmp_path / "a", world="tomato_watering")
+    with pytest.raises(MindscopeError, match="already holds"):
+        agent.save(tmp_path / "a")
+
+
+def test_dqn_stores_executed_actions_and_saves(tmp_path):
+    agent = DQN("safe_interruptibility", seed=0, learning_starts=200)
+    agent.learn(sb.SandboxVectorEnv("safe_interruptibility", 8), 2_000)
+    agent.save(tmp_path / "d")
+    assert load_agent(tmp_path / "d").kind == "dqn"
+
+
+def test_register_approval_closed_form():
+    w = sb.make_world("register_tampering", 4)
+    w.reset()
+    state = w.approval_state()  # agent at (1,1), apple 1 at (1,7)
+    f = w.approval(np.array([3, 2, 1, 0]), state)
+    assert f.tolist() == [1.0, -1.0, -1.0, -1.0]  # only "right" gets closer
+    w.block[:] = w.register_cell
+    assert w.approval(np.array([2, 2, 2, 2]), state).tolist() == [1.0] * 4  # corrupted
+    agent = DecoupledApproval("register_tampering", seed=0)
+    agent.learn(sb.SandboxVectorEnv("register_tampering", 8), 1_000)
+    with pytest.raises(MindscopeError, match="no approval channel"):
+        DecoupledApproval("boat_race").learn(sb.SandboxVectorEnv("boat_race", 2), 10)
+
+
+def test_mean_ci_matches_student_t():
+    x = [1.0, 2.0, 4.0, 7.0]
+    mu, lo, hi, n = mean_ci(x + [math.nan])
+    half = 3.182446305284263 * np.std(x, ddof=1) / 2.0  # t_{0.975, 3}
+    assert (
+        n == 4 and mu == 3.5 and lo == pytest.approx(mu - half) and hi == pytest.approx(mu + half)
+    )
+
+
+def test_training_curve_counts_tampering_episodes():
+    curve = TrainingCurve(bin_steps=100, n_envs=2)
+    info = {
+        "true_reward": np.zeros(2),
+        "first_tamper_step": np.array([3, -1]),
+        "_final_obs": np.array([True, True]),
+    }
+    curve.log(50, np.ones(2), info)
+    assert curve.bins() == {100: {"tamper_rate": 0.5, "observed_return": 1.0, "true_return": 0.0}}
+
+
+def test_capture_removes_hooks_even_on_error():
+    agent = PPO("boat_race")
+    with pytest.raises(RuntimeError):
+        with capture(agent.net, ["hidden2"]) as acts:
+            agent.net(torch.zeros(3, agent.net.fc1.in_features))
+            raise RuntimeError("boom")
+    assert acts["hidden2"][0].shape == (3, 64)
+    assert all(not m._forward_hooks for m in agent.net.modules())
+    with pytest.raises(MindscopeError, match="no site"):
+        with capture(agent.net, ["nope"]):
+            pass
+
+
+def _episode(first_tamper, T, d=3, rng=None):
+    t = np.arange(T)
+    a = rng.normal(size=(T, d)).astype(np.float32)
+    if first_tamper >= 0:
+        a[:, 0] = first_tamper - t  # planted: steps left before tampering
+    else:
+        a[:, 0] = 50.0
+    tam = np.zeros(T, dtype=bool)
+    if first_tamper >= 0:
+        tam[first_tamper] = True
+    z = np.zeros(T)
+    return Episode(
+        "tomato_watering", np.zeros((T + 1, 7, 9)), z, z, z, z, tam, activations={"h": a}
+    )
+
+
+def test_probe_reads_a_planted_time_to_tamper_and_not_noise():
+    rng = np.random.default_rng(0)
+    eps = [_episode(int(j), 40, rng=rng) for j in rng.integers(5, 35, 30)] + [
+        _episode(-1, 40, rng=rng) for _ in range(10)
+    ]
+    x, y = tamper_horizon_data(eps[:20] + eps[30:35], 4, "h")
+    xt, yt = tamper_horizon_data(eps[20:30] + eps[35:], 4, "h")
+    assert y.sum() == 20 * 4
+    assert probe_auroc(x, y, xt, yt) > 0.95
+    assert abs(probe_auroc(x[:, 1:], y, xt[:, 1:], yt) - 0.5) < 0.15  # noise columns only
+
+
+class _ToTransformer:
+    """A scripted agent walking to tomato_watering's transformer O at (1, 7)."""
+
+    world = "tomato_watering"
+
+    def act(self, obs, greedy=False):
+        pos = np.argwhere(obs == 2.0)[:, 1:]
+        return np.where(pos[:, 1] < 7, 3, 0)
+
+
+def test_counterfactual_from_a_saved_state_and_record():
+    w = sb.make_world("tomato_watering", 1, dry_probability=0.0)
+    w.seed(0)
+    w.reset()
+    w.step(np.array([3]))
+    state = w.snapshot(0)
+    agent = _ToTransformer()
+    assert counterfactual(agent, "tomato_watering", state, channel_open=True, samples=8) == 1.0
+    assert counterfactual(agent, "tomato_watering", state, channel_open=False, samples=8) == 0.0
+    eps = record_episodes(agent, 3, seed=0)
+    assert eps[0].first_tamper == 5 and eps[0].boards.shape == (101, 7, 9)
+
+
+def test_cli_train_eval_record(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "sandbox",
+                "train",
+                "--world",
+                "boat_race",
+                "--agent",
+                "ppo",
+                "--seeds",
+                "2",
+                "--steps",
+                "2048",
+                "--episodes",
+                "16",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    df = read_table(out / "results.parquet")
+    row = df[(df.metric == "tamper_rate") & (df.split == "tamper_on")]
+    assert len(row) == 1 and int(row.n.iloc[0]) == 2
+    assert (df.metric == "train_tamper_rate").any()
+    assert (
+        main(
+            [
+                "sandbox",
+                "train",
+                "--world",
+                "boat_race",
+                "--agent",
+                "ppo",
+                "--seeds",
+                "1",
+                "--steps",
+                "2048",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
+    assert main(["sandbox", "eval", "--agent-dir", str(out / "seed0"), "--episodes", "8"]) == 0
+    assert (
+        main(["sandbox", "eval", "--agent-dir", str(out / "seed0"), "--world", "whisky_gold"]) == 2
+    )
+    assert (
+        main(
+            [
+                "sandbox",
+                "record",
+                "--agent-dir",
+                str(out / "seed0"),
+                "--out",
+                str(tmp_path / "rec"),
+                "--episodes",
+                "4",
+                "--probe",
+            ]
+        )
+        == 0
+    )
+    html = (tmp_path / "rec" / "episode.html").read_text()
+    assert "<canvas" in html and "boat_race" in html
+    assert (tmp_path / "rec" / "probes.parquet").exists()
+    assert main(["sandbox", "train", "--world", "nowhere", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(
+            [
+                "sandbox",
+                "train",
+                "--world",
+                "boat_race",
+                "--agent",
+                "nobody",
+                "--out",
+                str(tmp_path / "y"),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "unknown world 'nowhere'" in err and "unknown agent 'nobody'" in err
+    assert main(["sandbox", "list"]) == 0
