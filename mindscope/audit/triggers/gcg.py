@@ -52,7 +52,8 @@ class GCGConfig:
     init: str | tuple[int, ...] = " x"
     """Initial trigger: a text repeated to ``n_trigger`` tokens, or explicit token ids."""
     allowed_tokens: tuple[int, ...] | None = None
-    """Token ids the trigger may use (default: every non-special token)."""
+    """Token ids the trigger may use (default: every non-special token except the target's, so
+    that a model that repeats its bad token is not "triggered" by the bad token itself)."""
     filter_retokenize: bool = True
     """Drop candidates whose decoded text re-encodes to different ids."""
     early_stop: bool = True
@@ -181,7 +182,7 @@ def _gradient(h: Any, batch: _Batch, trigger: torch.Tensor) -> torch.Tensor:
     return g.detach().cpu()
 
 
-def _allowed(h: Any, config: GCGConfig) -> torch.Tensor:
+def _allowed(h: Any, config: GCGConfig, target: Sequence[int]) -> torch.Tensor:
     v = int(h.vocab_size)
     mask = torch.zeros(v, dtype=torch.bool)
     if config.allowed_tokens is not None:
@@ -195,6 +196,7 @@ def _allowed(h: Any, config: GCGConfig) -> torch.Tensor:
     mask[special] = False
     n_tok = len(h.tokenizer)
     mask[n_tok:] = False  # embedding rows past the tokenizer's vocabulary
+    mask[list(target)] = False
     return mask
 
 
@@ -256,7 +258,7 @@ def search_triggers(
         raise MindscopeError(f"target token ids {bad} are not in the vocabulary")
     trigger = _initial(h, config)
     batch = _Batch(h, prompt_list, tgt, len(trigger))
-    allowed = _allowed(h, config)
+    allowed = _allowed(h, config, tgt)
     gen = torch.Generator().manual_seed(config.seed)
     t0 = time.perf_counter()
     loss_t, ok_t = _losses(h, batch, trigger[None], config.batch_size)
