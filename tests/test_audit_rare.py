@@ -161,7 +161,8 @@ def test_importance_samplers_are_consistent_with_the_exact_probability(
             covered += r.ci_low <= truth <= r.ci_high
             total += 1
     errors.sort()
-    assert errors[len(errors) // 2] < math.log(1.5), errors  # median within 1.5x of the truth
+    # median within 1.5x of the truth (2x for MHIS: a self-normalised ratio, noisier)
+    assert errors[len(errors) // 2] < math.log(1.5 if method == "itgis" else 2.0), errors
     assert covered >= total // 2, (covered, total)
 
 
