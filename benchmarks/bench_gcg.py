@@ -40,19 +40,28 @@ import json, sys, time
 import torch
 import nanogcg
 from nanogcg import GCGConfig
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
 a = json.loads(sys.argv[1])
 torch.set_num_threads(a["threads"])
-model = AutoModelForCausalLM.from_pretrained(a["model_dir"], dtype=torch.float32).eval()
-tok = AutoTokenizer.from_pretrained(a["model_dir"])
+model = AutoModelForCausalLM.from_pretrained(a["model_dir"], torch_dtype=torch.float32).eval()
+from safetensors import safe_open
+with safe_open(a["model_dir"] + "/model.safetensors", "pt") as f:
+    keys = set(f.keys())
+if "embed_out.weight" not in keys:  # saved tied by transformers 5; 4.47 leaves it random
+    model.embed_out.weight = model.gpt_neox.embed_in.weight
+# the directory's tokenizer_config names a transformers-5 class; the tokenizer.json is the same
+tok = PreTrainedTokenizerFast(tokenizer_file=a["model_dir"] + "/tokenizer.json")
 cfg = GCGConfig(num_steps=a["steps"], search_width=a["search_width"], topk=a["topk"],
                 n_replace=1, optim_str_init=a["init"], seed=a["seed"], verbosity="ERROR",
                 early_stop=False)
+ids = tok(a["prompt"], return_tensors="pt").input_ids
+with torch.no_grad():
+    check = float(model(input_ids=ids).logits[0, -1].log_softmax(-1).max())
 t0 = time.perf_counter()
 res = nanogcg.run(model, tok, a["prompt"], a["target"], cfg)
 dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt, "losses": res.losses, "best_loss": res.best_loss}))
+print(json.dumps({"seconds": dt, "losses": res.losses, "best_loss": res.best_loss, "check": check}))
 """
 
 
@@ -118,7 +127,7 @@ def main() -> None:
                 seed=r,
                 threads=args.threads,
             )
-            out = subprocess.run(
+            out = subprocess.run(  # noqa: PLW1510
                 [str(VENV_PY), str(script), json.dumps(spec)],
                 capture_output=True,
                 text=True,
@@ -127,6 +136,11 @@ def main() -> None:
             rec = json.loads(out.stdout.strip().splitlines()[-1])
             ref.append(rec["seconds"] / args.steps)
             ref_loss.append(rec["losses"][-1])
+            ids = h.tokenizer(args.prompt, return_tensors="pt").input_ids
+            with torch.no_grad():
+                mine = float(h.model(input_ids=ids).logits[0, -1].log_softmax(-1).max())
+            if abs(mine - rec["check"]) > 1e-4:
+                sys.exit(f"the reference loads a different model: {rec['check']} vs {mine}")
             print(
                 f"rep {r}: mindscope {ours[-1] * 1e3:.1f} ms/step (loss {ours_loss[-1]:.3f}), "
                 f"nanoGCG {ref[-1] * 1e3:.1f} ms/step (loss {ref_loss[-1]:.3f})",

@@ -402,7 +402,7 @@ def mhis(
     temperature: float | None = None,
     seed: int = 0,
     confidence: float = 0.9,
-    n_chains: int = 64,
+    n_chains: int = 256,
     burn_in: float = 0.2,
     grad_batch: int = 32,
     pilot_fraction: float = 0.25,
