@@ -415,7 +415,7 @@ def mhis(
     start = scorer.calls
     grad_batch = max(1, min(grad_batch, budget // 16))
     g = _mean_gradient(scorer, dist.sample(grad_batch, generator=gen))
-    n_chains = max(2, min(n_chains, budget // 8))
+    n_chains = max(2, min(n_chains, budget // 32))  # at least ~32 steps per chain
     info: dict[str, Any] = {}
     if temperature is None:
         pilot = int(budget * pilot_fraction)
