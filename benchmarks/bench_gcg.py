@@ -44,7 +44,7 @@ from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
 a = json.loads(sys.argv[1])
 torch.set_num_threads(a["threads"])
-model = AutoModelForCausalLM.from_pretrained(a["model_dir"], torch_dtype=torch.float32).eval()
+model = AutoModelForCausalLM.from_pretrained(a["model_dir"], dtype=torch.float32).eval()
 from safetensors import safe_open
 with safe_open(a["model_dir"] + "/model.safetensors", "pt") as f:
     keys = set(f.keys())
