@@ -44,7 +44,7 @@ from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
 a = json.loads(sys.argv[1])
 torch.set_num_threads(a["threads"])
-model = AutoModelForCausalLM.from_pretrained(a["model_dir"], dtype=torch.float32).eval()
+model = AutoModelForCausalLM.from_pretrained(a["model_dir"], torch_dtype=torch.float32).eval()
 from safetensors import safe_open
 with safe_open(a["model_dir"] + "/model.safetensors", "pt") as f:
     keys = set(f.keys())
@@ -131,8 +131,10 @@ def main() -> None:
                 [str(VENV_PY), str(script), json.dumps(spec)],
                 capture_output=True,
                 text=True,
-                check=True,
+                check=False,
             )
+            if out.returncode != 0:
+                sys.exit(f"nanoGCG failed: {out.stderr.strip().splitlines()[-1]}")
             rec = json.loads(out.stdout.strip().splitlines()[-1])
             ref.append(rec["seconds"] / args.steps)
             ref_loss.append(rec["losses"][-1])
