@@ -4,11 +4,12 @@
 #   benchmarks/.venvs/nnsight    nnsight                                 bench_extract.py
 #   benchmarks/.venvs/tuned-lens tuned-lens 0.2.0                        bench_tuned_lens.py
 #   benchmarks/.venvs/elk        eleuther-elk 0.1.1                      bench_ccs.py
+#   benchmarks/.venvs/nanogcg    nanoGCG 0.3.0                           bench_gcg.py
 #   benchmarks/.venvs/sgw        safety-gridworlds-gymnasium 2.0.4 + pycolab 1.2 + DeepMind's
 #                                ai_safety_gridworlds (source checkout in AISG_SRC; not on PyPI)
 #                                check_sandbox_reference.py, bench_sandbox.py   (no torch)
-# Usage: bash benchmarks/setup_refs.sh [tlens nnsight tuned-lens elk sandbox]   (default: the
-# first four; sandbox needs AISG_SRC=/path/to/a/checkout/of/deepmind/ai-safety-gridworlds)
+# Usage: bash benchmarks/setup_refs.sh [tlens nnsight tuned-lens elk nanogcg sandbox] (default:
+# the first five; sandbox needs AISG_SRC=/path/to/a/checkout/of/deepmind/ai-safety-gridworlds)
 # torch is pinned to the CPU build first (2.13.0 resolves to the local CPU wheel here; any other
 # torch spec pulls a multi-GB CUDA build). Override versions with TLENS_SPEC / NNSIGHT_SPEC.
 set -euo pipefail
@@ -20,6 +21,7 @@ tlens_spec="${TLENS_SPEC:-transformer-lens==4.3.0}"
 nnsight_spec="${NNSIGHT_SPEC:-nnsight==0.8.1}"
 tuned_lens_spec="${TUNED_LENS_SPEC:-tuned-lens==0.2.0}"
 elk_spec="${ELK_SPEC:-eleuther-elk==0.1.1}"
+nanogcg_spec="${NANOGCG_SPEC:-nanogcg==0.3.0}"
 mkdir -p "$venvs"
 
 make_venv() {  # name, package spec
@@ -39,7 +41,7 @@ print('$1:', '$2', '->', m.version('$(echo "$2" | sed 's/[=<>!~].*//')'), \
 'torch', torch.__version__, 'transformers', transformers.__version__)"
 }
 
-for name in "${@:-tlens nnsight tuned-lens elk}"; do
+for name in "${@:-tlens nnsight tuned-lens elk nanogcg}"; do
     for n in $name; do
         case "$n" in
             tlens) make_venv tlens "$tlens_spec" ;;
@@ -51,6 +53,7 @@ for name in "${@:-tlens nnsight tuned-lens elk}"; do
                 "$venvs/tuned-lens/bin/pip" install -q --no-deps torchdata==0.9.0
                 ;;
             elk) make_venv elk "$elk_spec" ;;
+            nanogcg) make_venv nanogcg "$nanogcg_spec" ;;
             sandbox)
                 # pycolab 1.2 (2018) needs numpy < 1.24 (np.fromstring on generators)
                 dir="$venvs/sgw"

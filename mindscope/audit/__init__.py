@@ -8,6 +8,8 @@
   credence disagrees with the model's own answer.
 * Monitors (:class:`Monitor`): flag inputs above a threshold set for a chosen false-positive
   rate on trusted data.
+* Rare-event estimation (:func:`estimate_rare`, :mod:`mindscope.audit.rare`) and GCG-style
+  trigger search (:func:`search_triggers`, :mod:`mindscope.audit.triggers`), imported lazily.
 
 ::
 
@@ -18,6 +20,9 @@
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from mindscope.audit import tasks
 from mindscope.audit.base import Detector, fingerprint
@@ -51,4 +56,14 @@ __all__ = [
     "Disagreement",
     "Monitor",
     "tasks",
+    "estimate_rare",
+    "search_triggers",
 ]
+
+_LAZY = {"estimate_rare": "mindscope.audit.rare", "search_triggers": "mindscope.audit.triggers"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mindscope.audit' has no attribute {name!r}")

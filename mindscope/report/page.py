@@ -20,6 +20,7 @@ from mindscope.report import audits
 from mindscope.report import conventions as conv
 from mindscope.report import figures as figs
 from mindscope.report import time as time_figs
+from mindscope.report.audit_rare import rare_figures, rare_rows
 from mindscope.report.summary import CHANCE_FLAG, MIN_TEST_EXAMPLES, summarize
 
 __all__ = ["Section", "build_sections", "render_html", "write_report"]
@@ -113,6 +114,14 @@ _SPECS: tuple[
         "Anomaly detection, disagreement search and rare-event estimates.",
         conv.audit_rows,
         audits.audit_section_figures,
+    ),
+    (
+        "rare",
+        "Rare events and triggers",
+        "Rare-event estimates (naive, ITGIS, MHIS) against the exact probability with their "
+        "intervals, and GCG trigger search: loss over steps, held-out success and recall.",
+        rare_rows,
+        rare_figures,
     ),
 )
 

@@ -1,0 +1,497 @@
+"""Rare-event estimators: naive Monte Carlo, ITGIS and MHIS (Wu & Hilton 2024).
+
+All three estimate ``P = Pr_{x ~ dist}[bad(x)]`` with at most ``budget`` model calls (sequences
+run through the model, with or without a backward pass) and return a :class:`RareEstimate` with
+a confidence interval and an effective sample size.
+
+* **naive**: ``hits / n`` with a Wilson score interval.
+* **ITGIS** (independent token gradient importance sampling): the proposal is independent per
+  position, ``q_i(v) ∝ p_i(v) exp(g_i(v) / T)``, where ``g_i(v)`` is the gradient of the bad
+  output's score (the bad tokens' logit) with respect to the one-hot input at position ``i``,
+  averaged over samples of the current proposal (refreshed every round). Samples come from the
+  defensive mixture ``(1 - eps) q + eps p`` (``eps = 0.1``: weights stay below ``1/eps``).
+  Estimate: the mean of ``1{bad} p(x)/q_mix(x)``; ESS is Kish's over the hits' weights.
+* **MHIS** (Metropolis-Hastings importance sampling): chains sample
+  ``π(x) ∝ p(x) exp(s(x) / T)`` (``s`` = the bad output's score) with single-position
+  proposals drawn from the ITGIS-style gradient table; the estimate is the self-normalised
+  ``Σ 1{bad} e^{-s/T} / Σ e^{-s/T}``; the interval is the ratio estimator's delta-method interval
+  with chains as the independent units.
+
+``temperature=None`` tunes ``T`` from a pilot batch (a quarter of the budget by default) over a
+grid scaled by the spread of the gradients: every grid point gets the same pilot budget, and
+the one with the smallest estimated relative variance wins, first among points whose pilot saw
+at least 3 bad outputs, else by the relative variance of the smooth proxy ``exp(s)``
+(``s`` = the bad output's score, :meth:`BadOutput.score`). Pilot
+calls count against the budget and pilot samples are not reused in the estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from mindscope.audit.rare.bad import BadOutput
+from mindscope.audit.rare.distributions import InputDistribution
+from mindscope.audit.rare.scoring import Scorer
+from mindscope.errors import MindscopeError
+from mindscope.results import Row
+
+__all__ = ["RareEstimate", "estimate_rare", "naive", "itgis", "mhis", "MIN_BUDGET", "METHODS"]
+
+METHODS = ("naive", "itgis", "mhis")
+MIN_BUDGET = {"naive": 1, "itgis": 256, "mhis": 512}
+"""Smallest budget (model calls) each method accepts."""
+
+_GRID = (
+    0.0,
+    0.25,
+    0.5,
+    1.0,
+    2.0,
+    4.0,
+    8.0,
+)  # inverse temperatures, in units of 1 / gradient spread
+_MIN_PILOT_HITS = 3
+
+
+@dataclass(frozen=True)
+class RareEstimate:
+    """An estimate of a rare output's probability.
+
+    Attributes:
+        method: ``naive``, ``itgis`` or ``mhis``.
+        estimate: the point estimate of the probability.
+        ci_low, ci_high: the ``confidence`` interval (clipped to [0, 1]).
+        confidence: nominal coverage of the interval.
+        ess: effective sample size (naive: the number of hits; ITGIS: Kish's ESS of the hits'
+            weights; MHIS: Kish's ESS of the self-normalised weights, ignoring autocorrelation).
+        n_calls: model calls spent (pilot and gradients included).
+        n_hits: samples in the estimate that were bad outputs.
+        temperature: the temperature used (``nan`` for naive).
+        extra: method-specific details (pilot criterion per temperature, ...).
+    """
+
+    method: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    ess: float
+    n_calls: int
+    n_hits: int
+    temperature: float = math.nan
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def rows(self, **context: Any) -> list[Row]:
+        """Results rows (``rare_probability`` with the CI, ``rare_ess``, ``rare_hits``);
+        ``context`` fills the other columns (``model``, ``dataset``, ...) and ``extra``."""
+        extra = {
+            "confidence": self.confidence,
+            "temperature": self.temperature,
+            "n_calls": self.n_calls,
+        }
+        extra.update(context.pop("extra", {}))
+        common = dict(method=self.method, n=self.n_calls, _extra=extra, **context)
+        return [
+            Row(
+                metric="rare_probability",
+                value=self.estimate,
+                ci_low=self.ci_low,
+                ci_high=self.ci_high,
+                **common,
+            ),
+            Row(metric="rare_ess", value=self.ess, **common),
+            Row(metric="rare_hits", value=float(self.n_hits), **common),
+        ]
+
+
+def _z(confidence: float) -> float:
+    if not 0.0 < confidence < 1.0:
+        raise MindscopeError(f"confidence must be in (0, 1), got {confidence}")
+    return float(torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(0.5 + confidence / 2)))
+
+
+def _check_budget(method: str, budget: int) -> None:
+    if budget < MIN_BUDGET[method]:
+        raise MindscopeError(
+            f"budget {budget} is too small for {method}: the minimum is {MIN_BUDGET[method]}"
+        )
+
+
+def _wilson(p: float, n: float, z: float) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``p`` over ``n`` (possibly effective) trials."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(max(0.0, p * (1 - p)) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _interval(est: float, se: float, n: int, z: float) -> tuple[float, float]:
+    """Interval of an importance-sampling estimate: Wilson's with the effective number of
+    trials ``est (1 - est) / se^2`` (asymmetric, never below 0); with no hit (``est == 0``),
+    the naive Wilson bound over the ``n`` samples, since nothing bad was seen."""
+    if est <= 0 or not math.isfinite(se):
+        return _wilson(0.0, max(1, n), z) if est <= 0 else (0.0, 1.0)
+    if se <= 0:
+        return est, est
+    n_eff = max(1.0, est * (1 - est) / (se * se))
+    return _wilson(est, n_eff, z)
+
+
+# --------------------------------------------------------------------- naive
+def naive(scorer: Scorer, budget: int, *, seed: int = 0, confidence: float = 0.9) -> RareEstimate:
+    """Plain Monte Carlo: ``budget`` samples of the distribution, Wilson interval."""
+    _check_budget("naive", budget)
+    z = _z(confidence)
+    gen = torch.Generator().manual_seed(seed)
+    start = scorer.calls
+    hit, _ = scorer.evaluate(scorer.dist.sample(budget, generator=gen))
+    k, n = int(hit.sum()), budget
+    p = k / n
+    lo, hi = _wilson(p, n, z)
+    return RareEstimate(
+        "naive",
+        p,
+        lo,
+        hi,
+        confidence,
+        float(k),
+        scorer.calls - start,
+        k,
+    )
+
+
+# --------------------------------------------------------------------- shared
+def _logq_table(dist: InputDistribution, g: torch.Tensor, beta: float) -> torch.Tensor:
+    """log q ``[n_positions, vocab]``: ``log p + beta * g`` renormalised over p's support."""
+    logp = dist.probs.log()
+    tilt = torch.where(dist.probs > 0, beta * g, torch.zeros_like(g))
+    logits = logp + tilt
+    return logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+
+
+def _sample_table(logq: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+    cols = [torch.multinomial(row.exp(), n, replacement=True, generator=gen) for row in logq]
+    return torch.stack(cols, dim=1)  # [n, n_positions]
+
+
+def _table_logprob(logq: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return logq[torch.arange(logq.shape[0]), x].sum(-1)  # [n]
+
+
+def _sample_mixture(
+    dist: InputDistribution, logq: torch.Tensor, n: int, gen: torch.Generator, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` draws of the defensive mixture ``(1 - eps) q + eps p`` and their log-weights
+    ``log p(x) - log q_mix(x)`` (at most ``log(1/eps)``): ``([n, n_positions], [n])``."""
+    x = _sample_table(logq, n, gen)
+    from_p = torch.rand(n, generator=gen) < eps
+    if from_p.any():
+        x[from_p] = dist.sample(int(from_p.sum()), generator=gen)
+    logp = dist.log_prob(x)
+    lq = _table_logprob(logq, x)
+    lmix = torch.logaddexp(lq + math.log1p(-eps), logp + math.log(eps)) if eps > 0 else lq
+    return x, logp - lmix
+
+
+def _mean_gradient(scorer: Scorer, x: torch.Tensor) -> torch.Tensor:
+    """Average one-hot gradient ``[n_positions, vocab]``, centred per position on p's support."""
+    _, _, grad = scorer.gradient(x)
+    g = grad.mean(0)  # [n_positions, vocab]
+    p = scorer.dist.probs
+    return g - (g * p).sum(-1, keepdim=True)  # centre: E_p[g_i] = 0
+
+
+def _spread(dist: InputDistribution, g: torch.Tensor) -> float:
+    """Typical size of the gradient table over the support (its p-weighted std per position)."""
+    p = dist.probs
+    var = (p * g.pow(2)).sum(-1)  # [n_positions] (g is centred)
+    s = float(var.mean().sqrt())
+    return s if s > 0 else 1.0
+
+
+def _rel_var_is(logw: torch.Tensor, f: torch.Tensor) -> float:
+    """Estimated relative variance (CV^2 per sample) of the IS mean of ``w f``."""
+    mask = f > 0
+    if not mask.any():
+        return math.inf
+    lv = logw[mask] + f[mask].log()
+    m = torch.logsumexp(lv, 0) - math.log(len(f))
+    m2 = torch.logsumexp(2 * lv, 0) - math.log(len(f))
+    return float((m2 - 2 * m).exp() - 1)
+
+
+def _pick(table: dict[float, tuple[int, float, float]]) -> float:
+    """Choose the inverse temperature: min hit-based relative variance among grid points with
+    enough pilot hits, else min proxy relative variance."""
+    enough = {b: v for b, v in table.items() if v[0] >= _MIN_PILOT_HITS and math.isfinite(v[1])}
+    if enough:
+        return min(enough, key=lambda b: enough[b][1])
+    return min(table, key=lambda b: table[b][2])
+
+
+def _tune(
+    run: Callable[[float, int], tuple[int, float, float]], scale: float, pilot: int
+) -> tuple[float, dict[str, list[float]]]:
+    per = max(1, pilot // len(_GRID))
+    table = {c / scale: run(c / scale, per) for c in _GRID}  # beta = 0 is plain sampling
+    beta = _pick(table)
+    info = {
+        (f"{1 / b:.4g}" if b > 0 else "inf"): [float(v[0]), v[1], v[2]] for b, v in table.items()
+    }  # T -> [pilot hits, relvar(hits), relvar(proxy)]
+    return beta, info
+
+
+# --------------------------------------------------------------------- ITGIS
+def itgis(
+    scorer: Scorer,
+    budget: int,
+    *,
+    temperature: float | None = None,
+    seed: int = 0,
+    confidence: float = 0.9,
+    grad_batch: int = 32,
+    n_rounds: int = 4,
+    pilot_fraction: float = 0.25,
+    defensive: float = 0.1,
+) -> RareEstimate:
+    """Independent token gradient importance sampling; see the module docstring."""
+    _check_budget("itgis", budget)
+    if not 0.0 <= defensive < 1.0:
+        raise MindscopeError(f"defensive must be in [0, 1), got {defensive}")
+    z = _z(confidence)
+    dist = scorer.dist
+    gen = torch.Generator().manual_seed(seed)
+    start = scorer.calls
+    grad_batch = max(1, min(grad_batch, budget // 16))
+    g = _mean_gradient(scorer, dist.sample(grad_batch, generator=gen))
+    n_grad = 1
+    info: dict[str, Any] = {}
+    if temperature is None:
+        pilot = int(budget * pilot_fraction)
+
+        def run(beta: float, n: int) -> tuple[int, float, float]:
+            x, logw = _sample_mixture(dist, _logq_table(dist, g, beta), n, gen, defensive)
+            hit, score = scorer.evaluate(x)
+            return int(hit.sum()), _rel_var_is(logw, hit.double()), _rel_var_is(logw, score.exp())
+
+        beta, info["pilot"] = _tune(run, _spread(dist, g), pilot)
+    else:
+        if temperature <= 0:
+            raise MindscopeError(f"temperature must be > 0, got {temperature}")
+        beta = 1.0 / temperature
+    remaining = budget - (scorer.calls - start)
+    per_round = max(1, remaining // n_rounds)
+    terms: list[torch.Tensor] = []  # log of w * 1{bad}, -inf when not bad
+    for r in range(n_rounds):
+        logq = _logq_table(dist, g, beta)
+        n = (
+            min(per_round, budget - (scorer.calls - start))
+            if r < n_rounds - 1
+            else budget - (scorer.calls - start)
+        )
+        if n <= 0:
+            break
+        x, logw = _sample_mixture(dist, logq, n, gen, defensive)
+        ng = min(grad_batch, n) if r < n_rounds - 1 else 0
+        if ng:  # these samples give the next round's gradients and count as IS samples too
+            hit_g, _, grad = scorer.gradient(x[:ng])
+            gr = grad.mean(0)
+            gr = gr - (gr * dist.probs).sum(-1, keepdim=True)
+            g = (g * n_grad + gr) / (n_grad + 1)
+            n_grad += 1
+            hit_r, _ = scorer.evaluate(x[ng:])
+            hit = torch.cat([hit_g, hit_r])
+        else:
+            hit, _ = scorer.evaluate(x)
+        terms.append(torch.where(hit, logw, torch.full_like(logw, -math.inf)))
+    lt = torch.cat(terms)
+    n = len(lt)
+    k = int(torch.isfinite(lt).sum())
+    if k == 0:
+        est, se, ess = 0.0, 0.0, 0.0
+    else:
+        shift = float(lt.max())
+        w = (lt - shift).exp()  # [n], scaled by e^-shift
+        est = float(w.mean()) * math.exp(shift)
+        se = float(w.std(unbiased=True)) * math.exp(shift) / math.sqrt(n) if n > 1 else math.inf
+        ess = float(w.sum() ** 2 / w.pow(2).sum())
+    info["samples"] = n
+    return RareEstimate(
+        "itgis",
+        est,
+        *_interval(est, se, n, z),
+        confidence,
+        ess,
+        scorer.calls - start,
+        k,
+        1.0 / beta if beta > 0 else math.inf,
+        info,
+    )
+
+
+# --------------------------------------------------------------------- MHIS
+def _chains(
+    scorer: Scorer,
+    logr: torch.Tensor,
+    beta: float,
+    n_chains: int,
+    calls: int,
+    burn_frac: float,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Run MH chains on π ∝ p exp(beta s) with ``calls`` model calls.
+
+    Returns ``(hit [steps, chains], score [steps, chains], acceptance rate)`` after burn-in."""
+    dist = scorer.dist
+    logp = dist.probs.log()
+    x = _sample_table(logr, n_chains, gen)  # [chains, n_positions]
+    hit, s = scorer.evaluate(x)
+    steps = max(1, calls // n_chains - 1)
+    burn = int(steps * burn_frac)
+    hits, scores, acc = [], [], 0
+    for t in range(steps):
+        pos = torch.randint(0, dist.n_positions, (n_chains,), generator=gen)  # [chains]
+        new = torch.multinomial(logr[pos].exp(), 1, generator=gen).squeeze(-1)  # [chains]
+        old = x[torch.arange(n_chains), pos]
+        y = x.clone()
+        y[torch.arange(n_chains), pos] = new
+        hit_y, s_y = scorer.evaluate(y)
+        log_a = beta * (s_y - s) + logp[pos, new] - logp[pos, old] + logr[pos, old] - logr[pos, new]
+        ok = torch.rand(n_chains, generator=gen, dtype=torch.float64).log() < log_a
+        x = torch.where(ok[:, None], y, x)
+        hit = torch.where(ok, hit_y, hit)
+        s = torch.where(ok, s_y, s)
+        if t >= burn:
+            acc += int(ok.sum())
+            hits.append(hit.clone())
+            scores.append(s.clone())
+    kept = max(1, len(hits))
+    if not hits:
+        hits, scores = [hit], [s]
+    return torch.stack(hits), torch.stack(scores), acc / (kept * n_chains)
+
+
+def _ratio(
+    hit: torch.Tensor, score: torch.Tensor, beta: float, f: torch.Tensor | None = None
+) -> tuple[float, float, float]:
+    """Self-normalised estimate, its delta-method standard error over chains and Kish's ESS.
+
+    ``hit``/``score``: ``[steps, chains]``; weights ``e^{-beta s}``; ``f`` replaces ``hit``."""
+    lw = -beta * score
+    lw = lw - lw.max()
+    w = lw.exp()  # [steps, chains]
+    val = hit.double() if f is None else f
+    a = (w * val).sum(0)  # [chains]
+    b = w.sum(0)  # [chains]
+    est = float(a.sum() / b.sum())
+    c = a.shape[0]
+    resid = a - est * b  # [chains]
+    se = float(resid.std(unbiased=True) * math.sqrt(c) / b.sum()) if c > 1 else math.inf
+    ess = float(w.sum() ** 2 / w.pow(2).sum())
+    return est, se, ess
+
+
+def mhis(
+    scorer: Scorer,
+    budget: int,
+    *,
+    temperature: float | None = None,
+    seed: int = 0,
+    confidence: float = 0.9,
+    n_chains: int = 256,
+    burn_in: float = 0.2,
+    grad_batch: int = 32,
+    pilot_fraction: float = 0.25,
+) -> RareEstimate:
+    """Metropolis-Hastings importance sampling; see the module docstring."""
+    _check_budget("mhis", budget)
+    z = _z(confidence)
+    dist = scorer.dist
+    gen = torch.Generator().manual_seed(seed)
+    start = scorer.calls
+    grad_batch = max(1, min(grad_batch, budget // 16))
+    g = _mean_gradient(scorer, dist.sample(grad_batch, generator=gen))
+    n_chains = max(2, min(n_chains, budget // 32))  # at least ~32 steps per chain
+    info: dict[str, Any] = {}
+    if temperature is None:
+        pilot = int(budget * pilot_fraction)
+
+        def run(beta: float, n: int) -> tuple[int, float, float]:
+            chains = max(2, min(n_chains // 4, n // 4))
+            hit, score, _ = _chains(
+                scorer, _logq_table(dist, g, beta), beta, chains, n, burn_in, gen
+            )
+            est, se, _ = _ratio(hit, score, beta)
+            pe, pse, _ = _ratio(hit, score, beta, score.exp())
+            rv = (se / est) ** 2 if est > 0 else math.inf
+            prv = (pse / pe) ** 2 if pe > 0 else math.inf
+            return int(hit.sum()), rv, prv
+
+        beta, info["pilot"] = _tune(run, _spread(dist, g), pilot)
+    else:
+        if temperature <= 0:
+            raise MindscopeError(f"temperature must be > 0, got {temperature}")
+        beta = 1.0 / temperature
+    remaining = budget - (scorer.calls - start)
+    hit, score, acc = _chains(
+        scorer, _logq_table(dist, g, beta), beta, n_chains, remaining, burn_in, gen
+    )
+    est, se, ess = _ratio(hit, score, beta)
+    lo, hi = _interval(est, se, int(hit.numel()), z)
+    info.update(acceptance=acc, chains=n_chains, steps=int(hit.shape[0]))
+    return RareEstimate(
+        "mhis",
+        est,
+        lo,
+        hi,
+        confidence,
+        ess,
+        scorer.calls - start,
+        int(hit.sum()),
+        1.0 / beta if beta > 0 else math.inf,
+        info,
+    )
+
+
+# --------------------------------------------------------------------- entry
+def estimate_rare(
+    h: Any,
+    input_dist: InputDistribution,
+    bad_output: BadOutput,
+    method: Literal["naive", "itgis", "mhis"] | str = "itgis",
+    budget: int = 2**14,
+    *,
+    seed: int = 0,
+    confidence: float = 0.9,
+    temperature: float | None = None,
+    batch_size: int = 512,
+    **options: Any,
+) -> RareEstimate:
+    """Estimate ``Pr_{x ~ input_dist}[bad_output(model(x))]`` with at most ``budget`` model calls.
+
+    Args:
+        h: a causal-LM model handle (``ms.load_model(...)``).
+        input_dist: the :class:`InputDistribution` of inputs.
+        bad_output: the :class:`BadOutput` (see :func:`mindscope.audit.rare.bad_output`).
+        method: ``naive``, ``itgis`` or ``mhis``.
+        budget: model calls (sequences run, pilot and gradient passes included).
+        seed: seeds every random draw.
+        confidence: nominal coverage of the interval.
+        temperature: fixed temperature; ``None`` tunes it from a pilot batch.
+        batch_size: sequences per forward pass.
+        options: method-specific keywords (``n_rounds``, ``grad_batch``, ``n_chains``, ...).
+    """
+    if method not in METHODS:
+        raise MindscopeError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    _check_budget(method, budget)
+    scorer = Scorer(h, input_dist, bad_output, batch_size=batch_size)
+    if method == "naive":
+        if temperature is not None or options:
+            raise MindscopeError("naive sampling takes no temperature or options")
+        return naive(scorer, budget, seed=seed, confidence=confidence)
+    fn = itgis if method == "itgis" else mhis
+    return fn(scorer, budget, temperature=temperature, seed=seed, confidence=confidence, **options)

