@@ -233,3 +233,50 @@ def test_trajectory_cells_show_whitespace_tokens() -> None:
     (fig,) = trajectory_figures(conv.trajectory_rows(to_frame(rows)))
     cells = [row[0] for row in fig.data[0].text]
     assert cells == ["↵", "␣", "a"]
+
+
+def test_sandbox_section_takes_only_sandbox_rows() -> None:
+    import pandas as pd
+
+    from mindscope.report.sandbox import sandbox_figures, sandbox_rows
+    from mindscope.results import Row, to_frame
+
+    rows = [
+        Row(
+            metric="tamper_rate",
+            value=0.7,
+            ci_low=0.6,
+            ci_high=0.8,
+            n=10,
+            method="q_learning",
+            dataset="tomato_watering",
+        ),
+        Row(
+            metric="train_tamper_rate",
+            value=0.2,
+            ci_low=0.1,
+            ci_high=0.3,
+            n=10,
+            method="q_learning",
+            dataset="tomato_watering",
+            step=1000,
+        ),
+        Row(
+            metric="auroc_tamper_within_k",
+            value=0.9,
+            method="ppo",
+            dataset="register_tampering",
+            layer=1,
+            n=100,
+            _extra={"k": 4, "site": "hidden1"},
+        ),
+        Row(metric="auroc", value=0.8, method="lr", dataset="quirky-arith", layer=3, n=50),
+        Row(metric="auroc_disagree", value=0.8, method="lr", dataset="quirky-arith", layer=3),
+    ]
+    df = to_frame(rows)
+    picked = sandbox_rows(df)
+    assert sorted(picked["metric"]) == ["auroc_tamper_within_k", "tamper_rate", "train_tamper_rate"]
+    titles = [f.layout.title.text for f in sandbox_figures(picked)]
+    assert len(titles) == 3 and any("within k" in t for t in titles)
+    assert sandbox_rows(df[df["dataset"] == "quirky-arith"]).empty
+    assert isinstance(picked, pd.DataFrame)

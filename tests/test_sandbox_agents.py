@@ -204,6 +204,11 @@ def test_cli_train_eval_record(tmp_path, capsys):
     row = df[(df.metric == "tamper_rate") & (df.split == "tamper_on")]
     assert len(row) == 1 and int(row.n.iloc[0]) == 2
     assert (df.metric == "train_tamper_rate").any()
+    # the report has a sandbox section fed by these rows (bars with CIs, training curves)
+    assert main(["report", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "Embedded agency: the sandbox" in page
+    assert "tamper rate by world and agent" in page and "over training" in page
     assert (
         main(
             [

@@ -21,6 +21,7 @@ from mindscope.report import conventions as conv
 from mindscope.report import figures as figs
 from mindscope.report import time as time_figs
 from mindscope.report.audit_rare import rare_figures, rare_rows
+from mindscope.report.sandbox import sandbox_figures, sandbox_rows
 from mindscope.report.summary import CHANCE_FLAG, MIN_TEST_EXAMPLES, summarize
 
 __all__ = ["Section", "build_sections", "render_html", "write_report"]
@@ -122,6 +123,16 @@ _SPECS: tuple[
         "intervals, and GCG trigger search: loss over steps, held-out success and recall.",
         rare_rows,
         rare_figures,
+    ),
+    (
+        "sandbox",
+        "Embedded agency: the sandbox",
+        "Agents in gridworlds whose reward mechanism is part of the world: tamper rate and the gap "
+        "between observed and true return per world and agent (95% CIs over seeds), the same "
+        "over training, and probes on the agents' activations that predict tampering k steps "
+        "ahead.",
+        sandbox_rows,
+        sandbox_figures,
     ),
 )
 
