@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -21,28 +20,18 @@ WORDS = (
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mindscope.testing import save_tiny_model
+    from mindscope.testing import tiny_run_setup
 
-    root = tmp_path_factory.mktemp("pipeline")
-    save_tiny_model("gpt_neox", root / "model", n_layers=2)
-    rng = random.Random(0)
-    docs = [" ".join(rng.choice(WORDS) for _ in range(40)) for _ in range(60)]
-    (root / "corpus.txt").write_text("\n\n".join(docs))
-    config = {
-        "name": "tiny",
-        "model": {"name": "model", "device": "cpu"},
-        "lens": {
-            "train_text": "corpus.txt",
-            "steps": 2,
-            "tokens_per_step": 256,
-            "max_texts": 40,
-            "trajectory_prompt": "the cat sat on",
-        },
-        "elicit": {"n": 64, "methods": ["lr", "ccs"], "layers": [0, 2]},
-        "output_dir": "runs",
-    }
-    (root / "run.yaml").write_text(yaml.safe_dump(config))
-    return root
+    return tiny_run_setup(
+        tmp_path_factory.mktemp("pipeline"),
+        WORDS,
+        n_docs=60,
+        doc_words=40,
+        tokens_per_step=256,
+        max_texts=40,
+        n=64,
+        methods=["lr", "ccs"],
+    )
 
 
 @pytest.fixture(scope="module")

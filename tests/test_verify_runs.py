@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import random
 import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 import mindscope as ms
 from mindscope.cli import main
@@ -21,27 +19,18 @@ WORDS = "the a cat dog sat on mat is true false yes no alice bob one two three r
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mindscope.testing import save_tiny_model
+    from mindscope.testing import tiny_run_setup
 
-    root = tmp_path_factory.mktemp("vrun")
-    save_tiny_model("gpt_neox", root / "model", n_layers=2)
-    rng = random.Random(0)
-    docs = [" ".join(rng.choice(WORDS) for _ in range(30)) for _ in range(40)]
-    (root / "corpus.txt").write_text("\n\n".join(docs))
-    config = {
-        "name": "tiny",
-        "model": {"name": "model", "device": "cpu"},
-        "lens": {
-            "train_text": "corpus.txt",
-            "steps": 2,
-            "tokens_per_step": 128,
-            "max_texts": 20,
-            "trajectory_prompt": "the cat sat on",
-        },
-        "elicit": {"n": 48, "methods": ["lr"], "layers": [0, 2]},
-        "output_dir": "runs",
-    }
-    (root / "run.yaml").write_text(yaml.safe_dump(config))
+    root = tiny_run_setup(
+        tmp_path_factory.mktemp("vrun"),
+        WORDS,
+        n_docs=40,
+        doc_words=30,
+        tokens_per_step=128,
+        max_texts=20,
+        n=48,
+        methods=["lr"],
+    )
     assert main(["run", str(root / "run.yaml")]) == 0
     (folder,) = (root / "runs").iterdir()
     return folder

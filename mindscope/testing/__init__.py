@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ARCHS", "tiny_tokenizer", "tiny_config", "save_tiny_model"]
+__all__ = ["ARCHS", "tiny_tokenizer", "tiny_config", "save_tiny_model", "tiny_run_setup"]
 
 ARCHS = ("gpt2", "gpt_neox", "llama", "mistral", "qwen2", "opt", "bert")
 
@@ -115,3 +115,43 @@ def save_tiny_model(arch: str, out: str | Path, *, seed: int = 0, **cfg: Any) ->
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+def tiny_run_setup(
+    root: str | Path,
+    words: list[str],
+    *,
+    n_docs: int,
+    doc_words: int,
+    tokens_per_step: int,
+    max_texts: int,
+    n: int,
+    methods: list[str],
+) -> Path:
+    """A folder for a tiny ``mindscope run``: a 2-layer random GPT-NeoX in ``model/``, a random
+    word corpus (``n_docs`` documents of ``doc_words`` words, seed 0) in ``corpus.txt`` and a
+    ``run.yaml`` running a 2-step lens and the given reporters on quirky-arith; returns ``root``."""
+    import random
+
+    import yaml
+
+    root = Path(root)
+    save_tiny_model("gpt_neox", root / "model", n_layers=2)
+    rng = random.Random(0)
+    docs = [" ".join(rng.choice(words) for _ in range(doc_words)) for _ in range(n_docs)]
+    (root / "corpus.txt").write_text("\n\n".join(docs))
+    config = {
+        "name": "tiny",
+        "model": {"name": "model", "device": "cpu"},
+        "lens": {
+            "train_text": "corpus.txt",
+            "steps": 2,
+            "tokens_per_step": tokens_per_step,
+            "max_texts": max_texts,
+            "trajectory_prompt": "the cat sat on",
+        },
+        "elicit": {"n": n, "methods": methods, "layers": [0, 2]},
+        "output_dir": "runs",
+    }
+    (root / "run.yaml").write_text(yaml.safe_dump(config))
+    return root
