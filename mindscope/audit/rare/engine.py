@@ -7,11 +7,14 @@ through these functions (one place to read for how they call the engine).
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 
-__all__ = ["next_logits", "embedding_matrix", "forward_logits"]
+from mindscope.errors import MindscopeError
+
+__all__ = ["next_logits", "next_logits_grid", "embedding_matrix", "forward_logits"]
 
 
 def embedding_matrix(h: Any) -> torch.Tensor:
@@ -49,3 +52,53 @@ def next_logits(h: Any, input_ids: torch.Tensor) -> torch.Tensor:
     (float32, no autograd)."""
     ids = input_ids.to(h.device)
     return forward_logits(h, ids)[:, -1].float()
+
+
+def _cache_kwarg(model: Any) -> str | None:
+    """Name of the key/value cache argument of a Hugging Face causal LM's forward, if any."""
+    params = inspect.signature(model.forward).parameters
+    for name in ("cache", "past_key_values"):
+        if name in params:
+            return name
+    return None
+
+
+def next_logits_grid(h: Any, prefixes: torch.Tensor, continuations: torch.Tensor) -> torch.Tensor:
+    """Next-token logits after every ``prefix + continuation`` pair, sharing the prefixes' work.
+
+    ``prefixes [P, Lp]`` and ``continuations [T, Lc]`` -> ``[P, T, vocab]`` float32, equal (up to
+    float round-off) to :func:`next_logits` on the ``P * T`` concatenated sequences in
+    prefix-major order. Each prefix runs once; its key/value cache is repeated ``T`` times and
+    only the continuations run again, with logits kept at the last position only: about
+    ``Lc / (Lp + Lc)`` of the full cost for exact enumeration. Models without a key/value cache
+    (or hooks that need whole sequences) take the plain path. No autograd.
+    """
+    if prefixes.ndim != 2 or continuations.ndim != 2:
+        raise MindscopeError(
+            f"prefixes and continuations must be [n, len], got {tuple(prefixes.shape)} and "
+            f"{tuple(continuations.shape)}"
+        )
+    p, t = prefixes.shape[0], continuations.shape[0]
+    model: Any = getattr(h, "model", None)
+    name = _cache_kwarg(model) if model is not None and prefixes.shape[1] > 0 else None
+    n_ctx = getattr(h, "n_ctx", None)
+    if isinstance(n_ctx, int) and prefixes.shape[1] + continuations.shape[1] > n_ctx:
+        raise MindscopeError(
+            f"inputs are {prefixes.shape[1] + continuations.shape[1]} tokens, the model takes "
+            f"at most {n_ctx}"
+        )
+    if name is None or getattr(h, "is_causal", True) is False:
+        full = torch.cat(
+            [prefixes.repeat_interleave(t, 0), continuations.repeat(p, 1)], dim=1
+        )  # [P*T, Lp+Lc]
+        return next_logits(h, full).view(p, t, -1)
+    dev = h.embedding_matrix.device
+    with torch.no_grad():
+        out = model(input_ids=prefixes.to(dev), use_cache=True)
+        cache = out[name] if name in out else out["past_key_values"]
+        cache.batch_repeat_interleave(t)
+        kw: dict[str, Any] = {name: cache, "use_cache": True}
+        if "logits_to_keep" in inspect.signature(model.forward).parameters:
+            kw["logits_to_keep"] = 1
+        out = model(input_ids=continuations.to(dev).repeat(p, 1), **kw)
+    return out["logits"][:, -1].float().view(p, t, -1)

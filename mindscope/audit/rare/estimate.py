@@ -40,10 +40,19 @@ from mindscope.audit.rare.scoring import Scorer
 from mindscope.errors import MindscopeError
 from mindscope.results import Row
 
-__all__ = ["RareEstimate", "estimate_rare", "naive", "itgis", "mhis", "MIN_BUDGET", "METHODS"]
+__all__ = [
+    "RareEstimate",
+    "estimate_rare",
+    "naive",
+    "itgis",
+    "mhis",
+    "ce",
+    "MIN_BUDGET",
+    "METHODS",
+]
 
-METHODS = ("naive", "itgis", "mhis")
-MIN_BUDGET = {"naive": 1, "itgis": 256, "mhis": 512}
+METHODS = ("naive", "itgis", "mhis", "ce")
+MIN_BUDGET = {"naive": 1, "itgis": 256, "mhis": 512, "ce": 1024}
 """Smallest budget (model calls) each method accepts."""
 
 _GRID = (
@@ -457,12 +466,204 @@ def mhis(
     )
 
 
+# --------------------------------------------------------------------- CE
+def _fit_table(
+    dist: InputDistribution, x: torch.Tensor, w: torch.Tensor, prior: float
+) -> torch.Tensor:
+    """Weighted per-position token frequencies of ``x [n, n_positions]`` (weights ``w [n]``),
+    smoothed by ``prior`` pseudo-samples of ``p``: log table ``[n_positions, vocab]``."""
+    p = dist.probs
+    counts = torch.zeros_like(p)
+    wn = w / w.sum()
+    for i in range(dist.n_positions):
+        counts[i].index_add_(0, x[:, i], wn)
+    tab = (counts + prior * p) / (1.0 + prior)
+    return torch.where(p > 0, tab.log(), torch.full_like(tab, -math.inf))
+
+
+def search_inputs(
+    scorer: Scorer,
+    calls: int,
+    *,
+    n_searches: int | None = None,
+    width: int = 64,
+    gen: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Coordinate search for bad inputs inside the distribution's support, within ``calls``
+    model calls: ``n_searches`` greedy searches from samples of ``p``. Each step takes one
+    position per search (cycling) and tries ``width`` substitutions there: every supported
+    token when the support is that small, else the ``width`` best by the one-hot gradient of the
+    bad output's score (GCG's proposal, :meth:`Scorer.gradient`); the search moves to the
+    candidate with the largest margin when it improves. ``n_searches=None``: as many as leave
+    two sweeps over the positions each (at most 8). Returns every distinct bad input seen,
+    ``[k, n_positions]`` (``k`` may be 0)."""
+    dist = scorer.dist
+    gen = gen or torch.Generator().manual_seed(0)
+    start = scorer.calls
+    n = dist.n_positions
+    if n_searches is None:
+        n_searches = max(1, min(8, calls // (2 * n * (width + 1))))
+    x = dist.sample(n_searches, generator=gen)  # [s, n_positions]
+    hit, m = scorer.margins(x)
+    found = [x[hit]]
+    sup = dist.supports()
+    order = torch.stack([torch.randperm(n, generator=gen) for _ in range(n_searches)])  # [s, n]
+    step = 0
+    while True:
+        pos = order[:, step % n]  # [s]: the position each search changes this step
+        need_grad = any(len(sup[int(i)]) > width for i in pos)
+        w = min(width, max(len(sup[int(i)]) for i in pos))
+        cost = n_searches * w + (n_searches if need_grad else 0)
+        if scorer.calls - start + cost > calls:
+            break
+        g = scorer.gradient(x)[2] if need_grad else None  # [s, n_positions, vocab]
+        cand = x[:, None, :].expand(n_searches, w, n).clone()  # [s, w, n_positions]
+        for j in range(n_searches):
+            i = int(pos[j])
+            toks = sup[i]
+            if len(toks) > w:
+                assert g is not None
+                toks = toks[g[j, i, toks].topk(w).indices]
+            cand[j, : len(toks), i] = toks
+            cand[j, len(toks) :, i] = toks[0]  # pad (duplicates)
+        c_hit, c_m = scorer.margins(cand.reshape(-1, n))
+        c_m = c_m.view(n_searches, w)
+        found.append(cand.reshape(-1, n)[c_hit])
+        best = c_m.argmax(-1)  # [s]
+        top = c_m[torch.arange(n_searches), best]
+        better = top > m
+        x[better] = cand[torch.arange(n_searches), best][better]
+        m[better] = top[better]
+        step += 1
+    out = torch.cat(found)
+    return torch.unique(out, dim=0) if len(out) else out
+
+
+def ce(
+    scorer: Scorer,
+    budget: int,
+    *,
+    temperature: float | None = None,
+    seed: int = 0,
+    confidence: float = 0.9,
+    round_size: int = 1024,
+    elite: float = 0.1,
+    adapt_fraction: float = 0.5,
+    smoothing: float = 0.3,
+    prior: float = 0.05,
+    defensive: float = 0.1,
+    seeds: torch.Tensor | None = None,
+    search: float = 0.0,
+) -> RareEstimate:
+    """Cross-entropy adaptive importance sampling (Rubinstein's multi-level CE method).
+
+    The proposal is independent per position (the input distribution's own family). Each
+    adaptation round draws ``round_size`` inputs from the defensive mixture
+    ``(1 - defensive) q + defensive p``, takes the ``elite`` fraction with the largest margin
+    (:meth:`BadOutput.margin`; once that many are bad, the bad ones) and refits ``q`` to them,
+    weighted by ``p/q_mix`` (the weighted maximum-likelihood step towards ``p(x | bad)``),
+    smoothed with the previous ``q`` and ``prior`` pseudo-samples of ``p``. Adaptation stops
+    after ``adapt_fraction`` of the budget or one round after the level reached the bad set; the
+    rest of the budget is spent on i.i.d. draws from the final mixture, whose plain importance
+    sampling mean is the (unbiased) estimate, with the Wilson-type interval of the other
+    samplers. Adaptation samples are not reused. ``seeds [k, n_positions]``: inputs found by a
+    search that start the proposal (half its mass on their tokens); ``search`` > 0 spends that
+    fraction of the budget on :func:`search_inputs` first and starts from what it finds:
+    search used as a proposal for estimation (Wu & Hilton, section 6.2). Search calls count
+    against the budget.
+    """
+    _check_budget("ce", budget)
+    if temperature is not None:
+        raise MindscopeError("ce tunes its proposal from samples: it takes no temperature")
+    if not 0.0 < elite < 1.0 or not 0.0 < adapt_fraction < 1.0 or not 0.0 < defensive < 1.0:
+        raise MindscopeError("elite, adapt_fraction and defensive must be in (0, 1)")
+    z = _z(confidence)
+    dist = scorer.dist
+    gen = torch.Generator().manual_seed(seed)
+    start = scorer.calls
+    logq = dist.probs.log()
+    n_found = 0
+    if search > 0:
+        if not 0.0 < search < adapt_fraction:
+            raise MindscopeError(f"search must be in (0, adapt_fraction), got {search}")
+        found = search_inputs(scorer, int(budget * search), gen=gen)
+        n_found = int(found.shape[0])
+        if n_found:
+            seeds = found if seeds is None else torch.cat([seeds.long(), found])
+    if seeds is not None:
+        if seeds.ndim != 2 or seeds.shape[1] != dist.n_positions or len(seeds) == 0:
+            raise MindscopeError(
+                f"seeds must be [k >= 1, {dist.n_positions}] free-token ids, got "
+                f"{tuple(seeds.shape)}"
+            )
+        ok = dist.log_prob(seeds.long()) > -math.inf
+        if not ok.any():
+            raise MindscopeError("no seed input lies in the input distribution's support")
+        logq = _fit_table(
+            dist, seeds.long()[ok], torch.ones(int(ok.sum()), dtype=torch.float64), prior=1.0
+        )
+    round_size = max(64, min(round_size, budget // 8))
+    adapt_budget = int(budget * adapt_fraction)
+    levels: list[float] = []
+    hits_x: list[torch.Tensor] = []  # every bad input seen while adapting, and its log p/q_mix
+    hits_lw: list[torch.Tensor] = []
+    reached = False
+    while scorer.calls - start + round_size <= adapt_budget:
+        x, logw = _sample_mixture(dist, logq, round_size, gen, defensive)
+        hit, m = scorer.margins(x)
+        hits_x.append(x[hit])
+        hits_lw.append(logw[hit])
+        k = max(1, int(elite * round_size))
+        level = min(0.0, float(m.topk(k).values[-1]))
+        levels.append(level)
+        if level >= 0.0:  # fit p(x | bad) on all bad inputs seen so far (unbiased weights)
+            xs, lws = torch.cat(hits_x), torch.cat(hits_lw)
+        else:
+            xs, lws = x[m >= level], logw[m >= level]
+        new = _fit_table(dist, xs, (lws - lws.max()).exp(), prior)
+        logq = torch.logaddexp(new + math.log(1 - smoothing), logq + math.log(smoothing))
+        if reached:
+            break
+        reached = level >= 0.0
+    n = budget - (scorer.calls - start)
+    x, logw = _sample_mixture(dist, logq, n, gen, defensive)
+    hit, _ = scorer.margins(x)
+    lt = torch.where(hit, logw, torch.full_like(logw, -math.inf))
+    k = int(hit.sum())
+    if k == 0:
+        est, se, ess = 0.0, 0.0, 0.0
+    else:
+        shift = float(lt.max())
+        w = (lt - shift).exp()
+        est = float(w.mean()) * math.exp(shift)
+        se = float(w.std(unbiased=True)) * math.exp(shift) / math.sqrt(n) if n > 1 else math.inf
+        ess = float(w.sum() ** 2 / w.pow(2).sum())
+    info = {
+        "levels": levels,
+        "adapt_rounds": len(levels),
+        "samples": n,
+        "seeded": seeds is not None,
+        "search_found": n_found,
+    }
+    return RareEstimate(
+        "ce",
+        est,
+        *_interval(est, se, n, z),
+        confidence,
+        ess,
+        scorer.calls - start,
+        k,
+        math.nan,
+        info,
+    )
+
+
 # --------------------------------------------------------------------- entry
 def estimate_rare(
     h: Any,
     input_dist: InputDistribution,
     bad_output: BadOutput,
-    method: Literal["naive", "itgis", "mhis"] | str = "itgis",
+    method: Literal["naive", "itgis", "mhis", "ce"] | str = "itgis",
     budget: int = 2**14,
     *,
     seed: int = 0,
@@ -477,7 +678,8 @@ def estimate_rare(
         h: a causal-LM model handle (``ms.load_model(...)``).
         input_dist: the :class:`InputDistribution` of inputs.
         bad_output: the :class:`BadOutput` (see :func:`mindscope.audit.rare.bad_output`).
-        method: ``naive``, ``itgis`` or ``mhis``.
+        method: ``naive``, ``itgis``, ``mhis`` or ``ce`` (cross-entropy adaptive importance
+            sampling; ``seeds=`` search-found inputs start its proposal).
         budget: model calls (sequences run, pilot and gradient passes included).
         seed: seeds every random draw.
         confidence: nominal coverage of the interval.
@@ -493,5 +695,6 @@ def estimate_rare(
         if temperature is not None or options:
             raise MindscopeError("naive sampling takes no temperature or options")
         return naive(scorer, budget, seed=seed, confidence=confidence)
-    fn = itgis if method == "itgis" else mhis
+    methods: dict[str, Callable[..., RareEstimate]] = {"itgis": itgis, "mhis": mhis, "ce": ce}
+    fn = methods[method]
     return fn(scorer, budget, temperature=temperature, seed=seed, confidence=confidence, **options)

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +23,11 @@ import torch
 
 from mindscope.audit.rare.bad import BadOutput
 from mindscope.audit.rare.distributions import InputDistribution
-from mindscope.audit.rare.engine import next_logits
+from mindscope.audit.rare.engine import next_logits, next_logits_grid
 from mindscope.errors import MindscopeError
 from mindscope.paths import home
 
-__all__ = ["ExactTable", "exact_table", "exact_probability", "MAX_ENUMERATE"]
+__all__ = ["ExactTable", "exact_table", "exact_probability", "enumerate_logits", "MAX_ENUMERATE"]
 
 MAX_ENUMERATE = 2**26
 """Largest number of inputs :func:`exact_table` accepts."""
@@ -77,6 +77,46 @@ def _check_size(dist: InputDistribution) -> None:
         )
 
 
+def enumerate_logits(
+    h: Any, dist: InputDistribution, batch_size: int = 8192, *, progress: bool = False
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Every input of ``dist`` once through the model: yields ``(logits [b, vocab] float32,
+    weight [b] float64)``, the next-token logits and the inputs' probabilities.
+
+    Inputs are grouped by everything before the last free position, which runs once per group
+    (:func:`~mindscope.audit.rare.engine.next_logits_grid`); the last free token and the suffix
+    run for every input. ``progress`` shows a tqdm bar over inputs.
+    """
+    from tqdm.auto import tqdm
+
+    sup_last = dist.supports()[-1]  # [T]
+    t = int(sup_last.numel())
+    conts = torch.cat(
+        [sup_last[:, None], torch.tensor(dist.suffix, dtype=torch.long).expand(t, -1)], dim=1
+    )  # [T, 1 + len(suffix)]
+    logp_last = dist.probs[-1, sup_last].log()  # [T]
+    bar = tqdm(total=dist.size, desc="exact", unit="input", unit_scale=True, disable=not progress)
+    try:
+        if dist.n_positions == 1:
+            heads: Iterator[tuple[torch.Tensor, torch.Tensor]] = iter(
+                [(torch.zeros(1, 0, dtype=torch.long), torch.zeros(1, dtype=torch.float64))]
+            )
+        else:
+            head = InputDistribution(dist.probs[:-1], prefix=dist.prefix)
+            heads = head.enumerate(max(1, batch_size // t))
+        for x_head, logp_head in heads:
+            pre = torch.cat(
+                [torch.tensor(dist.prefix, dtype=torch.long).expand(x_head.shape[0], -1), x_head],
+                dim=1,
+            )  # [P, prefix + n_positions - 1]
+            logits = next_logits_grid(h, pre, conts).cpu()  # [P, T, vocab]
+            w = (logp_head[:, None] + logp_last[None, :]).exp()  # [P, T]
+            bar.update(w.numel())
+            yield logits.reshape(-1, logits.shape[-1]), w.reshape(-1)
+    finally:
+        bar.close()
+
+
 def exact_table(
     h: Any,
     dist: InputDistribution,
@@ -84,6 +124,7 @@ def exact_table(
     thresholds: Sequence[float] = (),
     batch_size: int = 8192,
     cache: bool = True,
+    progress: bool = False,
 ) -> ExactTable:
     """Enumerate ``dist`` on ``h`` once (or read the cached result); see the module docstring."""
     _check_size(dist)
@@ -106,9 +147,7 @@ def exact_table(
     argmax = torch.zeros(v, dtype=torch.float64)
     above = torch.zeros(len(thr), v, dtype=torch.float64)
     thr_t = torch.tensor(thr, dtype=torch.float32)
-    for x, logp in dist.enumerate(batch_size):
-        logits = next_logits(h, dist.full(x)).cpu()  # [b, vocab]
-        w = logp.exp()  # [b]
+    for logits, w in enumerate_logits(h, dist, batch_size, progress=progress):
         argmax.index_add_(0, logits.argmax(-1), w)
         if thr:
             probs = torch.softmax(logits, -1)  # [b, vocab]
@@ -147,7 +186,7 @@ def exact_probability(
     _check_size(dist)
     bad.check_vocab(h.vocab_size)
     total = 0.0
-    for x, logp in dist.enumerate(batch_size):
+    for x, logp in dist.enumerate(batch_size):  # the plain path: an independent check
         hit = bad.hit(next_logits(h, dist.full(x)).cpu())
         total += float(logp.exp()[hit].sum())
     return total if math.isfinite(total) else math.nan

@@ -59,6 +59,19 @@ class Scorer:
             return torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.float64)
         return torch.cat(hits), torch.cat(scores)
 
+    def margins(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Free tokens ``x [n, n_positions]`` -> ``(hit bool [n], margin float64 [n])``
+        (:meth:`BadOutput.margin`: ``>= 0`` on bad outputs)."""
+        hits, margins = [], []
+        for start in range(0, x.shape[0], self.batch_size):
+            logits = next_logits(self.h, self.dist.full(x[start : start + self.batch_size]))
+            hits.append(self.bad.hit(logits).cpu())
+            margins.append(self.bad.margin(logits).double().cpu())
+        self.calls += int(x.shape[0])
+        if not hits:
+            return torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.float64)
+        return torch.cat(hits), torch.cat(margins)
+
     def gradient(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Score and its gradient with respect to one-hot inputs at the free positions.
 
