@@ -211,3 +211,52 @@ def test_estimate_rows_follow_the_results_schema(
     assert set(df.metric) == {"rare_probability", "rare_ess", "rare_hits"}
     assert (df.method == "itgis").all() and (df.n == r.n_calls).all()
     assert ms.audit.estimate_rare is estimate_rare
+
+
+def test_margin_is_non_negative_exactly_on_bad_outputs() -> None:
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(500, 9, generator=gen)
+    for bad in (BadOutput((2,)), BadOutput((2, 5)), BadOutput((4,), threshold=0.15)):
+        assert torch.equal(bad.margin(logits) >= 0, bad.hit(logits))
+
+
+def test_cross_entropy_sampler_is_within_2x_on_rare_targets(
+    tiny: ms.ModelHandle, setting: tuple[InputDistribution, torch.Tensor]
+) -> None:
+    """CE on targets of exact mass 5e-5 .. 1e-3 at budget 4096 (naive expects 0.2-4 events):
+    estimates within 2x of the truth. (Its intervals under-cover here, 2 of 6; rarer targets
+    of this random model have scattered bad sets that one product proposal does not cover; the
+    pocket-lm validation in docs/audit_rare.md measures the rare end.)"""
+    dist, mass = setting
+    within, total = 0, 0
+    for tok in _targets(mass, 5e-5, 1e-3, 3):
+        truth = float(mass[tok])
+        for seed in range(2):
+            r = estimate_rare(tiny, dist, BadOutput((tok,)), method="ce", budget=4096, seed=seed)
+            assert r.n_calls <= 4096 and r.method == "ce"
+            within += 0.5 <= r.estimate / truth <= 2.0
+            assert r.ci_low < r.estimate < r.ci_high
+            total += 1
+    assert within >= total - 1, (within, total)
+
+
+def test_search_finds_only_bad_inputs_and_seeds_the_sampler(
+    tiny: ms.ModelHandle, setting: tuple[InputDistribution, torch.Tensor]
+) -> None:
+    from mindscope.audit.rare.estimate import search_inputs
+
+    dist, mass = setting
+    tok = _targets(mass, 1e-6, 1e-4, 1)[0]
+    bad = BadOutput((tok,))
+    scorer = Scorer(tiny, dist, bad)
+    found = search_inputs(scorer, 1500, gen=torch.Generator().manual_seed(0))
+    assert scorer.calls <= 1500
+    assert found.shape[0] >= 1
+    hit, _ = Scorer(tiny, dist, bad).evaluate(found)
+    assert hit.all()
+    r = estimate_rare(tiny, dist, bad, method="ce", budget=8192, search=0.2)
+    assert r.extra["search_found"] >= 1 and r.n_calls <= 8192 and r.n_hits > 0
+    with pytest.raises(MindscopeError, match="seeds must be"):
+        estimate_rare(tiny, dist, bad, method="ce", budget=4096, seeds=torch.zeros(3))
+    with pytest.raises(MindscopeError, match="minimum is 1024"):
+        estimate_rare(tiny, dist, bad, method="ce", budget=512)
