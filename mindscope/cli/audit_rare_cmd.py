@@ -8,8 +8,9 @@
         --heldout pocket:50:100 --seeds 0,1,2,3,4 --steps 500 --out DIR
 
 Input distributions on the command line: ``--tokens`` is ``all``, an id range ``A-B`` (inclusive),
-a comma list of ids or ``random:K`` (K distinct ids drawn with ``--dist-seed``); ``--weights uniform`` or ``zipf`` (weights 1/rank in a seeded random
-order, ``--dist-seed``); ``--prefix``/``--suffix`` texts are tokenized without special tokens.
+a comma list of ids or ``random:K`` (K distinct ids drawn with ``--dist-seed``); ``--weights
+uniform`` or ``zipf`` (weights 1/rank in a seeded random order, ``--dist-seed``);
+``--prefix``/``--suffix`` texts are tokenized without special tokens.
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         seed=args.seed,
         confidence=args.confidence,
         temperature=args.temperature,
+        **({"search": args.search} if args.search else {}),
     )
     print(
         f"{r.method}: P[{bad.describe()}] = {r.estimate:.4g} "
@@ -174,6 +176,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if zero:
         raise MindscopeError(f"targets {zero} are never the arg-max: nothing to estimate")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    from mindscope.audit.rare.estimate import METHODS
+    from mindscope.audit.rare.validate import SEARCHED
+
+    unknown = [m for m in methods if m not in (*METHODS, SEARCHED)]
+    if unknown or not methods:
+        raise MindscopeError(
+            f"unknown method(s) {unknown or methods}: choose from {', '.join((*METHODS, SEARCHED))}"
+        )
     rows = validate(
         h,
         dist,
@@ -209,7 +219,14 @@ def register_rare(audit_sub: Any) -> None:
         default=None,
         help="probability above which it is bad (default: arg-max)",
     )
-    p.add_argument("--method", choices=["naive", "itgis", "mhis"], default="itgis")
+    p.add_argument("--method", choices=["naive", "itgis", "mhis", "ce"], default="ce")
+    p.add_argument(
+        "--search",
+        type=float,
+        default=0.0,
+        help="ce only: fraction of the budget spent searching for bad inputs that start the "
+        "proposal (default 0: none)",
+    )
     p.add_argument("--budget", type=int, default=2**14, help="model calls (default 16384)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--confidence", type=float, default=0.9)
@@ -223,7 +240,11 @@ def register_rare(audit_sub: Any) -> None:
     _dist_args(p)
     p.add_argument("--targets", default="", help="target token ids (default: nearest to --decades)")
     p.add_argument("--decades", default="1e-4,1e-5,1e-6,1e-7")
-    p.add_argument("--methods", default="naive,itgis,mhis")
+    p.add_argument(
+        "--methods",
+        default="naive,itgis,mhis,ce,ce+search",
+        help="comma list of naive, itgis, mhis, ce, ce+search (CE started by a search)",
+    )
     p.add_argument("--budget", type=int, default=2**14)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--confidence", type=float, default=0.9)

@@ -18,6 +18,7 @@ All metrics are prefixed ``rare_``:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Callable, Sequence
@@ -29,7 +30,11 @@ from mindscope.audit.rare.estimate import RareEstimate, estimate_rare
 from mindscope.audit.rare.exact import ExactTable
 from mindscope.results import Row
 
-__all__ = ["validate", "itakura_saito", "pick_targets", "zipf_unigram"]
+__all__ = ["validate", "itakura_saito", "pick_targets", "zipf_unigram", "SEARCHED"]
+
+SEARCHED = "ce+search"
+"""Method name in :func:`validate` for CE started from :func:`search_inputs` (20% of the budget;
+``search=`` in the options changes it)."""
 
 _FLOOR = 1e-12
 
@@ -69,7 +74,7 @@ def validate(
     dist: InputDistribution,
     targets: Sequence[tuple[int, float]],
     *,
-    methods: Sequence[str] = ("naive", "itgis", "mhis"),
+    methods: Sequence[str] = ("naive", "itgis", "mhis", "ce", SEARCHED),
     budget: int = 2**14,
     repeats: int = 20,
     confidence: float = 0.9,
@@ -83,20 +88,23 @@ def validate(
         bad = BadOutput((tok,))
         for method in methods:
             ests: list[RareEstimate] = []
+            base, opts = method, dict(options if method != "naive" else {})
+            if method == SEARCHED:
+                base, opts = "ce", {**opts, "search": opts.get("search", 0.2)}
             for k in range(repeats):
                 r = estimate_rare(
                     h,
                     dist,
                     bad,
-                    method=method,
+                    method=base,
                     budget=budget,
                     seed=k,
                     confidence=confidence,
-                    **(options if method != "naive" else {}),
+                    **opts,
                 )
                 ests.append(r)
                 rows += [
-                    row
+                    dataclasses.replace(row, method=method)
                     for row in r.rows(
                         model=h.name,
                         dataset=dataset,
