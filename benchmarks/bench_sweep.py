@@ -11,9 +11,12 @@ Parts:
   finished; medians of ``--reps`` interleaved repetitions, ratio (target < 0.05).
 * ``dups``: base-model forward passes of a sweep over a series with one duplicated checkpoint
   vs the series without it (target: equal, i.e. the duplicate costs 0).
-* ``ray``: elicit-stage sweep over ``--ckpts`` checkpoints, in-process vs 2 Ray workers
-  (``num_cpus=2``), Ray start-up included (target <= 0.6 for a sweep whose in-process time is
-  at least 2 minutes); tables compared for equality.
+* ``ray``: elicit-stage sweep over ``--ckpts`` checkpoints (``--elicit-n`` pairs each; the
+  default makes the in-process sweep take over 2 minutes on an idle 2-core machine),
+  in-process with 1 and with 2 torch threads (``--inproc-threads``; the faster is the
+  reference) vs 2 Ray workers x 1 thread (``num_cpus=2``), Ray start-up and shutdown included
+  (target <= 0.6 for an in-process time of at least 2 minutes); prints both times, the ratio,
+  PASS/FAIL and where the Ray run's time went; tables compared (bit for bit at 1 thread).
 * ``warm``: on consecutive checkpoints of ``--organism`` (default quirky-arith, must be trained),
   a cold tuned lens trained ``--lens-steps`` steps on the later checkpoint vs lenses warm-started
   from the earlier checkpoint's lens trained 1/8, 1/4, 1/2 of the steps: held-out KL of each,
@@ -106,6 +109,24 @@ def part_dups(tmp: Path, args: argparse.Namespace) -> None:
     )
 
 
+def _ray_breakdown(res: Any, t0_wall: float, total: float) -> str:
+    """Where a Ray sweep's wall time went, from its tasks' stats."""
+    st = list(res.tasks.values())
+    first = min(t["started"] for t in st) - t0_wall
+    last = max(t["finished"] for t in st) - t0_wall
+    busy: dict[int, float] = {}
+    for t in st:
+        busy[t["pid"]] = busy.get(t["pid"], 0.0) + t["finished"] - t["started"]
+    loads = sorted(t.get("load_seconds", 0.0) for t in st)
+    return (
+        f"start-up to first task {first:.1f} s, last task done at {last:.1f} s, after it "
+        f"{total - last:.1f} s (gather + shutdown); {len(busy)} workers busy "
+        + " / ".join(f"{b:.1f}" for b in busy.values())
+        + f" s; model loads {loads[0]:.2f}-{loads[-1]:.2f} s (the first per worker imports "
+        f"torch + transformers); task CPU {sum(t.get('cpu_seconds', 0.0) for t in st):.1f} s"
+    )
+
+
 def part_ray(tmp: Path, args: argparse.Namespace) -> None:
     import pandas as pd
     from sweep_helpers import config, make_text
@@ -114,26 +135,45 @@ def part_ray(tmp: Path, args: argparse.Namespace) -> None:
 
     series = _pick(_series(tmp, 64), tmp / "y-series", args.ckpts)
     text = make_text(tmp / "t.txt")
-    ins, rays = [], []
-    for rep in range(args.reps_ray):
-        cfg = config(series, text, tmp / f"yi{rep}")
+    threads = [int(t) for t in args.inproc_threads.split(",")]
+    ins: dict[int, list[float]] = {t: [] for t in threads}
+    rays: list[float] = []
+    notes: list[str] = []
+    for rep in range(args.reps_ray):  # interleaved: each in-process variant, then Ray
+        tables = {}
+        for th in threads:
+            cfg = config(series, text, tmp / f"yi{rep}-t{th}")
+            cfg["stages"] = {"elicit": {"n": args.elicit_n, "n_test": args.elicit_n, "n_boot": 50}}
+            cfg["threads"] = th  # torch threads of the in-process run (both cores when 2)
+            t0 = time.perf_counter()
+            tables[th] = ms.sweep(cfg).table
+            ins[th].append(time.perf_counter() - t0)
+        cfg = config(series, text, tmp / f"yr{rep}")
         cfg["stages"] = {"elicit": {"n": args.elicit_n, "n_test": args.elicit_n, "n_boot": 50}}
-        t0 = time.perf_counter()
-        a = ms.sweep(cfg)
-        ins.append(time.perf_counter() - t0)
-        cfg["out"] = str(tmp / f"yr{rep}")
-        cfg["store"] = str(tmp / f"yr{rep}-store")
-        cfg["num_cpus"] = 2
-        t0 = time.perf_counter()
+        cfg["num_cpus"] = 2  # 2 workers x 1 torch thread on the 2 cores
+        cfg["threads"] = 1
+        t0, w0 = time.perf_counter(), time.time()
         b = ms.sweep(cfg, backend="ray")
         rays.append(time.perf_counter() - t0)
-        pd.testing.assert_frame_equal(a.table, b.table)
-    i, r = statistics.median(ins), statistics.median(rays)
+        notes.append(_ray_breakdown(b, w0, rays[-1]))
+        if 1 in tables:  # the same thread count: identical tables, bit for bit
+            pd.testing.assert_frame_equal(tables[1], b.table, check_exact=True)
+        for tab in tables.values():  # other thread counts: the same up to float rounding
+            pd.testing.assert_frame_equal(tab, b.table, check_exact=False, rtol=1e-4)
+    med = {th: statistics.median(v) for th, v in ins.items()}
+    best = min(med, key=lambda th: med[th])
+    i, r = med[best], statistics.median(rays)
     verdict = "PASS" if r / i <= 0.6 else ("FAIL" if i >= 120 else "n/a: in-process < 2 min")
+    for th in threads:
+        print(f"ray: in-process, {th} torch thread(s): {med[th]:.1f} s")
+    print(f"ray: Ray, 2 workers x 1 thread (num_cpus=2, start-up included): {r:.1f} s")
+    for n in notes:
+        print(f"ray:   {n}")
     print(
-        f"ray: {args.ckpts} ckpts elicit sweep in-process {i:.1f} s, Ray 2 workers {r:.1f} s "
-        f"(start-up included), ratio {r / i:.3f} ({verdict}); tables identical; "
-        f"reps {args.reps_ray}; os.cpu_count {os.cpu_count()}, load {os.getloadavg()[0]:.1f}"
+        f"ray: {args.ckpts} ckpts elicit sweep (n={args.elicit_n}), Ray / fastest in-process "
+        f"({best} thread(s)) = {r:.1f} / {i:.1f} = {r / i:.3f} ({verdict}, target <= 0.6 for an "
+        f"in-process time >= 120 s); tables identical; reps {args.reps_ray}; "
+        f"os.cpu_count {os.cpu_count()}, load {os.getloadavg()[0]:.1f}"
     )
 
 
@@ -201,7 +241,17 @@ def main() -> None:
     p.add_argument("--ckpts", type=int, default=8)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--reps-ray", type=int, default=1)
-    p.add_argument("--elicit-n", type=int, default=1024)
+    p.add_argument(
+        "--elicit-n",
+        type=int,
+        default=20480,
+        help="ray part: pairs per checkpoint (default: >= 2 min in-process on idle 2 cores)",
+    )
+    p.add_argument(
+        "--inproc-threads",
+        default="1,2",
+        help="ray part: torch thread counts of the in-process runs; the fastest is the reference",
+    )
     p.add_argument("--organism", default="quirky-arith")
     p.add_argument("--pair", type=int, default=-3, help="index of the earlier checkpoint")
     p.add_argument("--lens-steps", type=int, default=64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -24,9 +25,19 @@ def test_ray_table_identical_and_dead_address(tmp_path: Path) -> None:
     ref = ms.sweep(cfg)
     cfg_ray = config(small, text, tmp_path / "ray", random_init=True)
     cfg_ray["num_cpus"] = 2
+    env_before = {
+        k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "PYTHONPATH")
+    }
     got = ms.sweep(cfg_ray, backend="ray")
     assert got.loads == ref.loads == 3 and sorted(got.computed) == sorted(ref.computed)
     pd.testing.assert_frame_equal(got.table, ref.table)
+    # the workers' environment was lent to the local instance only: the driver's is restored
+    assert {k: os.environ.get(k) for k in env_before} == env_before
+    # tasks ran in Ray workers (other processes), in-process ones here; each has its timeline
+    assert set(got.tasks) == set(ref.tasks) == {"step0", "step12", "random-init"}
+    assert {t["pid"] for t in ref.tasks.values()} == {os.getpid()}
+    assert os.getpid() not in {t["pid"] for t in got.tasks.values()}
+    assert all(t["finished"] >= t["started"] for t in got.tasks.values())
 
     # an address that does not answer: one clear error within 30 s, finished work kept
     part = config(small, text, tmp_path / "part")

@@ -111,6 +111,10 @@ class RayBackend:
             [pkg_root, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]]
         )
         env["TOKENIZERS_PARALLELISM"] = "false"
+        # one task = one CPU = ``threads`` torch threads; idle OpenMP threads sleep instead of
+        # spinning on the cores the other worker needs
+        n_threads = str(int(run_kwargs.get("threads", 1)))
+        env.update(OMP_NUM_THREADS=n_threads, MKL_NUM_THREADS=n_threads, OMP_WAIT_POLICY="PASSIVE")
         self._started = False
         if ray.is_initialized():
             pass
@@ -123,17 +127,29 @@ class RayBackend:
                 raise MindscopeError(f"cannot join Ray at {address}: {first[:200]}") from None
             self._started = True
         else:
-            ray.init(
-                num_cpus=num_cpus,
-                include_dashboard=False,
-                log_to_driver=False,
-                runtime_env={"env_vars": env},
-                configure_logging=False,
-            )
+            # a local instance inherits this process's environment: setting it here (and not
+            # as a runtime_env) lets the tasks use the workers Ray pre-starts with the instance
+            # instead of starting new ones for a different runtime environment
+            saved = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)
+            try:
+                ray.init(
+                    num_cpus=num_cpus,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
             self._started = True
         from mindscope.sweeps.runner import run_checkpoint
 
-        decorate: Any = ray.remote(num_cpus=1, max_retries=0)
+        # a task reserves as many CPUs as it runs torch threads: never more threads than cores
+        decorate: Any = ray.remote(num_cpus=max(1, int(n_threads)), max_retries=0)
         self._remote: Any = decorate(run_checkpoint)
 
     def run(self, tasks: list[Task], on_done: Done, on_stage: StageDone | None = None) -> None:

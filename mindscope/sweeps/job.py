@@ -52,6 +52,8 @@ class SweepResult:
         duplicates: ``{revision: revision with identical weights}``.
         loads: models loaded by this call; forwards: base-model forward passes.
         checkpoints: the revisions in the table (refined ones included), in step order.
+        tasks: per computed revision, its task's stats (``pid``, wall-clock ``started`` /
+            ``finished``, ``load_seconds``, ``seconds`` per stage): where a backend's time went.
     """
 
     table: pd.DataFrame
@@ -63,6 +65,7 @@ class SweepResult:
     forwards: int = 0
     seconds: float = 0.0
     checkpoints: list[str] = field(default_factory=list)
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _coerce(config: SweepConfig | Mapping[str, Any] | str | os.PathLike[str]) -> SweepConfig:
@@ -198,6 +201,7 @@ class _Sweeper:
             rev = t.ckpt["revision"]
             self.res.loads += int(stats["loads"])
             self.res.forwards += int(stats["forwards"])
+            self.res.tasks[rev] = dict(stats)
             for name in rows:
                 if (rev, name) not in recorded:
                     info = {

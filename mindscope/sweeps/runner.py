@@ -9,6 +9,7 @@ provenance (:func:`stamp`).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -99,7 +100,9 @@ def run_checkpoint(
 
     Returns:
         ``(rows by stage, state by stage, stats)``; ``stats`` has ``loads``, ``forwards``,
-        ``seconds`` per stage.
+        ``seconds`` per stage, ``load_seconds``, ``cpu_seconds`` (this process's CPU time for the
+        task), the worker's ``pid`` and the wall-clock
+        ``started`` / ``finished`` times (``time.time()``; for profiling backends).
     """
     import torch
 
@@ -113,7 +116,14 @@ def run_checkpoint(
     torch.set_num_threads(threads)
     rows: dict[str, pd.DataFrame] = {}
     out_states: dict[str, Any] = {}
-    stats: dict[str, Any] = {"loads": 0, "forwards": 0, "seconds": {}}
+    stats: dict[str, Any] = {
+        "loads": 0,
+        "forwards": 0,
+        "seconds": {},
+        "pid": os.getpid(),
+        "started": time.time(),
+    }
+    cpu0 = time.process_time()
     try:
         want = ckpt.get("weights_hash", "")
         if ckpt.get("path") and want:
@@ -162,6 +172,8 @@ def run_checkpoint(
         finally:
             hook.remove()
         stats["forwards"] = counter[0]
+        stats["finished"] = time.time()
+        stats["cpu_seconds"] = time.process_time() - cpu0
     finally:
         torch.set_num_threads(old_threads)
     return rows, out_states, stats
