@@ -119,7 +119,7 @@ _SPECS: tuple[
     (
         "rare",
         "Rare events and triggers",
-        "Rare-event estimates (naive, ITGIS, MHIS) against the exact probability with their "
+        "Rare-event estimates (naive, ITGIS, MHIS, CE) against the exact probability with their "
         "intervals, and GCG trigger search: loss over steps, held-out success and recall.",
         rare_rows,
         rare_figures,
