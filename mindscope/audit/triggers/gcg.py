@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from mindscope.audit.rare.engine import embedding_matrix, forward_logits
+from mindscope.audit.rare.engine import PrefixCache, embedding_matrix, forward_logits
 from mindscope.errors import MindscopeError
 
 __all__ = ["GCGConfig", "TriggerResult", "search_triggers", "trigger_success", "token_recall"]
@@ -60,6 +60,9 @@ class GCGConfig:
     """Stop when the target is the arg-max on every prompt."""
     seed: int = 0
     """Seeds the candidate sampling."""
+    use_prefix_cache: bool = True
+    """Run the prompts once and score candidates from their key/value cache (same losses up to
+    float round-off; off runs every whole sequence)."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,14 @@ def _encode(h: Any, text: str) -> list[int]:
 class _Batch:
     """Prompts left-padded to one length, with the trigger and target slots after them."""
 
-    def __init__(self, h: Any, prompts: Sequence[str], target: Sequence[int], n_trigger: int):
+    def __init__(
+        self,
+        h: Any,
+        prompts: Sequence[str],
+        target: Sequence[int],
+        n_trigger: int,
+        use_cache: bool = True,
+    ):
         ids = [_encode(h, p) for p in prompts]
         if any(len(i) == 0 for i in ids):
             raise MindscopeError("a prompt is empty after tokenization")
@@ -112,10 +122,22 @@ class _Batch:
         self.position = (self.mask.cumsum(-1) - 1).clamp(min=0)  # [prompts, total]
         self.target = torch.tensor(list(target), dtype=torch.long)
         self.n_trigger = n_trigger
+        self.use_cache = use_cache
 
     @property
     def n(self) -> int:
         return int(self.prompt.shape[0])
+
+    def prefix_cache(self, h: Any) -> PrefixCache | None:
+        """The prompts' key/value cache (built on first use; ``None`` without one, or when
+        ``use_prefix_cache`` is off)."""
+        if not self.use_cache:
+            return None
+        if not hasattr(self, "_cache"):
+            self._cache = PrefixCache.build(
+                h, self.prompt, self.mask[:, : self.n_prompt], self.position[:, : self.n_prompt]
+            )
+        return self._cache
 
     def sequences(self, triggers: torch.Tensor) -> torch.Tensor:
         """Every (trigger, prompt) pair: ``[c, n_trigger]`` -> ids ``[c * prompts, total]``."""
@@ -139,24 +161,43 @@ def _target_ce(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor
 def _losses(
     h: Any, batch: _Batch, triggers: torch.Tensor, chunk: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean loss ``[c]`` over prompts and per-candidate success fraction ``[c]``."""
-    seqs = batch.sequences(triggers)  # [c*prompts, total]
-    mask = batch.mask.repeat(triggers.shape[0], 1)
-    pos = batch.position.repeat(triggers.shape[0], 1)
+    """Mean loss ``[c]`` over prompts and per-candidate success fraction ``[c]``.
+
+    The prompts run once per search (their key/value cache, :class:`PrefixCache`); each
+    candidate runs only its trigger and the target. Models without a cache run whole
+    sequences."""
+    c = triggers.shape[0]
     ces, oks = [], []
-    dev = h.device
-    for s in range(0, seqs.shape[0], chunk):
-        logits = forward_logits(
-            h,
-            seqs[s : s + chunk].to(dev),
-            attention_mask=mask[s : s + chunk].to(dev),
-            position_ids=pos[s : s + chunk].to(dev),
-        )
-        ce, ok = _target_ce(logits, batch.target)
-        ces.append(ce.cpu())
-        oks.append(ok.cpu())
-    ce_all = torch.cat(ces).view(triggers.shape[0], batch.n)
-    ok_all = torch.cat(oks).view(triggers.shape[0], batch.n).float()
+    pc = batch.prefix_cache(h)
+    if pc is not None:
+        n_p = batch.n_prompt
+        conts = torch.cat(
+            [triggers.repeat_interleave(batch.n, 0), batch.target.expand(c * batch.n, -1)], dim=1
+        )  # [c*prompts, n_trigger + k]
+        index = torch.arange(batch.n).repeat(c)  # [c*prompts]: candidate-major, as sequences()
+        pos = batch.position[:, n_p:].repeat(c, 1)
+        for s in range(0, conts.shape[0], chunk):
+            logits = pc.logits(index[s : s + chunk], conts[s : s + chunk], pos[s : s + chunk])
+            ce, ok = _target_ce(logits, batch.target)
+            ces.append(ce.cpu())
+            oks.append(ok.cpu())
+    else:
+        seqs = batch.sequences(triggers)  # [c*prompts, total]
+        mask = batch.mask.repeat(c, 1)
+        pos = batch.position.repeat(c, 1)
+        dev = h.device
+        for s in range(0, seqs.shape[0], chunk):
+            logits = forward_logits(
+                h,
+                seqs[s : s + chunk].to(dev),
+                attention_mask=mask[s : s + chunk].to(dev),
+                position_ids=pos[s : s + chunk].to(dev),
+            )
+            ce, ok = _target_ce(logits, batch.target)
+            ces.append(ce.cpu())
+            oks.append(ok.cpu())
+    ce_all = torch.cat(ces).view(c, batch.n)
+    ok_all = torch.cat(oks).view(c, batch.n).float()
     return ce_all.mean(-1), ok_all.mean(-1)
 
 
@@ -257,7 +298,7 @@ def search_triggers(
     if bad:
         raise MindscopeError(f"target token ids {bad} are not in the vocabulary")
     trigger = _initial(h, config)
-    batch = _Batch(h, prompt_list, tgt, len(trigger))
+    batch = _Batch(h, prompt_list, tgt, len(trigger), use_cache=config.use_prefix_cache)
     allowed = _allowed(h, config, tgt)
     gen = torch.Generator().manual_seed(config.seed)
     t0 = time.perf_counter()
