@@ -153,7 +153,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     print(
         f"{r.method}: P[{bad.describe()}] = {r.estimate:.4g} "
         f"[{r.ci_low:.4g}, {r.ci_high:.4g}] ({r.confidence:.0%}), ESS {r.ess:.1f}, "
-        f"{r.n_hits} hits, {r.n_calls} model calls, T {r.temperature:.3g}"
+        f"{r.n_hits} hits, {r.n_calls} model calls"
+        + (f", T {r.temperature:.3g}" if r.temperature == r.temperature else "")
     )
     _write(r.rows(model=h.name, dataset=_describe(args), extra={"bad": bad.describe()}), path)
     return 0
