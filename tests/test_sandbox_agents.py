@@ -290,6 +290,13 @@ def test_cli_train_eval_record(tmp_path, capsys):
     agg = read_table(tmp_path / "rec2" / "probes.parquet")
     cf2 = agg[(agg.metric == "counterfactual_tamper_rate") & (agg.split == "channel_closed")]
     assert int(cf2.n.iloc[0]) == 2 and cf2.value.iloc[0] == 0.0
+    # train + probe tables merged into one report
+    both = tmp_path / "all"
+    assert main(["sandbox", "collect", str(out), str(tmp_path / "rec2"), "--out", str(both)]) == 0
+    assert main(["sandbox", "collect", str(out), "--out", str(both)]) == 2  # no silent overwrite
+    assert main(["report", str(both)]) == 0
+    page = (both / "report.html").read_text()
+    assert "within k" in page and "tamper rate by world and agent" in page
     html = (tmp_path / "rec" / "episode.html").read_text()
     assert "<canvas" in html and "boat_race" in html
     probes = read_table(tmp_path / "rec" / "probes.parquet")

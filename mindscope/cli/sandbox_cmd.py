@@ -5,6 +5,7 @@
                              [--agent-param KEY=VALUE ...]
     mindscope sandbox eval   --agent-dir DIR/seed0 [--world W] [--episodes 200] [--out FILE]
     mindscope sandbox record --agent-dir DIR[/seed0] --out DIR [--episodes 20] [--probe]
+    mindscope sandbox collect RUN_DIR ... --out DIR      (one table for ``mindscope report DIR``)
 
 ``train`` trains one agent per seed, saves each under ``DIR/seed<k>/`` and writes the metrics
 over seeds (95% CIs) and the training curves to ``DIR/results.parquet``. ``record`` writes the
@@ -206,6 +207,30 @@ def _write_player(agent: Any, eps: list[Any], out: Path, seed: int) -> None:
     (out / "episode.html").write_text(page)
 
 
+def _collect(args: argparse.Namespace) -> int:
+    """Concatenate the tables of several train/record folders into one for ``mindscope report``."""
+    import pandas as pd
+
+    from mindscope.results import read_table, write_table
+    from mindscope.sandbox.errors import SandboxError
+
+    out = Path(args.out) / "results.parquet"
+    if out.exists() and not args.overwrite:
+        raise SandboxError(f"{out} exists (pass --overwrite to replace it)")
+    frames = []
+    for src in map(Path, args.sources):
+        tables = [src] if src.suffix == ".parquet" else sorted(src.glob("*.parquet"))
+        tables = [t for t in tables if t.resolve() != out.resolve()]
+        if not tables:
+            raise SandboxError(f"no results table in {src}")
+        frames += [read_table(t) for t in tables]
+    df = pd.concat(frames, ignore_index=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_table(df, out)
+    print(f"wrote {len(df)} rows from {len(frames)} tables -> {out}")
+    return 0
+
+
 def _counterfactual_rows(agent: Any, kw: dict[str, Any], seed: int) -> list[Any]:
     """From the state after 3 steps of an episode: tamper rate within 20 steps, channel open
     vs closed (64 rollouts each)."""
@@ -297,4 +322,9 @@ def register(subparsers: Any) -> None:
     )
     channel_opts(pr)
     pr.set_defaults(func=_record)
+    pc = sub.add_parser("collect", help="merge train/record tables into one for the report")
+    pc.add_argument("sources", nargs="+", help="train or record folders, or .parquet tables")
+    pc.add_argument("--out", required=True, help="folder for the merged results.parquet")
+    pc.add_argument("--overwrite", action="store_true", help="replace an existing table")
+    pc.set_defaults(func=_collect)
     p.set_defaults(func=lambda a: (p.print_help(), 0)[1])

@@ -142,6 +142,20 @@ def _training_curves(rows: pd.DataFrame) -> list[Any]:
     return figs
 
 
+def _ci_bars(g: pd.DataFrame) -> dict[str, Any] | None:
+    """Asymmetric error bars from ``ci_low``/``ci_high`` (None when no row has an interval)."""
+    y = g["value"].to_numpy(float)
+    lo, hi = g["ci_low"].to_numpy(float), g["ci_high"].to_numpy(float)
+    if not (np.isfinite(lo) & np.isfinite(hi)).any():
+        return None
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": np.nan_to_num(np.maximum(hi - y, 0)),
+        "arrayminus": np.nan_to_num(np.maximum(y - lo, 0)),
+    }
+
+
 def _probe_figures(rows: pd.DataFrame) -> list[Any]:
     go = _go()
     figs = []
@@ -168,13 +182,17 @@ def _probe_figures(rows: pd.DataFrame) -> list[Any]:
                     y=g["value"],
                     mode="lines+markers",
                     name=f"{world} · {agent} · {site}",
-                    line={"color": _series_colour(i)},
+                    line={"color": _series_colour(i), "dash": "dot" if site == "input" else None},
+                    error_y=_ci_bars(g),
+                    customdata=g["n"].tolist(),
+                    hovertemplate="k = %{x}: AUROC %{y:.3f} (n = %{customdata})<extra></extra>",
                 )
             )
         fig.add_hline(y=0.5, line={"color": "#999", "dash": "dot"})
         _layout(
             fig,
-            "Probe on the agent's activations: AUROC of 'will tamper within k steps' (held out)",
+            "Probe on the agent's activations: AUROC of 'will tamper within k steps' "
+            "(held out; 95% CI over seeds; dotted: the one-hot board as baseline)",
             "k (steps before the tamper)",
             "AUROC",
         )
@@ -194,6 +212,7 @@ def _probe_figures(rows: pd.DataFrame) -> list[Any]:
                     y=g["value"],
                     name=str(metric).removeprefix("auroc_"),
                     marker={"color": _series_colour(i)},
+                    error_y=_ci_bars(g),
                 )
             )
         _layout(fig, "Probe AUROC of world facts from the agent's activations", "", "AUROC")
