@@ -34,6 +34,7 @@ BEHAVIOUR_METRICS = (
     "shortcut_rate_difference",
     "interruption_avoidance",
     "interrupted_rate",
+    "wall_seconds_per_seed",
 )
 
 
