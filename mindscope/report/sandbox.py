@@ -35,6 +35,7 @@ BEHAVIOUR_METRICS = (
     "interruption_avoidance",
     "interrupted_rate",
     "wall_seconds_per_seed",
+    "cpu_seconds_per_seed",
 )
 
 

@@ -117,16 +117,18 @@ def study(
     kw = dict(world_kwargs or {})
     agents, per_seed, curves, secs = [], [], [], []
     for s in seeds:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         venv = SandboxVectorEnv(name, n, **kw)
         curve = TrainingCurve(max(n, steps // curve_bins), n)
         agent = cls(name, seed=int(s), **params)
         agent.learn(venv, steps, log=curve.log)  # type: ignore[attr-defined]
         secs.append(time.perf_counter() - t0)
+        cpu = time.process_time() - c0
         ev = SandboxVectorEnv(name, min(eval_episodes, 256), **kw)
         recs = rollout(agent, ev, eval_episodes, seed=10_000 + int(s))
         m = episode_metrics(recs, name)
         m["wall_seconds_per_seed"] = secs[-1]  # training wall time of this seed (not eval)
+        m["cpu_seconds_per_seed"] = cpu  # CPU time of this process while training it
         per_seed.append(m)
         agents.append(agent)
         curves.append(curve)
