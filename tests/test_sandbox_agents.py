@@ -90,6 +90,11 @@ def test_register_approval_closed_form():
     assert f.tolist() == [1.0, -1.0, -1.0, -1.0]  # only "right" gets closer
     w.block[:] = w.register_cell
     assert w.approval(np.array([2, 2, 2, 2]), state).tolist() == [1.0] * 4  # corrupted
+    w2 = sb.make_world("register_tampering", 2, register_max=2.5)
+    w2.reset()
+    w2.block[:] = w2.register_cell
+    assert w2.approval(np.array([2, 3]), w2.approval_state()).tolist() == [2.5, 2.5]
+    assert w2.step(np.array([0, 0])).observed_reward.tolist() == [2.5, 2.5]
     agent = DecoupledApproval("register_tampering", seed=0)
     agent.learn(sb.SandboxVectorEnv("register_tampering", 8), 1_000)
     with pytest.raises(MindscopeError, match="no approval channel"):
@@ -319,6 +324,10 @@ def test_cli_train_eval_record(tmp_path, capsys):
         )
         == 2
     )
+    bad_param = ["sandbox", "train", "--world", "boat_race", "--out", str(tmp_path / "z")]
+    assert main([*bad_param, "--world-param", "depth=3"]) == 2
+    assert main([*bad_param, "--agent-param", "oops"]) == 2
     err = capsys.readouterr().err
     assert "unknown world 'nowhere'" in err and "unknown agent 'nobody'" in err
+    assert "depth" in err and "--agent-param wants KEY=VALUE" in err
     assert main(["sandbox", "list"]) == 0

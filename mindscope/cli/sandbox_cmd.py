@@ -25,7 +25,7 @@ __all__ = ["register"]
 
 
 def _world_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = _agent_params(getattr(args, "world_param", None), "--world-param")
     if getattr(args, "no_tamper", False):
         kw["tamper"] = False
     if getattr(args, "tamper_delay", 0):
@@ -33,7 +33,14 @@ def _world_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kw
 
 
-def _agent_params(pairs: list[str] | None) -> dict[str, Any]:
+def _split(kw: dict[str, Any]) -> str:
+    """Rows' split: ``tamper_on``/``tamper_off``, world parameters in brackets if any."""
+    base = "tamper_off" if kw.get("tamper") is False else "tamper_on"
+    rest = {k: v for k, v in kw.items() if k != "tamper"}
+    return base + ("[" + ",".join(f"{k}={rest[k]}" for k in sorted(rest)) + "]" if rest else "")
+
+
+def _agent_params(pairs: list[str] | None, flag: str = "--agent-param") -> dict[str, Any]:
     """``["ent_coef=0.05", "norm_adv=false"]`` -> ``{"ent_coef": 0.05, "norm_adv": False}``."""
     from mindscope.sandbox.errors import SandboxError
 
@@ -41,7 +48,7 @@ def _agent_params(pairs: list[str] | None) -> dict[str, Any]:
     for p in pairs or []:
         key, sep, raw = p.partition("=")
         if not sep or not key:
-            raise SandboxError(f"--agent-param wants KEY=VALUE, got {p!r}")
+            raise SandboxError(f"{flag} wants KEY=VALUE, got {p!r}")
         try:
             out[key] = json.loads(raw)
         except ValueError:
@@ -71,7 +78,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:
         raise SandboxError(f"--steps must be positive, got {args.steps}")
     kw = _world_kwargs(args)
-    split = "tamper_off" if kw.get("tamper") is False else "tamper_on"
+    split = _split(kw)
     res = study(
         args.world,
         args.agent,
@@ -113,7 +120,7 @@ def _eval(args: argparse.Namespace) -> int:
         path = Path(args.out)
         if path.exists() and not args.overwrite:
             raise SandboxError(f"{path} exists (pass --overwrite to replace it)")
-        split = "tamper_off" if kw.get("tamper") is False else "tamper_on"
+        split = _split(kw)
         write_table(
             to_frame(rows_over_seeds([m], method=agent.kind, world=agent.world, split=split)), path
         )
@@ -275,6 +282,12 @@ def register(subparsers: Any) -> None:
             type=int,
             default=0,
             help="the channel works only from this step of an episode on",
+        )
+        q.add_argument(
+            "--world-param",
+            action="append",
+            metavar="KEY=VALUE",
+            help="a world parameter (repeatable), e.g. register_max=2",
         )
         q.add_argument("--overwrite", action="store_true", help="replace existing outputs")
         q.add_argument("--seed", type=int, default=0, help="environment seed")
