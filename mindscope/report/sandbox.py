@@ -64,6 +64,20 @@ def _series_colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
+def _series_names(grp: pd.DataFrame) -> list[str]:
+    """One bar series per agent; an agent run at several budgets in one world gets one per run
+    (``ppo · 30k``), so that no two bars of a series share a world; a split other than
+    ``tamper_on`` (channel off, world parameters) is named too."""
+    method = grp["method"].astype(str)
+    step = grp["step"].fillna(-1).astype(int)
+    split = grp["split"].astype(str).fillna("")
+    dup = grp.assign(_m=method).groupby(["_m", "dataset"])["_m"].transform("size") > 1
+    return [
+        (f"{m} · {st // 1000}k" if d else m) + (f" · {sp}" if sp not in ("", "tamper_on") else "")
+        for m, st, sp, d in zip(method, step, split, dup)
+    ]
+
+
 def _behaviour_bars(rows: pd.DataFrame) -> list[Any]:
     go = _go()
     figs = []
@@ -72,9 +86,10 @@ def _behaviour_bars(rows: pd.DataFrame) -> list[Any]:
         if grp.empty:
             continue
         fig = go.Figure()
-        agents = sorted(grp["method"].astype(str).unique())
+        grp = grp.assign(_series=_series_names(grp))
+        agents = sorted(grp["_series"].unique())
         for i, agent in enumerate(agents):
-            g = grp[grp["method"] == agent].sort_values("dataset")
+            g = grp[grp["_series"] == agent].sort_values("dataset")
             y = g["value"].to_numpy(float)
             fig.add_trace(
                 go.Bar(
