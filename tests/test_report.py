@@ -280,3 +280,29 @@ def test_sandbox_section_takes_only_sandbox_rows() -> None:
     assert len(titles) == 3 and any("within k" in t for t in titles)
     assert sandbox_rows(df[df["dataset"] == "quirky-arith"]).empty
     assert isinstance(picked, pd.DataFrame)
+
+
+def test_sandbox_bars_keep_runs_of_one_agent_apart() -> None:
+    from mindscope.report.sandbox import sandbox_figures
+    from mindscope.results import Row, to_frame
+
+    rows = [
+        Row(metric="tamper_rate", value=v, method="ppo", dataset="register_tampering", step=s, n=10)
+        for v, s in ((0.4, 30_000), (0.9, 100_000))
+    ] + [
+        Row(
+            metric="tamper_rate",
+            value=0.0,
+            method="coupled_approval",
+            dataset="register_tampering",
+            split="tamper_on[register_max=2]",
+            step=100_000,
+        )
+    ]
+    fig = sandbox_figures(to_frame(rows))[0]
+    names = sorted(t.name for t in fig.data)
+    assert names == [
+        "coupled_approval · tamper_on[register_max=2]",
+        "ppo · 100k",
+        "ppo · 30k",
+    ]

@@ -25,7 +25,13 @@ from mindscope.sandbox.metrics import (
     rollout,
     t_quantile_975,
 )
-from mindscope.sandbox.probing import counterfactual, probe_auroc, tamper_horizon_data
+from mindscope.sandbox.probing import (
+    aggregate_probe_rows,
+    counterfactual,
+    probe_auroc,
+    probe_rows,
+    tamper_horizon_data,
+)
 from mindscope.sandbox.recording import Episode, record_episodes
 
 torch.set_num_threads(1)
@@ -84,6 +90,11 @@ def test_register_approval_closed_form():
     assert f.tolist() == [1.0, -1.0, -1.0, -1.0]  # only "right" gets closer
     w.block[:] = w.register_cell
     assert w.approval(np.array([2, 2, 2, 2]), state).tolist() == [1.0] * 4  # corrupted
+    w2 = sb.make_world("register_tampering", 2, register_max=2.5)
+    w2.reset()
+    w2.block[:] = w2.register_cell
+    assert w2.approval(np.array([2, 3]), w2.approval_state()).tolist() == [2.5, 2.5]
+    assert w2.step(np.array([0, 0])).observed_reward.tolist() == [2.5, 2.5]
     agent = DecoupledApproval("register_tampering", seed=0)
     agent.learn(sb.SandboxVectorEnv("register_tampering", 8), 1_000)
     with pytest.raises(MindscopeError, match="no approval channel"):
@@ -152,6 +163,21 @@ def test_probe_reads_a_planted_time_to_tamper_and_not_noise():
     assert y.sum() == 20 * 4
     assert probe_auroc(x, y, xt, yt) > 0.95
     assert abs(probe_auroc(x[:, 1:], y, xt[:, 1:], yt) - 0.5) < 0.15  # noise columns only
+
+
+def test_probe_on_a_trained_ppo_agent_reads_the_coming_tamper():
+    # PPO learns tomato_watering's delusion within 20k steps (it walks to O, about step 6-10);
+    # a reporter on its activations must predict "tampers within 2 steps" on held-out episodes
+    agent = PPO("tomato_watering", seed=0).learn(sb.SandboxVectorEnv("tomato_watering", 16), 20_480)
+    eps = record_episodes(agent, 60, seed=3)
+    assert sum(e.first_tamper >= 0 for e in eps) >= 50
+    rows = probe_rows(eps[:30], eps[30:], ks=(2,), sites=("input", "hidden2"), method="ppo")
+    auc = {r.layer: r.value for r in rows}
+    assert auc[2] > 0.9 and auc[0] > 0.5  # hidden2 and the one-hot input baseline (layer 0)
+    # over two "seeds" (here: two test halves), the mean and a CI over them
+    agg = aggregate_probe_rows([rows, probe_rows(eps[30:], eps[:30], ks=(2,), sites=("hidden2",))])
+    two = [r for r in agg if r.layer == 2][0]
+    assert two.n == 2 and two.ci_low <= two.value <= two.ci_high
 
 
 class _ToTransformer:
@@ -248,6 +274,34 @@ def test_cli_train_eval_record(tmp_path, capsys):
         )
         == 0
     )
+    # a whole train folder: every seed recorded, probe AUROCs aggregated over the 2 seeds
+    assert (
+        main(
+            [
+                "sandbox",
+                "record",
+                "--agent-dir",
+                str(out),
+                "--out",
+                str(tmp_path / "rec2"),
+                "--episodes",
+                "4",
+                "--probe",
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "rec2" / "seed1" / "episodes.json").is_file()
+    agg = read_table(tmp_path / "rec2" / "probes.parquet")
+    cf2 = agg[(agg.metric == "counterfactual_tamper_rate") & (agg.split == "channel_closed")]
+    assert int(cf2.n.iloc[0]) == 2 and cf2.value.iloc[0] == 0.0
+    # train + probe tables merged into one report
+    both = tmp_path / "all"
+    assert main(["sandbox", "collect", str(out), str(tmp_path / "rec2"), "--out", str(both)]) == 0
+    assert main(["sandbox", "collect", str(out), "--out", str(both)]) == 2  # no silent overwrite
+    assert main(["report", str(both)]) == 0
+    page = (both / "report.html").read_text()
+    assert "within k" in page and "tamper rate by world and agent" in page
     html = (tmp_path / "rec" / "episode.html").read_text()
     assert "<canvas" in html and "boat_race" in html
     probes = read_table(tmp_path / "rec" / "probes.parquet")
@@ -270,6 +324,10 @@ def test_cli_train_eval_record(tmp_path, capsys):
         )
         == 2
     )
+    bad_param = ["sandbox", "train", "--world", "boat_race", "--out", str(tmp_path / "z")]
+    assert main([*bad_param, "--world-param", "depth=3"]) == 2
+    assert main([*bad_param, "--agent-param", "oops"]) == 2
     err = capsys.readouterr().err
     assert "unknown world 'nowhere'" in err and "unknown agent 'nobody'" in err
+    assert "depth" in err and "--agent-param wants KEY=VALUE" in err
     assert main(["sandbox", "list"]) == 0

@@ -2,13 +2,16 @@
 
     mindscope sandbox list
     mindscope sandbox train  --world W --agent KIND --out DIR [--seeds 10] [--steps N] [--no-tamper]
+                             [--agent-param KEY=VALUE ...]
     mindscope sandbox eval   --agent-dir DIR/seed0 [--world W] [--episodes 200] [--out FILE]
-    mindscope sandbox record --agent-dir DIR/seed0 --out DIR [--episodes 20] [--probe]
+    mindscope sandbox record --agent-dir DIR[/seed0] --out DIR [--episodes 20] [--probe]
+    mindscope sandbox collect RUN_DIR ... --out DIR      (one table for ``mindscope report DIR``)
 
 ``train`` trains one agent per seed, saves each under ``DIR/seed<k>/`` and writes the metrics
 over seeds (95% CIs) and the training curves to ``DIR/results.parquet``. ``record`` writes the
 episodes (JSON + safetensors, with the network's activations), ``episode.html`` (a canvas player
-of the first episode) and, with ``--probe``, reporter AUROCs to ``DIR/probes.parquet``.
+of the first episode) and, with ``--probe``, reporter AUROCs to ``DIR/probes.parquet``; given a
+train folder (``seed<k>/`` agents) it records every seed and the AUROCs get 95% CIs over seeds.
 """
 
 from __future__ import annotations
@@ -22,12 +25,35 @@ __all__ = ["register"]
 
 
 def _world_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = _agent_params(getattr(args, "world_param", None), "--world-param")
     if getattr(args, "no_tamper", False):
         kw["tamper"] = False
     if getattr(args, "tamper_delay", 0):
         kw["tamper_delay"] = args.tamper_delay
     return kw
+
+
+def _split(kw: dict[str, Any]) -> str:
+    """Rows' split: ``tamper_on``/``tamper_off``, world parameters in brackets if any."""
+    base = "tamper_off" if kw.get("tamper") is False else "tamper_on"
+    rest = {k: v for k, v in kw.items() if k != "tamper"}
+    return base + ("[" + ",".join(f"{k}={rest[k]}" for k in sorted(rest)) + "]" if rest else "")
+
+
+def _agent_params(pairs: list[str] | None, flag: str = "--agent-param") -> dict[str, Any]:
+    """``["ent_coef=0.05", "norm_adv=false"]`` -> ``{"ent_coef": 0.05, "norm_adv": False}``."""
+    from mindscope.sandbox.errors import SandboxError
+
+    out: dict[str, Any] = {}
+    for p in pairs or []:
+        key, sep, raw = p.partition("=")
+        if not sep or not key:
+            raise SandboxError(f"{flag} wants KEY=VALUE, got {p!r}")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -52,7 +78,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:
         raise SandboxError(f"--steps must be positive, got {args.steps}")
     kw = _world_kwargs(args)
-    split = "tamper_off" if kw.get("tamper") is False else "tamper_on"
+    split = _split(kw)
     res = study(
         args.world,
         args.agent,
@@ -62,6 +88,7 @@ def _train(args: argparse.Namespace) -> int:
         eval_episodes=args.episodes,
         world_kwargs=kw,
         split=split,
+        agent_params=_agent_params(args.agent_param),
     )
     for s, agent in enumerate(res.agents):
         agent.save(out / f"seed{s}", overwrite=args.overwrite)
@@ -93,11 +120,26 @@ def _eval(args: argparse.Namespace) -> int:
         path = Path(args.out)
         if path.exists() and not args.overwrite:
             raise SandboxError(f"{path} exists (pass --overwrite to replace it)")
-        split = "tamper_off" if kw.get("tamper") is False else "tamper_on"
+        split = _split(kw)
         write_table(
             to_frame(rows_over_seeds([m], method=agent.kind, world=agent.world, split=split)), path
         )
     return 0
+
+
+def _agent_dirs(path: Path) -> list[Path]:
+    """``path`` itself if it holds a saved agent, else its ``seed<k>/`` agents (a train run)."""
+    from mindscope.sandbox.errors import SandboxError
+
+    if (path / "config.json").is_file():
+        return [path]
+    seeds = sorted(
+        (d for d in path.glob("seed*") if (d / "config.json").is_file()),
+        key=lambda d: int(d.name[4:]) if d.name[4:].isdigit() else 0,
+    )
+    if not seeds:
+        raise SandboxError(f"no saved agent in {path} (config.json or seed*/config.json missing)")
+    return seeds
 
 
 def _record(args: argparse.Namespace) -> int:
@@ -105,18 +147,52 @@ def _record(args: argparse.Namespace) -> int:
     from mindscope.sandbox.agents import load_agent
     from mindscope.sandbox.errors import SandboxError
     from mindscope.sandbox.experiments import agent_class
-    from mindscope.sandbox.probing import probe_rows
+    from mindscope.sandbox.probing import INPUT_SITE, aggregate_probe_rows, probe_rows
     from mindscope.sandbox.recording import record_episodes, save_episodes
-    from mindscope.sandbox.render import episode_html
 
     agent_class("ppo")
-    agent = load_agent(args.agent_dir, world=args.world)
+    dirs = _agent_dirs(Path(args.agent_dir))
     out = Path(args.out)
     if (out / "episodes.json").exists() and not args.overwrite:
         raise SandboxError(f"{out} already holds recorded episodes (pass --overwrite)")
+    if args.episodes < 2 and args.probe:
+        raise SandboxError(f"--probe needs at least 2 episodes, got {args.episodes}")
     kw = _world_kwargs(args)
-    eps = record_episodes(agent, args.episodes, seed=args.seed, world_kwargs=kw)
-    save_episodes(eps, out, overwrite=args.overwrite)
+    per_seed = []
+    for i, d in enumerate(dirs):
+        agent = load_agent(d, world=args.world)
+        eps = record_episodes(agent, args.episodes, seed=args.seed, world_kwargs=kw)
+        target = out if i == 0 else out / d.name
+        save_episodes(eps, target, overwrite=args.overwrite)
+        if i == 0:
+            _write_player(agent, eps, out, args.seed)
+        tampered = sum(e.first_tamper >= 0 for e in eps)
+        print(f"{d}: recorded {len(eps)} episodes ({tampered} tampered) -> {target}")
+        if args.probe:
+            if not eps[0].activations:
+                raise SandboxError(f"{agent.kind} has no network to probe")
+            half = len(eps) // 2
+            facts = ["supervisor"] if "supervisor" in eps[0].facts else []
+            sites = (INPUT_SITE, *eps[0].activations)
+            rows = probe_rows(eps[:half], eps[half:], sites=sites, method=agent.kind, facts=facts)
+            rows += _counterfactual_rows(agent, kw, args.seed)
+            per_seed.append(rows)
+    if args.probe:
+        rows = per_seed[0] if len(per_seed) == 1 else aggregate_probe_rows(per_seed)
+        write_table(to_frame(rows), out / "probes.parquet")
+        for r in rows:
+            ex = json.loads(r.as_dict()["extra"])
+            ex.pop("per_seed", None)
+            print(
+                f"{r.metric:26s} {r.split:14s} {ex} {r.value:.3f} "
+                f"[{r.ci_low:.3f}, {r.ci_high:.3f}] (n={r.n})"
+            )
+    return 0
+
+
+def _write_player(agent: Any, eps: list[Any], out: Path, seed: int) -> None:
+    """``out/episode.html``: a canvas player of the first recorded episode."""
+    from mindscope.sandbox.render import episode_html
     from mindscope.sandbox.worlds import make_world
 
     ep = eps[0]
@@ -132,25 +208,33 @@ def _record(args: argparse.Namespace) -> int:
         make_world(ep.world, 1),
         list(ep.boards),
         caps,
-        title=f"{ep.world}: {agent.kind} (seed {args.seed})",
+        title=f"{ep.world}: {agent.kind} (seed {seed})",
         flags=flags,
     )
     (out / "episode.html").write_text(page)
-    tampered = sum(e.first_tamper >= 0 for e in eps)
-    print(f"recorded {len(eps)} episodes ({tampered} tampered) -> {out}/episode.html")
-    if args.probe:
-        if not eps[0].activations:
-            raise SandboxError(f"{agent.kind} has no network to probe")
-        half = len(eps) // 2
-        facts = ["supervisor"] if "supervisor" in eps[0].facts else []
-        rows = probe_rows(eps[:half], eps[half:], method=agent.kind, facts=facts)
-        rows += _counterfactual_rows(agent, kw, args.seed)
-        write_table(to_frame(rows), out / "probes.parquet")
-        for r in rows:
-            print(
-                f"{r.metric:26s} {r.split:14s} layer {r.layer} "
-                f"{json.loads(r.as_dict()['extra'])} {r.value:.3f} (n={r.n})"
-            )
+
+
+def _collect(args: argparse.Namespace) -> int:
+    """Concatenate the tables of several train/record folders into one for ``mindscope report``."""
+    import pandas as pd
+
+    from mindscope.results import read_table, write_table
+    from mindscope.sandbox.errors import SandboxError
+
+    out = Path(args.out) / "results.parquet"
+    if out.exists() and not args.overwrite:
+        raise SandboxError(f"{out} exists (pass --overwrite to replace it)")
+    frames = []
+    for src in map(Path, args.sources):
+        tables = [src] if src.suffix == ".parquet" else sorted(src.glob("*.parquet"))
+        tables = [t for t in tables if t.resolve() != out.resolve()]
+        if not tables:
+            raise SandboxError(f"no results table in {src}")
+        frames += [read_table(t) for t in tables]
+    df = pd.concat(frames, ignore_index=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_table(df, out)
+    print(f"wrote {len(df)} rows from {len(frames)} tables -> {out}")
     return 0
 
 
@@ -199,6 +283,12 @@ def register(subparsers: Any) -> None:
             default=0,
             help="the channel works only from this step of an episode on",
         )
+        q.add_argument(
+            "--world-param",
+            action="append",
+            metavar="KEY=VALUE",
+            help="a world parameter (repeatable), e.g. register_max=2",
+        )
         q.add_argument("--overwrite", action="store_true", help="replace existing outputs")
         q.add_argument("--seed", type=int, default=0, help="environment seed")
 
@@ -207,7 +297,13 @@ def register(subparsers: Any) -> None:
     pt.add_argument(
         "--agent",
         default="q_learning",
-        help="q_learning, sarsa, ppo, dqn, decoupled_approval, coupled_approval",
+        help="q_learning, sarsa, ppo, a2c, dqn, decoupled_approval, coupled_approval",
+    )
+    pt.add_argument(
+        "--agent-param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an agent hyper-parameter (repeatable), e.g. ent_coef=0.05",
     )
     pt.add_argument("--out", required=True, help="output directory")
     pt.add_argument("--seeds", type=int, default=10)
@@ -226,7 +322,9 @@ def register(subparsers: Any) -> None:
     pe.set_defaults(func=_eval)
 
     pr = sub.add_parser("record", help="record episodes (+ activations, HTML player, probes)")
-    pr.add_argument("--agent-dir", required=True)
+    pr.add_argument(
+        "--agent-dir", required=True, help="a saved agent, or a train folder (every seed<k>/)"
+    )
     pr.add_argument("--world", default=None)
     pr.add_argument("--out", required=True)
     pr.add_argument("--episodes", type=int, default=20)
@@ -237,4 +335,9 @@ def register(subparsers: Any) -> None:
     )
     channel_opts(pr)
     pr.set_defaults(func=_record)
+    pc = sub.add_parser("collect", help="merge train/record tables into one for the report")
+    pc.add_argument("sources", nargs="+", help="train or record folders, or .parquet tables")
+    pc.add_argument("--out", required=True, help="folder for the merged results.parquet")
+    pc.add_argument("--overwrite", action="store_true", help="replace an existing table")
+    pc.set_defaults(func=_collect)
     p.set_defaults(func=lambda a: (p.print_help(), 0)[1])

@@ -183,14 +183,13 @@ def pgr_rows(df: pd.DataFrame) -> pd.DataFrame:
 def time_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Rows of metrics measured at two or more training steps (the across-time section).
 
-    An agent's training curves (``train_<metric>`` rows of the sandbox) have their own section.
+    The sandbox's behaviour metrics and their training curves (``train_<metric>``) have their
+    own section, also when one agent was trained at several budgets (``step``).
     """
     from mindscope.report.sandbox import BEHAVIOUR_METRICS
 
     metric = df["metric"].astype("string").fillna("")
-    curves = metric.str.startswith("train_") & metric.str.removeprefix("train_").isin(
-        BEHAVIOUR_METRICS
-    )
+    curves = metric.str.removeprefix("train_").isin(BEHAVIOUR_METRICS)
     sub = df[(df["step"] >= 0) & ~curves]
     if sub.empty:
         return sub

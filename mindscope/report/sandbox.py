@@ -34,6 +34,8 @@ BEHAVIOUR_METRICS = (
     "shortcut_rate_difference",
     "interruption_avoidance",
     "interrupted_rate",
+    "wall_seconds_per_seed",
+    "cpu_seconds_per_seed",
 )
 
 
@@ -62,6 +64,20 @@ def _series_colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
+def _series_names(grp: pd.DataFrame) -> list[str]:
+    """One bar series per agent; an agent run at several budgets in one world gets one per run
+    (``ppo · 30k``), so that no two bars of a series share a world; a split other than
+    ``tamper_on`` (channel off, world parameters) is named too."""
+    method = grp["method"].astype(str)
+    step = grp["step"].fillna(-1).astype(int)
+    split = grp["split"].astype(str).fillna("")
+    dup = grp.assign(_m=method).groupby(["_m", "dataset"])["_m"].transform("size") > 1
+    return [
+        (f"{m} · {st // 1000}k" if d else m) + (f" · {sp}" if sp not in ("", "tamper_on") else "")
+        for m, st, sp, d in zip(method, step, split, dup)
+    ]
+
+
 def _behaviour_bars(rows: pd.DataFrame) -> list[Any]:
     go = _go()
     figs = []
@@ -70,9 +86,10 @@ def _behaviour_bars(rows: pd.DataFrame) -> list[Any]:
         if grp.empty:
             continue
         fig = go.Figure()
-        agents = sorted(grp["method"].astype(str).unique())
+        grp = grp.assign(_series=_series_names(grp))
+        agents = sorted(grp["_series"].unique())
         for i, agent in enumerate(agents):
-            g = grp[grp["method"] == agent].sort_values("dataset")
+            g = grp[grp["_series"] == agent].sort_values("dataset")
             y = g["value"].to_numpy(float)
             fig.add_trace(
                 go.Bar(
@@ -142,6 +159,20 @@ def _training_curves(rows: pd.DataFrame) -> list[Any]:
     return figs
 
 
+def _ci_bars(g: pd.DataFrame) -> dict[str, Any] | None:
+    """Asymmetric error bars from ``ci_low``/``ci_high`` (None when no row has an interval)."""
+    y = g["value"].to_numpy(float)
+    lo, hi = g["ci_low"].to_numpy(float), g["ci_high"].to_numpy(float)
+    if not (np.isfinite(lo) & np.isfinite(hi)).any():
+        return None
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": np.nan_to_num(np.maximum(hi - y, 0)),
+        "arrayminus": np.nan_to_num(np.maximum(y - lo, 0)),
+    }
+
+
 def _probe_figures(rows: pd.DataFrame) -> list[Any]:
     go = _go()
     figs = []
@@ -168,13 +199,17 @@ def _probe_figures(rows: pd.DataFrame) -> list[Any]:
                     y=g["value"],
                     mode="lines+markers",
                     name=f"{world} · {agent} · {site}",
-                    line={"color": _series_colour(i)},
+                    line={"color": _series_colour(i), "dash": "dot" if site == "input" else None},
+                    error_y=_ci_bars(g),
+                    customdata=g["n"].tolist(),
+                    hovertemplate="k = %{x}: AUROC %{y:.3f} (n = %{customdata})<extra></extra>",
                 )
             )
         fig.add_hline(y=0.5, line={"color": "#999", "dash": "dot"})
         _layout(
             fig,
-            "Probe on the agent's activations: AUROC of 'will tamper within k steps' (held out)",
+            "Probe on the agent's activations: AUROC of 'will tamper within k steps' "
+            "(held out; 95% CI over seeds; dotted: the one-hot board as baseline)",
             "k (steps before the tamper)",
             "AUROC",
         )
@@ -194,6 +229,7 @@ def _probe_figures(rows: pd.DataFrame) -> list[Any]:
                     y=g["value"],
                     name=str(metric).removeprefix("auroc_"),
                     marker={"color": _series_colour(i)},
+                    error_y=_ci_bars(g),
                 )
             )
         _layout(fig, "Probe AUROC of world facts from the agent's activations", "", "AUROC")

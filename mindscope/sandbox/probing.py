@@ -21,7 +21,29 @@ from mindscope.sandbox.errors import SandboxError
 from mindscope.sandbox.recording import Episode
 from mindscope.sandbox.worlds import make_world
 
-__all__ = ["tamper_horizon_data", "fact_data", "probe_auroc", "probe_rows", "counterfactual"]
+__all__ = [
+    "INPUT_SITE",
+    "tamper_horizon_data",
+    "fact_data",
+    "probe_auroc",
+    "probe_rows",
+    "aggregate_probe_rows",
+    "counterfactual",
+]
+
+INPUT_SITE = "input"
+"""Pseudo-site: the one-hot board the network reads (``[T, H*W*K]``), the probes' baseline."""
+
+
+def _site_array(ep: Episode, site: str) -> np.ndarray:
+    """``[T, d]``: activations at ``site`` before each action, or the one-hot input board."""
+    if site == INPUT_SITE:
+        from mindscope.sandbox.agents.base import one_hot
+
+        return one_hot(ep.boards[: len(ep.actions)], ep.world)
+    if site not in ep.activations:
+        raise SandboxError(f"episode has no activations at site {site!r}")
+    return ep.activations[site]
 
 
 def tamper_horizon_data(
@@ -29,15 +51,15 @@ def tamper_horizon_data(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``x [m, d]``, ``y [m]``: states before the first tamper, 1 if it comes within ``k`` steps.
 
+    ``site`` is a recorded activation site or :data:`INPUT_SITE` (the one-hot board).
+
     State ``t`` is the agent's activation before action ``t``; an episode whose action ``j``
     tampers first gives states ``0..j`` with ``y = (j - t < k)`` (``k = 1``: the very next
     action tampers). Episodes that never tamper give all their states with ``y = 0``.
     """
     xs, ys = [], []
     for ep in episodes:
-        if site not in ep.activations:
-            raise SandboxError(f"episode has no activations at site {site!r}")
-        a = ep.activations[site]
+        a = _site_array(ep, site)
         j = ep.first_tamper
         last = j + 1 if j >= 0 else len(a)
         t = np.arange(last)
@@ -52,8 +74,9 @@ def fact_data(episodes: Sequence[Episode], fact: str, site: str) -> tuple[np.nda
     for ep in episodes:
         if fact not in ep.facts:
             raise SandboxError(f"episodes have no fact {fact!r} (have {sorted(ep.facts)})")
-        xs.append(ep.activations[site])
-        ys.append(ep.facts[fact][: len(ep.activations[site])])
+        a = _site_array(ep, site)
+        xs.append(a)
+        ys.append(ep.facts[fact][: len(a)])
     return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
 
 
@@ -76,7 +99,10 @@ def probe_rows(
     method: str = "",
     facts: Sequence[str] = (),
 ) -> list[Row]:
-    """AUROC rows: ``tamper_within_k`` per ``k`` (in ``extra``) and site; one per fact."""
+    """AUROC rows: ``tamper_within_k`` per ``k`` (in ``extra``) and site; one per fact.
+
+    ``layer`` is the site's position in ``sites`` (1-based; 0 for :data:`INPUT_SITE`).
+    """
     rows = []
     world = train[0].world if train else ""
     for li, site in enumerate(sites):
@@ -92,7 +118,7 @@ def probe_rows(
                     model=method,
                     dataset=world,
                     split="test",
-                    layer=li + 1,
+                    layer=0 if site == INPUT_SITE else li + 1,
                     n=len(yte),
                     _extra={"k": int(k), "site": site, "positives": int(yte.sum())},
                 )
@@ -108,12 +134,43 @@ def probe_rows(
                     model=method,
                     dataset=world,
                     split="test",
-                    layer=li + 1,
+                    layer=0 if site == INPUT_SITE else li + 1,
                     n=len(yte),
-                    _extra={"site": site},
+                    _extra={"site": site, "positives": int(yte.sum())},
                 )
             )
     return rows
+
+
+def aggregate_probe_rows(per_seed: Sequence[Sequence[Row]]) -> list[Row]:
+    """Probe rows of several agents (one list per seed) -> mean and 95% CI over the seeds.
+
+    Rows are matched by metric, split, site and ``k``; ``n`` becomes the number of seeds with a
+    finite AUROC, ``extra`` keeps the per-seed values and the summed held-out counts.
+    """
+    import json
+    from dataclasses import replace
+
+    from mindscope.sandbox.metrics import mean_ci
+
+    groups: dict[tuple[Any, ...], list[Row]] = {}
+    for rows in per_seed:
+        for r in rows:
+            ex = json.loads(r.as_dict()["extra"] or "{}")
+            key = (r.metric, r.split, ex.get("site"), ex.get("k"), ex.get("from_step"))
+            groups.setdefault(key, []).append(r)
+    out = []
+    for group in groups.values():
+        vals = [float(r.value) for r in group]
+        mu, lo, hi, n = mean_ci(vals)
+        ex = json.loads(group[0].as_dict()["extra"] or "{}")
+        ex["per_seed"] = [round(v, 4) for v in vals]
+        ex["held_out_states"] = int(sum(r.n for r in group))
+        if "positives" in ex:
+            pos = [json.loads(r.as_dict()["extra"]).get("positives", 0) for r in group]
+            ex["positives"] = int(sum(pos))
+        out.append(replace(group[0], value=mu, ci_low=lo, ci_high=hi, n=n, _extra=ex))
+    return out
 
 
 def counterfactual(

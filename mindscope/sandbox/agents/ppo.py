@@ -15,7 +15,7 @@ from torch import nn
 
 from mindscope.sandbox.agents.torch_agent import TorchAgent
 
-__all__ = ["PPO"]
+__all__ = ["PPO", "A2C"]
 
 
 class PPO(TorchAgent):
@@ -38,12 +38,14 @@ class PPO(TorchAgent):
         ent_coef: float = 0.01,
         vf_coef: float = 0.5,
         max_grad_norm: float = 0.5,
+        norm_adv: bool = True,
     ) -> None:
         super().__init__(world, seed, width)
         self.lr, self.gamma, self.gae_lambda = lr, gamma, gae_lambda
         self.num_steps, self.epochs, self.minibatches = num_steps, epochs, minibatches
         self.clip, self.ent_coef, self.vf_coef = clip, ent_coef, vf_coef
         self.max_grad_norm = max_grad_norm
+        self.norm_adv = bool(norm_adv)
 
     def params(self) -> dict[str, Any]:
         return dict(
@@ -58,6 +60,7 @@ class PPO(TorchAgent):
             ent_coef=self.ent_coef,
             vf_coef=self.vf_coef,
             max_grad_norm=self.max_grad_norm,
+            norm_adv=self.norm_adv,
         )
 
     def learn(self, venv: Any, total_steps: int, seed: int | None = None, log: Any = None):
@@ -119,7 +122,8 @@ class PPO(TorchAgent):
                     dist = torch.distributions.Categorical(logits=logits)
                     ratio = (dist.log_prob(b_a[j]) - b_lp[j]).exp()
                     a_ = b_adv[j]
-                    a_ = (a_ - a_.mean()) / (a_.std() + 1e-8)
+                    if self.norm_adv:
+                        a_ = (a_ - a_.mean()) / (a_.std() + 1e-8)
                     pg = torch.max(-a_ * ratio, -a_ * ratio.clamp(1 - self.clip, 1 + self.clip))
                     loss = (
                         pg.mean()
@@ -131,3 +135,49 @@ class PPO(TorchAgent):
                     nn.utils.clip_grad_norm_(self.net.parameters(), self.max_grad_norm)
                     opt.step()
         return self
+
+
+class A2C(PPO):
+    """Advantage actor-critic (the synchronous A2C that Leike et al. 2017 evaluated).
+
+    The same learner as :class:`PPO` with one gradient step per rollout on the whole batch
+    (``epochs=1``, ``minibatches=1``: the probability ratio is exactly 1, so clipping never
+    acts), short rollouts (5 steps), n-step returns (``gae_lambda=1``) and no advantage
+    normalisation: the A2C objective ``-A log pi + vf_coef/2 (R - V)^2 - ent_coef H``.
+    """
+
+    kind = "a2c"
+
+    def __init__(
+        self,
+        world: str,
+        seed: int = 0,
+        width: int = 64,
+        lr: float = 7e-4,
+        gamma: float = 0.99,
+        gae_lambda: float = 1.0,
+        num_steps: int = 5,
+        epochs: int = 1,
+        minibatches: int = 1,
+        clip: float = 0.2,
+        ent_coef: float = 0.01,
+        vf_coef: float = 0.5,
+        max_grad_norm: float = 0.5,
+        norm_adv: bool = False,
+    ) -> None:
+        super().__init__(
+            world,
+            seed,
+            width,
+            lr=lr,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            num_steps=num_steps,
+            epochs=epochs,
+            minibatches=minibatches,
+            clip=clip,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            norm_adv=norm_adv,
+        )
