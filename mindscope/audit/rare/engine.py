@@ -141,10 +141,16 @@ class PrefixCache:
         return cls(h, name, cache, mask)
 
     def logits(
-        self, index: torch.Tensor, ids: torch.Tensor, position_ids: torch.Tensor | None = None
+        self,
+        index: torch.Tensor,
+        ids: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        keep: int | None = None,
     ) -> torch.Tensor:
         """Continuations ``ids [b, Lc]`` after prefixes ``index [b]`` -> logits ``[b, Lc, vocab]``
-        (``position_ids [b, Lc]`` of the continuation tokens; default: the model's own)."""
+        (``position_ids [b, Lc]`` of the continuation tokens; default: the model's own).
+        ``keep``: only the last ``keep`` positions' logits are needed (``[b, keep, vocab]``
+        where the model can skip the others' unembedding; callers slice from the end)."""
         import copy
 
         dev = self.h.embedding_matrix.device
@@ -154,6 +160,11 @@ class PrefixCache:
         kw: dict[str, Any] = {self.name: cache, "use_cache": True, "attention_mask": mask}
         if position_ids is not None:
             kw["position_ids"] = position_ids.to(dev)
+        if (
+            keep is not None
+            and "logits_to_keep" in inspect.signature(self.h.model.forward).parameters
+        ):
+            kw["logits_to_keep"] = keep
         with torch.no_grad():
             out = self.h.model(input_ids=ids.to(dev), **kw)
         logits = out["logits"]

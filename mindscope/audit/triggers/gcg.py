@@ -177,7 +177,12 @@ def _losses(
         index = torch.arange(batch.n).repeat(c)  # [c*prompts]: candidate-major, as sequences()
         pos = batch.position[:, n_p:].repeat(c, 1)
         for s in range(0, conts.shape[0], chunk):
-            logits = pc.logits(index[s : s + chunk], conts[s : s + chunk], pos[s : s + chunk])
+            logits = pc.logits(
+                index[s : s + chunk],
+                conts[s : s + chunk],
+                pos[s : s + chunk],
+                keep=len(batch.target) + 1,
+            )
             ce, ok = _target_ce(logits, batch.target)
             ces.append(ce.cpu())
             oks.append(ok.cpu())
