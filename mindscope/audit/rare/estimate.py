@@ -362,9 +362,14 @@ def _chains(
     steps = max(1, calls // n_chains - 1)
     burn = int(steps * burn_frac)
     hits, scores, acc = [], [], 0
+    probs = logr.exp()  # [n_positions, vocab]
     for t in range(steps):
         pos = torch.randint(0, dist.n_positions, (n_chains,), generator=gen)  # [chains]
-        new = torch.multinomial(logr[pos].exp(), 1, generator=gen).squeeze(-1)  # [chains]
+        new = torch.empty(n_chains, dtype=torch.long)
+        for i in range(dist.n_positions):  # one draw per position: no [chains, vocab] gather
+            at = (pos == i).nonzero().squeeze(-1)
+            if len(at):
+                new[at] = torch.multinomial(probs[i], len(at), replacement=True, generator=gen)
         old = x[torch.arange(n_chains), pos]
         y = x.clone()
         y[torch.arange(n_chains), pos] = new
