@@ -233,6 +233,19 @@ def _rel_var_is(logw: torch.Tensor, f: torch.Tensor) -> float:
     return float((m2 - 2 * m).exp() - 1)
 
 
+def _is_mean(lt: torch.Tensor) -> tuple[float, float, float]:
+    """Importance-sampling mean of terms given as logs ``lt [n]`` (``-inf`` for a zero term):
+    ``(estimate, standard error, Kish's ESS of the non-zero terms)``; all 0 without one."""
+    n = len(lt)
+    if not torch.isfinite(lt).any():
+        return 0.0, 0.0, 0.0
+    shift = float(lt.max())
+    w = (lt - shift).exp()  # [n], scaled by e^-shift
+    est = float(w.mean()) * math.exp(shift)
+    se = float(w.std(unbiased=True)) * math.exp(shift) / math.sqrt(n) if n > 1 else math.inf
+    return est, se, float(w.sum() ** 2 / w.pow(2).sum())
+
+
 def _pick(table: dict[float, tuple[int, float, float]]) -> float:
     """Choose the inverse temperature: min hit-based relative variance among grid points with
     enough pilot hits, else min proxy relative variance."""
@@ -320,14 +333,7 @@ def itgis(
     lt = torch.cat(terms)
     n = len(lt)
     k = int(torch.isfinite(lt).sum())
-    if k == 0:
-        est, se, ess = 0.0, 0.0, 0.0
-    else:
-        shift = float(lt.max())
-        w = (lt - shift).exp()  # [n], scaled by e^-shift
-        est = float(w.mean()) * math.exp(shift)
-        se = float(w.std(unbiased=True)) * math.exp(shift) / math.sqrt(n) if n > 1 else math.inf
-        ess = float(w.sum() ** 2 / w.pow(2).sum())
+    est, se, ess = _is_mean(lt)
     info["samples"] = n
     return RareEstimate(
         "itgis",
@@ -635,14 +641,7 @@ def ce(
     hit, _ = scorer.margins(x)
     lt = torch.where(hit, logw, torch.full_like(logw, -math.inf))
     k = int(hit.sum())
-    if k == 0:
-        est, se, ess = 0.0, 0.0, 0.0
-    else:
-        shift = float(lt.max())
-        w = (lt - shift).exp()
-        est = float(w.mean()) * math.exp(shift)
-        se = float(w.std(unbiased=True)) * math.exp(shift) / math.sqrt(n) if n > 1 else math.inf
-        ess = float(w.sum() ** 2 / w.pow(2).sum())
+    est, se, ess = _is_mean(lt)
     info = {
         "levels": levels,
         "adapt_rounds": len(levels),

@@ -6,6 +6,7 @@ estimators' budgets are in these model calls.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -47,30 +48,28 @@ class Scorer:
         self.h, self.dist, self.bad, self.batch_size = h, dist, bad, batch_size
         self.calls = 0
 
-    def evaluate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Free tokens ``x [n, n_positions]`` -> ``(hit bool [n], score float64 [n])``."""
-        hits, scores = [], []
+    def _run(
+        self, x: torch.Tensor, value: Callable[[torch.Tensor], torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hits ``[n]`` and ``value(logits)`` ``[n]`` (float64) of free tokens ``x``, in batches."""
+        hits, values = [], []
         for start in range(0, x.shape[0], self.batch_size):
             logits = next_logits(self.h, self.dist.full(x[start : start + self.batch_size]))
             hits.append(self.bad.hit(logits).cpu())
-            scores.append(self.bad.score(logits).double().cpu())
+            values.append(value(logits).double().cpu())
         self.calls += int(x.shape[0])
         if not hits:
             return torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.float64)
-        return torch.cat(hits), torch.cat(scores)
+        return torch.cat(hits), torch.cat(values)
+
+    def evaluate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Free tokens ``x [n, n_positions]`` -> ``(hit bool [n], score float64 [n])``."""
+        return self._run(x, self.bad.score)
 
     def margins(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Free tokens ``x [n, n_positions]`` -> ``(hit bool [n], margin float64 [n])``
         (:meth:`BadOutput.margin`: ``>= 0`` on bad outputs)."""
-        hits, margins = [], []
-        for start in range(0, x.shape[0], self.batch_size):
-            logits = next_logits(self.h, self.dist.full(x[start : start + self.batch_size]))
-            hits.append(self.bad.hit(logits).cpu())
-            margins.append(self.bad.margin(logits).double().cpu())
-        self.calls += int(x.shape[0])
-        if not hits:
-            return torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.float64)
-        return torch.cat(hits), torch.cat(margins)
+        return self._run(x, self.bad.margin)
 
     def gradient(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Score and its gradient with respect to one-hot inputs at the free positions.
