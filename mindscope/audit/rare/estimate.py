@@ -267,6 +267,22 @@ def _tune(
     return beta, info
 
 
+def _inverse_temperature(
+    temperature: float | None,
+    run: Callable[[float, int], tuple[int, float, float]],
+    scale: float,
+    pilot: int,
+    info: dict[str, Any],
+) -> float:
+    """``1 / temperature``, or tuned from a pilot of ``pilot`` calls (recorded in ``info``)."""
+    if temperature is None:
+        beta, info["pilot"] = _tune(run, scale, pilot)
+        return beta
+    if temperature <= 0:
+        raise MindscopeError(f"temperature must be > 0, got {temperature}")
+    return 1.0 / temperature
+
+
 # --------------------------------------------------------------------- ITGIS
 def itgis(
     scorer: Scorer,
@@ -292,19 +308,15 @@ def itgis(
     g = _mean_gradient(scorer, dist.sample(grad_batch, generator=gen))
     n_grad = 1
     info: dict[str, Any] = {}
-    if temperature is None:
-        pilot = int(budget * pilot_fraction)
 
-        def run(beta: float, n: int) -> tuple[int, float, float]:
-            x, logw = _sample_mixture(dist, _logq_table(dist, g, beta), n, gen, defensive)
-            hit, score = scorer.evaluate(x)
-            return int(hit.sum()), _rel_var_is(logw, hit.double()), _rel_var_is(logw, score.exp())
+    def run(beta: float, n: int) -> tuple[int, float, float]:
+        x, logw = _sample_mixture(dist, _logq_table(dist, g, beta), n, gen, defensive)
+        hit, score = scorer.evaluate(x)
+        return int(hit.sum()), _rel_var_is(logw, hit.double()), _rel_var_is(logw, score.exp())
 
-        beta, info["pilot"] = _tune(run, _spread(dist, g), pilot)
-    else:
-        if temperature <= 0:
-            raise MindscopeError(f"temperature must be > 0, got {temperature}")
-        beta = 1.0 / temperature
+    beta = _inverse_temperature(
+        temperature, run, _spread(dist, g), int(budget * pilot_fraction), info
+    )
     remaining = budget - (scorer.calls - start)
     per_round = max(1, remaining // n_rounds)
     terms: list[torch.Tensor] = []  # log of w * 1{bad}, -inf when not bad
@@ -437,25 +449,19 @@ def mhis(
     g = _mean_gradient(scorer, dist.sample(grad_batch, generator=gen))
     n_chains = max(2, min(n_chains, budget // 32))  # at least ~32 steps per chain
     info: dict[str, Any] = {}
-    if temperature is None:
-        pilot = int(budget * pilot_fraction)
 
-        def run(beta: float, n: int) -> tuple[int, float, float]:
-            chains = max(2, min(n_chains // 4, n // 4))
-            hit, score, _ = _chains(
-                scorer, _logq_table(dist, g, beta), beta, chains, n, burn_in, gen
-            )
-            est, se, _ = _ratio(hit, score, beta)
-            pe, pse, _ = _ratio(hit, score, beta, score.exp())
-            rv = (se / est) ** 2 if est > 0 else math.inf
-            prv = (pse / pe) ** 2 if pe > 0 else math.inf
-            return int(hit.sum()), rv, prv
+    def run(beta: float, n: int) -> tuple[int, float, float]:
+        chains = max(2, min(n_chains // 4, n // 4))
+        hit, score, _ = _chains(scorer, _logq_table(dist, g, beta), beta, chains, n, burn_in, gen)
+        est, se, _ = _ratio(hit, score, beta)
+        pe, pse, _ = _ratio(hit, score, beta, score.exp())
+        rv = (se / est) ** 2 if est > 0 else math.inf
+        prv = (pse / pe) ** 2 if pe > 0 else math.inf
+        return int(hit.sum()), rv, prv
 
-        beta, info["pilot"] = _tune(run, _spread(dist, g), pilot)
-    else:
-        if temperature <= 0:
-            raise MindscopeError(f"temperature must be > 0, got {temperature}")
-        beta = 1.0 / temperature
+    beta = _inverse_temperature(
+        temperature, run, _spread(dist, g), int(budget * pilot_fraction), info
+    )
     remaining = budget - (scorer.calls - start)
     hit, score, acc = _chains(
         scorer, _logq_table(dist, g, beta), beta, n_chains, remaining, burn_in, gen
