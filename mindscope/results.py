@@ -49,6 +49,10 @@ __all__ = [
     "write_table",
     "read_table",
     "with_typed_extra",
+    "extra_of",
+    "extras",
+    "extra_values",
+    "with_extra",
 ]
 
 COLUMNS = (
@@ -206,14 +210,43 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _extra_dict(value: Any) -> dict[str, Any]:
-    if not isinstance(value, str) or not value:
+def extra_of(value: Any) -> dict[str, Any]:
+    """The ``extra`` JSON of one row as a dict (``{}`` when empty, missing or not an object).
+
+    This and :func:`extras`, :func:`extra_values` and :func:`with_extra` are the only readers
+    and writers of the ``extra`` column: nothing else parses it by hand."""
+    if isinstance(value, Row):
+        value = value.as_dict()["extra"]
+    if not isinstance(value, str) or not value.strip():
         return {}
     try:
         d = json.loads(value)
     except json.JSONDecodeError:
         return {}
     return d if isinstance(d, dict) else {}
+
+
+_extra_dict = extra_of
+
+
+def extras(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Every row's ``extra`` as a dict, in row order (``[]`` for a table without the column)."""
+    if "extra" not in df.columns:
+        return [{} for _ in range(len(df))]
+    return [extra_of(v) for v in df["extra"].tolist()]
+
+
+def extra_values(df: pd.DataFrame, key: str, default: Any = None) -> pd.Series:
+    """One ``extra`` key as a column (``default`` where a row lacks it), indexed like ``df``."""
+    return pd.Series([e.get(key, default) for e in extras(df)], index=df.index, dtype=object)
+
+
+def with_extra(df: pd.DataFrame, **more: Any) -> pd.DataFrame:
+    """A copy of ``df`` with ``more`` merged into every row's ``extra`` (``more`` wins)."""
+    out = df.copy()
+    vals = [json.dumps({**e, **more}, sort_keys=True) for e in extras(df)]
+    out["extra"] = pd.Series(vals, index=out.index, dtype="string")
+    return out
 
 
 def with_typed_extra(df: pd.DataFrame) -> pd.DataFrame:
