@@ -185,7 +185,7 @@ def part_warm(tmp: Path, args: argparse.Namespace) -> None:
     from mindscope.data import quirky_arith
     from mindscope.lenses.train import TrainConfig, train
     from mindscope.sweeps import organism_checkpoints
-    from mindscope.sweeps.stages import warm_start_lens
+    from mindscope.analyses.lens import warm_start_lens
 
     torch.set_num_threads(args.threads)
     ckpts = organism_checkpoints(args.organism)

@@ -316,9 +316,9 @@ def test_trajectory_has_next_token_rank_and_side_by_side(tiny_dirs):
 def test_disagree_auroc_is_scored_only_where_the_persona_lies():
     import torch
 
+    from mindscope.analyses.predictions import disagree_rows, prediction_frame
     from mindscope.data.pairs import ContrastPair
     from mindscope.probes import evaluation as pe
-    from mindscope.runs.predictions import disagree_rows, prediction_frame
 
     class Fixed:
         """A 'reporter' whose credence is feature 0 (a known answer to score)."""

@@ -362,27 +362,6 @@ def test_raw_records_with_a_template_and_the_facts_dataset_are_accepted(tmp_path
     assert "elicit.template: unknown template 'nope'" in msg
 
 
-def test_run_and_elicit_load_the_same_data_for_the_same_seed(tmp_path: Path) -> None:
-    from mindscope.cli.elicit_cmd import load_dataset
-    from mindscope.runs.elicit_stage import load_pairs
-
-    rows = [{"prompt": f"p{i}", "label": i % 2} for i in range(40)]
-    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    for dataset, n in [("quirky-arith", 96), ("facts", None), (str(tmp_path / "pairs.jsonl"), 30)]:
-        cfg = load_config(
-            _write(
-                tmp_path,
-                {"seed": 5, "lens": {"enabled": False}, "elicit": {"dataset": dataset, "n": n}},
-            )
-        )
-        run_train, run_test, _, _ = load_pairs(cfg.elicit, cfg.seed)
-        cli_train, cli_test = load_dataset(dataset, n=n, seed=5, test_fraction=0.25, template=None)
-        assert (run_train, run_test) == (cli_train, cli_test), dataset
-        other, _ = load_dataset(dataset, n=n, seed=6, test_fraction=0.25, template=None)
-        assert other != cli_train  # the seed matters
-    assert len(run_train) + len(run_test) == 30
-
-
 def test_the_template_is_generated_from_the_field_descriptions() -> None:
     text = config_template()
     for cls in (RunConfig, ModelConfig, LensConfig, ElicitConfig):

@@ -68,7 +68,7 @@ def test_run_folder_is_complete_and_verified(run_dir: Path) -> None:
     assert any(k.startswith("lens-train:") for k in m.data)
     assert any(k.startswith("elicit-train:quirky-arith") for k in m.data)
     assert m.files["results.parquet"] == file_sha256(folder.results_path)
-    assert "stage reporters: done" in folder.log_path.read_text()
+    assert "stage elicit: done" in folder.log_path.read_text()
 
 
 def test_results_cover_both_analyses(run_dir: Path) -> None:
@@ -116,7 +116,7 @@ def test_a_failing_run_is_marked_failed(
     def broken(*a: object, **k: object) -> None:
         raise RuntimeError("extraction exploded")
 
-    monkeypatch.setattr(pipeline, "_elicit_stage", broken)
+    monkeypatch.setattr(pipeline, "run_stage", broken)
     monkeypatch.setenv("MINDSCOPE_HOME", str(tmp_path / "home"))
     with pytest.raises(RuntimeError, match="exploded"):
         pipeline.run_pipeline(cfg, progress=False)
@@ -150,21 +150,18 @@ def test_elicit_cli_reads_the_same_pairs_as_the_run(
 def test_stages_are_pure(setup: Path) -> None:
     import torch
 
+    from mindscope.analyses import run_stage
     from mindscope.models import load_model
     from mindscope.runs import load_config
-    from mindscope.runs.elicit_stage import elicit_stage
 
     cfg = load_config(setup / "run.yaml")
     h = load_model(setup / "model", device="cpu")
     torch.manual_seed(123)
     state, threads = torch.random.get_rng_state(), torch.get_num_threads()
     before = sorted(p.name for p in setup.iterdir())
-    a = elicit_stage(
-        h, cfg.elicit.model_copy(update={"methods": ["lr"], "transfer": False}), seed=3
-    )
-    b = elicit_stage(
-        h, cfg.elicit.model_copy(update={"methods": ["lr"], "transfer": False}), seed=3, threads=1
-    )
+    small = cfg.elicit.model_copy(update={"methods": ["lr"], "transfer": False})
+    a = run_stage("elicit", h, small, seed=3)
+    b = run_stage("elicit", h, small, seed=3, threads=1)
     assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is untouched
     assert torch.get_num_threads() == threads
     assert sorted(p.name for p in setup.iterdir()) == before  # nothing written

@@ -59,7 +59,7 @@ def test_run_reexecutes_to_the_same_table(
     assert r.checks["inputs"].startswith("ok (1 models")
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
     assert main(["verify", str(run_dir), "--stage", "reporters"]) == 0
-    assert "ACCEPT: re-executed stage reporters" in capsys.readouterr().out
+    assert "ACCEPT: re-executed stage elicit" in capsys.readouterr().out
 
 
 def test_edited_results_are_detected(run_dir: Path, tmp_path: Path) -> None:

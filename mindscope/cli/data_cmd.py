@@ -123,13 +123,16 @@ def check_file(
 
 
 def _check(args: argparse.Namespace) -> int:
-    from mindscope.cli.elicit_cmd import fields_of
+    from mindscope.data.fields import Fields
 
+    fields = Fields(
+        label=args.label_field, text=args.text_field, group=args.group_field, split=args.split_field
+    )
     print(
         check_file(
             args.file,
             args.template,
-            fields=fields_of(args),
+            fields=fields,
             test_fraction=args.test_fraction,
             seed=args.seed,
         )

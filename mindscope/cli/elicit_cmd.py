@@ -31,7 +31,7 @@ from typing import Any
 
 from mindscope.errors import MindscopeError
 
-__all__ = ["register", "load_dataset", "lm_logodds"]
+__all__ = ["register"]
 
 
 def _out_dir(path: str) -> Path:
@@ -39,6 +39,21 @@ def _out_dir(path: str) -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise MindscopeError(f"output {out} already exists; refusing to overwrite it")
     return out
+
+
+def _methods(spec: str, read: str = "completion") -> list[str]:
+    from mindscope.probes.registry import REPORTER_METHODS, read_mode_error
+
+    methods = [m.strip() for m in spec.split(",") if m.strip()]
+    bad = [m for m in methods if m not in REPORTER_METHODS]
+    if bad or not methods:
+        raise MindscopeError(
+            f"--methods: unknown {bad or spec!r}; choose from {', '.join(REPORTER_METHODS)}"
+        )
+    problem = read_mode_error(read, methods)
+    if problem:
+        raise MindscopeError(f"--read {read}: {problem}")
+    return methods
 
 
 def _layers(spec: str) -> str | list[int]:
@@ -55,188 +70,73 @@ def _layers(spec: str) -> str | list[int]:
     return layers
 
 
-def _methods(spec: str, read: str = "completion") -> list[str]:
-    from mindscope.probes.evaluation import METHODS
-    from mindscope.runs.config import read_mode_error
+def _config(args: argparse.Namespace) -> Any:
+    """The :class:`~mindscope.analyses.ElicitConfig` of the command line, checked."""
+    from mindscope.analyses import CheckContext, ElicitConfig
+    from mindscope.cli._stage import config_from_args
 
-    methods = [m.strip() for m in spec.split(",") if m.strip()]
-    bad = [m for m in methods if m not in METHODS]
-    if bad or not methods:
-        raise MindscopeError(
-            f"--methods: unknown {bad or spec!r}; choose from {', '.join(METHODS)}"
-        )
-    problem = read_mode_error(read, methods)
-    if problem:
-        raise MindscopeError(f"--read {read}: {problem}")
-    return methods
-
-
-def fields_of(args: argparse.Namespace) -> Any:
-    """The :class:`mindscope.data.fields.Fields` named by ``--label-field`` and friends."""
-    from mindscope.data.fields import Fields
-
-    return Fields(
-        label=args.label_field, text=args.text_field, group=args.group_field, split=args.split_field
-    )
-
-
-def load_dataset(
-    name: str,
-    *,
-    n: int | None,
-    seed: int,
-    test_fraction: float = 0.25,
-    template: str | None = None,
-    fields: Any = None,
-    info: dict[str, Any] | None = None,
-) -> tuple[list[Any], list[Any]]:
-    """``(train, test)`` contrast pairs: :func:`mindscope.data.load_dataset_split`, the loading
-    path ``mindscope run`` uses too (same name and seed, same pairs). The split's warnings are
-    printed to stderr; ``info``, if given, receives ``split`` (the method) and ``warnings``."""
-    from mindscope.data.datasets import load_dataset_split
-    from mindscope.data.fields import DEFAULT_FIELDS
-
-    ds = load_dataset_split(
-        name,
-        n=n,
-        seed=seed,
-        test_fraction=test_fraction,
-        template=template,
-        fields=fields or DEFAULT_FIELDS,
-    )
-    for msg in ds.warnings:
-        print(f"mindscope: warning: {msg}", file=sys.stderr)
-    if info is not None:
-        info.update(split=ds.method, warnings=list(ds.warnings))
-    return ds.train, ds.test
-
-
-def _data_name(name: str) -> str:
-    """Short name of a dataset: a file's stem, else the name itself."""
-    from mindscope.data.datasets import dataset_name
-
-    return dataset_name(name)
-
-
-def _truth(pairs: list[Any]) -> Any:
-    import torch
-
-    return torch.tensor([int(p.meta.get("truth", p.label)) for p in pairs])
-
-
-def _is_quirky(pairs: list[Any]) -> bool:
-    return all(k in p.meta for p in pairs for k in ("persona", "difficulty", "truth", "bob_label"))
-
-
-def lm_logodds(h: Any, pairs: list[Any], batch_size: int = 64) -> Any:
-    """``[n]`` the model's log-odds of completion 1 over completion 0 after each prompt (see
-    :func:`mindscope.activations.lm_logodds`, the one implementation); ``None`` (with a
-    warning) when the model's answer is undefined."""
-    from mindscope.activations import lm_logodds_or_none
-
-    return lm_logodds_or_none(h, pairs, batch_size=batch_size)
-
-
-def _load_and_extract(args: argparse.Namespace, h: Any, pairs: list[Any], layers: Any) -> Any:
-    import mindscope as ms
-
-    acts = ms.extract(
-        h,
-        [p.prompt for p in pairs] if args.read == "prompt" else pairs,
-        layers=layers,
-        position=args.position,
-        batch_size=args.batch_size,
-        store=args.store,
-        progress=not args.quiet,
-    )
-    return acts.stack(), list(acts.layers)  # [L, n, 2, d] (read=prompt: [L, n, d])
+    read = args.cfg_read or "completion"
+    fixed: dict[str, Any] = {}
+    gave_methods = args.cfg_methods is not None
+    if gave_methods:
+        methods = _methods(args.cfg_methods, read)
+        if not args.no_baselines and "random" not in methods:
+            methods.append("random")
+        fixed["methods"] = methods
+    if args.cfg_layers is not None:
+        fixed["layers"] = _layers(args.cfg_layers)
+    args.cfg_methods = args.cfg_layers = None
+    cfg = config_from_args(args, ElicitConfig, **fixed)
+    if args.no_baselines and not gave_methods:
+        cfg.methods = [m for m in cfg.methods if m != "random"] or cfg.methods
+    ctx = CheckContext(base=Path.cwd(), seed=args.seed, model=args.model or "", check_data=False)
+    try:
+        return cfg.check(ctx, "elicit")
+    except MindscopeError as exc:
+        # "elicit.n_boot: ..." -> "--n-boot: ..."
+        head, _, tail = str(exc).partition(":")
+        flag = head.removeprefix("elicit.").split("[")[0].replace("_", "-")
+        raise MindscopeError(f"--{flag}:{tail}") from None
 
 
 def _elicit(args: argparse.Namespace) -> int:
-    import torch
-
+    """``mindscope elicit``: the elicit stage (:mod:`mindscope.analyses.elicit`) on one model,
+    written to a folder."""
     import mindscope as ms
-    from mindscope.data import dataset_hash
-    from mindscope.probes import evaluation as pe
-    from mindscope.results import stamp, to_frame, write_table
-    from mindscope.runs.predictions import PREDICTIONS_FILE, disagree_rows, prediction_frame
+    from mindscope.analyses import run_stage
+    from mindscope.results import stamp, write_table
 
-    if not args.model or not args.dataset or not args.out:
+    if not args.model or not args.cfg_dataset or not args.out:
         raise MindscopeError("elicit needs --model, --dataset and --out")
     out = _out_dir(args.out)
-    methods = _methods(args.methods, args.read)
-    layers = _layers(args.layers)
-    split_info: dict[str, Any] = {}
-    train, test = load_dataset(
-        args.dataset,
-        n=args.n,
-        seed=args.seed,
-        test_fraction=args.test_fraction,
-        template=args.template,
-        fields=fields_of(args),
-        info=split_info,
-    )
+    cfg = _config(args)
     h = ms.load_model(args.model, revision=args.revision, device=args.device)
-    x_tr, layer_ids = _load_and_extract(args, h, train, layers)
-    x_te, _ = _load_and_extract(args, h, test, layers)
-    quirky = _is_quirky(train) and _is_quirky(test)
-    fit_idx = [i for i, p in enumerate(train) if not quirky or p.meta["persona"] == "alice"]
-    y_tr = _truth(train)
-    data_name = _data_name(args.dataset)
-    common: dict[str, Any] = {
-        "dataset": data_name,
-        "n_boot": args.n_boot,
-        "seed": args.seed,
-    }
-    reps = pe.fit_reporters(
-        x_tr[:, fit_idx],
-        y_tr[fit_idx],
-        methods,
-        unsupervised_sign=args.unsupervised,
-        baselines=not args.no_baselines,
-    )
-    rows = pe.score_rows(reps, x_te, _truth(test), layers=layer_ids, split="test", **common)
-    rows += disagree_rows(pe, reps, x_te, test, _truth(test), layer_ids, **common)
-    preds = prediction_frame(reps, x_te, test, _truth(test), layer_ids)
-    if quirky:
-        everything = list(train) + list(test)
-        rows += pe.quirky_report(
-            torch.cat([x_tr, x_te], dim=1),
-            [dict(p.meta) for p in everything],
-            lm_logodds=lm_logodds(h, everything) if h.is_causal else None,
-            methods=methods,
-            layers=layer_ids,
-            dataset=data_name,
-            n_boot=args.n_boot,
-            seed=args.seed,
-        )
-    df = stamp(to_frame(rows), h)
+    res = run_stage("elicit", h, cfg, seed=args.seed, progress=not args.quiet, store=args.store)
+    for msg in res.info.get("split_warnings", []):
+        print(f"mindscope: warning: {msg}", file=sys.stderr)
+    df = stamp(res.rows, h)
     out.mkdir(parents=True, exist_ok=True)
-    for method, rep in reps.items():
-        rep.save(out / "reporters" / method, meta={"model": h.name, "layers": layer_ids})
+    for name, write in res.artefacts.items():
+        if name.startswith("reporter-"):
+            write(out / "reporters" / name.removeprefix("reporter-"))
+        else:
+            write(out / name)
     write_table(df, out / "results.parquet")
-    preds.to_parquet(out / PREDICTIONS_FILE, index=False)
+    info = res.info
     (out / "run.json").write_text(
         json.dumps(
             {
                 "command": "elicit",
                 "model": h.name,
                 "revision": h.revision,
-                "dataset": args.dataset,
-                "methods": list(reps),
-                "layers": layer_ids,
-                "n_train": len(fit_idx),
-                "n_test": len(test),
-                "split": split_info.get("split", ""),
-                "split_warnings": split_info.get("warnings", []),
-                "data": {
-                    f"elicit-train:{data_name}": dataset_hash(train),
-                    f"elicit-test:{data_name}": dataset_hash(test),
-                },
-                "position": args.position,
-                "read": args.read,
+                "dataset": cfg.dataset,
+                "methods": list(cfg.methods),
+                "read": cfg.read,
+                "position": cfg.position,
+                "config": cfg.model_dump(mode="json"),
+                **info,
+                "data": res.data,
                 "seed": args.seed,
-                "quirky": quirky,
             },
             indent=2,
         )
@@ -247,37 +147,35 @@ def _elicit(args: argparse.Namespace) -> int:
 
 def _transfer(args: argparse.Namespace) -> int:
     import mindscope as ms
+    from mindscope.analyses.elicit import load_pairs
+    from mindscope.data.datasets import dataset_name as _data_name
     from mindscope.probes import evaluation as pe
     from mindscope.results import stamp, to_frame, write_table
 
     if not args.model or not args.datasets or not args.out:
         raise MindscopeError("elicit transfer needs --model, --datasets and --out")
     out = _out_dir(args.out)
-    methods = _methods(args.methods, args.read)
-    layers = _layers(args.layers)
+    cfg = _config(args)
+    methods = [m for m in cfg.methods if m != "random"] or cfg.methods
+    layers = cfg.layers
     names = [d.strip() for d in args.datasets.split(",") if d.strip()]
     if len(names) < 2:
         raise MindscopeError("--datasets: give at least two datasets, comma-separated")
     short = [_data_name(n) for n in names]
     if len(set(short)) != len(short):
         raise MindscopeError(f"--datasets: short names must differ, got {short}")
-    splits = {
-        name: load_dataset(
-            name,
-            n=args.n,
-            seed=args.seed,
-            test_fraction=args.test_fraction,
-            template=args.template,
-            fields=fields_of(args),
-        )
-        for name in names
-    }
+    splits = {}
+    for name in names:
+        ds = load_pairs(cfg.model_copy(update={"dataset": name}), args.seed)
+        for msg in ds.warnings:
+            print(f"mindscope: warning: {msg}", file=sys.stderr)
+        splits[name] = (ds.train, ds.test)
     h = ms.load_model(args.model, revision=args.revision, device=args.device)
     arrays: dict[str, tuple[Any, Any]] = {}
     layer_ids: list[int] = []
     for name, (train, test) in splits.items():
-        x_tr, layer_ids = _load_and_extract(args, h, train, layers)
-        x_te, _ = _load_and_extract(args, h, test, layers)
+        x_tr, layer_ids = _extract(cfg, args, h, train, layers)
+        x_te, _ = _extract(cfg, args, h, test, layers)
         arrays[f"{_data_name(name)}/train"] = (x_tr, _truth(train))
         arrays[f"{_data_name(name)}/test"] = (x_te, _truth(test))
     rows = pe.transfer_matrix(
@@ -286,9 +184,9 @@ def _transfer(args: argparse.Namespace) -> int:
         eval_on=[f"{n}/test" for n in short],
         methods=methods,
         layers=layer_ids,
-        unsupervised_sign=args.unsupervised,
+        unsupervised_sign=cfg.unsupervised,
         baselines=not args.no_baselines,
-        n_boot=args.n_boot,
+        n_boot=cfg.n_boot,
         seed=args.seed,
     )
     df = stamp(to_frame(rows), h)
@@ -298,6 +196,28 @@ def _transfer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _truth(pairs: list[Any]) -> Any:
+    import torch
+
+    return torch.tensor([int(p.meta.get("truth", p.label)) for p in pairs])
+
+
+def _extract(cfg: Any, args: argparse.Namespace, h: Any, pairs: list[Any], layers: Any) -> Any:
+    """``([L, n, 2, d] or [L, n, d], layer ids)`` activations of ``pairs``."""
+    import mindscope as ms
+
+    acts = ms.extract(
+        h,
+        [p.prompt for p in pairs] if cfg.read == "prompt" else pairs,
+        layers=layers,
+        position=cfg.position,
+        batch_size=cfg.batch_size,
+        store=args.store,
+        progress=not args.quiet,
+    )
+    return acts.stack(), list(acts.layers)
+
+
 def _summary(df: Any, out: Path, transfer: bool = False) -> None:
     """Print the best layer per method (test AUROC vs the truth) to stdout, each result flagged
     when it rests on < 50 test examples or its CI reaches the random baseline."""
@@ -305,7 +225,9 @@ def _summary(df: Any, out: Path, transfer: bool = False) -> None:
 
     auc = df[(df.metric == "auroc") & (df.method != "lm") & (df.layer >= 0)]
     if transfer:
-        auc = auc.assign(train=auc.extra.map(lambda e: json.loads(e).get("train", "")))
+        from mindscope.results import extra_values
+
+        auc = auc.assign(train=extra_values(auc, "train", ""))
         best = auc.sort_values("value").groupby(["train", "split", "method"]).tail(1)
         cols = ["train", "split", "method", "layer", "value", "flag"]
         keys = ["train", "split"]
@@ -349,61 +271,20 @@ def _summary(df: Any, out: Path, transfer: bool = False) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    from mindscope.analyses import ElicitConfig
+    from mindscope.cli._stage import add_config_args
+
     p.add_argument("--model", help="hub id, local folder or organism:NAME")
     p.add_argument("--revision", default=None, help="model revision (e.g. step1000)")
     p.add_argument(
         "--device", default="auto", help="auto (CUDA when available; default), cpu, cuda:N, mps"
     )
-    p.add_argument(
-        "--methods",
-        default="lr,diffmean,lda,ccs,crc",
-        help="comma-separated reporters: lr, diffmean, lda, ccs, crc, random",
-    )
-    p.add_argument("--layers", default="all", help="'all' or comma-separated layer indices")
-    p.add_argument("--position", default="last", help="token position rule (last, mean, ...)")
-    p.add_argument(
-        "--read",
-        choices=("completion", "prompt"),
-        default="completion",
-        help="completion: each side of the pair [n, 2, d]; prompt: the prompt alone, before any "
-        "answer [n, d] (supervised reporters and random only)",
-    )
-    p.add_argument("--template", default=None, help="template name or '{field}' pattern")
-    p.add_argument(
-        "--n",
-        type=int,
-        default=None,
-        help="quirky-arith: N training pairs (default 1000); other datasets: at most N pairs",
-    )
-    p.add_argument("--test-fraction", type=float, default=0.25)
-    p.add_argument(
-        "--label-field", default="label", help="record field holding the 0/1 label (default label)"
-    )
-    p.add_argument(
-        "--text-field",
-        default=None,
-        help="record field holding the statement (templates' {statement}; the prompt otherwise)",
-    )
-    p.add_argument(
-        "--group-field",
-        default="group",
-        help="record field grouping records that must stay on one side of the split",
-    )
-    p.add_argument(
-        "--split-field", default="split", help="record field saying train/test (default split)"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-boot", type=int, default=300, help="bootstrap resamples for AUROC CIs")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     p.add_argument("--store", default=None, help="activation store root")
-    p.add_argument(
-        "--unsupervised",
-        action="store_true",
-        help="fit CCS/CRC without labels (sign ambiguous; scored max(auc, 1-auc))",
-    )
     p.add_argument("--no-baselines", action="store_true", help="do not add the random baseline")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out", help="output folder (must not exist)")
+    add_config_args(p, ElicitConfig, skip=("dataset",), title="reporter options")
 
 
 def register(subparsers: Any) -> None:
@@ -415,10 +296,14 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(p)
-    p.add_argument("--dataset", help="quirky-arith, facts, FILE.jsonl/.csv or hf:NAME[:SPLIT]")
+    p.add_argument(
+        "--dataset",
+        dest="cfg_dataset",
+        help="quirky-arith, facts, FILE.jsonl/.csv or hf:NAME[:SPLIT]",
+    )
     p.set_defaults(func=_elicit)
     sub = p.add_subparsers(dest="elicit_command", metavar="{transfer}")
     t = sub.add_parser("transfer", help="train x eval transfer matrix over several datasets")
     _common(t)
     t.add_argument("--datasets", help="comma-separated datasets (as for --dataset)")
-    t.set_defaults(func=_transfer)
+    t.set_defaults(func=_transfer, cfg_dataset=None)

@@ -126,16 +126,22 @@ def load_dataset_split(
     test_fraction: float = 0.25,
     template: str | None = None,
     fields: Fields = DEFAULT_FIELDS,
+    n_test: int | None = None,
 ) -> DatasetSplit:
-    """:func:`load_split` returning a :class:`DatasetSplit` (pairs, split method, warnings)."""
+    """:func:`load_split` returning a :class:`DatasetSplit` (pairs, split method, warnings).
+
+    ``n_test`` sets quirky-arith's test size (default ``max(64, n // 4)``); other datasets
+    ignore it (their test split is ``test_fraction`` of the pairs)."""
     if n is not None and n < 1:
         raise MindscopeError(f"{name}: n must be >= 1, got {n}")
+    if n_test is not None and n_test < 1:
+        raise MindscopeError(f"{name}: n_test must be >= 1, got {n_test}")
     if name == "quirky-arith":
         from mindscope.data.quirky import quirky_arith
 
         size = n or QUIRKY_DEFAULT_N
         train = quirky_arith(size, seed=seed, split="train")
-        test = quirky_arith(quirky_test_size(size), seed=seed + 1, split="test")
+        test = quirky_arith(n_test or quirky_test_size(size), seed=seed + 1, split="test")
         return DatasetSplit(train, test, "generated")
     if name == "facts":
         from mindscope.data.facts import facts

@@ -25,11 +25,6 @@ from torch import Tensor
 from mindscope.errors import MindscopeError
 from mindscope.probes._inputs import as_layered
 from mindscope.probes.base import Reporter
-from mindscope.probes.ccs import CcsReporter
-from mindscope.probes.crc import CrcReporter
-from mindscope.probes.diffmean import DiffMeanReporter
-from mindscope.probes.lda import LdaReporter
-from mindscope.probes.logistic import LogisticReporter
 from mindscope.probes.metrics import (
     accuracy,
     bootstrap_auroc_ci,
@@ -37,7 +32,7 @@ from mindscope.probes.metrics import (
     expected_calibration_error,
     roc_auc,
 )
-from mindscope.probes.random_baseline import RandomReporter
+from mindscope.probes.registry import METHODS, REPORTER_METHODS
 from mindscope.results import Row
 
 __all__ = [
@@ -51,15 +46,7 @@ __all__ = [
     "fraction_gap_recovered",
 ]
 
-METHODS: dict[str, type[Reporter]] = {
-    "lr": LogisticReporter,
-    "diffmean": DiffMeanReporter,
-    "lda": LdaReporter,
-    "ccs": CcsReporter,
-    "crc": CrcReporter,
-    "random": RandomReporter,
-}
-DEFAULT_METHODS = ("lr", "diffmean", "lda", "ccs", "crc", "random")
+DEFAULT_METHODS = REPORTER_METHODS
 
 
 def make_reporter(method: str, **params: Any) -> Reporter:

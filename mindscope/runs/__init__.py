@@ -1,13 +1,14 @@
 """Runs: the config schema of ``mindscope run``, run folders, and the pipeline behind
 ``mindscope demo`` / ``mindscope run``.
 
-A run reads a model, runs the lens and reporter analyses (pure stage functions returning a
-:class:`StageOutput`), and writes a run folder (:mod:`mindscope.runs.folder`) whose
-``report.html`` is built from its results table alone.
+A run reads a model, runs the stages its config enables (:mod:`mindscope.analyses`: pure
+functions returning a :class:`StageOutput`), and writes a run folder
+(:mod:`mindscope.runs.folder`) whose ``report.html`` is built from its results table alone.
 """
 
 from __future__ import annotations
 
+from mindscope.analyses import StageOutput
 from mindscope.runs.config import (
     ElicitConfig,
     LensConfig,
@@ -19,7 +20,6 @@ from mindscope.runs.config import (
 )
 from mindscope.runs.folder import RunFolder, RunFolderError
 from mindscope.runs.manifest import Manifest
-from mindscope.runs.stage import StageOutput
 
 __all__ = [
     "RunConfig",

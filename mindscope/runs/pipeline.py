@@ -1,12 +1,11 @@
 """The pipeline behind ``mindscope run`` and ``mindscope demo``.
 
-One run: load the model, run the lens analysis (tuned lens fit + KL by layer + prediction
-trajectories) and the reporter analysis (reporters by layer, quirky transfer matrix and fraction
-of gap recovered), writing the results table after each stage, then the report, then the final
-manifest. Stages are pure functions (:mod:`mindscope.runs.stage`); this module alone writes:
-artefacts, the data hashes in the manifest, and the results rows, stamped with the model's
-provenance by :func:`mindscope.results.stamp`. Instruments are reached only through their
-public APIs; this module sits on top and may import everything (the report does not).
+One run: load every model the enabled stages read (once each), run each stage through
+:func:`mindscope.analyses.run_stage` (by default the lens analysis, then the reporter analysis;
+any registered stage a config lists), writing the results table after each stage, then the
+report, then the final manifest. Stages are pure functions (:mod:`mindscope.analyses.base`);
+this module alone writes: artefacts, the data hashes in the manifest, and the results rows,
+stamped with the model's provenance by :func:`mindscope.results.stamp`.
 """
 
 from __future__ import annotations
@@ -21,12 +20,10 @@ from typing import Any
 
 import pandas as pd
 
+from mindscope.analyses import StageOutput, get_stage, run_stage
 from mindscope.results import stamp
-from mindscope.runs.config import RunConfig, to_dict, validate
-from mindscope.runs.elicit_stage import elicit_stage as _elicit_stage
+from mindscope.runs.config import RunConfig, run_stages, to_dict, validate
 from mindscope.runs.folder import LOGGER_NAME, RunFolder
-from mindscope.runs.lens_stage import lens_stage as _lens_stage
-from mindscope.runs.stage import StageOutput
 
 __all__ = ["run_pipeline", "demo_config"]
 
@@ -56,6 +53,11 @@ def demo_config(
     return validate(cfg, Path.cwd())
 
 
+def _model_of(cfg: RunConfig, name: str) -> str:
+    """The model stage ``name`` reads: its own ``model`` key, else the run's."""
+    return getattr(cfg, name).model or cfg.model.name
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -70,11 +72,12 @@ def _stage(name: str, bar: Any) -> Iterator[None]:
 
 
 def _write_stage(folder: RunFolder, out: StageOutput, h: Any) -> pd.DataFrame:
-    """Write a stage's artefacts and data hashes; returns its rows stamped with ``h``."""
+    """Write a stage's artefacts and data hashes; returns its rows stamped with ``h`` (a stage
+    that reads no model keeps its rows' own provenance)."""
     for name, write in out.artefacts.items():
         write(folder.artefacts / name)
     folder.manifest.data.update(out.data)
-    return stamp(out.rows, h)
+    return stamp(out.rows, h) if h is not None else out.rows
 
 
 def _environment(h: Any) -> dict[str, str]:
@@ -101,9 +104,7 @@ def _load_models(
 
         load_model = ms.load_model
     m = cfg.model
-    names = [m.name] if cfg.lens.enabled else []
-    if cfg.elicit.enabled:
-        names.append(cfg.elicit.model or m.name)
+    names = [_model_of(cfg, n) for n, _ in run_stages(cfg) if get_stage(n).needs_model]
     models: dict[str, Any] = {}
     for name in dict.fromkeys(names):
         log.info("loading %s", name)
@@ -146,16 +147,15 @@ def run_pipeline(
     """
     from tqdm.auto import tqdm
 
-    cfg = validate(cfg, Path.cwd())
+    cfg = validate(cfg, Path.cwd(), check_data=False)  # load_config checked the data
+    stages = run_stages(cfg)
     folder = RunFolder.create(cfg.output_dir, cfg.name, seed=cfg.seed)
     folder.write_config(to_dict(cfg))
-    stages = ["load models"] + (["lens"] if cfg.lens.enabled else [])
-    stages += (["reporters"] if cfg.elicit.enabled else []) + ["report"]
     frames: list[pd.DataFrame] = []
     with (
         folder.logging(),
         tqdm(
-            total=len(stages),
+            total=len(stages) + 2,
             desc=f"run {cfg.name}",
             unit="stage",
             disable=not progress,
@@ -171,20 +171,10 @@ def run_pipeline(
             )
             with _stage("load models", bar):
                 models = _load_models(cfg, folder, load_model)
-            if cfg.lens.enabled:
-                with _stage("lens", bar):
-                    h = models[cfg.model.name]
-                    out = _lens_stage(
-                        h, cfg.lens, seed=cfg.seed, threads=threads, progress=progress
-                    )
-                    frames.append(_write_stage(folder, out, h))
-                    folder.write_results(pd.concat(frames, ignore_index=True))
-            if cfg.elicit.enabled:
-                with _stage("reporters", bar):
-                    h = models[cfg.elicit.model or cfg.model.name]
-                    out = _elicit_stage(
-                        h, cfg.elicit, seed=cfg.seed, threads=threads, progress=progress
-                    )
+            for name, sc in stages:
+                with _stage(name, bar):
+                    h = models.get(_model_of(cfg, name)) if get_stage(name).needs_model else None
+                    out = run_stage(name, h, sc, seed=cfg.seed, threads=threads, progress=progress)
                     frames.append(_write_stage(folder, out, h))
                     folder.write_results(pd.concat(frames, ignore_index=True))
             with _stage("report", bar):

@@ -25,7 +25,6 @@ from mindscope.sweeps.series import (
     organism_checkpoints,
     select,
 )
-from mindscope.sweeps.stages import STAGES, Stage
 
 __all__ = [
     "sweep",
@@ -43,6 +42,4 @@ __all__ = [
     "checkpoint_hash",
     "duplicates",
     "refine_candidate",
-    "Stage",
-    "STAGES",
 ]

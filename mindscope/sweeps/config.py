@@ -14,17 +14,20 @@ import difflib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, create_model
 
+from mindscope.analyses import ElicitConfig, LensConfig, get_stage, stage_names
 from mindscope.errors import ConfigError
+from mindscope.schema import Schema
 
 __all__ = [
     "SeriesConfig",
     "RefineConfig",
-    "LensStageConfig",
-    "ElicitStageConfig",
+    "LensConfig",
+    "ElicitConfig",
+    "sweep_stages",
     "StagesConfig",
     "SweepConfig",
     "load_config",
@@ -32,11 +35,7 @@ __all__ = [
 ]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SeriesConfig(_Strict):
+class SeriesConfig(Schema):
     """Which checkpoints: where they come from and which of them to run."""
 
     source: Literal["organism", "folder", "hub"] = Field(
@@ -54,7 +53,7 @@ class SeriesConfig(_Strict):
     )
 
 
-class RefineConfig(_Strict):
+class RefineConfig(Schema):
     """Add checkpoints between the two neighbours where a metric changed most."""
 
     budget: int = Field(0, ge=0, description="checkpoints to add (0 = no refinement)")
@@ -64,60 +63,41 @@ class RefineConfig(_Strict):
     layer: int | None = Field(None, description="one layer, or None for the mean over layers >= 0")
 
 
-class LensStageConfig(_Strict):
-    """Tuned lens fitted on each checkpoint and evaluated against the logit lens."""
-
-    steps: int = Field(100, ge=1, description="tuned-lens optimiser steps")
-    tokens_per_step: int = Field(4096, ge=1, description="tokens per optimiser step")
-    seq_len: int | None = Field(None, ge=2, description="tokens per sequence (default: model's)")
-    max_texts: int = Field(256, ge=1, description="at most this many train / eval documents")
-    train_text: str | None = Field(
-        None, description="documents to fit on (text or JSONL); default the pocket corpus"
-    )
-    eval_text: str | None = Field(
-        None, description="held-out documents; default the pocket corpus's held-out split"
-    )
-    warm_start: bool = Field(
-        True, description="start each checkpoint's lens from the previous checkpoint's"
-    )
-    n_boot: int = Field(200, ge=0, description="bootstrap resamples of the KL intervals")
+def _build_stages_config() -> type[Schema]:
+    """One optional key per registered stage that reads a model (the stages' own configs)."""
+    fields: dict[str, Any] = {
+        name: (get_stage(name).config | None, Field(None, description=get_stage(name).help))
+        for name in stage_names()
+        if get_stage(name).needs_model
+    }
+    model = create_model("StagesConfig", __base__=Schema, **fields)
+    model.__doc__ = "The analyses run on each checkpoint (at least one)."
+    return model
 
 
-class ElicitStageConfig(_Strict):
-    """Reporters fitted on one distribution and evaluated on others (quirky: Alice-easy ->
-    Bob-hard), plus the model's own answers on the same questions."""
+if TYPE_CHECKING:
 
-    dataset: str = Field(
-        "quirky-arith", description="quirky-arith, or a JSONL/CSV file of contrast pairs"
-    )
-    n: int = Field(512, ge=16, description="training pairs")
-    n_test: int | None = Field(
-        None, ge=16, description="evaluation pairs (default: max(256, n / 2))"
-    )
-    methods: list[str] = Field(["lr", "diffmean"], description="reporters to fit")
-    train_on: str = Field("alice-easy", description="quirky cell to fit on (persona-difficulty)")
-    eval_on: list[str] = Field(
-        ["alice-easy", "alice-hard", "bob-easy", "bob-hard"],
-        description="quirky cells to evaluate on (against the truth; Bob's cells also "
-        "against Bob's labels)",
-    )
-    read: Literal["prompt", "completion"] = Field(
-        "prompt", description="read the prompt's last token, or each side of the pair"
-    )
-    shuffled_control: bool = Field(
-        True, description="also fit on shuffled labels (rows method '<m>:shuffled')"
-    )
-    n_boot: int = Field(100, ge=0, description="bootstrap resamples of the AUROC intervals")
+    class StagesConfig(Schema):
+        """The analyses run on each checkpoint (static view for type checkers)."""
+
+        lens: LensConfig | None = None
+        elicit: ElicitConfig | None = None
+
+else:
+    StagesConfig = _build_stages_config()
 
 
-class StagesConfig(_Strict):
-    """The analyses run on each checkpoint (at least one)."""
+def sweep_stages(cfg: SweepConfig) -> list[tuple[str, Any]]:
+    """``[(stage name, its config)]`` a sweep runs on each checkpoint, in registry order."""
+    out = []
+    for name in stage_names():
+        sc = getattr(cfg.stages, name, None)
+        if sc is not None and sc.enabled:
+            out.append((name, sc))
+    return out
 
-    lens: LensStageConfig | None = Field(None, description="tuned lens vs logit lens")
-    elicit: ElicitStageConfig | None = Field(None, description="reporters across distributions")
 
-
-class SweepConfig(_Strict):
+class SweepConfig(Schema):
     """One sweep: a checkpoint series x analysis stages -> one results table."""
 
     series: SeriesConfig = Field(description="the checkpoint series")
@@ -188,8 +168,9 @@ def parse_config(data: Any, *, base: Path | None = None) -> SweepConfig:
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(names)}"
             raise ConfigError(f"unknown key {where!r} in the sweep config{hint}") from None
         raise ConfigError(f"sweep config {where}: {err['msg']}") from None
-    if cfg.stages.lens is None and cfg.stages.elicit is None:
-        raise ConfigError("sweep config stages: give at least one stage (lens, elicit)")
+    if not sweep_stages(cfg):
+        known = ", ".join(StagesConfig.model_fields)
+        raise ConfigError(f"sweep config stages: give at least one stage ({known})")
     if base is not None:
         updates: dict[str, Any] = {}
         if not Path(cfg.out).is_absolute():
@@ -198,13 +179,13 @@ def parse_config(data: Any, *, base: Path | None = None) -> SweepConfig:
             updates["series"] = cfg.series.model_copy(update={"name": str(base / cfg.series.name)})
         if updates:
             cfg = cfg.model_copy(update=updates)
-    from mindscope.probes.evaluation import METHODS
+    from mindscope.analyses import CheckContext
 
-    for m in cfg.stages.elicit.methods if cfg.stages.elicit else []:
-        if m not in METHODS:
-            close = difflib.get_close_matches(m, list(METHODS), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(METHODS)}"
-            raise ConfigError(f"sweep config stages.elicit.methods: unknown reporter {m!r}{hint}")
+    ctx = CheckContext(
+        base=base or Path.cwd(), seed=cfg.seed, prefix="sweep config ", check_data=False
+    )
+    for name, sc in sweep_stages(cfg):
+        setattr(cfg.stages, name, sc.check(ctx, f"stages.{name}"))
     return cfg
 
 

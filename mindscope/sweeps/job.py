@@ -24,8 +24,10 @@ from typing import Any
 
 import pandas as pd
 
+from mindscope.analyses import get_stage
 from mindscope.errors import ConfigError
-from mindscope.sweeps.config import SweepConfig, load_config, parse_config
+from mindscope.results import with_extra
+from mindscope.sweeps.config import SweepConfig, load_config, parse_config, sweep_stages
 from mindscope.sweeps.manifest import Manifest, config_hash
 from mindscope.sweeps.runner import RANDOM_INIT
 from mindscope.sweeps.series import (
@@ -35,7 +37,6 @@ from mindscope.sweeps.series import (
     list_checkpoints,
     select,
 )
-from mindscope.sweeps.stages import STAGES, _add_extra
 
 __all__ = ["sweep", "SweepResult", "refine_candidate"]
 
@@ -76,19 +77,10 @@ def _coerce(config: SweepConfig | Mapping[str, Any] | str | os.PathLike[str]) ->
     return load_config(config)
 
 
-def _stage_list(cfg: SweepConfig) -> list[tuple[str, Any]]:
-    out = []
-    for name in STAGES:
-        sc = getattr(cfg.stages, name)
-        if sc is not None:
-            out.append((name, sc))
-    return out
-
-
 class _Sweeper:
     def __init__(self, cfg: SweepConfig) -> None:
         self.cfg = cfg
-        self.stages = _stage_list(cfg)
+        self.stages = sweep_stages(cfg)
         hashes = {n: config_hash(sc.model_dump(mode="json")) for n, sc in self.stages}
         self.man = Manifest(Path(cfg.out), hashes, cfg.seed)
         self.res = SweepResult(table=pd.DataFrame(), out=Path(cfg.out))
@@ -165,13 +157,13 @@ class _Sweeper:
             prev_rev = None if c.step < 0 else self._prev_revision(c)
             prev_states: dict[str, Any] = {}
             prev_task = None
-            chained = any(STAGES[n].uses_state(getattr(self.cfg.stages, n)) for n, _ in stages)
+            chained = any(get_stage(n).chained(getattr(self.cfg.stages, n)) for n, _ in stages)
             if chained and prev_rev is not None:
                 running = (
                     {n for n, _ in tasks[index[prev_rev]].stages} if prev_rev in index else set()
                 )
                 for name, _ in stages:
-                    if not STAGES[name].uses_state(getattr(self.cfg.stages, name)):
+                    if not get_stage(name).chained(getattr(self.cfg.stages, name)):
                         continue
                     if name in running:  # computed by the previous task of this batch
                         prev_task = index[prev_rev]
@@ -230,7 +222,7 @@ class _Sweeper:
                     df = df.copy()
                     df["revision"] = pd.Series([rev] * len(df), index=df.index, dtype="string")
                     df["step"] = pd.Series([c.step] * len(df), index=df.index, dtype="int64")
-                    df = _add_extra(df, {"duplicate_of": orig})
+                    df = with_extra(df, duplicate_of=orig)
                 frames.append(df)
         if not frames:
             from mindscope.results import to_frame

@@ -8,7 +8,6 @@ provenance (:func:`stamp`).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -61,19 +60,10 @@ def stamp(
     (``model``, ``revision``, ``step``, ``weights_hash`` columns; the hash also in ``extra``
     for tables read by older code)."""
     from mindscope.results import stamp as stamp_rows
+    from mindscope.results import with_extra
 
     out = stamp_rows(df, model=model, revision=revision, step=step, weights_hash=weights_hash)
-    extras = []
-    for v in out["extra"].tolist():
-        try:
-            d = json.loads(v) if isinstance(v, str) and v.strip() else {}
-        except json.JSONDecodeError:
-            d = {}
-        d = d if isinstance(d, dict) else {}
-        d["weights_hash"] = weights_hash
-        extras.append(json.dumps(d, sort_keys=True))
-    out["extra"] = pd.Series(extras, index=out.index, dtype="string")
-    return out
+    return with_extra(out, weights_hash=weights_hash)
 
 
 def run_checkpoint(
@@ -106,8 +96,8 @@ def run_checkpoint(
     """
     import torch
 
+    from mindscope.analyses import run_stage
     from mindscope.sweeps.series import checkpoint_hash
-    from mindscope.sweeps.stages import STAGES
 
     states: dict[str, Any] = dict(prev_states or {})
     if prev_result is not None:
@@ -146,16 +136,11 @@ def run_checkpoint(
         hook = h.base.register_forward_pre_hook(count)
         try:
             for name, cfg_dict in stages:
-                stage = STAGES[name]
-                cfg = stage.config_type.model_validate(cfg_dict)
                 t1 = time.perf_counter()
-                # every stage starts from the same global RNG state, whatever ran before it
+                # every stage starts from the same seeded random state, whatever ran before it
                 # (in this process, another process or a Ray worker): identical results
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(seed)
-                    df, state = stage.fn(
-                        h, cfg, seed=seed, prev_state=states.get(name), store=store
-                    )
+                out = run_stage(name, h, cfg_dict, seed=seed, state=states.get(name), store=store)
+                df, state = out.rows, out.state
                 secs = time.perf_counter() - t1
                 df = stamp(
                     df,

@@ -1,0 +1,470 @@
+"""The reporter stage (eliciting latent knowledge): fit reporters on contrast pairs at every
+layer and score them against the truth; for quirky data also the persona x difficulty transfer
+matrix (with Bob's labels beside the truth and the model's own answers per cell) and Mallen et
+al.'s fraction of the gap recovered.
+
+One function serves ``mindscope elicit``, ``mindscope run`` (``elicit:``), ``mindscope sweep``
+(``stages: {elicit:}``) and the Python API::
+
+    ms.analyses.run_stage("elicit", h, {"dataset": "quirky-arith", "read": "prompt"})
+
+The data come from :func:`mindscope.data.load_dataset_split` (the one loading path), read once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import Field
+
+from mindscope.analyses.base import (
+    Artefact,
+    CheckContext,
+    StageConfig,
+    StageOutput,
+    register,
+)
+from mindscope.analyses.checks import check_model_name, model_layers, resolve
+from mindscope.analyses.predictions import PREDICTIONS_FILE, disagree_rows, prediction_frame
+from mindscope.data.datasets import BUILTIN_DATASETS, DATASET_SUFFIXES
+from mindscope.errors import MindscopeError
+from mindscope.probes.registry import PAIR_ONLY_METHODS, REPORTER_METHODS, read_mode_error
+from mindscope.results import Row
+
+__all__ = ["ElicitConfig", "elicit_stage", "QUIRKY_CELLS", "load_pairs", "is_quirky"]
+
+log = logging.getLogger("mindscope.analyses")
+
+QUIRKY_CELLS = ("alice-easy", "alice-hard", "bob-easy", "bob-hard")
+"""Persona x difficulty cells of the quirky transfer matrix."""
+
+
+class ElicitConfig(StageConfig):
+    """Eliciting latent knowledge: reporters (probes) on contrast pairs."""
+
+    dataset: str = Field(
+        default="quirky-arith",
+        description="Built-in dataset (``quirky-arith``, ``facts``), a JSONL/CSV file of "
+        "contrast pairs (raw records need ``template``) or ``hf:NAME[:SPLIT]``.",
+    )
+    n: int | None = Field(
+        default=None,
+        description="quirky-arith: training pairs drawn (default 1000); other datasets: use at "
+        "most n pairs (null: all).",
+    )
+    n_test: int | None = Field(
+        default=None,
+        description="quirky-arith: test pairs drawn from its disjoint test split (null: "
+        "max(64, n // 4)); ignored for other datasets.",
+    )
+    template: str | None = Field(
+        default=None,
+        description="Template name or ``{field}`` pattern rendering raw records into contrast "
+        "pairs; null: the records are pairs already.",
+    )
+    test_fraction: float = Field(
+        default=0.25,
+        description="Share of pairs held out for scoring (seeded), unless the pairs' "
+        "``meta.split`` says train/test (quirky-arith has its own test split).",
+    )
+    label_field: str = Field(
+        default="label", description="Record field holding the 0/1 label (true/false, yes/no)."
+    )
+    text_field: str | None = Field(
+        default=None,
+        description="Record field holding the statement (``{statement}`` of templates, and the "
+        "prompt of records without one); null: the template's own fields.",
+    )
+    group_field: str = Field(
+        default="group",
+        description="Record field naming a group (a statement and its negation): a group never "
+        "straddles train and test.",
+    )
+    split_field: str = Field(
+        default="split",
+        description="Record field saying ``train``/``test``; when present it replaces the "
+        "random split.",
+    )
+    position: str = Field(
+        default="last", description="Token position rule of the extraction (``last``, ``mean``)."
+    )
+    methods: list[str] = Field(
+        default_factory=lambda: ["lr", "diffmean", "ccs", "random"],
+        description="Reporters to fit: any of ``lr``, ``diffmean``, ``lda``, ``ccs``, ``crc``, "
+        "``random`` (the random-direction baseline).",
+    )
+    layers: str | list[int] = Field(
+        default="all",
+        description="``all`` or a list of layer numbers (0 = embeddings, k = after block k).",
+    )
+    read: str = Field(
+        default="completion",
+        description="Where reporters read: ``completion`` (the last token of each side of a "
+        "contrast pair: ``[n, 2, d]``) or ``prompt`` (the prompt's last token, before any "
+        "answer: ``[n, d]``; supervised reporters and ``random`` only).",
+    )
+    batch_size: int = Field(default=32, description="Examples per forward pass.")
+    unsupervised: bool = Field(
+        default=False,
+        description="Fit CCS/CRC/random without labels (sign ambiguous; scored "
+        "max(auroc, 1 - auroc)).",
+    )
+    transfer: bool = Field(
+        default=True,
+        description="Quirky data: the persona x difficulty transfer matrix (fit on each cell of "
+        "``transfer_from`` with its persona's labels, score every test cell against the truth "
+        "and Bob's cells against Bob's labels), and Mallen et al.'s report: the model's own "
+        "answers and the fraction of the gap recovered.",
+    )
+    transfer_from: list[str] = Field(
+        default_factory=lambda: list(QUIRKY_CELLS),
+        description="Quirky cells the transfer matrix fits on (persona-difficulty).",
+    )
+    transfer_methods: list[str] | None = Field(
+        default=None,
+        description="Reporters of the transfer matrix; null: the first two non-random "
+        "``methods`` plus ``random``.",
+    )
+    shuffled_control: bool = Field(
+        default=False,
+        description="Also fit the transfer matrix's reporters on shuffled labels (rows "
+        "``<method>:shuffled``: the control, AUROC near 0.5).",
+    )
+    n_boot: int = Field(default=300, description="Bootstrap resamples of every AUROC interval.")
+
+    def check(self, ctx: CheckContext, where: str) -> ElicitConfig:
+        """Model, dataset (loaded as the stage will), methods, read mode, layers, cells."""
+        e = self.model_copy(deep=True)
+        if e.model is not None:
+            e.model = check_model_name(e.model, f"{where}.model", ctx.base, ctx.prefix)
+        if e.dataset not in BUILTIN_DATASETS and not e.dataset.startswith("hf:"):
+            path = resolve(e.dataset, ctx.base)
+            if not path.is_file():
+                close = difflib.get_close_matches(e.dataset, BUILTIN_DATASETS, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise e.fail(
+                    ctx,
+                    f"{where}.dataset",
+                    f"{e.dataset!r} is neither a built-in dataset "
+                    f"({', '.join(BUILTIN_DATASETS)}) nor an existing file{hint}",
+                )
+            if path.suffix.lower() not in DATASET_SUFFIXES:
+                raise e.fail(
+                    ctx,
+                    f"{where}.dataset",
+                    f"{path.name} has suffix {path.suffix!r}; use one of "
+                    f"{', '.join(DATASET_SUFFIXES)}",
+                )
+            e.dataset = str(path.resolve())
+        if e.dataset.startswith("hf:") and e.template is None:
+            raise e.fail(ctx, f"{where}.template", "a Hugging Face dataset needs a template")
+        if not 0 < e.test_fraction < 1:
+            raise e.fail(ctx, f"{where}.test_fraction", f"must be in (0, 1), got {e.test_fraction}")
+        if e.template is not None:
+            from mindscope.data.templates import get_template
+
+            try:
+                get_template(e.template)
+            except MindscopeError as exc:
+                raise e.fail(ctx, f"{where}.template", str(exc)) from None
+        if not e.methods:
+            raise e.fail(ctx, f"{where}.methods", "give at least one reporter")
+        for key in ("methods", "transfer_methods"):
+            for i, method in enumerate(getattr(e, key) or []):
+                if method not in REPORTER_METHODS:
+                    close = difflib.get_close_matches(method, REPORTER_METHODS, n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    raise e.fail(
+                        ctx,
+                        f"{where}.{key}[{i}]",
+                        f"unknown reporter {method!r} (known: {', '.join(REPORTER_METHODS)}){hint}",
+                    )
+        problem = read_mode_error(e.read, [*e.methods, *(e.transfer_methods or [])])
+        if problem:
+            raise e.fail(ctx, f"{where}.read", problem)
+        for i, cell in enumerate(e.transfer_from):
+            if cell not in QUIRKY_CELLS:
+                raise e.fail(
+                    ctx,
+                    f"{where}.transfer_from[{i}]",
+                    f"unknown cell {cell!r} (known: {', '.join(QUIRKY_CELLS)})",
+                )
+        if isinstance(e.layers, str) and e.layers != "all":
+            raise e.fail(ctx, f"{where}.layers", "expected 'all' or a list of ints")
+        if isinstance(e.layers, list) and (not e.layers or min(e.layers) < 0):
+            raise e.fail(ctx, f"{where}.layers", "layers must be a non-empty list of ints >= 0")
+        for key, low in (("n", 8), ("n_test", 8), ("batch_size", 1), ("n_boot", 0)):
+            value = getattr(e, key)
+            if value is not None and value < low:
+                raise e.fail(ctx, f"{where}.{key}", f"must be >= {low}, got {value}")
+        if ctx.check_data:
+            model = e.model or ctx.model
+            if isinstance(e.layers, list) and model:
+                n = model_layers(model, ctx.revision if e.model is None else None)
+                if n is not None and max(e.layers) > n:
+                    raise e.fail(
+                        ctx,
+                        f"{where}.layers",
+                        f"layer {max(e.layers)} does not exist; {model} has layers 0..{n} "
+                        f"(0 = embeddings, {n} = after the last block)",
+                    )
+            if not e.dataset.startswith("hf:"):
+                try:
+                    load_pairs(e, ctx.seed)
+                except (MindscopeError, ValueError, TypeError) as exc:
+                    raise e.fail(ctx, f"{where}.dataset", " ".join(str(exc).split())) from None
+        return e
+
+
+def is_quirky(pairs: Sequence[Any]) -> bool:
+    """Whether every pair carries the quirky labels (persona, difficulty, truth, both
+    personas' labels)."""
+    keys = ("persona", "difficulty", "truth", "alice_label", "bob_label")
+    return bool(pairs) and all(k in p.meta for p in pairs for k in keys)
+
+
+def load_pairs(e: ElicitConfig, seed: int) -> Any:
+    """The :class:`mindscope.data.DatasetSplit` an elicit config names (the one loading path
+    of every command)."""
+    from mindscope.data.datasets import load_dataset_split
+    from mindscope.data.fields import Fields
+
+    return load_dataset_split(
+        e.dataset,
+        n=e.n,
+        n_test=e.n_test,
+        seed=seed,
+        test_fraction=e.test_fraction,
+        template=e.template,
+        fields=Fields(
+            label=e.label_field, text=e.text_field, group=e.group_field, split=e.split_field
+        ),
+    )
+
+
+def _cell(pairs: Sequence[Any], cell: str) -> list[int]:
+    """Indices of the pairs in a persona x difficulty cell such as ``"bob-hard"``."""
+    persona, _, difficulty = cell.partition("-")
+    return [
+        i
+        for i, p in enumerate(pairs)
+        if p.meta.get("persona") == persona and p.meta.get("difficulty") == difficulty
+    ]
+
+
+def _write_parquet(df: Any, path: Any) -> None:
+    from mindscope.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+@register(
+    "elicit",
+    ElicitConfig,
+    help="reporters (probes) by layer against the truth; quirky transfer matrix and gap recovered",
+    in_run=True,
+    order=20,
+)
+def elicit_stage(
+    h: Any,
+    cfg: ElicitConfig,
+    *,
+    seed: int = 0,
+    progress: bool = False,
+    state: dict[str, Any] | None = None,
+    store: str | None = None,
+) -> StageOutput:
+    """Fit and score the configured reporters on ``h``; returns rows and artefacts
+    (``reporter-<method>/``, ``predictions.parquet``), nothing written."""
+    import torch
+    from tqdm.auto import tqdm
+
+    import mindscope as ms
+    from mindscope.data import dataset_hash
+    from mindscope.data.datasets import dataset_name
+    from mindscope.probes import evaluation as pe
+    from mindscope.results import to_frame
+
+    ds = load_pairs(cfg, seed)
+    train, test = ds.train, ds.test
+    log.info("reporter data: %d train, %d test pairs (%s split)", len(train), len(test), ds.method)
+    for msg in ds.warnings:
+        log.warning("%s", msg)
+    data_name = dataset_name(cfg.dataset)
+    quirky = is_quirky(train) and is_quirky(test)
+    data = {
+        f"elicit-train:{data_name}": dataset_hash(train),
+        f"elicit-test:{data_name}": dataset_hash(test),
+    }
+    layers: list[int] = (
+        list(range(h.n_layers + 1)) if isinstance(cfg.layers, str) else [int(k) for k in cfg.layers]
+    )
+    if max(layers) > h.n_layers:
+        raise MindscopeError(
+            f"elicit.layers: layer {max(layers)} does not exist; {h.name} has layers "
+            f"0..{h.n_layers}"
+        )
+    if cfg.read == "prompt" and any(m in PAIR_ONLY_METHODS for m in cfg.methods):
+        raise MindscopeError(f"elicit.read: {read_mode_error(cfg.read, cfg.methods)}")
+
+    def read(pairs: Sequence[Any]) -> Any:
+        items = [p.prompt for p in pairs] if cfg.read == "prompt" else list(pairs)
+        acts = ms.extract(
+            h,
+            items,
+            layers=layers,
+            position=cfg.position,
+            batch_size=cfg.batch_size,
+            store=store,
+            progress=progress,
+        )
+        return acts.stack()  # [L, n, 2, d] (read=prompt: [L, n, d])
+
+    x_tr, x_te = read(train), read(test)
+    # Reporters are scored against the truth (quirky: the sum is right); for quirky data only
+    # Alice (truthful) trains the main fit.
+    truth_tr = torch.tensor([int(p.meta["truth"]) if quirky else p.label for p in train])
+    truth_te = torch.tensor([int(p.meta["truth"]) if quirky else p.label for p in test])
+    fit = [i for i, p in enumerate(train) if not quirky or p.meta["persona"] == "alice"]
+    common: dict[str, Any] = {"dataset": data_name, "n_boot": cfg.n_boot, "seed": seed}
+    reps: dict[str, Any] = {}
+    artefacts: dict[str, Artefact] = {}
+    for method in tqdm(cfg.methods, desc="reporters", disable=not progress, unit="method"):
+        reps.update(
+            pe.fit_reporters(
+                x_tr[:, fit],
+                truth_tr[fit],
+                [method],
+                unsupervised_sign=cfg.unsupervised,
+                baselines=False,
+            )
+        )
+        artefacts[f"reporter-{method}"] = functools.partial(
+            reps[method].save, meta={"model": h.name, "layers": layers}
+        )
+    rows = pe.score_rows(reps, x_te, truth_te, layers=layers, split="test", **common)
+    rows += disagree_rows(pe, reps, x_te, test, truth_te, layers, **common)
+    preds = prediction_frame(reps, x_te, test, truth_te, layers)
+    artefacts[PREDICTIONS_FILE] = functools.partial(_write_parquet, preds)
+    if quirky and cfg.transfer:
+        rows += _quirky_rows(h, pe, x_tr, x_te, train, test, layers, cfg, seed, common, progress)
+    info = {
+        "n_train": len(fit),
+        "n_test": len(test),
+        "split": ds.method,
+        "split_warnings": list(ds.warnings),
+        "quirky": quirky,
+        "layers": layers,
+    }
+    return StageOutput(to_frame(rows), artefacts, data, info=info)
+
+
+def _quirky_rows(
+    h: Any,
+    pe: Any,
+    x_tr: Any,
+    x_te: Any,
+    train: Sequence[Any],
+    test: Sequence[Any],
+    layers: Sequence[int],
+    e: ElicitConfig,
+    seed: int,
+    common: dict[str, Any],
+    progress: bool,
+) -> list[Row]:
+    """Transfer matrix over persona x difficulty cells (fit on each cell's persona labels,
+    score every cell against the truth, Bob's cells also against Bob's labels) and Mallen et
+    al.'s report with the model's own answers and the fraction of the gap recovered."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from mindscope.activations import lm_logodds_or_none
+
+    methods = e.transfer_methods or (
+        ([m for m in e.methods if m != "random"][:2] or ["lr"]) + ["random"]
+    )
+    cells_tr = {d: _cell(train, d) for d in QUIRKY_CELLS}
+    cells_te = {d: _cell(test, d) for d in QUIRKY_CELLS}
+    usable_te = [d for d in QUIRKY_CELLS if len(cells_te[d]) >= 8]
+    sources = [d for d in e.transfer_from if len(cells_tr[d]) >= 10 and d in usable_te]
+    rows: list[Row] = []
+    truth_te = torch.tensor([int(p.meta["truth"]) for p in test])
+    bob_te = torch.tensor([int(p.meta["bob_label"]) for p in test])
+    gen = torch.Generator().manual_seed(seed)
+    for src in tqdm(sources, desc="transfer matrix", disable=not progress, unit="cell"):
+        # 20% of the training cell is held out as the validation split on which the report
+        # picks each method's layer (never on the test cells it shows)
+        perm = [cells_tr[src][int(k)] for k in torch.randperm(len(cells_tr[src]), generator=gen)]
+        n_val = max(2, len(perm) // 5)
+        idx, val = perm[n_val:], perm[:n_val]
+        persona = src.split("-")[0]
+        y_src = torch.tensor([int(train[i].meta[f"{persona}_label"]) for i in idx])
+        y_val = torch.tensor([int(train[i].meta[f"{persona}_label"]) for i in val])
+        if y_src.unique().numel() < 2:
+            continue
+        groups: list[tuple[dict[str, Any], dict[str, str]]] = [
+            (pe.fit_reporters(x_tr[:, idx], y_src, methods, baselines=False), {})
+        ]
+        if e.shuffled_control:
+            shuffled = y_src[torch.randperm(len(y_src), generator=gen)]
+            fitted = pe.fit_reporters(x_tr[:, idx], shuffled, methods, baselines=False)
+            groups.append(
+                ({f"{m}:shuffled": r for m, r in fitted.items()}, {"control": "shuffled"})
+            )
+        if y_val.unique().numel() == 2:
+            for r in pe.score_rows(
+                groups[0][0],
+                x_tr[:, val],
+                y_val,
+                layers=layers,
+                split="validation",
+                extra={"train": src, "selection": "validation", "labels": persona},
+                **{**common, "n_boot": 0},
+            ):
+                if r.metric == "auroc":
+                    rows.append(dataclasses.replace(r, metric="val_auroc"))
+        for dst in usable_te:
+            j = cells_te[dst]
+            label_sets = [("truth", truth_te, "")]
+            if dst.startswith("bob"):
+                label_sets.append(("bob", bob_te, "bob"))
+            for lname, y, suffix in label_sets:
+                if y[j].unique().numel() < 2:
+                    continue
+                for reporters, ex in groups:
+                    rows += pe.score_rows(
+                        reporters,
+                        x_te[:, j],
+                        y[j],
+                        layers=layers,
+                        split=dst,
+                        extra={"train": src, "eval": dst, "labels": lname, **ex},
+                        label_name=suffix,
+                        **common,
+                    )
+    if len(sources) < len(e.transfer_from):
+        log.warning("quirky transfer: too few examples in some cells; fitted on %s", sources)
+    everything = list(train) + list(test)
+    lo_all = lm_logodds_or_none(h, everything, batch_size=e.batch_size)  # [n + m] or None
+    x_all = torch.cat([x_tr, x_te], dim=1)  # [L, n + m, (2,) d]
+    meta = [dict(p.meta) for p in everything]
+    try:
+        rows += pe.quirky_report(
+            x_all,
+            meta,
+            lm_logodds=lo_all,
+            methods=methods,
+            layers=layers,
+            dataset=common["dataset"],
+            n_boot=e.n_boot,
+            seed=seed,
+        )
+    except MindscopeError as exc:  # e.g. too few Bob-hard examples for a small n
+        log.warning("quirky report skipped: %s", exc)
+    return rows
