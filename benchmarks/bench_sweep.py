@@ -182,10 +182,10 @@ def part_warm(tmp: Path, args: argparse.Namespace) -> None:
 
     import mindscope as ms
     from mindscope import lenses
+    from mindscope.analyses.lens import warm_start_lens
     from mindscope.data import quirky_arith
     from mindscope.lenses.train import TrainConfig, train
     from mindscope.sweeps import organism_checkpoints
-    from mindscope.analyses.lens import warm_start_lens
 
     torch.set_num_threads(args.threads)
     ckpts = organism_checkpoints(args.organism)
