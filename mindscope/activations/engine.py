@@ -169,7 +169,7 @@ def extract(
         n=len(items_l),
     )
     folder = StoreFolder(Path(store) if store is not None else store_dir(), key)
-    from mindscope import __version__
+    from mindscope._version import __version__
 
     with folder.locked():
         missing = [layer for layer in wanted if layer not in folder.stored_layers()]

@@ -310,7 +310,7 @@ def render_html(
         f"{MIN_TEST_EXAMPLES} examples, or a CI reaching the random baseline or 0.5 "
         f"({CHANCE_FLAG}).</p>" + _summary_html(df) + "</section>"
     )
-    from mindscope import __version__
+    from mindscope._version import __version__
 
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (

@@ -118,7 +118,7 @@ def _elicit(h: Any, e: ElicitConfig, seed: int, progress: bool) -> StageOutput:
     import torch
     from tqdm.auto import tqdm
 
-    import mindscope as ms
+    from mindscope.activations import extract
     from mindscope.data import dataset_hash
 
     pe = _probes()
@@ -138,8 +138,8 @@ def _elicit(h: Any, e: ElicitConfig, seed: int, progress: bool) -> StageOutput:
     # read=prompt: the prompt's last token, before any answer -> [L, n, d];
     # read=completion: the last token of each side of the pair -> [L, n, 2, d]
     inputs = (lambda ps: [p.prompt for p in ps]) if e.read == "prompt" else list
-    acts_tr = ms.extract(h, inputs(train), layers=layers, position=e.position, progress=progress)
-    acts_te = ms.extract(h, inputs(test), layers=layers, position=e.position, progress=progress)
+    acts_tr = extract(h, inputs(train), layers=layers, position=e.position, progress=progress)
+    acts_te = extract(h, inputs(test), layers=layers, position=e.position, progress=progress)
     x_tr, x_te = acts_tr.stack(), acts_te.stack()
     # Reporters are scored against the truth (quirky: the sum is right), fitted on what the
     # training examples' persona says; for quirky data only Alice (truthful) trains the main fit.

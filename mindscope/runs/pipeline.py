@@ -97,9 +97,9 @@ def _load_models(
 ) -> dict[str, Any]:
     """Load every model the enabled analyses read (once each); records them in the manifest."""
     if load_model is None:
-        import mindscope as ms
+        from mindscope.models import load_model as _load
 
-        load_model = ms.load_model
+        load_model = _load
     m = cfg.model
     names = [m.name] if cfg.lens.enabled else []
     if cfg.elicit.enabled:

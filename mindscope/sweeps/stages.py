@@ -155,8 +155,7 @@ def elicit_stage(
     fit gives ``method="<m>:shuffled"`` rows (the control: AUROC near 0.5)."""
     import torch
 
-    import mindscope as ms
-    from mindscope.activations import lm_logodds
+    from mindscope.activations import extract, lm_logodds
     from mindscope.probes import evaluation as pe
     from mindscope.probes.metrics import roc_auc
     from mindscope.results import Row, to_frame
@@ -166,7 +165,7 @@ def elicit_stage(
 
     def read(pairs: list[Any]) -> Any:
         items = [p.prompt for p in pairs] if cfg.read == "prompt" else pairs
-        return ms.extract(h, items, layers=layers, store=store, progress=False).stack()
+        return extract(h, items, layers=layers, store=store, progress=False).stack()
 
     x_tr, x_te = read(train), read(test)  # [L+1, n, d] or [L+1, n, 2, d]
     if quirky:
