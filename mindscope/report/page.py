@@ -331,6 +331,9 @@ def write_report(
     meta: Mapping[str, Any] | None = None,
 ) -> Path:
     """Render :func:`render_html` and write it to ``path`` atomically; returns the path."""
+    from mindscope.extras import require
+
+    require("report", what="the HTML report")
     path = Path(path)
     text = render_html(df, title=title, meta=meta)
     from mindscope.io import atomic_write_text

@@ -146,6 +146,10 @@ def run_pipeline(
     """
     from tqdm.auto import tqdm
 
+    from mindscope.extras import require
+
+    require("report", what="a run (it ends with report.html)")
+
     cfg = validate(cfg, Path.cwd())
     folder = RunFolder.create(cfg.output_dir, cfg.name, seed=cfg.seed)
     folder.write_config(to_dict(cfg))

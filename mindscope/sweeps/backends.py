@@ -90,10 +90,11 @@ class RayBackend:
     name = "ray"
 
     def __init__(self, address: str | None, num_cpus: int, **run_kwargs: Any) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise MindscopeError("--backend ray needs Ray: pip install 'mindscope[ray]'") from None
+        from mindscope.extras import require
+
+        require("ray", what="--backend ray")
+        import ray
+
         self.ray = ray
         self.run_kwargs = run_kwargs
         env = {
