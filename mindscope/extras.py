@@ -21,6 +21,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "sandbox": ("gymnasium",),
     "ray": ("ray",),
     "big": ("accelerate",),
+    "datasets": ("datasets",),
 }
 """Each extra of ``pyproject.toml`` -> the modules it installs (import names)."""
 
