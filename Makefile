@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mindscope-installed
 
-.PHONY: setup demo test lint typecheck unit browser bench clean
+.PHONY: setup demo test lint layers typecheck unit browser bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,14 @@ setup: $(STAMP)
 demo: setup
 	$(PY) -m mindscope demo
 
-lint: setup
+lint: setup layers
 	$(VENV)/bin/ruff check mindscope tests benchmarks
 	$(VENV)/bin/ruff format --check mindscope tests benchmarks
+
+# the dependency rules (import-linter contracts in pyproject.toml) and the declared dependencies
+layers: setup
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/deptry .
 
 typecheck: setup
 	$(VENV)/bin/mypy mindscope

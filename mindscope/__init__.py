@@ -13,8 +13,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 __all__ = [
     "__version__",
     "load_model",
@@ -35,6 +33,7 @@ __all__ = [
     "verify",
 ]
 
+from mindscope._version import __version__
 from mindscope.errors import MindscopeError
 
 _LAZY = {

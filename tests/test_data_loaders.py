@@ -103,7 +103,7 @@ def test_templates_and_labels():
 
 def test_hf_loader_is_lazy_and_explains_missing_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)  # import fails as if not installed
-    with pytest.raises(MindscopeError, match="pip install datasets"):
+    with pytest.raises(MindscopeError, match=r"pip install 'mindscope\[datasets\]'"):
         load_hf("some/dataset", "yesno")
     with pytest.raises(MindscopeError, match="needs a template"):
         load_pairs("hf:some/dataset")

@@ -6,7 +6,8 @@
 * The model's base transformer runs without its head, and a hook stops the pass after the last
   block that a requested layer needs (early exit).
 * For a causal LM, the two sides of a contrast pair share their common token prefix: the prefix
-  runs once with a key/value cache, which is repeated for the two completions.
+  runs once with a key/value cache, which is repeated for the two completions (the cache itself
+  is model access's, :mod:`mindscope.models.cache`).
 * Each layer's hook reduces ``[batch, pos, d]`` to ``[batch, d]`` at once with the position
   rule's weights, so memory is bounded by the batch.
 
@@ -19,7 +20,6 @@ in ``hidden_states[-1]``).
 from __future__ import annotations
 
 import hashlib
-import inspect
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +34,13 @@ from mindscope.activations.positions import PositionRule, parse_position
 from mindscope.activations.store import StoreFolder, StoreKey
 from mindscope.data.pairs import ContrastPair, dataset_hash
 from mindscope.errors import MindscopeError
+from mindscope.models.cache import (
+    expand_cache,
+    new_cache,
+    prefix_inputs,
+    suffix_inputs,
+    supports_cache,
+)
 from mindscope.models.handle import ModelHandle
 from mindscope.models.hooks import StopForward, block_input, first_tensor, hooked
 from mindscope.paths import store_dir
@@ -114,10 +121,6 @@ def _tokenize(h: ModelHandle, texts: Sequence[str], rule: PositionRule) -> list[
     return items
 
 
-def _forward_kwargs(base: torch.nn.Module) -> set[str]:
-    return set(inspect.signature(base.forward).parameters)
-
-
 def extract(
     h: ModelHandle,
     items: Sequence[str] | Sequence[ContrastPair],
@@ -169,7 +172,7 @@ def extract(
         n=len(items_l),
     )
     folder = StoreFolder(Path(store) if store is not None else store_dir(), key)
-    from mindscope import __version__
+    from mindscope._version import __version__
 
     with folder.locked():
         missing = [layer for layer in wanted if layer not in folder.stored_layers()]
@@ -199,7 +202,9 @@ def _run(
 
     texts = [t for p in items for t in p.texts] if is_pairs else items
     toks = _tokenize(h, texts, rule)
-    use_prefix = is_pairs and share_prefix and h.is_causal and _supports_cache(h)
+    use_prefix = (
+        is_pairs and share_prefix and h.is_causal and supports_cache(h.base, positions=True)
+    )
     if is_pairs:
         units = [(toks[2 * i], toks[2 * i + 1]) for i in range(len(items))]
         lengths = np.array([len(a.ids) + len(b.ids) for a, b in units])
@@ -242,11 +247,6 @@ def _run(
     return writers
 
 
-def _supports_cache(h: ModelHandle) -> bool:
-    params = _forward_kwargs(h.base)
-    return ("cache" in params or "past_key_values" in params) and "position_ids" in params
-
-
 class _Engine:
     """Runs the base model with reducing hooks on the requested layers."""
 
@@ -255,8 +255,6 @@ class _Engine:
         self.layers = layers
         self.base = h.base
         self.last_block = max(max(layers) - 1, 0)
-        params = _forward_kwargs(self.base)
-        self.cache_kw = "cache" if "cache" in params else "past_key_values"
         self.device = h.device
         self.dtype = h.dtype
 
@@ -337,26 +335,15 @@ class _Engine:
         w2 = torch.zeros(n, 2, P)
         for i, w in enumerate(pre_w):
             w2[i, :, : w.shape[1]] = torch.from_numpy(w)
-        from transformers import DynamicCache
-
-        cache = DynamicCache(config=self.h.config)
+        cache = new_cache(self.h)
         pre_results = self._prefix_pass(pids, pmask, w2, cache)  # {layer: [n, 2, d]}
-        cache.batch_repeat_interleave(2)
+        expand_cache(cache, 2)  # one copy per side
         sids, smask, sw = _pad(suffixes, suf_w, self.h)
-        S = sids.shape[1]
-        plen = pmask.sum(1).repeat_interleave(2)  # [2n]
-        pos = plen[:, None] + torch.arange(S)[None, :]  # [2n, S]
-        mask = torch.cat([pmask.repeat_interleave(2, 0), smask], dim=1)  # [2n, P + S]
+        kw = suffix_inputs(
+            self.base, cache, pmask.repeat_interleave(2, 0), sids, smask, self.device
+        )  # [2n, S] suffixes after their [2n, P] prefixes
         acc: dict[int, torch.Tensor] = {}
-        self._call(
-            sw.to(self.device),
-            acc,
-            input_ids=sids.to(self.device),
-            attention_mask=mask.to(self.device),
-            position_ids=pos.to(self.device),
-            use_cache=True,
-            **{self.cache_kw: cache},
-        )
+        self._call(sw.to(self.device), acc, **kw)
         out = {}
         for layer in self.layers:
             tot = acc[layer].reshape(n, 2, -1) + pre_results[layer]  # [n, 2, d]
@@ -377,17 +364,10 @@ class _Engine:
         def reduce(layer: int, t: torch.Tensor) -> None:
             res[layer] = torch.einsum("bst,btd->bsd", w2.to(t.dtype), t).float()
 
-        n = pids.shape[0]
-        pos = torch.arange(pids.shape[1])[None, :].expand(n, -1)
+        kw = prefix_inputs(self.base, cache, pids, pmask, self.device)
         with torch.no_grad(), hooked(self._registrations(reduce)):
             try:
-                self.base(
-                    input_ids=pids.to(self.device),
-                    attention_mask=pmask.to(self.device),
-                    position_ids=pos.to(self.device),
-                    use_cache=True,
-                    **{self.cache_kw: cache},
-                )
+                self.base(**kw)
             except StopForward:
                 pass
         return res

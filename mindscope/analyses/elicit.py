@@ -285,7 +285,7 @@ def elicit_stage(
     import torch
     from tqdm.auto import tqdm
 
-    import mindscope as ms
+    from mindscope.activations import extract
     from mindscope.data import dataset_hash
     from mindscope.data.datasets import dataset_name
     from mindscope.probes import evaluation as pe
@@ -315,7 +315,7 @@ def elicit_stage(
 
     def read(pairs: Sequence[Any]) -> Any:
         items = [p.prompt for p in pairs] if cfg.read == "prompt" else list(pairs)
-        acts = ms.extract(
+        acts = extract(
             h,
             items,
             layers=layers,

@@ -169,11 +169,11 @@ def score_task(
         layers: ``"blocks"`` (every block output ``1..n_layers``: the embedding of the last
             token is the same for every prompt), ``"all"``, or a list of layer indices.
     """
-    import mindscope as ms
+    from mindscope.activations import extract
 
     lay: Any = list(range(1, h.n_layers + 1)) if layers == "blocks" else layers
     kw = {"layers": lay, "position": "last", "progress": progress}
-    acts = [ms.extract(h, p, **kw) for p in (task.trusted, task.clean, task.anomalous)]
+    acts = [extract(h, p, **kw) for p in (task.trusted, task.clean, task.anomalous)]
     common = {"model": h.name, "revision": h.revision or "", "dataset": task.name}
     rows = evaluate_detectors(
         *acts,

@@ -119,7 +119,7 @@ def disagreements(
     Returns:
         Every pair as a :class:`Disagreement`, strongest first.
     """
-    import mindscope as ms
+    from mindscope.activations import extract
 
     pairs = list(dataset)
     if not pairs:
@@ -128,7 +128,7 @@ def disagreements(
         raise MindscopeError(
             "disagreements needs a reporter fitted on one layer of prompt activations [n, d]"
         )
-    acts = ms.extract(h, [p.prompt for p in pairs], layers=[layer], progress=progress)
+    acts = extract(h, [p.prompt for p in pairs], layers=[layer], progress=progress)
     credence = reporter.predict_proba(acts[layer])
     return rank_disagreements(credence, model_logodds(h, pairs), pairs)
 
@@ -212,7 +212,7 @@ def quirky_disagreement_rows(
     Args:
         layers: layers to read (default ``1..n_layers``).
     """
-    import mindscope as ms
+    from mindscope.activations import extract
     from mindscope.data import quirky_arith
     from mindscope.probes import LogisticReporter, RandomReporter
 
@@ -220,8 +220,8 @@ def quirky_disagreement_rows(
     fit = quirky_arith(n_fit, seed=seed, persona="alice", difficulty="easy", split="train")
     pool = quirky_arith(n_pool, seed=seed + 1, split="test")
     kw: dict[str, Any] = {"layers": layers, "position": "last", "progress": progress}
-    x_fit = ms.extract(h, [p.prompt for p in fit], **kw).stack().float()  # [L, n_fit, d]
-    x_pool = ms.extract(h, [p.prompt for p in pool], **kw).stack().float()  # [L, n_pool, d]
+    x_fit = extract(h, [p.prompt for p in fit], **kw).stack().float()  # [L, n_fit, d]
+    x_pool = extract(h, [p.prompt for p in pool], **kw).stack().float()  # [L, n_pool, d]
     y = torch.tensor([int(p.meta["truth"]) for p in fit])
     lo = model_logodds(h, pool)
     positive = bob_label_false(pool)

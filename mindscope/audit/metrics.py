@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from mindscope.errors import MindscopeError
-from mindscope.probes.metrics import bootstrap_auroc_ci
+from mindscope.probes import bootstrap_auroc_ci
 from mindscope.results import Row
 
 __all__ = [

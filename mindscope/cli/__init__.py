@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mindscope",
         description="Read what a language model knows inside, and hunt for its worst cases.",
     )
-    from mindscope import __version__
+    from mindscope._version import __version__
 
     parser.add_argument("--version", action="version", version=f"mindscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

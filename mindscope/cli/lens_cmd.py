@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mindscope.errors import MindscopeError
+from mindscope.extras import require
 
 __all__ = ["register", "ci_table"]
 
@@ -172,6 +173,8 @@ def ci_table(df: Any) -> Any:
 
 
 def _show(args: argparse.Namespace) -> int:
+    if args.html:
+        require("report", what="--html")
     import pandas as pd
 
     from mindscope.lenses import TunedLens, trajectory

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from mindscope.extras import require
+
 __all__ = ["register"]
 
 
@@ -76,6 +78,7 @@ def _finish(folder: Any) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    require("report", what="mindscope demo")
     from mindscope.runs.pipeline import demo_config, run_pipeline
 
     cfg = demo_config(
@@ -102,12 +105,14 @@ def _run(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
         return 0
+    require("report", what="mindscope run")
     from mindscope.runs.pipeline import run_pipeline
 
     return _finish(run_pipeline(cfg))
 
 
 def _report(args: argparse.Namespace) -> int:
+    require("report", what="mindscope report")
     from mindscope.report import write_report
     from mindscope.runs.outputs import open_output, report_target
 

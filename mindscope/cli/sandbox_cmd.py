@@ -21,6 +21,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mindscope.extras import require
+
 __all__ = ["register"]
 
 
@@ -57,6 +59,7 @@ def _agent_params(pairs: list[str] | None, flag: str = "--agent-param") -> dict[
 
 
 def _list(args: argparse.Namespace) -> int:
+    require("sandbox", what="mindscope sandbox")
     import mindscope.sandbox as sb
 
     for name, cls in sb.WORLDS.items():
@@ -65,6 +68,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    require("sandbox", what="mindscope sandbox")
     from mindscope.results import to_frame, write_table
     from mindscope.sandbox.errors import SandboxError
     from mindscope.sandbox.experiments import study
@@ -102,6 +106,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    require("sandbox", what="mindscope sandbox")
     from mindscope.results import to_frame, write_table
     from mindscope.sandbox.agents import load_agent
     from mindscope.sandbox.envs import SandboxVectorEnv
@@ -143,6 +148,7 @@ def _agent_dirs(path: Path) -> list[Path]:
 
 
 def _record(args: argparse.Namespace) -> int:
+    require("sandbox", what="mindscope sandbox")
     from mindscope.results import to_frame, write_table
     from mindscope.sandbox.agents import load_agent
     from mindscope.sandbox.errors import SandboxError
@@ -215,6 +221,7 @@ def _write_player(agent: Any, eps: list[Any], out: Path, seed: int) -> None:
 
 
 def _collect(args: argparse.Namespace) -> int:
+    require("sandbox", what="mindscope sandbox")
     """Concatenate the tables of several train/record folders into one for ``mindscope report``."""
     import pandas as pd
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from mindscope.extras import require
+
 __all__ = ["register"]
 
 
@@ -35,6 +37,8 @@ def _sweep(args: argparse.Namespace) -> int:
     from mindscope.sweeps import load_config, sweep
 
     cfg = load_config(args.config)
+    if (args.backend or cfg.backend) == "ray" or args.address:
+        require("ray", what="--backend ray")
     if args.out:
         cfg = cfg.model_copy(update={"out": args.out})
     res = sweep(cfg, backend=args.backend, address=args.address, refine=args.refine)

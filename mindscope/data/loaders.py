@@ -183,12 +183,11 @@ def load_hf(
         config: dataset configuration name.
         limit: keep the first ``limit`` rows.
     """
-    try:
-        import datasets  # type: ignore[import-not-found]
-    except ImportError:
-        raise MindscopeError(
-            "loading a Hugging Face dataset needs the 'datasets' package: pip install datasets"
-        ) from None
+    from mindscope.extras import require
+
+    require("datasets", what="loading a Hugging Face dataset")
+    import datasets  # type: ignore[import-not-found]
+
     ds = datasets.load_dataset(name, config, split=split, **load_kwargs)
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))

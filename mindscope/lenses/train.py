@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import torch
 from pydantic import ConfigDict, Field
@@ -27,11 +27,33 @@ from pydantic import ConfigDict, Field
 from mindscope.errors import ConfigError, MindscopeError
 from mindscope.lenses.base import residual_stack
 from mindscope.lenses.texts import default_seq_len, packed_sequences
-from mindscope.lenses.tuned import TunedLens
 from mindscope.models import ModelHandle
 from mindscope.schema import Schema, parse
 
-__all__ = ["TrainConfig", "train", "kl_backward", "heldout_kl", "batch_plan"]
+__all__ = ["TrainConfig", "Translators", "train", "kl_backward", "heldout_kl", "batch_plan"]
+
+
+class Translators(Protocol):
+    """What training needs of a lens: per-layer affine translators bound to a model
+    (:class:`~mindscope.lenses.TunedLens` is one; ``weight [n_layers, d, d]``, ``bias
+    [n_layers, d]``)."""
+
+    handle: ModelHandle
+    weight: torch.nn.Parameter
+    bias: torch.nn.Parameter
+    info: dict[str, Any]
+
+    @property
+    def n_layers(self) -> int: ...
+
+    def transform_all(self, resid: torch.Tensor) -> torch.Tensor: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def eval(self) -> Any: ...
+
+
+L = TypeVar("L", bound=Translators)
 
 
 class TrainConfig(Schema):
@@ -180,7 +202,7 @@ def _schedule(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_sc
 
 
 def kl_backward(
-    lens: TunedLens,
+    lens: Translators,
     resid: torch.Tensor,
     final_logits: torch.Tensor,
     *,
@@ -252,7 +274,7 @@ def batch_plan(
 
 @torch.no_grad()
 def heldout_kl(
-    lens: TunedLens, seqs: torch.Tensor, batch_size: int, max_chunk_elements: int = 2**20
+    lens: Translators, seqs: torch.Tensor, batch_size: int, max_chunk_elements: int = 2**20
 ) -> torch.Tensor:
     """``[n_layers]`` mean KL(final || lens_k) per token, in nats, over sequences ``seqs``
     (``[n_seq, seq_len]`` token ids), layers ``0..n_layers-1``."""
@@ -289,7 +311,7 @@ def _split_heldout(
     return seqs[order[n_held:].sort().values], seqs[order[:n_held].sort().values]
 
 
-def train(lens: TunedLens, texts: Sequence[str], cfg: TrainConfig) -> TunedLens:
+def train(lens: L, texts: Sequence[str], cfg: TrainConfig) -> L:
     """Train ``lens`` (in place) on ``texts``; returns it with ``lens.info`` filled.
 
     With ``cfg.num_steps=None`` (the default) training stops by itself on held-out KL (see the

@@ -126,10 +126,11 @@ class Trajectory:
     def figure(self, value: str = "entropy") -> Any:
         """A plotly heatmap (layers x positions) coloured by ``value`` (``"entropy"``,
         ``"prob"`` or ``"kl"``), each cell labelled with its top token. Needs plotly."""
-        try:
-            import plotly.graph_objects as go
-        except ImportError as exc:  # pragma: no cover - optional dependency
-            raise MindscopeError("the trajectory heatmap needs plotly: pip install plotly") from exc
+        from mindscope.extras import require
+
+        require("report", what="the trajectory heatmap")
+        import plotly.graph_objects as go
+
         z = {"entropy": self.entropy, "prob": self.top_probs, "kl": self.kl}.get(value)
         if z is None:
             raise MindscopeError(f"value must be 'entropy', 'prob' or 'kl', got {value!r}")

@@ -143,12 +143,9 @@ def load_model(
     if dt is not None:
         kwargs["dtype"] = dt
     if device_map is not None:
-        try:
-            import accelerate  # noqa: F401
-        except ImportError:
-            raise ModelLoadError(
-                "device_map needs the accelerate package: pip install 'mindscope[big]'"
-            ) from None
+        from mindscope.extras import require
+
+        require("big", what="device_map")
         kwargs["device_map"] = device_map
         if max_memory is not None:
             kwargs["max_memory"] = max_memory

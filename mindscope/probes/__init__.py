@@ -14,6 +14,7 @@ from mindscope.probes.crc import CrcReporter
 from mindscope.probes.diffmean import DiffMeanReporter
 from mindscope.probes.lda import LdaReporter
 from mindscope.probes.logistic import LogisticReporter
+from mindscope.probes.metrics import bootstrap_auroc_ci, roc_auc
 from mindscope.probes.random_baseline import RandomReporter
 from mindscope.probes.ridge import RidgeReporter
 
@@ -27,4 +28,6 @@ __all__ = [
     "CcsReporter",
     "CrcReporter",
     "RandomReporter",
+    "roc_auc",
+    "bootstrap_auroc_ci",
 ]

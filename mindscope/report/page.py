@@ -310,7 +310,7 @@ def render_html(
         f"{MIN_TEST_EXAMPLES} examples, or a CI reaching the random baseline or 0.5 "
         f"({CHANCE_FLAG}).</p>" + _summary_html(df) + "</section>"
     )
-    from mindscope import __version__
+    from mindscope._version import __version__
 
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
@@ -331,6 +331,9 @@ def write_report(
     meta: Mapping[str, Any] | None = None,
 ) -> Path:
     """Render :func:`render_html` and write it to ``path`` atomically; returns the path."""
+    from mindscope.extras import require
+
+    require("report", what="the HTML report")
     path = Path(path)
     text = render_html(df, title=title, meta=meta)
     from mindscope.io import atomic_write_text

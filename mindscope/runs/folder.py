@@ -49,7 +49,7 @@ def _now() -> str:
 
 
 def _version() -> str:
-    from mindscope import __version__
+    from mindscope._version import __version__
 
     return __version__
 

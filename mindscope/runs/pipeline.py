@@ -100,9 +100,9 @@ def _load_models(
 ) -> dict[str, Any]:
     """Load every model the enabled analyses read (once each); records them in the manifest."""
     if load_model is None:
-        import mindscope as ms
+        from mindscope.models import load_model as _load
 
-        load_model = ms.load_model
+        load_model = _load
     m = cfg.model
     names = [_model_of(cfg, n) for n, _ in run_stages(cfg) if get_stage(n).needs_model]
     models: dict[str, Any] = {}
@@ -146,6 +146,10 @@ def run_pipeline(
         The finished :class:`RunFolder`.
     """
     from tqdm.auto import tqdm
+
+    from mindscope.extras import require
+
+    require("report", what="a run (it ends with report.html)")
 
     cfg = validate(cfg, Path.cwd(), check_data=False)  # load_config checked the data
     stages = run_stages(cfg)

@@ -11,6 +11,10 @@ vector entry points) for every world in :data:`mindscope.sandbox.worlds.WORLDS`:
 
 from __future__ import annotations
 
+from mindscope.extras import require
+
+require("sandbox", what="the sandbox")  # before Gymnasium is imported (E402 allowed here)
+
 from mindscope.sandbox.core import Channel, StepResult, World
 from mindscope.sandbox.envs import SandboxEnv, SandboxVectorEnv
 from mindscope.sandbox.errors import SandboxError

@@ -90,14 +90,13 @@ class RayBackend:
     name = "ray"
 
     def __init__(self, address: str | None, num_cpus: int, **run_kwargs: Any) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise MindscopeError("--backend ray needs Ray: pip install 'mindscope[ray]'") from None
+        from mindscope.extras import require
+
+        require("ray", what="--backend ray")
+        import ray
+
         self.ray = ray
         self.run_kwargs = run_kwargs
-        import mindscope
-
         env = {
             k: os.environ[k]
             for k in ("MINDSCOPE_HOME", "MINDSCOPE_STORE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
@@ -106,7 +105,7 @@ class RayBackend:
         from mindscope.paths import home
 
         env["MINDSCOPE_HOME"] = str(home())  # one place for organisms: never trained on a node
-        pkg_root = str(Path(mindscope.__file__).resolve().parent.parent)
+        pkg_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(
             [pkg_root, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]]
         )

@@ -30,7 +30,7 @@ def load_checkpoint(ckpt: Mapping[str, Any], device: str, seed: int = 0) -> Any:
     after the series (``organism:NAME``, the folder or repo) with the checkpoint's revision.
     ``revision == "random-init"`` builds a model of the same config with fresh random weights.
     """
-    import mindscope as ms
+    from mindscope.models import load_model
 
     rev, path, repo = ckpt["revision"], ckpt.get("path"), ckpt["repo"]
     if rev == RANDOM_INIT:
@@ -46,10 +46,10 @@ def load_checkpoint(ckpt: Mapping[str, Any], device: str, seed: int = 0) -> Any:
         tok = AutoTokenizer.from_pretrained(src["path"] or src["repo"])
         h = wrap_model(model.to(device), tok, name=repo, revision=RANDOM_INIT)
     elif path is not None:
-        h = ms.load_model(path, device=device)
+        h = load_model(path, device=device)
         h.name, h.revision = repo, rev
     else:
-        h = ms.load_model(repo, revision=rev, device=device)
+        h = load_model(repo, revision=rev, device=device)
     return h
 
 

@@ -27,8 +27,9 @@ from typing import Any
 
 import torch
 
-from mindscope.audit.rare.engine import PrefixCache, embedding_matrix, forward_logits
+from mindscope.audit.rare.engine import embedding_matrix, forward_logits
 from mindscope.errors import MindscopeError
+from mindscope.models.cache import PrefixCache
 
 __all__ = ["GCGConfig", "TriggerResult", "search_triggers", "trigger_success", "token_recall"]
 
