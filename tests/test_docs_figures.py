@@ -152,3 +152,30 @@ def test_the_checker_catches_drift() -> None:
     assert not _quotes("lr **0.696**", _render("{:.3f}", 0.675))  # stale figure
     assert not _quotes("lr 10.675", "0.675")  # a different, longer number
     assert not _quotes("lr 0.675 and more", "0.675")  # marker not right after the number
+
+
+def test_benchmarks_record_their_figures(tmp_path: Path) -> None:
+    """``benchmarks/_figures.record`` writes the file format the checks above read."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_figures", ROOT / "benchmarks" / "_figures.py")
+    assert spec is not None and spec.loader is not None
+    figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figures)
+    out = figures.record(
+        "bench_x",
+        {"ratio": (0.5, "ratio", "a / b"), "n": {"value": 3, "unit": "count"}},
+        reps=3,
+        command="python benchmarks/bench_x.py",
+        path=tmp_path / "bench_x.json",
+    )
+    data = json.loads(out.read_text())
+    assert data["figures"]["ratio"] == {"value": 0.5, "unit": "ratio", "what": "a / b"}
+    assert data["figures"]["n"]["value"] == 3.0 and data["reps"] == 3
+    assert data["source"] == "run" and data["command"] == "python benchmarks/bench_x.py"
+    assert set(data["machine"]) >= {"cpus", "load_average", "idle"}
+    assert _render("{:.2f}", data["figures"]["ratio"]["value"]) == "0.50"
+    with pytest.raises(ValueError, match="needs a value and a unit"):
+        figures.record("bench_x", {"bad": {"value": 1}}, reps=1, path=tmp_path / "b.json")
+    with pytest.raises(ValueError, match="no figures"):
+        figures.record("bench_x", {}, reps=1, path=tmp_path / "b.json")
