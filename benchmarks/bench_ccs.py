@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import torch
+from _figures import record
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_ELK_PYTHON = ROOT / ".venvs" / "elk" / "bin" / "python"
@@ -182,6 +183,17 @@ def main(argv: list[str] | None = None) -> int:
         f"mean AUROC: elk {elk_auc.mean():.4f}, mindscope {ms_auc.mean():.4f}, "
         f"|diff| {abs(elk_auc.mean() - ms_auc.mean()):.4f}; "
         f"max per-layer |diff| {(elk_auc - ms_auc).abs().max():.4f}"
+    )
+    record(
+        "bench_ccs",
+        {
+            "mindscope_s": (ms_s, "s", f"all {args.layers} layers, batched"),
+            "elk_s": (elk_s, "s", "eleuther-elk CcsReporter, layer by layer"),
+            "speedup": (elk_s / ms_s, "x", "elk time / mindscope time"),
+            "mindscope_auroc": (float(ms_auc.mean()), "AUROC", "mean test AUROC over layers"),
+            "elk_auroc": (float(elk_auc.mean()), "AUROC", "the same for eleuther-elk"),
+        },
+        reps=args.reps,
     )
     return 0
 

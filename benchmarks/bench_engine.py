@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from _figures import record
 
 import mindscope as ms
 from mindscope.testing import save_tiny_model
@@ -111,6 +112,17 @@ def main() -> None:
         print(f"  ratio engine+capture+add / plain             {r2:.3f}")
         print(f"  max |grad difference| engine vs plain        {max_diff:.2e}")
         print("PASS" if r1 <= 1.10 else "FAIL")
+        record(
+            "bench_engine",
+            {
+                "plain_ms": (med["plain"] * 1e3, "ms", "plain loss.backward() on the HF model"),
+                "engine_ms": (med["engine"] * 1e3, "ms", "the same through h.forward(grad=True)"),
+                "ratio": (r1, "ratio", "engine / plain (target <= 1.10)"),
+                "ratio_hooks": (r2, "ratio", "engine with capture + add / plain"),
+                "max_grad_diff": (max_diff, "abs", "largest gradient difference"),
+            },
+            reps=args.reps,
+        )
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from _figures import record
+
 HERE = Path(__file__).resolve().parent
 VENVS = HERE / ".venvs"
 TAG = "@@BENCH "
@@ -636,6 +638,24 @@ def run_bench(args: argparse.Namespace) -> int:
                 indent=1,
             )
         )
+    figures = {
+        "vs_causal": (ratio("ms_all", "bare_causal"), "ratio", "all layers / bare CausalLM"),
+        "vs_base": (ratio("ms_all", "bare_base"), "ratio", "all layers / bare base model"),
+        "vs_tlens": (ratio("ms_all", "tlens"), "ratio", "all layers / TransformerLens"),
+        "vs_nnsight": (ratio("ms_all", "nnsight"), "ratio", "all layers / nnsight"),
+        "early_vs_base": (ratio("ms_early", "bare_base"), "ratio", "layers 0..3 / bare base"),
+        "pairs_shared": (ratio("pairs_shared", "pairs_split"), "ratio", "shared / split prefix"),
+        "rss_ratio": (
+            large["peak_kib"] / small["peak_kib"],
+            "ratio",
+            f"peak RSS {args.mem_large} / {args.mem_small} prompts",
+        ),
+    }
+    record(
+        "bench_extract",
+        {k: v for k, v in figures.items() if v[0] == v[0]},  # nan: a tool was skipped
+        reps=args.reps,
+    )
     del n_layers
     return 0 if ok else 1
 

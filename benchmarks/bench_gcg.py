@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import torch
+from _figures import record
 
 ROOT = Path(__file__).resolve().parent
 VENV_PY = ROOT / ".venvs" / "nanogcg" / "bin" / "python"
@@ -215,6 +216,7 @@ def main() -> None:
         f"interleaved repetitions, {int(allowed.numel())} allowed tokens (nanoGCG's ASCII rule)"
     )
     mo = statistics.median(ours)
+    figures = {"mindscope_ms": (mo * 1e3, "ms/step", "mindscope GCG step")}
     for no_gc in variants:
         tag = "nanoGCG without gc.collect" if no_gc else "nanoGCG"
         mr = statistics.median(ref[no_gc])
@@ -227,6 +229,10 @@ def main() -> None:
             f"{tag} {statistics.median(ref_loss[no_gc]):.3f} (per rep: "
             f"{[round(x, 3) for x in ours_loss]} vs {[round(x, 3) for x in ref_loss[no_gc]]})"
         )
+        key = "nanogcg_nogc" if no_gc else "nanogcg"
+        figures[f"{key}_ms"] = (mr * 1e3, "ms/step", tag)
+        figures[f"ratio_{key}"] = (mo / mr, "ratio", f"mindscope / {tag}")
+    record("bench_gcg", figures, reps=args.repeats)
 
 
 def _diffs(stamps: list[float]) -> list[float]:

@@ -31,6 +31,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from _figures import record
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,7 +81,7 @@ def memory(n: int, d: int, chunk: int, threads: int) -> dict[str, float]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def speed(n: int, d: int, reps: int, threads: int) -> None:
+def speed(n: int, d: int, reps: int, threads: int) -> dict[str, Any]:
     import numpy as np
     import torch
     from sklearn.covariance import EmpiricalCovariance
@@ -109,6 +112,12 @@ def speed(n: int, d: int, reps: int, threads: int) -> None:
     print(f"  sklearn EmpiricalCovariance + mahalanobis    {med['sklearn']:7.2f} s")
     print(f"  ratio sklearn / mindscope: {med['sklearn'] / med['mindscope']:.2f}x")
     print(f"  max relative difference of the distances: {rel:.1e}")
+    return {
+        "mindscope_s": (med["mindscope"], "s", f"fit + score of {n} x {d} in memory"),
+        "sklearn_s": (med["sklearn"], "s", "EmpiricalCovariance + mahalanobis"),
+        "speedup": (med["sklearn"] / med["mindscope"], "x", "sklearn time / mindscope time"),
+        "max_rel_diff": (rel, "relative", "largest relative difference of the distances"),
+    }
 
 
 def main() -> None:
@@ -129,8 +138,12 @@ def main() -> None:
         print(f"  n={int(m['n']):>8d}  peak RSS {rss:7.1f} MB  mean d^2 {d2:.1f}")
     ratio = big["peak_rss_mb"] / small["peak_rss_mb"]
     print(f"  peak RSS ratio n={args.n} / n={args.n // 10}: {ratio:.3f} (target <= 1.2)")
+    figures: dict[str, Any] = {
+        "rss_ratio": (ratio, "ratio", f"peak RSS n={args.n} / n={args.n // 10}, streaming")
+    }
     if not args.skip_speed:
-        speed(args.n, args.d, args.reps, args.threads)
+        figures.update(speed(args.n, args.d, args.reps, args.threads))
+    record("bench_mahalanobis", figures, reps=args.reps)
 
 
 if __name__ == "__main__":

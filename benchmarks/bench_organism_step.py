@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from _figures import record
 
 from mindscope.organisms.neox import build_model, train_logits
 from mindscope.organisms.quirky import QuirkyConfig, _encode, quirky_tokenizer
@@ -96,6 +97,22 @@ def main() -> None:
         med = statistics.median(ts)
         reps = " ".join(f"{t:.1f}" for t in ts)
         print(f"{name:<10} {med:8.1f} {med / base:6.2f}  {reps}")
+    ours = statistics.median(times["mindscope"])
+    record(
+        "bench_organism_step",
+        {
+            "mindscope_ms": (ours, "ms/step", "lean forward + fused AdamW"),
+            "hf_ms": (base, "ms/step", "plain transformers loop (HF forward + AdamW)"),
+            "hf_fused_ratio": (
+                statistics.median(times["hf+fused"]) / base,
+                "ratio",
+                "fused AdamW alone / hf",
+            ),
+            "ratio": (ours / base, "ratio", "mindscope / hf"),
+            "max_logit_diff": (diff, "abs", "lean vs HF forward logits"),
+        },
+        reps=args.reps,
+    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import statistics
 import time
 
 import torch
+from _figures import record
 
 
 def main() -> None:
@@ -82,6 +83,12 @@ def main() -> None:
             f"{m:>9}: median {med * 1e6:.0f} us per model call, ratio vs naive "
             f"{med / base:.2f}{verdict}"
         )
+    figures = {"naive_us": (base * 1e6, "us/call", "naive sampling, time per model call")}
+    for m, vals in per_call.items():
+        if m != "naive":
+            key = m.replace("+", "_") + "_ratio"
+            figures[key] = (statistics.median(vals) / base, "ratio", f"{m} / naive per call")
+    record("bench_rare", figures, reps=args.repeats)
 
 
 if __name__ == "__main__":

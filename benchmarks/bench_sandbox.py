@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _figures import record
 
 HERE = Path(__file__).resolve().parent
 REF_PY = HERE / ".venvs" / "sgw" / "bin" / "python"
@@ -130,6 +131,14 @@ def main(argv: list[str] | None = None) -> int:
             )
     if not REF_PY.exists():
         print("  (reference venv missing: bash benchmarks/setup_refs.sh sandbox)")
+    figures = {
+        "steps_per_s": (med["ours"][0], "env steps/s", f"{args.world}, batch {args.num_envs}"),
+        "steps_per_cpu_s": (med["ours"][1], "env steps/CPU s", "the same per CPU second"),
+    }
+    for k, fig in (("original", "vs_original"), ("port_base", "vs_port_base")):
+        if k in med:
+            figures[fig] = (med["ours"][0] / med[k][0], "x", f"wall-clock speed-up, {labels[k]}")
+    record("bench_sandbox", figures, reps=args.reps)
     return 0
 
 

@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _figures import record
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
@@ -86,6 +88,15 @@ def part_resume(tmp: Path, args: argparse.Namespace) -> None:
         f"resume: full sweep {f:.2f} s, finished re-run {a:.3f} s, ratio {a / f:.4f} "
         f"({'PASS' if a / f < 0.05 else 'FAIL'} < 0.05); reps {args.reps}, {args.ckpts} ckpts"
     )
+    record(
+        "bench_sweep_resume",
+        {
+            "full_s": (f, "s", f"full lens + elicit sweep, {args.ckpts} checkpoints"),
+            "resumed_s": (a, "s", "the same sweep re-run with everything finished"),
+            "ratio": (a / f, "ratio", "resumed / full (target < 0.05)"),
+        },
+        reps=args.reps,
+    )
 
 
 def part_dups(tmp: Path, args: argparse.Namespace) -> None:
@@ -106,6 +117,15 @@ def part_dups(tmp: Path, args: argparse.Namespace) -> None:
     print(
         f"dups: forwards without the duplicate {a.n}, with it {b.n} (duplicate costs "
         f"{b.n - a.n}; {'PASS' if a.n == b.n else 'FAIL'}); duplicates {r.duplicates}"
+    )
+    record(
+        "bench_sweep_dups",
+        {
+            "forwards": (a.n, "forward passes", "sweep over 3 checkpoints"),
+            "forwards_dup": (b.n, "forward passes", "the same plus a copied checkpoint"),
+            "dup_cost": (b.n - a.n, "forward passes", "cost of the duplicate (target 0)"),
+        },
+        reps=1,
     )
 
 
@@ -175,6 +195,12 @@ def part_ray(tmp: Path, args: argparse.Namespace) -> None:
         f"in-process time >= 120 s); tables identical; reps {args.reps_ray}; "
         f"os.cpu_count {os.cpu_count()}, load {os.getloadavg()[0]:.1f}"
     )
+    figures = {
+        f"inproc_{th}t_s": (med[th], "s", f"in-process, {th} torch thread(s)") for th in threads
+    }
+    figures["ray_s"] = (r, "s", "Ray, 2 workers x 1 thread, start-up included")
+    figures["ratio"] = (r / i, "ratio", "Ray / fastest in-process (target <= 0.6)")
+    record("bench_sweep_ray", figures, reps=args.reps_ray)
 
 
 def part_warm(tmp: Path, args: argparse.Namespace) -> None:
@@ -232,6 +258,13 @@ def part_warm(tmp: Path, args: argparse.Namespace) -> None:
         print(f"warm:   warm-started {s:4d} steps: KL {v:.4f} ({'<=' if v <= cold else '>'} cold)")
     verdict = "PASS" if first is not None and first <= n // 2 else "FAIL"
     print(f"warm: fewest warm steps reaching the cold KL: {first} of {n} ({verdict} <= {n // 2})")
+    figures = {
+        "cold_steps": (n, "steps", "cold tuned lens"),
+        "cold_kl": (cold, "nats", "held-out KL of the cold lens, mean over layers"),
+    }
+    if first is not None:
+        figures["warm_steps"] = (first, "steps", "fewest warm-started steps reaching the cold KL")
+    record("bench_sweep_warm", figures, reps=1)
 
 
 def main() -> None:

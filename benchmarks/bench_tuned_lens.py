@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import torch
+from _figures import record
 
 ROOT = Path(__file__).resolve().parent
 VENV_PY = ROOT / ".venvs" / "tuned-lens" / "bin" / "python"
@@ -209,6 +210,17 @@ def main(argv: list[str] | None = None) -> int:
         f"training time, median of {args.reps}: mindscope {m_ours:.2f} s, tuned-lens "
         f"{m_ref:.2f} s; ratio mindscope/tuned-lens = {m_ours / m_ref:.2f} "
         f"({m_ref / m_ours:.2f}x speed-up)"
+    )
+    record(
+        "bench_tuned_lens",
+        {
+            "kl_mindscope": (ms_mean, "nats", "held-out KL, mean over layers, mindscope's lens"),
+            "kl_package": (ref_mean, "nats", "the same for the tuned-lens package's lens"),
+            "mindscope_s": (m_ours, "s", "training time, mindscope"),
+            "package_s": (m_ref, "s", "training time, tuned-lens package"),
+            "ratio": (m_ours / m_ref, "ratio", "training time mindscope / tuned-lens"),
+        },
+        reps=args.reps,
     )
     return 0
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from _figures import record
 
 from mindscope import organisms
 from mindscope.organisms.neox import ModelShape
@@ -66,6 +67,11 @@ def main() -> None:
         f"{with_t:.2f} s (medians of {args.reps}); ratio {with_t / base:.3f} (target <= 1.05)"
     )
     assert kept is not None
+    figures = {
+        "with_s": (with_t, "s", f"training {args.steps} steps with a transcript"),
+        "without_s": (base, "s", "the same without"),
+        "ratio": (with_t / base, "ratio", "with / without transcript (target <= 1.05)"),
+    }
     for q in (1, 3, 10):
         t0 = time.perf_counter()
         r = verify_training(kept, q=q, n_random=0)
@@ -76,7 +82,13 @@ def main() -> None:
             f"{secs:.2f} s = {secs / with_t:.1%} of training time; ratio to Q/N x training "
             f"{secs / (frac * with_t):.2f} (target <= 1.10)"
         )
+        figures[f"verify_q{q}_ratio"] = (
+            secs / (frac * with_t),
+            "ratio",
+            f"verifying Q={q} of 25 segments / (Q/N x training time)",
+        )
     shutil.rmtree(tmp)
+    record("bench_verify", figures, reps=args.reps, idle=None)
 
 
 if __name__ == "__main__":
