@@ -152,8 +152,14 @@ def atomic_dir(path: str | os.PathLike[str], *, replace: bool = True) -> Iterato
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
     try:
         yield tmp
-        if replace or not target.exists():
+        if replace:
             replace_dir(tmp, target)
+        elif not target.exists():
+            try:
+                os.replace(tmp, target)
+            except OSError:  # another process renamed its folder there first: keep that one
+                if not target.is_dir():
+                    raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -277,8 +283,9 @@ class ManifestFormat:
     the older versions. Runs, sweeps, organisms and the activation store each declare one.
 
     Every manifest written through :meth:`write` carries ``kind``, ``format_version``,
-    ``created`` (kept from the data when present, else now) and ``updated`` (now), plus
-    ``status`` when given.
+    ``created`` (kept from the data when it has the key, else now) and ``updated`` (now), plus
+    ``status`` when given. Older files read with what they had (no ``created`` before
+    format 2 of sweeps and organisms).
     """
 
     kind: str
@@ -302,7 +309,8 @@ class ManifestFormat:
     ) -> Path:
         """Write ``data`` as this kind's manifest, atomically (see the class doc)."""
         body = {k: v for k, v in data.items() if k not in ("kind", "format_version", "format")}
-        body["created"] = body.get("created") or utc_now()
+        if "created" not in body:
+            body["created"] = utc_now()
         body["updated"] = utc_now()
         if status is not None:
             body["status"] = status
@@ -328,5 +336,4 @@ class ManifestFormat:
             data = self.upgrade(data)
         data["kind"] = self.kind
         data["format_version"] = self.version
-        data.setdefault("created", "")
         return data

@@ -94,6 +94,13 @@ def train(
     """Train organism ``name`` and write all its checkpoints, its training transcript and
     ``manifest.json``.
 
+    Work in progress lives in :func:`~mindscope.organisms.store.partial_root` (``.partial-``
+    next to the destination) and is renamed into place at the end. A training of the same
+    config (same thread count, machine and versions) that was interrupted there resumes from
+    its transcript's last checkpoint and ends with the same bits as an uninterrupted run; the
+    manifest's ``progress`` records where it resumed (``resumed_from``) and the updates it ran
+    (``steps_run``).
+
     Args:
         name: organism name (see :func:`organism_names`).
         config: a config of that organism (default: its default config).
@@ -148,7 +155,7 @@ def _train_locked(spec: OrganismSpec, cfg: Any, root: Path, progress: bool) -> P
         "config": asdict(cfg),
         "config_hash": store.config_hash(cfg),
         "command": train_command(spec.name, cfg),
-        "created": (before or {}).get("created", ""),
+        "created": (before or {}).get("created") or io.utc_now(),
     }
 
     def record(step: int, resumed_from: int, steps_run: int) -> None:
