@@ -69,10 +69,11 @@ FILE_MODE = 0o666 & ~_umask()
 """Mode of every file written here: ``0666`` less the umask (``0644`` with the usual ``022``)."""
 
 
-def hasher(algorithm: str = "sha256") -> Any:
-    """A fresh ``hashlib`` object, for hashes fed piece by piece (``"blake2b"``: 16 bytes)."""
+def hasher(algorithm: str = "sha256", *, digest_size: int = 16) -> Any:
+    """A fresh ``hashlib`` object, for hashes fed piece by piece (``"blake2b"``:
+    ``digest_size`` bytes, 16 by default)."""
     if algorithm == "blake2b":
-        return hashlib.blake2b(digest_size=16)
+        return hashlib.blake2b(digest_size=digest_size)
     return hashlib.new(algorithm)
 
 
