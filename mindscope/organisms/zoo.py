@@ -176,7 +176,12 @@ def _train_locked(spec: OrganismSpec, cfg: Any, root: Path, progress: bool) -> P
         writer = TranscriptWriter(partial, header, cfg.max_steps, cfg.transcript_segments)
         w = writer
         writer.on_progress = lambda step: record(step, w.resumed_from, w.steps_run)
-    report = spec.train(cfg, partial, progress, writer)
+    try:
+        report = spec.train(cfg, partial, progress, writer)
+    except BaseException:
+        if writer is None or max(writer.ckpts, default=0) == 0:  # nothing worth resuming
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
     seconds = seconds_before + time.perf_counter() - t0
     revs = revisions(spec.name, cfg)
     missing = [r for r in revs if not (partial / r).is_dir()]
