@@ -10,7 +10,6 @@ listing every row that differs. It never writes into the folder it verifies.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -68,16 +67,19 @@ class RunVerification:
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
+    from mindscope.io import ManifestError
+    from mindscope.runs.manifest import MANIFEST_FORMAT
+
     if not path.is_dir():
         raise MindscopeError(f"no run folder at {path}")
     mpath = path / "manifest.json"
     if not mpath.is_file():
         raise MindscopeError(f"{path} is not a mindscope run folder (no manifest.json)")
     try:
-        data = json.loads(mpath.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MindscopeError(f"{mpath} is truncated or not JSON: {str(exc)[:80]}") from None
-    if not isinstance(data, dict) or "files" not in data:
+        data = MANIFEST_FORMAT.read(mpath)
+    except ManifestError as exc:
+        raise MindscopeError(str(exc)) from None
+    if "files" not in data:
         raise MindscopeError(f"{mpath} is not a run manifest (no 'files')")
     return data
 
@@ -187,7 +189,7 @@ def verify_run(
     with tempfile.TemporaryDirectory(prefix="mindscope-verify-") as tmp:
         cfg.output_dir = tmp
         folder = run_pipeline(cfg, progress=False, load_model=load_model)
-        new_manifest = json.loads(folder.manifest_path.read_text())
+        new_manifest = _read_manifest(folder.path)
         rerun_table = read_table(folder.results_path)
     recorded = read_table(path / "results.parquet")
     if stage is not None:

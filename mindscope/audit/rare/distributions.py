@@ -13,13 +13,13 @@ enumerated exactly (every input with its probability).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
+from mindscope import io
 from mindscope.errors import MindscopeError
 
 __all__ = ["InputDistribution"]
@@ -176,7 +176,7 @@ class InputDistribution:
     @property
     def digest(self) -> str:
         """Content hash (16 hex chars) of the tables, prefix and suffix."""
-        h = hashlib.blake2b(digest_size=8)
+        h = io.hasher("blake2b", digest_size=8)
         h.update(self.probs.numpy().tobytes())
         h.update(repr((self.prefix, self.suffix)).encode())
         return h.hexdigest()
