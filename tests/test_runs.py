@@ -12,7 +12,7 @@ import pytest
 import mindscope
 from mindscope.cli import main
 from mindscope.errors import MindscopeError
-from mindscope.report import example_table
+from mindscope.testing import example_table
 from mindscope.results import read_table
 from mindscope.runs import RunFolder, RunFolderError
 from mindscope.runs.manifest import version_tuple
