@@ -158,9 +158,7 @@ def test_summary_leaves_out_trajectory_and_nan(table: pd.DataFrame) -> None:
     # per-position KL rows of the trajectory do not leak into the per-layer KL summary
     kl = s[(s["metric"] == "kl") & (s["method"] == "logit_lens")]
     assert kl["dataset"].tolist() == ["pocket-corpus"]
-    per_layer = lens_kl_rows(aggregate_rows(table)).query(
-        "method == 'logit_lens' and step == -1"
-    )
+    per_layer = lens_kl_rows(aggregate_rows(table)).query("method == 'logit_lens' and step == -1")
     # every layer but the last (where a lens is the model itself) is summarised
     assert kl["rows"].tolist() == [len(per_layer) - 1]
     # only a metric with no better side (here the audit's disagreement rate) has no best value
@@ -352,7 +350,9 @@ def test_best_follows_the_direction_and_the_tie_rule() -> None:
     assert best(rows("ce", [3.0, 2.0, 2.5]))["layer"] == 1
     assert best(rows("rare_coverage", [0.5, 1.0, 0.93]))["layer"] == 2  # closest to 0.95
     # ties: the lowest layer wins whatever the row order; NaN never wins
-    tied = to_frame([Row("auroc", 0.8, "lr", k) for k in (3, 1, 2)] + [Row("auroc", math.nan, "x", 0)])
+    tied = to_frame(
+        [Row("auroc", 0.8, "lr", k) for k in (3, 1, 2)] + [Row("auroc", math.nan, "x", 0)]
+    )
     assert best(tied)["layer"] == 1
     steps = to_frame([Row("kl", 1.0, "tuned_lens", 2, step=s) for s in (500, 100)])
     assert best(steps)["step"] == 100
@@ -408,7 +408,9 @@ def test_known_methods_have_distinct_colours_and_unknown_ones_never_collide() ->
 
 
 def test_each_method_keeps_one_colour_across_the_whole_report() -> None:
-    extra = [Row("auroc", 0.6, m, k, split="test") for m in ("lr:shuffled", "lof", "que") for k in (0, 1)]
+    extra = [
+        Row("auroc", 0.6, m, k, split="test") for m in ("lr:shuffled", "lof", "que") for k in (0, 1)
+    ]
     table = pd.concat([example_table(seed=0, n_layers=3), to_frame(extra)], ignore_index=True)
     colours: dict[str, set[str]] = {}
     for s in build_sections(table):
@@ -425,7 +427,7 @@ def test_each_method_keeps_one_colour_across_the_whole_report() -> None:
     assert {"lr", "lr:shuffled", "lof", "que", "tuned_lens", "logit_lens"} <= set(colours)
 
 
-# ---- the registry and the package's import rules --------------------------------------------------
+# ---- the registry and the package's import rules ---------------------------------------------
 
 
 def test_a_new_section_is_one_registration() -> None:

@@ -206,7 +206,11 @@ def assign_colours(methods: Iterable[str]) -> dict[str, str]:
     The result depends only on the set of names.
     """
     names = sorted({str(m) for m in methods})
-    out = {m: METHOD_COLOURS[canonical_method(m)] for m in names if canonical_method(m) in METHOD_COLOURS}
+    out = {
+        m: METHOD_COLOURS[canonical_method(m)]
+        for m in names
+        if canonical_method(m) in METHOD_COLOURS
+    }
     used = set(METHOD_COLOURS.values())
     n = len(FALLBACK_COLOURS)
     for m in names:

@@ -167,14 +167,18 @@ def _content(out: Content | Sequence[Any]) -> Content:
 
 def build_sections(df: pd.DataFrame) -> list[Section]:
     """The sections that apply to the results table ``df``, rendered, in page order; every
-    method of ``df`` keeps one colour in all of them (:func:`mindscope.report.plot.method_palette`)."""
+    method of ``df`` keeps one colour in all of them (:func:`plot.method_palette`)."""
     methods = df["method"].dropna().astype(str).unique() if "method" in df else []
     out = []
     with plot.method_palette(methods):
+        whole = aggregate_rows(df)  # parsed once for all sections
         for spec in registered():
-            if not spec.applies(df):
+            given = df if spec.positions else whole
+            rows = spec.select(given)
+            drawn = spec.applies_to(given) if spec.applies_to is not None else not rows.empty
+            if not drawn:
                 continue
-            content = _content(spec.render(spec.rows(df)))
+            content = _content(spec.render(rows))
             has_table = content.table is not None
             if not content.figures and not has_table and not content.caption:
                 continue

@@ -61,9 +61,10 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     rule (the lowest layer, then the earliest step); a metric with no better side (an estimate,
     a count) gets ``best`` NaN and ``layer``/``step`` -1. ``layer`` and ``step`` say where the
     best was reached, ``ci_low``/``ci_high`` are that row's CI and ``mean`` is the mean over the
-    series' rows (e.g. over layers: the usual lens comparison) and ``rows`` counts them. Per-position (trajectory) rows and transfer-matrix cells (shown in
-    their own sections) are left out. For a lens's ``kl`` the last layer is left out of both: there
-    every lens is the model's own output, so its KL is 0 by construction and says nothing.
+    series' rows (e.g. over layers: the usual lens comparison) and ``rows`` counts them.
+    Per-position (trajectory) rows and transfer-matrix cells (shown in their own sections) are
+    left out. For a lens's ``kl`` the last layer is left out of both: there every lens is the
+    model's own output, so its KL is 0 by construction and says nothing.
     """
     cols = [*KEYS, "best", "layer", "step", "ci_low", "ci_high", "mean", "n", "rows", "flag"]
     body = aggregate_rows(df)

@@ -131,7 +131,10 @@ def _histograms(rows: pd.DataFrame) -> list[Any]:
     hist["hi"] = _extra_col(hist, "hi", float("nan"))
     for (dataset, method), grp in hist.groupby(["dataset", "method"], sort=True):
         fig = go.Figure()
-        for group, color in (("clean", plot.series_colour(0)), ("anomalous", plot.series_colour(3))):
+        for group, color in (
+            ("clean", plot.series_colour(0)),
+            ("anomalous", plot.series_colour(3)),
+        ):
             g = grp[grp["group"] == group].sort_values("lo")
             if g.empty:
                 continue
@@ -192,7 +195,11 @@ def _top_examples(rows: pd.DataFrame, per_group: int = 10) -> list[Any]:
             ],
         ]
         header = ["rank", "prompt", "score", "reporter credence", "model P(side 1)", "labels"]
-        out.append(plot.table_figure(header, cells, f"Top disagreements: {dataset}, {method}, layer {layer}"))
+        out.append(
+            plot.table_figure(
+                header, cells, f"Top disagreements: {dataset}, {method}, layer {layer}"
+            )
+        )
     return out
 
 
@@ -206,7 +213,11 @@ def _monitor(rows: pd.DataFrame) -> list[Any]:
     cells: list[list[Any]] = [
         [f"{v:.4g}" if isinstance(v, float) else str(v) for v in wide[c]] for c in wide.columns
     ]
-    return [plot.table_figure(header, cells, "Monitors on held-out data (threshold set on trusted data)")]
+    return [
+        plot.table_figure(
+            header, cells, "Monitors on held-out data (threshold set on trusted data)"
+        )
+    ]
 
 
 def _agreement(rows: pd.DataFrame) -> list[Any]:
@@ -218,7 +229,11 @@ def _agreement(rows: pd.DataFrame) -> list[Any]:
     header = ["task", "detectors", *[str(c).removeprefix("audit_") for c in wide.columns[2:]]]
     cells: list[list[Any]] = [list(wide["dataset"]), list(wide["method"])]
     cells += [[f"{v:.3f}" for v in wide[c]] for c in wide.columns[2:]]
-    return [plot.table_figure(header, cells, "Where detectors disagree (flag overlap at the FPR, rank corr.)")]
+    return [
+        plot.table_figure(
+            header, cells, "Where detectors disagree (flag overlap at the FPR, rank corr.)"
+        )
+    ]
 
 
 def audit_section_figures(rows: pd.DataFrame) -> list[Any]:

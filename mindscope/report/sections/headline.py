@@ -26,9 +26,9 @@ HEADLINE = (
 COLUMNS = ["result", "dataset", "method", "value", "95% CI", "n", "where", "flag"]
 
 
-def headline_table(df: pd.DataFrame) -> pd.DataFrame:
-    """The headline lines of the results table ``df`` (columns :data:`COLUMNS`, text cells)."""
-    summary = summarize(df)
+def headline_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The headline lines (columns :data:`COLUMNS`, text cells) of a summary table
+    (:func:`mindscope.report.summary.summarize` of the results table)."""
     rows = []
     for metric, split, label in HEADLINE:
         sub = summary[summary["metric"] == metric]
@@ -43,10 +43,11 @@ def headline_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _render(df: pd.DataFrame) -> Content:
-    table = headline_table(df)
+    summary = summarize(df)
+    table = headline_table(summary)
     if table.empty:
         return Content()
-    n_flag = int((summarize(df)["flag"] != "").sum())
+    n_flag = int((summary["flag"] != "").sum())
     warn = (
         f"{n_flag} result(s) flagged: do not read them as evidence without more test examples "
         "or a clearer margin over the random baseline."

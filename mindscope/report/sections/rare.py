@@ -140,7 +140,9 @@ def _loss_curves(rows: pd.DataFrame) -> list[Any]:
                 line={"color": plot.series_colour(i)},
             )
         )
-    plot.layout(fig, "Trigger search: loss over steps", "search step", "target cross-entropy (nats)")
+    plot.layout(
+        fig, "Trigger search: loss over steps", "search step", "target cross-entropy (nats)"
+    )
     return [fig]
 
 

@@ -24,6 +24,7 @@ from mindscope.results import extra_values
 
 __all__ = ["sandbox_rows", "sandbox_figures"]
 
+
 def _extra(rows: pd.DataFrame, key: str) -> pd.Series:
     return extra_values(rows, key)
 
@@ -158,7 +159,9 @@ def _probe_figures(rows: pd.DataFrame) -> list[Any]:
         )
         worlds = sorted({w for w, _, _ in keys})
         for world, agent, site in keys:
-            dash = "dot" if site == "input" else ("solid", "dash", "longdash")[worlds.index(world) % 3]
+            dash = (
+                "dot" if site == "input" else ("solid", "dash", "longdash")[worlds.index(world) % 3]
+            )
             g = horizon[
                 (horizon["dataset"] == world)
                 & (horizon["method"] == agent)
