@@ -123,7 +123,7 @@ def check_file(
 
 
 def _check(args: argparse.Namespace) -> int:
-    from mindscope.cli.elicit_cmd import fields_of
+    from mindscope.cli._args import fields_of
 
     print(
         check_file(
