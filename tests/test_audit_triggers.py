@@ -153,6 +153,8 @@ def test_cli_triggers_and_rare(
     )
     assert main(argv) == 2  # never overwrite
     assert "exists" in capsys.readouterr().err
+    assert main([*argv[:-2], "--seeds", "0,x", "--out", str(tmp_path / "t2")]) == 2
+    assert "--seeds must be ints" in capsys.readouterr().err
     rare = [
         "audit",
         "rare",

@@ -18,7 +18,7 @@ import argparse
 import sys
 from typing import Any
 
-from mindscope.cli.audit_cmd import add_model_args, out_dir, parse_layers
+from mindscope.cli._args import add_model_args, choices_list, out_dir, parse_layers
 from mindscope.errors import MindscopeError
 
 __all__ = ["register"]
@@ -32,21 +32,10 @@ def _run(args: argparse.Namespace) -> int:
     from mindscope.results import to_frame, write_table
 
     out = out_dir(args.out)
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    bad = [t for t in tasks if t not in TASKS]
-    if bad or not tasks:
-        raise MindscopeError(
-            f"--tasks: unknown {bad or args.tasks!r}; choose from {', '.join(TASKS)}"
-        )
+    tasks = choices_list(args.tasks, list(TASKS), "--tasks")
     import mindscope.audit  # noqa: F401  (registers every detector)
 
-    detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
-    unknown = [d for d in detectors if d not in REGISTRY]
-    if unknown or not detectors:
-        raise MindscopeError(
-            f"--detectors: unknown {unknown or args.detectors!r}; choose from "
-            f"{', '.join(sorted(REGISTRY))}"
-        )
+    detectors = choices_list(args.detectors, sorted(REGISTRY), "--detectors")
     if not 0 < args.fpr < 1:
         raise MindscopeError(f"--fpr must be in (0, 1), got {args.fpr}")
     layers = parse_layers(args.layers)

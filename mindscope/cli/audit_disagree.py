@@ -19,7 +19,7 @@ import argparse
 import sys
 from typing import Any
 
-from mindscope.cli.audit_cmd import add_model_args, out_dir, parse_layers
+from mindscope.cli._args import add_model_args, out_dir, parse_layers
 from mindscope.errors import MindscopeError
 
 __all__ = ["register"]

@@ -123,11 +123,9 @@ def check_file(
 
 
 def _check(args: argparse.Namespace) -> int:
-    from mindscope.data.fields import Fields
+    from mindscope.cli._args import fields_of
 
-    fields = Fields(
-        label=args.label_field, text=args.text_field, group=args.group_field, split=args.split_field
-    )
+    fields = fields_of(args)
     print(
         check_file(
             args.file,

@@ -16,13 +16,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from mindscope import io
 from mindscope.errors import MindscopeError
 
-__all__ = ["InputDistribution"]
+__all__ = ["InputDistribution", "token_set", "zipf_unigram"]
 
 Table = Mapping[int, float] | Sequence[float] | Sequence[int] | torch.Tensor
 
@@ -219,3 +220,40 @@ class InputDistribution:
             digits = (k[:, None] // place[None, :]) % radix[None, :]  # [b, n_positions]
             x = torch.stack([sup[i][digits[:, i]] for i in range(len(sup))], dim=1)
             yield x, self.log_prob(x)
+
+
+def token_set(spec: str, vocab_size: int, *, seed: int = 0, what: str = "tokens") -> list[int]:
+    """The token ids a spec names, sorted as written: ``all``, an inclusive id range ``A-B``, a
+    comma list ``id,id,...`` or ``random:K`` (``K`` distinct ids drawn with ``seed``, sorted).
+
+    ``what`` names the spec in the one-line :class:`MindscopeError` a bad spec raises.
+    """
+    spec = spec.strip()
+    if spec == "all":
+        return list(range(vocab_size))
+    try:
+        if spec.startswith("random:"):
+            k = int(spec.split(":", 1)[1])
+        elif "-" in spec and "," not in spec:
+            a, b = (int(s) for s in spec.split("-", 1))
+            return list(range(a, b + 1))
+        else:
+            return [int(s) for s in spec.split(",") if s.strip()]
+    except ValueError:
+        raise MindscopeError(
+            f"cannot read {what} {spec!r}: use all, A-B, id,id,... or random:K"
+        ) from None
+    if not 0 < k <= vocab_size:
+        raise MindscopeError(f"{what} {spec!r}: K must be in [1, {vocab_size}]")
+    gen = torch.Generator().manual_seed(seed)
+    return sorted(torch.randperm(vocab_size, generator=gen)[:k].tolist())
+
+
+def zipf_unigram(
+    tokens: Sequence[int], n_positions: int, vocab_size: int, *, seed: int = 0, **kw: Any
+) -> InputDistribution:
+    """Unigram distribution over ``tokens`` with weights ``1/rank`` in a seeded random order
+    (``kw``: ``prefix``/``suffix`` ids, as :meth:`InputDistribution.unigram`)."""
+    perm = torch.randperm(len(tokens), generator=torch.Generator().manual_seed(seed)).tolist()
+    table = {int(tokens[j]): 1.0 / (rank + 1) for rank, j in enumerate(perm)}
+    return InputDistribution.unigram(table, n_positions, vocab_size, **kw)
