@@ -174,7 +174,7 @@ def test_cli_triggers_and_rare(
     ]
     assert main(rare) == 0
     assert "naive: P[" in capsys.readouterr().out
-    assert main([*rare[:-4], "--bad", " no such token", "--budget", "64"]) == 2
+    assert main([*rare[:-4], "--bad", " no such token", "--method", "naive"]) == 2
     assert "not one" in capsys.readouterr().err
     assert main([*rare[:-2], "--method", "itgis", "--budget", "10"]) == 2
-    assert "minimum is 256" in capsys.readouterr().err
+    assert "--budget: itgis needs at least 256" in capsys.readouterr().err

@@ -21,6 +21,8 @@ __all__ = [
     "parse_layers",
     "parse_seeds",
     "positive_int",
+    "run_audit_stage",
+    "run_stage_to_folder",
     "threads",
 ]
 
@@ -115,4 +117,64 @@ def fields_of(args: argparse.Namespace) -> Any:
 
     return Fields(
         label=args.label_field, text=args.text_field, group=args.group_field, split=args.split_field
+    )
+
+
+def run_stage_to_folder(
+    stage: str,
+    cfg: dict[str, Any],
+    *,
+    model: str,
+    revision: str | None = None,
+    device: str | None = None,
+    seed: int = 0,
+    out: str | None = None,
+    progress: bool = True,
+) -> tuple[Any, Any]:
+    """The CLI's one path into an analysis: check ``cfg`` as stage ``stage``'s config (one-line
+    errors naming the option, before any model is loaded), refuse an existing ``out``, load the
+    model, :func:`mindscope.analyses.run_stage`, stamp the rows with the model's provenance and
+    write ``out/results.parquet``. Returns ``(rows, StageOutput)``."""
+    import sys
+
+    from mindscope.analyses import CheckContext, get_stage, run_stage
+    from mindscope.schema import parse
+
+    st = get_stage(stage)
+    config = parse(st.config, {k: v for k, v in cfg.items() if v is not None})
+    try:
+        config = config.check(CheckContext(base=Path.cwd(), seed=seed, model=model), stage)
+    except MindscopeError as exc:  # "anomaly.n_eval: ..." -> "--n-eval: ..."
+        head, sep, tail = str(exc).partition(":")
+        if sep and head.startswith(f"{stage}."):
+            flag = head.removeprefix(f"{stage}.").split("[")[0].split(".")[0].replace("_", "-")
+            raise MindscopeError(f"--{flag}:{tail}") from None
+        raise
+    folder = out_dir(out) if out is not None else None
+    from mindscope.models import load_model
+    from mindscope.results import stamp, write_table
+
+    h = load_model(model, revision=revision, device=device)
+    res = run_stage(stage, h, config, seed=seed, progress=progress)
+    rows = stamp(res.rows, h)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, write in res.artefacts.items():
+            write(folder / name)
+        path = write_table(rows, folder / "results.parquet")
+        print(f"wrote {len(rows)} rows to {path}", file=sys.stderr)
+    return rows, res
+
+
+def run_audit_stage(stage: str, args: argparse.Namespace, cfg: dict[str, Any]) -> tuple[Any, Any]:
+    """:func:`run_stage_to_folder` with the options :func:`add_model_args` adds."""
+    return run_stage_to_folder(
+        stage,
+        cfg,
+        model=args.model,
+        revision=getattr(args, "revision", None),
+        device=getattr(args, "device", None),
+        seed=getattr(args, "seed", 0),
+        out=getattr(args, "out", None),
+        progress=not getattr(args, "quiet", False),
     )

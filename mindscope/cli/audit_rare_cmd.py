@@ -107,31 +107,33 @@ def _cmd_exact(args: argparse.Namespace) -> int:
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    from mindscope.audit.rare import bad_output, estimate_rare
+    from mindscope.cli._args import run_stage_to_folder
 
-    path = _check_out(args.out)
-    h = _load(args)
-    dist = _dist(h, args)
-    toks: list[str | int] = [int(t) if t.strip().isdigit() else t for t in args.bad.split("|")]
-    bad = bad_output(h, toks, threshold=args.threshold)
-    r = estimate_rare(
-        h,
-        dist,
-        bad,
-        method=args.method,
-        budget=args.budget,
-        seed=args.seed,
-        confidence=args.confidence,
-        temperature=args.temperature,
-        **({"search": args.search} if args.search else {}),
+    cfg = {
+        "bad": args.bad,
+        "threshold": args.threshold,
+        "tokens": args.tokens,
+        "positions": args.positions,
+        "weights": args.weights,
+        "dist_seed": args.dist_seed,
+        "prefix": args.prefix,
+        "suffix": args.suffix,
+        "method": args.method,
+        "budget": args.budget,
+        "confidence": args.confidence,
+        "temperature": args.temperature,
+        "search": args.search or None,
+    }
+    _, res = run_stage_to_folder(
+        "rare", cfg, model=args.model, device=args.device, seed=args.seed, out=args.out
     )
+    r = res.info
     print(
-        f"{r.method}: P[{bad.describe()}] = {r.estimate:.4g} "
-        f"[{r.ci_low:.4g}, {r.ci_high:.4g}] ({r.confidence:.0%}), ESS {r.ess:.1f}, "
-        f"{r.n_hits} hits, {r.n_calls} model calls"
-        + (f", T {r.temperature:.3g}" if r.temperature == r.temperature else "")
+        f"{r['method']}: P[{r['bad']}] = {r['estimate']:.4g} "
+        f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}] ({r['confidence']:.0%}), ESS {r['ess']:.1f}, "
+        f"{r['n_hits']} hits, {r['n_calls']} model calls"
+        + (f", T {r['temperature']:.3g}" if r["temperature"] == r["temperature"] else "")
     )
-    _write(r.rows(model=h.name, dataset=_describe(args), extra={"bad": bad.describe()}), path)
     return 0
 
 
@@ -227,63 +229,24 @@ def register_rare(audit_sub: Any) -> None:
 
 
 # --------------------------------------------------------------- triggers
-def _texts(h: Any, spec: str, n_tokens: int) -> list[str]:
-    """``pocket:N[:START]`` (N held-out pocket docstrings cut to n_tokens) or a text file."""
-    if spec.startswith("pocket:"):
-        from mindscope.organisms import pocket_corpus
-
-        parts = spec.split(":")
-        try:
-            n = int(parts[1])
-            start = int(parts[2]) if len(parts) > 2 else 0
-        except (ValueError, IndexError):
-            raise MindscopeError(f"cannot read {spec!r}: use pocket:N or pocket:N:START") from None
-        docs = pocket_corpus("heldout")[start : start + n]
-        out = []
-        for d in docs:
-            ids = h.tokenizer(d, add_special_tokens=False).input_ids[:n_tokens]
-            out.append(h.tokenizer.decode(ids))
-        return out
-    path = Path(spec)
-    if not path.is_file():
-        raise FileNotFoundError(f"no prompt file {path}")
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    if not lines:
-        raise MindscopeError(f"{path} has no prompts")
-    return lines
-
-
 def _cmd_triggers(args: argparse.Namespace) -> int:
-    from mindscope.audit.triggers import GCGConfig, trigger_study
+    from mindscope.cli._args import run_stage_to_folder
 
-    seeds = parse_seeds(args.seeds)
-    path = _check_out(args.out)
-    h = _load(args)
-    contexts = _texts(h, args.contexts, args.context_tokens)
-    heldout = _texts(h, args.heldout, args.context_tokens) if args.heldout else []
-    planted = (
-        h.tokenizer(args.planted, add_special_tokens=False).input_ids if args.planted else None
-    )
-    cfg = GCGConfig(
-        n_trigger=args.n_trigger,
-        steps=args.steps,
-        search_width=args.search_width,
-        topk=args.topk,
-        init=args.init,
-    )
-    rows = trigger_study(
-        h,
-        contexts,
-        args.target,
-        cfg,
-        seeds=seeds,
-        heldout=heldout,
-        planted=planted,
-        dataset=args.contexts,
-        backend=args.backend,
-        progress=lambda line: print(line, flush=True),
-    )
-    _write(rows, path)
+    cfg = {
+        "target": args.target,
+        "contexts": args.contexts,
+        "heldout": args.heldout,
+        "context_tokens": args.context_tokens,
+        "planted": args.planted,
+        "seeds": parse_seeds(args.seeds),
+        "backend": args.backend,
+        "steps": args.steps,
+        "n_trigger": args.n_trigger,
+        "search_width": args.search_width,
+        "topk": args.topk,
+        "init": args.init,
+    }
+    run_stage_to_folder("triggers", cfg, model=args.model, device=args.device, out=args.out)
     return 0
 
 

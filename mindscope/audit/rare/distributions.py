@@ -23,7 +23,14 @@ import torch
 from mindscope import io
 from mindscope.errors import MindscopeError
 
-__all__ = ["InputDistribution", "token_set", "zipf_unigram"]
+__all__ = [
+    "InputDistribution",
+    "token_set",
+    "zipf_unigram",
+    "from_spec",
+    "describe_spec",
+    "WEIGHTS",
+]
 
 Table = Mapping[int, float] | Sequence[float] | Sequence[int] | torch.Tensor
 
@@ -257,3 +264,48 @@ def zipf_unigram(
     perm = torch.randperm(len(tokens), generator=torch.Generator().manual_seed(seed)).tolist()
     table = {int(tokens[j]): 1.0 / (rank + 1) for rank, j in enumerate(perm)}
     return InputDistribution.unigram(table, n_positions, vocab_size, **kw)
+
+
+WEIGHTS = ("uniform", "zipf")
+"""How positions are weighted in :func:`from_spec`."""
+
+
+def from_spec(
+    h: Any,
+    tokens: str = "all",
+    positions: int = 4,
+    *,
+    weights: str = "uniform",
+    seed: int = 0,
+    prefix: str = "",
+    suffix: str = "",
+) -> InputDistribution:
+    """The input distribution a command line or config describes, for model handle ``h``:
+    ``positions`` free positions over ``tokens`` (:func:`token_set`: ``all``, ``A-B``,
+    ``id,id,...``, ``random:K``), weighted ``uniform`` or ``zipf`` (:func:`zipf_unigram`, a
+    seeded order), between the fixed texts ``prefix`` and ``suffix``."""
+    if weights not in WEIGHTS:
+        raise MindscopeError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+    if positions < 1:
+        raise MindscopeError(f"positions must be at least 1, got {positions}")
+    v = int(h.vocab_size)
+    toks = token_set(tokens, v, seed=seed, what="tokens")
+
+    def enc(text: str) -> list[int]:
+        return list(h.tokenizer(text, add_special_tokens=False).input_ids) if text else []
+
+    kw = {"prefix": enc(prefix), "suffix": enc(suffix)}
+    if weights == "zipf":
+        return zipf_unigram(toks, positions, v, seed=seed, **kw)
+    return InputDistribution.uniform(toks, positions, v, **kw)
+
+
+def describe_spec(
+    tokens: str, positions: int, weights: str = "uniform", prefix: str = "", suffix: str = ""
+) -> str:
+    """A short name of a :func:`from_spec` distribution (the rows' ``dataset``)."""
+    return (
+        f"{weights}[{tokens}]^{positions}"
+        + (f" prefix={prefix!r}" if prefix else "")
+        + (f" suffix={suffix!r}" if suffix else "")
+    )

@@ -16,13 +16,14 @@ from mindscope.audit.triggers.gcg import (
     token_recall,
     trigger_success,
 )
-from mindscope.audit.triggers.study import trigger_study
+from mindscope.audit.triggers.study import contexts_from_spec, trigger_study
 
 __all__ = [
     "GCGConfig",
     "TriggerResult",
     "search_triggers",
     "trigger_study",
+    "contexts_from_spec",
     "trigger_success",
     "token_recall",
 ]

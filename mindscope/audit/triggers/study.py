@@ -25,7 +25,7 @@ from mindscope.audit.triggers.gcg import (
 from mindscope.errors import MindscopeError
 from mindscope.results import Row
 
-__all__ = ["trigger_study"]
+__all__ = ["trigger_study", "contexts_from_spec"]
 
 
 def _one_seed(
@@ -117,3 +117,37 @@ def trigger_study(
     done = None if progress is None else (lambda i, out: progress(out[1]))
     outs = run_tasks(_one_seed, seeds, backend=backend, shared=shared, progress=done)
     return [row for rows, _ in outs for row in rows]
+
+
+def contexts_from_spec(h: Any, spec: str, n_tokens: int = 16) -> list[str]:
+    """Prompts for a trigger search: ``pocket:N[:START]`` (N held-out pocket-corpus documents
+    from START, each cut to its first ``n_tokens`` tokens) or a text file, one prompt a line."""
+    from pathlib import Path
+
+    from mindscope.errors import MindscopeError
+
+    if spec.startswith("pocket:"):
+        from mindscope.organisms import pocket_corpus
+
+        parts = spec.split(":")
+        try:
+            n = int(parts[1])
+            start = int(parts[2]) if len(parts) > 2 else 0
+        except (ValueError, IndexError):
+            raise MindscopeError(f"cannot read {spec!r}: use pocket:N or pocket:N:START") from None
+        if n < 1 or start < 0:
+            raise MindscopeError(f"cannot read {spec!r}: N must be >= 1 and START >= 0")
+        out = []
+        for d in pocket_corpus("heldout")[start : start + n]:
+            ids = h.tokenizer(d, add_special_tokens=False).input_ids[:n_tokens]
+            out.append(h.tokenizer.decode(ids))
+        if not out:
+            raise MindscopeError(f"{spec!r} selects no document of the pocket corpus")
+        return out
+    path = Path(spec)
+    if not path.is_file():
+        raise MindscopeError(f"no prompt file {path}")
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines:
+        raise MindscopeError(f"{path} has no prompts")
+    return lines
