@@ -218,6 +218,17 @@ def _extract(cfg: Any, args: argparse.Namespace, h: Any, pairs: list[Any], layer
     return acts.stack(), list(acts.layers)
 
 
+def _best_by(rows: Any, keys: list[str]) -> Any:
+    """The best row of each group (the metric catalogue's direction and tie rule, as in the
+    report and ``mindscope runs``)."""
+    import pandas as pd
+
+    from mindscope.metrics_catalog import best
+
+    picked = [best(g) for _, g in rows.groupby(keys, sort=True)]
+    return pd.DataFrame(picked) if picked else rows.iloc[:0]
+
+
 def _summary(df: Any, out: Path, transfer: bool = False) -> None:
     """Print the best layer per method (test AUROC vs the truth) to stdout, each result flagged
     when it rests on < 50 test examples or its CI reaches the random baseline."""
@@ -228,12 +239,12 @@ def _summary(df: Any, out: Path, transfer: bool = False) -> None:
         from mindscope.results import extra_values
 
         auc = auc.assign(train=extra_values(auc, "train", ""))
-        best = auc.sort_values("value").groupby(["train", "split", "method"]).tail(1)
+        best = _best_by(auc, ["train", "split", "method"])
         cols = ["train", "split", "method", "layer", "value", "flag"]
         keys = ["train", "split"]
     else:
         auc = auc[auc.split == "test"]
-        best = auc.sort_values("value").groupby("method").tail(1)
+        best = _best_by(auc, ["method"])
         cols = ["method", "layer", "value", "ci_low", "ci_high", "n", "flag"]
         keys = ["split"]
     rand = {
@@ -261,7 +272,7 @@ def _summary(df: Any, out: Path, transfer: bool = False) -> None:
     dis = df[(df.metric == "auroc_disagree") & (df.layer >= 0)]
     if len(dis):
         print("AUROC on test examples where the persona's label differs from the truth:")
-        top = dis.sort_values("value").groupby("method").tail(1)
+        top = _best_by(dis, ["method"])
         print(top[["method", "layer", "value", "ci_low", "ci_high", "n"]].to_string(index=False))
     gap = df[df.metric == "gap_recovered_best"]
     if len(gap):
