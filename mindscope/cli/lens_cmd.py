@@ -13,6 +13,7 @@ reached are printed); ``--num-steps N`` (and ``--tokens-per-step``) set a fixed 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import typing
 from pathlib import Path
@@ -23,7 +24,7 @@ from mindscope.extras import require
 
 __all__ = ["register", "ci_table"]
 
-_SKIP = {"progress"}
+_SKIP = {"progress", "checkpoint_dir"}
 
 
 def _add_config_args(p: argparse.ArgumentParser, cls: Any) -> None:
@@ -86,11 +87,16 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_out(out, args.force, is_dir=True)
     texts = read_texts(args.data)
-    cfg = _config_from_args(args)
+    # the training state is kept next to --out until the lens is saved: a killed run resumes
+    partial = out.parent / f".{out.name}.partial"
+    cfg = _config_from_args(args).replace(checkpoint_dir=str(partial))
     h = _load(args)
     lens = TunedLens.fit(h, texts, cfg)
     lens.info["data"] = str(args.data)
     lens.save(out, force=args.force)
+    shutil.rmtree(partial, ignore_errors=True)
+    if lens.info.get("resumed_from"):
+        print(f"resumed from step {lens.info['resumed_from']} (checkpoint in {partial})")
     final = lens.info.get("final_step_kl", [])
     print(f"saved tuned lens for {h.name} ({h.n_layers} layers) to {out}")
     if "heldout_kl" in lens.info:
