@@ -29,45 +29,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mindscope.cli._args import choices_list, out_dir, parse_layers
 from mindscope.errors import MindscopeError
 
 __all__ = ["register"]
-
-
-def _out_dir(path: str) -> Path:
-    out = Path(path)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise MindscopeError(f"output {out} already exists; refusing to overwrite it")
-    return out
-
-
-def _methods(spec: str, read: str = "completion") -> list[str]:
-    from mindscope.probes.registry import REPORTER_METHODS, read_mode_error
-
-    methods = [m.strip() for m in spec.split(",") if m.strip()]
-    bad = [m for m in methods if m not in REPORTER_METHODS]
-    if bad or not methods:
-        raise MindscopeError(
-            f"--methods: unknown {bad or spec!r}; choose from {', '.join(REPORTER_METHODS)}"
-        )
-    problem = read_mode_error(read, methods)
-    if problem:
-        raise MindscopeError(f"--read {read}: {problem}")
-    return methods
-
-
-def _layers(spec: str) -> str | list[int]:
-    if spec == "all":
-        return "all"
-    try:
-        layers = [int(x) for x in spec.split(",") if x.strip()]
-    except ValueError:
-        raise MindscopeError(
-            f"--layers must be 'all' or comma-separated ints, got {spec!r}"
-        ) from None
-    if not layers or min(layers) < 0:
-        raise MindscopeError(f"--layers must be non-negative ints, got {spec!r}")
-    return layers
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -79,12 +44,17 @@ def _config(args: argparse.Namespace) -> Any:
     fixed: dict[str, Any] = {}
     gave_methods = args.cfg_methods is not None
     if gave_methods:
-        methods = _methods(args.cfg_methods, read)
+        from mindscope.probes.registry import REPORTER_METHODS, read_mode_error
+
+        methods = choices_list(args.cfg_methods, REPORTER_METHODS, "--methods")
+        problem = read_mode_error(read, methods)
+        if problem:
+            raise MindscopeError(f"--read {read}: {problem}")
         if not args.no_baselines and "random" not in methods:
             methods.append("random")
         fixed["methods"] = methods
     if args.cfg_layers is not None:
-        fixed["layers"] = _layers(args.cfg_layers)
+        fixed["layers"] = parse_layers(args.cfg_layers)
     args.cfg_methods = args.cfg_layers = None
     cfg = config_from_args(args, ElicitConfig, **fixed)
     if args.no_baselines and not gave_methods:
@@ -108,7 +78,7 @@ def _elicit(args: argparse.Namespace) -> int:
 
     if not args.model or not args.cfg_dataset or not args.out:
         raise MindscopeError("elicit needs --model, --dataset and --out")
-    out = _out_dir(args.out)
+    out = out_dir(args.out)
     cfg = _config(args)
     h = ms.load_model(args.model, revision=args.revision, device=args.device)
     res = run_stage("elicit", h, cfg, seed=args.seed, progress=not args.quiet, store=args.store)
@@ -154,7 +124,7 @@ def _transfer(args: argparse.Namespace) -> int:
 
     if not args.model or not args.datasets or not args.out:
         raise MindscopeError("elicit transfer needs --model, --datasets and --out")
-    out = _out_dir(args.out)
+    out = out_dir(args.out)
     cfg = _config(args)
     methods = [m for m in cfg.methods if m != "random"] or cfg.methods
     layers = cfg.layers
