@@ -28,6 +28,7 @@ from mindscope.results import Row
 __all__ = [
     "Disagreement",
     "disagreements",
+    "disagree_reporter_error",
     "rank_disagreements",
     "disagreement_rows",
     "quirky_disagreement_rows",
@@ -98,12 +99,30 @@ def rank_disagreements(
     ]
 
 
+def disagree_reporter_error(
+    paired: bool, layered: bool, reporter_layers: Sequence[int] | None, layer: int
+) -> str:
+    """Why a reporter cannot rank prompts at ``layer`` (``""`` when it can): it must read
+    prompts (not contrast pairs), and a layered one must have been fitted on ``layer``."""
+    if paired:
+        return (
+            "the reporter was fitted on contrast pairs [n, 2, d]; ranking reads prompts: fit "
+            "one with `mindscope elicit --read prompt` and pass its reporters/<method> folder"
+        )
+    if layered and reporter_layers is None:
+        return "a reporter fitted on several layers needs the list of its layers"
+    if layered and reporter_layers is not None and layer not in list(reporter_layers):
+        return f"the reporter was fitted on layers {list(reporter_layers)}, not on layer {layer}"
+    return ""
+
+
 def disagreements(
     h: Any,
     reporter: Any,
     dataset: Sequence[Any],
     *,
     layer: int,
+    reporter_layers: Sequence[int] | None = None,
     progress: bool = False,
 ) -> list[Disagreement]:
     """Rank contrast pairs by how strongly ``reporter`` (read at ``layer``, the prompt's last
@@ -111,10 +130,15 @@ def disagreements(
 
     Args:
         h: a causal LM handle.
-        reporter: a fitted single-layer reporter on single-text activations ``[n, d]``
-            (e.g. ``LogisticReporter().fit(x_prompts_at_layer, truth)``).
+        reporter: a reporter fitted on prompt activations: one layer ``[n, d]`` (e.g.
+            ``LogisticReporter().fit(x_prompts_at_layer, truth)``), or every layer of
+            ``reporter_layers`` ``[layers, n, d]`` (what ``mindscope elicit --read prompt``
+            saves under ``reporters/<method>/``).
         dataset: contrast pairs (prompt + two completions).
-        layer: the layer the reporter was fitted on (0 = embeddings).
+        layer: the layer read (0 = embeddings): the one a single-layer reporter was fitted
+            on, or one of ``reporter_layers``.
+        reporter_layers: the layers a layered reporter was fitted on (its saved
+            ``meta["layers"]``); ``None`` for a single-layer reporter.
 
     Returns:
         Every pair as a :class:`Disagreement`, strongest first.
@@ -124,12 +148,23 @@ def disagreements(
     pairs = list(dataset)
     if not pairs:
         raise MindscopeError("disagreements: the dataset is empty")
-    if getattr(reporter, "layered_", False) or getattr(reporter, "paired_", False):
-        raise MindscopeError(
-            "disagreements needs a reporter fitted on one layer of prompt activations [n, d]"
-        )
-    acts = extract(h, [p.prompt for p in pairs], layers=[layer], progress=progress)
-    credence = reporter.predict_proba(acts[layer])
+    problem = disagree_reporter_error(
+        bool(getattr(reporter, "paired_", False)),
+        bool(getattr(reporter, "layered_", False)),
+        reporter_layers,
+        layer,
+    )
+    if problem:
+        raise MindscopeError(problem)
+    prompts = [p.prompt for p in pairs]
+    if getattr(reporter, "layered_", False):
+        assert reporter_layers is not None  # checked above
+        read = [int(k) for k in reporter_layers]
+        acts = extract(h, prompts, layers=read, progress=progress).stack()  # [L, n, d]
+        credence = reporter.predict_proba(acts)[read.index(layer)]  # [L, n] -> [n]
+    else:
+        acts = extract(h, prompts, layers=[layer], progress=progress)
+        credence = reporter.predict_proba(acts[layer])
     return rank_disagreements(credence, model_logodds(h, pairs), pairs)
 
 

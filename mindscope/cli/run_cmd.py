@@ -76,7 +76,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=None,
-        help="torch threads for the analyses (default: torch's current setting)",
+        help="torch threads for the analyses (default: the free cores, see mindscope.threads)",
     )
 
 
