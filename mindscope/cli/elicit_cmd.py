@@ -89,7 +89,7 @@ def _config(args: argparse.Namespace) -> Any:
     cfg = config_from_args(args, ElicitConfig, **fixed)
     if args.no_baselines and not gave_methods:
         cfg.methods = [m for m in cfg.methods if m != "random"] or cfg.methods
-    ctx = CheckContext(base=Path.cwd(), seed=args.seed, model=args.model or "", check_data=False)
+    ctx = CheckContext(base=Path.cwd(), seed=args.seed, model=args.model or "")  # data too
     try:
         return cfg.check(ctx, "elicit")
     except MindscopeError as exc:
