@@ -119,30 +119,56 @@ def report_target(folder: Path, *, force: bool = False) -> Path:
 
 
 def headline_numbers(df: pd.DataFrame) -> dict[str, str]:
-    """The few numbers ``mindscope runs`` shows per folder: best test AUROC (method, layer),
-    Bob-hard AUROC and gap recovered (quirky data), and the tuned lens's mean KL over layers
-    (per-position trajectory rows and the last layer left out). "Best" is
-    :func:`mindscope.metrics_catalog.best` (the report's rule, ties to the lowest layer)."""
+    """The few numbers ``mindscope runs`` shows per folder, each labelled with how it was
+    chosen: best test AUROC (method, layer: the best layer on the test split), the Bob-hard
+    AUROC and gap recovered of the reporters fitted on Alice-easy at the layer chosen on
+    validation data, with the random-direction null (the report's headline lines,
+    :func:`mindscope.report.sections.headline.bob_hard_lines`), and the tuned lens's mean KL
+    over layers (per-position trajectory rows and the last layer left out). A sweep's table
+    shows its final checkpoint. "Best" is :func:`mindscope.metrics_catalog.best` (the
+    report's rule, ties to the lowest layer)."""
     from mindscope.metrics_catalog import best
+    from mindscope.report.rows import aggregate_rows, final_step
+    from mindscope.report.sections.headline import bob_hard_lines
+    from mindscope.results import extras
 
     out: dict[str, str] = {}
     if df.empty:
         return out
+    df = final_step(df)
     auc = df[(df.metric == "auroc") & (df.layer >= 0) & ~df.method.isin(["random", "lm"])]
     test = auc[auc.split == "test"].dropna(subset=["value"])
     if len(test):
         r = best(test, "auroc")
-        out["best test auroc"] = f"{r.value:.3f} ({r.method} L{int(r.layer)}, n={int(r.n)})"
-    bob = auc[auc.split == "bob-hard"].dropna(subset=["value"])
-    if len(bob):
-        r = best(bob, "auroc")
-        out["bob-hard auroc"] = f"{r.value:.3f} ({r.method} L{int(r.layer)})"
-    gap = df[df.metric == "gap_recovered_best"].dropna(subset=["value"])
-    if len(gap):
-        r = best(gap, "gap_recovered_best")
-        out["gap recovered"] = f"{r.value:.2f} ({r.method})"
-    from mindscope.report.rows import aggregate_rows
-
+        out["best test auroc"] = (
+            f"{r.value:.3f} ({r.method} L{int(r.layer)}, best layer on the test split, "
+            f"n={int(r.n)})"
+        )
+    lines = bob_hard_lines(df)
+    for r in lines[lines.method != "random"].itertuples(index=False):
+        out[f"{r.eval} auroc, {r.method}"] = (
+            f"{r.auroc:.3f} (fitted on {r.train}, L{r.layer} chosen on validation, n={r.n}; "
+            f"random-direction p95 {r.null_p95:.3f}, p={r.p_value:.3f})"
+        )
+        if r.gap == r.gap:
+            out[f"{r.eval} gap recovered, {r.method}"] = (
+                f"{r.gap:.2f} (L{r.layer}; constant probe {r.gap_chance:.2f})"
+            )
+    if lines.empty:  # a table from before the validation choice: say what the number is
+        bob = auc[auc.split == "bob-hard"].dropna(subset=["value"])
+        ex = extras(bob)
+        bob = bob[[e.get("train") == "alice-easy" and e.get("labels", "truth") == "truth"
+                   for e in ex]]  # fmt: skip
+        if len(bob):
+            r = best(bob, "auroc")
+            out["bob-hard auroc"] = (
+                f"{r.value:.3f} ({r.method} L{int(r.layer)} fitted on alice-easy; best layer "
+                "on bob-hard itself: optimistic)"
+            )
+        gap = df[df.metric == "gap_recovered_best"].dropna(subset=["value"])
+        if len(gap):
+            r = best(gap, "gap_recovered_best")
+            out["gap recovered"] = f"{r.value:.2f} ({r.method}, oracle layer)"
     kl = df[(df.metric == "kl") & df.method.isin(["tuned_lens", "tuned"]) & (df.layer >= 0)]
     kl = aggregate_rows(kl)  # not a trajectory's per-position rows
     if len(kl) and kl.layer.nunique() > 1:
