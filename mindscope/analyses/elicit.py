@@ -562,6 +562,7 @@ def _selected_rows(
         lo = torch.as_tensor(lo_te).double()
         lm = (float(roc_auc(lo[j], truth_te[j])), float(roc_auc(lo[ref], truth_te[ref])))
     out: list[Row] = []
+    nulls: dict[int, Any] = {}
     base = {"train": train, "eval": test, "labels": "truth", "selection": SELECTION_RULE}
     for method, layer in chosen.items():
         cell = [
@@ -576,10 +577,12 @@ def _selected_rows(
         if not cell or method not in reps:
             continue
         r0 = cell[0]
-        k = list(layers).index(layer)
-        null = pe.random_null(
-            x_tr[k, idx], y_fit, x_te[k, j], truth_te[j], seed=int(common.get("seed", 0))
-        )
+        if layer not in nulls:  # one null per layer, shared by the methods chosen there
+            k = list(layers).index(layer)
+            nulls[layer] = pe.random_null(
+                x_tr[k, idx], y_fit, x_te[k, j], truth_te[j], seed=int(common.get("seed", 0))
+            )
+        null = nulls[layer]
         p95, p = pe.null_summary(r0.value, null)
         extra = {**base, "n_directions": int(null.numel())}
         out.append(dataclasses.replace(r0, metric="auroc_selected", extra="", _extra=extra))

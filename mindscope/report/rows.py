@@ -85,7 +85,7 @@ def time_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def final_step(df: pd.DataFrame) -> pd.DataFrame:
     """A sweep's rows at its final checkpoint (the largest ``step``) plus the rows with no
-    step (``step < 0``); a table of one step or none is returned as is. Sections that show one
+    step (``step < 0``) other than a random-init control's; a table of one step or none is returned as is. Sections that show one
     model's figures (headline, transfer matrix) read this: a sweep's report shows the final
     model unless a section is about time."""
     if "step" not in df or df.empty:
@@ -93,4 +93,9 @@ def final_step(df: pd.DataFrame) -> pd.DataFrame:
     steps = df["step"][df["step"] >= 0]
     if steps.nunique() <= 1:
         return df
-    return df[(df["step"] < 0) | (df["step"] == steps.max())]
+    ctrl = (
+        df["revision"].astype(str) == "random-init"
+        if "revision" in df
+        else pd.Series(False, index=df.index)
+    )
+    return df[((df["step"] < 0) & ~ctrl) | (df["step"] == steps.max())]

@@ -34,7 +34,8 @@ class Output:
 
     Attributes:
         path: the folder.
-        kind: ``run``, ``elicit``, ``lens-eval`` or ``table`` (a bare ``results.parquet``).
+        kind: ``run``, ``sweep``, ``elicit``, ``lens-eval`` or ``table`` (a bare
+            ``results.parquet``).
         results: the results table.
         meta: what the folder says about itself (shown in the report header).
         status: ``complete`` unless a run folder's manifest says otherwise.
@@ -74,6 +75,8 @@ def open_output(path: str | os.PathLike[str], *, require_complete: bool = True) 
         return Output(p.parent, "table", read_table(p), {"run": p.name})
     if not p.is_dir():
         raise MindscopeError(f"no output folder at {p}")
+    if (p / "manifest.json").is_file() and _is_sweep(p / "manifest.json"):
+        return _open_sweep(p)
     if (p / "manifest.json").is_file():
         from mindscope.runs.folder import RunFolder
 
@@ -102,6 +105,47 @@ def open_output(path: str | os.PathLike[str], *, require_complete: bool = True) 
     if info.get("split_warnings"):
         meta["split warnings"] = " | ".join(map(str, info["split_warnings"]))
     return Output(p, kind, read_table(p / "results.parquet"), meta)
+
+
+def _is_sweep(manifest: Path) -> bool:
+    """Whether ``manifest`` is a sweep's (``kind: "sweep"``, or format 1's checkpoint/done
+    layout)."""
+    try:
+        data = json.loads(manifest.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    if not isinstance(data, dict):
+        return False
+    return data.get("kind") == "sweep" or ("checkpoints" in data and "done" in data)
+
+
+def _open_sweep(p: Path) -> Output:
+    """A sweep folder: its manifest read as the sweep's (:mod:`mindscope.sweeps.manifest`)
+    and its ``results.parquet`` (every checkpoint x stage)."""
+    from mindscope import io
+    from mindscope.results import read_table
+    from mindscope.sweeps.manifest import MANIFEST_FORMAT
+
+    try:
+        data = MANIFEST_FORMAT.read(p / "manifest.json")
+    except io.ManifestError as exc:
+        raise MindscopeError(f"{p}: {exc}") from None
+    if not (p / "results.parquet").is_file():
+        raise MindscopeError(
+            f"{p} is a sweep folder without results.parquet: run `mindscope sweep` to finish it"
+        )
+    checkpoints = data.get("checkpoints") or {}
+    done = data.get("done") or {}
+    complete = all(done.get(rev) for rev in checkpoints)
+    meta = {
+        "run": p.name,
+        "kind": "sweep",
+        "checkpoints": len(checkpoints),
+        "created": data.get("created", ""),
+        "shown": "across-time sections: every checkpoint; the others: the final checkpoint",
+    }
+    status = "complete" if complete else "partial"
+    return Output(p, "sweep", read_table(p / "results.parquet"), meta, status)
 
 
 def report_target(folder: Path, *, force: bool = False) -> Path:
