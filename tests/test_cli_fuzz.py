@@ -224,3 +224,4 @@ def test_messages_name_the_problem(tmp_path, capsys):
         assert "quote" in capsys.readouterr().err
     finally:
         os.chdir(Path(__file__).parent)
+

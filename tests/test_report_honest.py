@@ -241,3 +241,71 @@ def test_seeds_are_not_flagged_as_test_examples() -> None:
     s = summarize(to_frame(rows)).set_index("metric")
     assert s.loc["auroc_tamper_within_k", "flag"] == ""
     assert "only 10 test examples" in s.loc["auroc", "flag"]
+
+
+def test_transductive_detector_carries_its_caveat() -> None:
+    """QUE's rows say it scored a pool with a stated anomalous share; the summary flags them
+    and the bar chart labels them."""
+    from mindscope.audit.anomaly import evaluate_detectors
+
+    g = torch.Generator().manual_seed(0)
+    trusted = torch.randn(1, 200, 8, generator=g)
+    clean = torch.randn(1, 60, 8, generator=g)
+    anomalous = torch.randn(1, 60, 8, generator=g) + 2.0
+    rows = evaluate_detectors(trusted, clean, anomalous, detectors=["mahalanobis", "que"],
+                              n_boot=10, dataset="toy")  # fmt: skip
+    df = to_frame(rows)
+    s = summarize(df)
+    que = s[(s.method == "que") & (s.metric == "audit_auroc")]
+    maha = s[(s.method == "mahalanobis") & (s.metric == "audit_auroc")]
+    assert que.flag.str.contains("transductive").all() and "50% anomalous" in que.flag.iloc[0]
+    assert not maha.flag.str.contains("transductive").any()
+    secs = {x.id: x for x in build_sections(df)}
+    names = [t.name for f in secs["audits"].figures for t in f.data if t.type == "bar"]
+    assert any("que (transductive" in n for n in names)
+    assert any(n == "mahalanobis" for n in names)
+
+
+def test_disagreement_pool_holds_each_prompt_once() -> None:
+    from mindscope.audit.disagree import unique_prompts
+    from mindscope.data import quirky_arith
+
+    pool = quirky_arith(400, seed=1, split="test")
+    assert len({p.prompt for p in pool}) < len(pool)  # the draw repeats prompts
+    once = unique_prompts(pool)
+    assert [p.prompt for p in once] == list(dict.fromkeys(p.prompt for p in pool))
+
+
+def test_a_reporter_saved_by_elicit_ranks_prompts(series: Path, tmp_path: Path, capsys) -> None:
+    """`elicit --read prompt` saves layered prompt reporters; `audit disagree --reporter`
+    ranks a dataset with one at a chosen layer (each prompt once), and refuses a pair
+    reporter or a layer it was not fitted on in one line."""
+    import json as _json
+
+    from mindscope.data import quirky_arith
+
+    model = str(series / "step12")
+    pairs = tmp_path / "pairs.jsonl"
+    qa = quirky_arith(24, seed=1)
+    lines = [_json.dumps({"prompt": p.prompt, "completions": list(p.completions),
+                          "label": p.label}) for p in qa + qa[:4]]  # fmt: skip
+    pairs.write_text("\n".join(lines) + "\n")
+    e = tmp_path / "e"
+    assert main(["elicit", "--model", model, "--dataset", "quirky-arith", "--n", "64",
+                 "--read", "prompt", "--methods", "lr", "--no-transfer", "--n-boot", "0",
+                 "--quiet", "--out", str(e)]) == 0  # fmt: skip
+    d = tmp_path / "d"
+    argv = ["audit", "disagree", "--model", model, "--reporter", str(e / "reporters" / "lr"),
+            "--layer", "1", "--dataset", str(pairs), "--top", "100", "--quiet"]  # fmt: skip
+    assert main([*argv, "--out", str(d)]) == 0
+    from mindscope.results import extras, read_table
+
+    df = read_table(d / "results.parquet")
+    prompts = [x["prompt"] for x in extras(df[df.metric == "audit_disagreement"])]
+    assert len(prompts) == len(set(prompts)) == len({p.prompt for p in qa})
+    bad = ["audit", "disagree", "--model", model, "--reporter", str(e / "reporters" / "lr"),
+           "--layer", "9", "--dataset", str(pairs), "--out", str(tmp_path / "x")]  # fmt: skip
+    capsys.readouterr()
+    assert main(bad) == 2 and not (tmp_path / "x").exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fitted on layers [0, 1, 2], not on layer 9" in err[0]

@@ -14,7 +14,7 @@ Bob does, so the top of the ranking should be Bob statements whose Bob label is 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ __all__ = [
     "Disagreement",
     "disagreements",
     "disagree_reporter_error",
+    "unique_prompts",
     "rank_disagreements",
     "disagreement_rows",
     "quirky_disagreement_rows",
@@ -99,6 +100,18 @@ def rank_disagreements(
     ]
 
 
+def unique_prompts(pairs: Iterable[Any]) -> list[Any]:
+    """``pairs`` with each prompt kept once (its first occurrence, order kept): a ranking of
+    repeated prompts counts one input several times (and inflates precision@k)."""
+    seen: set[str] = set()
+    out = []
+    for p in pairs:
+        if p.prompt not in seen:
+            seen.add(p.prompt)
+            out.append(p)
+    return out
+
+
 def disagree_reporter_error(
     paired: bool, layered: bool, reporter_layers: Sequence[int] | None, layer: int
 ) -> str:
@@ -134,7 +147,7 @@ def disagreements(
             ``LogisticReporter().fit(x_prompts_at_layer, truth)``), or every layer of
             ``reporter_layers`` ``[layers, n, d]`` (what ``mindscope elicit --read prompt``
             saves under ``reporters/<method>/``).
-        dataset: contrast pairs (prompt + two completions).
+        dataset: contrast pairs (prompt + two completions); a repeated prompt is ranked once.
         layer: the layer read (0 = embeddings): the one a single-layer reporter was fitted
             on, or one of ``reporter_layers``.
         reporter_layers: the layers a layered reporter was fitted on (its saved
@@ -145,7 +158,7 @@ def disagreements(
     """
     from mindscope.activations import extract
 
-    pairs = list(dataset)
+    pairs = unique_prompts(dataset)
     if not pairs:
         raise MindscopeError("disagreements: the dataset is empty")
     problem = disagree_reporter_error(
@@ -253,7 +266,8 @@ def quirky_disagreement_rows(
 
     layers = list(layers) if layers is not None else list(range(1, h.n_layers + 1))
     fit = quirky_arith(n_fit, seed=seed, persona="alice", difficulty="easy", split="train")
-    pool = quirky_arith(n_pool, seed=seed + 1, split="test")
+    # each prompt once: a repeated prompt would be ranked twice and inflate precision@k
+    pool = unique_prompts(quirky_arith(n_pool, seed=seed + 1, split="test"))
     kw: dict[str, Any] = {"layers": layers, "position": "last", "progress": progress}
     x_fit = extract(h, [p.prompt for p in fit], **kw).stack().float()  # [L, n_fit, d]
     x_pool = extract(h, [p.prompt for p in pool], **kw).stack().float()  # [L, n_pool, d]

@@ -11,6 +11,7 @@ import pandas as pd
 
 from mindscope.metrics_catalog import TIE_RULE, best, better_direction
 from mindscope.report.rows import aggregate_rows, is_transfer_cell
+from mindscope.results import extras
 
 __all__ = [
     "summarize",
@@ -100,6 +101,18 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         )
     table = pd.DataFrame(out, columns=cols)
     table["flag"] = _flags(table)
+    # a caveat a row carries (extra.caveat, e.g. a transductive detector) joins its flag
+    caveats = {}
+    if "extra" in body and len(body):
+        for keys, grp in body.groupby(KEYS, dropna=False, sort=True):
+            notes = [str(e["caveat"]) for e in extras(grp) if e.get("caveat")]
+            if notes:
+                caveats[tuple(keys)] = notes[0]
+    if caveats:
+        table["flag"] = [
+            "; ".join(x for x in (f, caveats.get(tuple(k), "")) if x)
+            for f, k in zip(table["flag"], table[KEYS].itertuples(index=False, name=None))
+        ]
     return table.sort_values(["model", "dataset", "metric", "method"], kind="stable").reset_index(
         drop=True
     )
