@@ -98,18 +98,20 @@ def main() -> None:
     what = "demo --quick" if quick else "demo"
     figures = {
         "policy_alone_s": (med[(True, False)], "s", f"{what}, thread policy, alone"),
-        "policy_beside_s": (med[(True, True)], "s", f"{what}, thread policy, beside a 2-thread torch job"),
+        "policy_beside_s": (med[(True, True)], "s", f"{what}, thread policy, beside the job"),
         "old_alone_s": (med[(False, False)], "s", f"{what}, no policy (2 threads), alone"),
         "old_beside_s": (med[(False, True)], "s", f"{what}, no policy, beside the job"),
         "policy_slowdown": (med[(True, True)] / med[(True, False)], "x", "beside / alone, policy"),
-        "old_slowdown": (med[(False, True)] / med[(False, False)], "x", "beside / alone, no policy"),
+        "old_slowdown": (med[(False, True)] / med[(False, False)], "x", "beside / alone, old"),
     }  # fmt: skip
     for k, (v, unit, _w) in figures.items():
         print(f"{k:18s} {v:8.2f} {unit}")
     m = machine()
     notes = (
         "2-core machine shared with other jobs: the 'alone' runs were not alone, so the ratios "
-        "say little about an idle machine" if not m["idle"] else ""
+        "say little about an idle machine"
+        if not m["idle"]
+        else ""
     )
     record("bench_shared", figures, reps=args.reps, notes=notes, idle=m["idle"])
 

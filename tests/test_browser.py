@@ -413,7 +413,10 @@ def test_every_headline_number_in_chromium_is_the_parquet_row(tmp_path: Path) ->
             assert int(row["n"]) == int(r.n)
             p95 = one("auroc_null_p95", method).value.iloc[0]
             p = one("null_pvalue", method).value.iloc[0]
-            assert f"p95 {p95:.3f}" in row["against chance"] and f"p = {p:.3f}" in row["against chance"]
+            assert (
+                f"p95 {p95:.3f}" in row["against chance"]
+                and f"p = {p:.3f}" in row["against chance"]
+            )
         elif result.startswith("fraction of the gap recovered"):
             r = one("gap_recovered_selected", method).iloc[0]
             assert value == pytest.approx(r.value, abs=5e-4)

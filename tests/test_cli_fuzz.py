@@ -48,8 +48,7 @@ def _no_work(monkeypatch):
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return {
-        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-        for p in root.rglob("*")
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
     }
 
 
@@ -224,4 +223,3 @@ def test_messages_name_the_problem(tmp_path, capsys):
         assert "quote" in capsys.readouterr().err
     finally:
         os.chdir(Path(__file__).parent)
-

@@ -101,8 +101,15 @@ def test_selected_rows_are_the_transfer_cell_at_the_validation_layer(elicit_rows
     ex = extras(df)
     for r in sel.itertuples():
         assert r.layer == chosen[r.method]
-        is_cell = pd.Series([e.get("train") == "alice-easy" and e.get("labels") == "truth"
-                             and e.get("eval") == "bob-hard" for e in ex], index=df.index)
+        is_cell = pd.Series(
+            [
+                e.get("train") == "alice-easy"
+                and e.get("labels") == "truth"
+                and e.get("eval") == "bob-hard"
+                for e in ex
+            ],
+            index=df.index,
+        )
         cell = df[(df.metric == "auroc") & (df.method == r.method) & (df.layer == r.layer)
                   & (df.split == "bob-hard") & is_cell]  # fmt: skip
         assert r.value in set(cell.value)  # the same number as the matrix's cell

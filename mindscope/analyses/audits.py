@@ -198,7 +198,7 @@ class DisagreeConfig(StageConfig):
                 from mindscope.data.loaders import load_pairs
 
                 try:
-                    if not load_pairs(c.dataset):
+                    if not load_pairs(str(c.dataset)):
                         raise MindscopeError("no contrast pairs in the file")
                 except (MindscopeError, ValueError, TypeError) as exc:
                     raise c.fail(ctx, f"{where}.dataset", " ".join(str(exc).split())) from None

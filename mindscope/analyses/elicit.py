@@ -504,7 +504,6 @@ def select_layers(rows: Sequence[Row], truthful: str = "alice") -> dict[str, int
     import pandas as pd
 
     from mindscope.metrics_catalog import best
-
     from mindscope.results import extra_of
 
     val = [

@@ -173,8 +173,8 @@ def disagreements(
     if getattr(reporter, "layered_", False):
         assert reporter_layers is not None  # checked above
         read = [int(k) for k in reporter_layers]
-        acts = extract(h, prompts, layers=read, progress=progress).stack()  # [L, n, d]
-        credence = reporter.predict_proba(acts)[read.index(layer)]  # [L, n] -> [n]
+        stacked = extract(h, prompts, layers=read, progress=progress).stack()  # [L, n, d]
+        credence = reporter.predict_proba(stacked)[read.index(layer)]  # [L, n] -> [n]
     else:
         acts = extract(h, prompts, layers=[layer], progress=progress)
         credence = reporter.predict_proba(acts[layer])

@@ -100,9 +100,7 @@ def _list(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     require("sandbox", what="mindscope sandbox")
     from mindscope.results import to_frame, write_table
-    from mindscope.sandbox.experiments import split_label, study
-
-    from mindscope.sandbox.experiments import agent_class
+    from mindscope.sandbox.experiments import agent_class, split_label, study
     from mindscope.sandbox.worlds import world_class
 
     out = Path(args.out)

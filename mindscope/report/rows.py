@@ -85,9 +85,9 @@ def time_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def final_step(df: pd.DataFrame) -> pd.DataFrame:
     """A sweep's rows at its final checkpoint (the largest ``step``) plus the rows with no
-    step (``step < 0``) other than a random-init control's; a table of one step or none is returned as is. Sections that show one
-    model's figures (headline, transfer matrix) read this: a sweep's report shows the final
-    model unless a section is about time."""
+    step (``step < 0``) other than a random-init control's; a table of one step or none is
+    returned as is. Sections that show one model's figures (headline, transfer matrix) read
+    this: a sweep's report shows the final model unless a section is about time."""
     if "step" not in df or df.empty:
         return df
     steps = df["step"][df["step"] >= 0]

@@ -75,8 +75,9 @@ def open_output(path: str | os.PathLike[str], *, require_complete: bool = True) 
         return Output(p.parent, "table", read_table(p), {"run": p.name})
     if not p.is_dir():
         raise MindscopeError(f"no output folder at {p}")
-    if (p / "manifest.json").is_file() and _is_sweep(p / "manifest.json"):
-        return _open_sweep(p)
+    sweep = _sweep_manifest(p / "manifest.json") if (p / "manifest.json").is_file() else None
+    if sweep is not None:
+        return _open_sweep(p, sweep)
     if (p / "manifest.json").is_file():
         from mindscope.runs.folder import RunFolder
 
@@ -107,29 +108,25 @@ def open_output(path: str | os.PathLike[str], *, require_complete: bool = True) 
     return Output(p, kind, read_table(p / "results.parquet"), meta)
 
 
-def _is_sweep(manifest: Path) -> bool:
-    """Whether ``manifest`` is a sweep's (``kind: "sweep"``, or format 1's checkpoint/done
-    layout)."""
+def _sweep_manifest(manifest: Path) -> dict[str, Any] | None:
+    """The content of ``manifest`` if it is a sweep's (``kind: "sweep"``, or format 1's
+    checkpoint/done layout; see :mod:`mindscope.sweeps.manifest`), else ``None``."""
     try:
         data = json.loads(manifest.read_text())
     except (OSError, json.JSONDecodeError):
-        return False
+        return None
     if not isinstance(data, dict):
-        return False
-    return data.get("kind") == "sweep" or ("checkpoints" in data and "done" in data)
+        return None
+    if data.get("kind") == "sweep" or ("checkpoints" in data and "done" in data):
+        return data
+    return None
 
 
-def _open_sweep(p: Path) -> Output:
-    """A sweep folder: its manifest read as the sweep's (:mod:`mindscope.sweeps.manifest`)
-    and its ``results.parquet`` (every checkpoint x stage)."""
-    from mindscope import io
+def _open_sweep(p: Path, data: dict[str, Any]) -> Output:
+    """A sweep folder: its manifest ``data`` and its ``results.parquet`` (every checkpoint x
+    stage)."""
     from mindscope.results import read_table
-    from mindscope.sweeps.manifest import MANIFEST_FORMAT
 
-    try:
-        data = MANIFEST_FORMAT.read(p / "manifest.json")
-    except io.ManifestError as exc:
-        raise MindscopeError(f"{p}: {exc}") from None
     if not (p / "results.parquet").is_file():
         raise MindscopeError(
             f"{p} is a sweep folder without results.parquet: run `mindscope sweep` to finish it"

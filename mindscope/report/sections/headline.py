@@ -56,7 +56,8 @@ def bob_hard_lines(df: pd.DataFrame) -> pd.DataFrame:
             continue
         a, ex = by["auroc_selected"]
         g, gex = by.get("gap_recovered_selected", (None, {}))
-        val = lambda m: float(by[m][0].value) if m in by else math.nan  # noqa: E731
+        p95 = float(by["auroc_null_p95"][0].value) if "auroc_null_p95" in by else math.nan
+        pval = float(by["null_pvalue"][0].value) if "null_pvalue" in by else math.nan
         out.append(
             {
                 "dataset": dataset,
@@ -66,8 +67,8 @@ def bob_hard_lines(df: pd.DataFrame) -> pd.DataFrame:
                 "ci_low": float(a.ci_low),
                 "ci_high": float(a.ci_high),
                 "n": int(a.n),
-                "null_p95": val("auroc_null_p95"),
-                "p_value": val("null_pvalue"),
+                "null_p95": p95,
+                "p_value": pval,
                 "n_directions": int(ex.get("n_directions", 0)),
                 "gap": float(g.value) if g is not None else math.nan,
                 "gap_chance": float(gex.get("chance", math.nan)),
@@ -99,9 +100,7 @@ def _bob_rows(lines: pd.DataFrame) -> list[list[object]]:
     for r in lines.itertuples(index=False):
         if math.isnan(r.gap):
             continue
-        chance = (
-            f"constant probe {_num(r.gap_chance)}; random-direction p95 {_num(r.gap_null_p95)}"
-        )
+        chance = f"constant probe {_num(r.gap_chance)}; random-direction p95 {_num(r.gap_null_p95)}"
         label = f"fraction of the gap recovered, {r.eval} test (same layer)"
         where = f"layer {r.layer} (chosen on validation)"
         rows.append([label, r.dataset, r.method, f"{r.gap:.3f}", "", r.n, where, chance, ""])
@@ -109,7 +108,9 @@ def _bob_rows(lines: pd.DataFrame) -> list[list[object]]:
     for r in first.itertuples(index=False):
         if not math.isnan(r.lm_auroc_bob):
             label = f"AUROC vs truth, {r.eval} test, the model's own answers"
-            rows.append([label, r.dataset, "model", f"{r.lm_auroc_bob:.3f}", "", r.n, "", "0.5", ""])
+            rows.append(
+                [label, r.dataset, "model", f"{r.lm_auroc_bob:.3f}", "", r.n, "", "0.5", ""]
+            )
     return rows
 
 
@@ -127,16 +128,21 @@ def headline_table(summary: pd.DataFrame, df: pd.DataFrame | None = None) -> pd.
             where = f"layer {r.layer}" if r.layer >= 0 else ""
             chance = "0.5" if metric.startswith("auroc") else ""
             value = f"{r.best:.3f}"
-            rows.append([label, str(r.dataset), str(r.method), value, ci, r.n, where, chance,
-                         r.flag])  # fmt: skip
+            rows.append(
+                [label, str(r.dataset), str(r.method), value, ci, r.n, where, chance, r.flag]
+            )
         if i == 0 and df is not None:
             lines = bob_hard_lines(df)
             rows += _bob_rows(lines)
             if lines.empty:  # a table without the validation choice: its oracle gap, so named
                 for r in summary[summary["metric"] == "gap_recovered_best"].itertuples():
-                    rows.append([f"fraction of the AUROC gap recovered, {r.split} (oracle: "
-                                 f"best layer on {r.split} itself)", str(r.dataset),
-                                 str(r.method), f"{r.best:.3f}", "", r.n, "", "", r.flag])  # fmt: skip
+                    label = (
+                        f"fraction of the AUROC gap recovered, {r.split} (oracle: best layer "
+                        f"on {r.split} itself)"
+                    )
+                    value = f"{r.best:.3f}"
+                    rows.append([label, str(r.dataset), str(r.method), value, "", r.n, "", "",
+                                 r.flag])  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

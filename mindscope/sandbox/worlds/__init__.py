@@ -85,7 +85,8 @@ def world_params(name: str) -> list[str]:
         names |= {
             p.name
             for p in params
-            if p.name not in ("self", "num_envs") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            if p.name not in ("self", "num_envs")
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         }
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             break
