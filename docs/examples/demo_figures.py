@@ -46,7 +46,7 @@ def figures(df: pd.DataFrame) -> dict[str, dict[str, object]]:
                 f"held-out KL of the {method.replace('_', ' ')} at layer {layer}, pocket-lm",
                 method=method,
                 metric="kl",
-                split="eval",
+                split="heldout",
                 layer=layer,
             )
     put(
@@ -122,6 +122,16 @@ def figures(df: pd.DataFrame) -> dict[str, dict[str, object]]:
             "value": float(extra["chance"]),
             "unit": "fraction",
             "what": "fraction of the gap a constant probe (AUROC 0.5) recovers, Bob-hard test",
+        }
+        out["bobhard_lm_test"] = {
+            "value": float(extra["lm_auroc_bob"]),
+            "unit": "AUROC",
+            "what": "the model's own answers, Bob-hard test split (the examples of auroc_selected)",
+        }
+        out["bobhard_n_test"] = {
+            "value": float(gap.iloc[0]["n"]),
+            "unit": "examples",
+            "what": "Bob-hard test examples the selected-layer figures are scored on",
         }
     put(
         "gap_recovered_lr",

@@ -16,7 +16,7 @@ import pandas as pd
 
 from mindscope.report.registry import Content, register
 from mindscope.report.rows import final_step
-from mindscope.report.summary import summarize
+from mindscope.report.summary import MIN_TEST_EXAMPLES, summarize
 from mindscope.results import extras
 
 __all__ = ["HEADLINE", "headline_table", "bob_hard_lines"]
@@ -92,9 +92,12 @@ def _bob_rows(lines: pd.DataFrame) -> list[list[object]]:
             f"0.5; {r.n_directions} random directions: p95 {_num(r.null_p95)}, "
             f"p = {_num(r.p_value)}"
         )
-        flag = ""
+        flags = []
+        if r.method != "random" and 0 < r.n < MIN_TEST_EXAMPLES:
+            flags.append(f"only {r.n} test examples (< {MIN_TEST_EXAMPLES})")
         if r.method != "random" and not math.isnan(r.p_value) and r.p_value > 0.05:
-            flag = "not above the random-direction null (p > 0.05)"
+            flags.append("not above the random-direction null (p > 0.05)")
+        flag = "; ".join(flags)
         label = f"AUROC vs truth, {r.eval} test, reporter fitted on {r.train}"
         rows.append([label, r.dataset, r.method, f"{r.auroc:.3f}", ci, r.n, where, chance, flag])
     for r in lines.itertuples(index=False):
