@@ -93,6 +93,14 @@ CATALOG: dict[str, MetricInfo] = dict(
         _m("pgr", "performance gap recovered", "higher", chance=0.0),
         _m("gap_recovered", "fraction of gap recovered", "higher", chance=0.0),
         _m("gap_recovered_best", "fraction of gap recovered (best layer)", "higher", chance=0.0),
+        _m("auroc_selected", "AUROC at the layer chosen on validation", "higher", chance=0.5),
+        _m(
+            "gap_recovered_selected",
+            "fraction of gap recovered (layer chosen on validation)",
+            "higher",
+        ),  # fmt: skip
+        _m("auroc_null_p95", "random-direction null AUROC, 95th percentile", "none"),
+        _m("null_pvalue", "p-value against the random-direction null", "lower"),
         _m("fraction_gap_recovered", "fraction of gap recovered", "higher", chance=0.0),
         _m("fraction_of_gap_recovered", "fraction of gap recovered", "higher", chance=0.0),
         # lenses

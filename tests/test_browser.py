@@ -332,3 +332,104 @@ if __name__ == "__main__":  # pragma: no cover
 
     n, errs = screenshot(Path(sys.argv[1]), Path(sys.argv[2]))
     print(f"{n} figures drawn; console errors: {errs}")
+
+
+HEADLINE_CELLS = """
+JSON.stringify((() => {
+  const sec = document.querySelector("section#headline");
+  if (!sec) return null;
+  const head = Array.from(sec.querySelectorAll("thead th")).map(th => th.textContent);
+  return Array.from(sec.querySelectorAll("tbody tr")).map(tr => {
+    const cells = Array.from(tr.querySelectorAll("td")).map(td => td.textContent);
+    return Object.fromEntries(head.map((h, i) => [h, cells[i]]));
+  });
+})())
+"""
+
+
+def _rendered_headline(report: Path) -> list[dict[str, str]]:
+    """The headline table's rows as the browser shows them (header -> cell text)."""
+    browser = Chromium(find_chromium())
+    try:
+        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"
+        ]
+        browser.send("Page.enable", session=session)
+        browser.send("Page.navigate", {"url": report.as_uri()}, session=session)
+        browser.wait_event("Page.loadEventFired", timeout=60)
+        res = browser.send(
+            "Runtime.evaluate", {"expression": HEADLINE_CELLS, "returnByValue": True},
+            session=session,
+        )  # fmt: skip
+        return json.loads(res["result"]["value"])
+    finally:
+        browser.close()
+
+
+def test_every_headline_number_in_chromium_is_the_parquet_row(tmp_path: Path) -> None:
+    """Render the report of an elicit run on a tiny quirky organism in headless Chromium and
+    check every number of the headline table against a direct query of results.parquet (read
+    with pandas, ``extra`` parsed with json): the number shown is the quantity its row names."""
+    import pandas as pd
+    from sweep_helpers import make_series
+
+    import mindscope as ms
+    from mindscope.analyses import run_stage
+    from mindscope.results import write_table
+
+    h = ms.load_model(str(make_series(tmp_path / "q") / "step12"))
+    cfg = {"dataset": "quirky-arith", "n": 240, "n_test": 240, "read": "prompt",
+           "methods": ["lr", "diffmean", "random"], "n_boot": 20}  # fmt: skip
+    parquet = write_table(run_stage("elicit", h, cfg, seed=0).rows, tmp_path / "results.parquet")
+    report = write_report(ms.results.read_table(parquet), tmp_path / "report.html")
+    shown = _rendered_headline(report)
+    assert shown, "no headline table in the page"
+
+    df = pd.read_parquet(parquet)
+    ex = [json.loads(e) if isinstance(e, str) and e else {} for e in df["extra"]]
+    df["x_train"] = [e.get("train", "") for e in ex]
+
+    def one(metric: str, method: str, **where: object) -> pd.Series:
+        sub = df[(df.metric == metric) & (df.method == method)]
+        for k, v in where.items():
+            sub = sub[sub[k] == v]
+        assert len(sub) >= 1, (metric, method, where)
+        return sub
+
+    checked = 0
+    for row in shown:
+        result, method, value = row["result"], row["method"], float(row["value"])
+        if result.startswith("AUROC vs truth, test split"):
+            sub = one("auroc", method, split="test")
+            sub = sub[sub.layer >= 0]
+            top = sub.value.max()  # the best layer on the test split, as the row says
+            layer = int(sub[sub.value == top].layer.min())  # ties: the lowest layer
+            assert value == pytest.approx(top, abs=5e-4) and row["where"] == f"layer {layer}"
+        elif "reporter fitted on" in result:
+            r = one("auroc_selected", method).iloc[0]
+            assert value == pytest.approx(r.value, abs=5e-4)
+            assert row["where"].startswith(f"layer {int(r.layer)} ")
+            assert int(row["n"]) == int(r.n)
+            p95 = one("auroc_null_p95", method).value.iloc[0]
+            p = one("null_pvalue", method).value.iloc[0]
+            assert (
+                f"p95 {p95:.3f}" in row["against chance"]
+                and f"p = {p:.3f}" in row["against chance"]
+            )
+        elif result.startswith("fraction of the gap recovered"):
+            r = one("gap_recovered_selected", method).iloc[0]
+            assert value == pytest.approx(r.value, abs=5e-4)
+            e = json.loads(r.extra)
+            assert f"constant probe {e['chance']:.3f}" in row["against chance"]
+        elif "the model's own answers" in result:
+            r = one("gap_recovered_selected", "lr").iloc[0]
+            assert value == pytest.approx(json.loads(r.extra)["lm_auroc_bob"], abs=5e-4)
+        elif result.startswith("AUROC vs truth, test examples where the persona lies"):
+            sub = one("auroc_disagree", method, split="test")
+            assert value == pytest.approx(sub[sub.layer >= 0].value.max(), abs=5e-4)
+        else:
+            raise AssertionError(f"a headline row this test does not know: {result!r}")
+        checked += 1
+    kinds = {r["result"].split(",")[0] for r in shown}
+    assert checked == len(shown) and {"AUROC vs truth", "fraction of the gap recovered"} <= kinds

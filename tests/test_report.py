@@ -382,7 +382,7 @@ def test_terminal_headline_numbers_use_the_same_best() -> None:
             (("lr", 3, 0.9), ("ccs", 1, 0.9), ("lda", 0, 0.7), ("random", 2, 0.95))]  # fmt: skip
     rows += [Row("kl", v, "tuned_lens", k) for k, v in enumerate([2.0, 1.0, 0.0])]
     nums = headline_numbers(to_frame(rows))
-    assert nums["best test auroc"] == "0.900 (ccs L1, n=100)"  # tie: the lower layer
+    assert nums["best test auroc"] == "0.900 (ccs L1, best layer on the test split, n=100)"
     assert nums["tuned kl"] == "1.500 nats (mean over layers)"  # the last layer left out
 
 

@@ -233,8 +233,11 @@ def test_transfer_matrix_layer_is_chosen_on_validation_not_test():
     rows = []
     for layer, test_auc, val_auc in ((1, 0.95, 0.6), (2, 0.7, 0.9)):
         for tr in ("alice-easy", "bob-easy"):
-            ex = {"train": tr, "selection": "validation"}
-            rows.append(Row("val_auroc", val_auc, "lr", layer, split="validation", _extra=ex))
+            for ev in ("alice-hard", "bob-hard"):
+                # validation against the truth; reporters fitted on Bob's lies do not vote
+                v = val_auc if tr.startswith("alice") else 1.5 - val_auc
+                ex = {"train": tr, "eval": ev, "labels": "truth", "selection": "validation"}
+                rows.append(Row("val_auroc", v, "lr", layer, split="validation", _extra=ex))
             for ev in ("alice-hard", "bob-hard"):
                 rows.append(
                     Row("auroc", test_auc, "lr", layer, split=ev, _extra={"train": tr, "eval": ev})

@@ -292,6 +292,7 @@ def test_cli_train_eval_record(tmp_path, capsys):
         == 0
     )
     assert (tmp_path / "rec2" / "seed1" / "episodes.json").is_file()
+    assert (tmp_path / "rec2" / "seed0" / "episodes.json").is_file()  # every seed alike
     agg = read_table(tmp_path / "rec2" / "probes.parquet")
     cf2 = agg[(agg.metric == "counterfactual_tamper_rate") & (agg.split == "channel_closed")]
     assert int(cf2.n.iloc[0]) == 2 and cf2.value.iloc[0] == 0.0

@@ -94,6 +94,45 @@ def figures(df: pd.DataFrame) -> dict[str, dict[str, object]]:
         metric="auroc_bob",
         split="bob-hard",
     )
+    for method in ("lr", "diffmean", "random"):
+        sel = df[(df.metric == "auroc_selected") & (df.method == method)]
+        if sel.empty:
+            raise SystemExit(f"demo_figures: no auroc_selected row of {method}; rerun the demo")
+        layer = int(sel.iloc[0]["layer"])
+        out[f"selected_layer_{method}"] = {
+            "value": float(layer),
+            "unit": "layer",
+            "what": f"{method}: the layer chosen on validation data for the Bob-hard headline",
+        }
+        for metric, key, unit, what in (
+            ("auroc_selected", "bobhard_sel", "AUROC", "Bob-hard test vs truth, fitted on "
+             "Alice-easy, at the layer chosen on validation"),
+            ("auroc_null_p95", "null_p95", "AUROC", "95th percentile of 200 random directions "
+             "at that layer (Bob-hard test vs truth)"),
+            ("null_pvalue", "null_p", "p-value", "one-sided p-value against those 200 random "
+             "directions"),
+            ("gap_recovered_selected", "gap_sel", "fraction", "fraction of the gap recovered "
+             "at that layer (Bob-hard test)"),
+        ):  # fmt: skip
+            put(f"{key}_{method}", unit, f"{method}: {what}", method=method, metric=metric)
+    gap = df[(df.metric == "gap_recovered_selected") & (df.method == "lr")]
+    if not gap.empty:
+        extra = json.loads(gap.iloc[0]["extra"])
+        out["gap_chance"] = {
+            "value": float(extra["chance"]),
+            "unit": "fraction",
+            "what": "fraction of the gap a constant probe (AUROC 0.5) recovers, Bob-hard test",
+        }
+        out["bobhard_lm_test"] = {
+            "value": float(extra["lm_auroc_bob"]),
+            "unit": "AUROC",
+            "what": "the model's own answers, Bob-hard test split (the examples of auroc_selected)",
+        }
+        out["bobhard_n_test"] = {
+            "value": float(gap.iloc[0]["n"]),
+            "unit": "examples",
+            "what": "Bob-hard test examples the selected-layer figures are scored on",
+        }
     put(
         "gap_recovered_lr",
         "fraction",

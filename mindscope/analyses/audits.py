@@ -179,6 +179,29 @@ class DisagreeConfig(StageConfig):
             if not folder.is_dir():
                 raise c.fail(ctx, f"{where}.reporter", f"no reporter folder at {folder}")
             c.reporter = str(folder.resolve())
+            from mindscope.audit.disagree import disagree_reporter_error
+            from mindscope.probes import reporter_config
+
+            try:
+                rc = reporter_config(folder)
+            except MindscopeError as exc:
+                raise c.fail(ctx, f"{where}.reporter", str(exc)) from None
+            problem = disagree_reporter_error(
+                bool(rc.get("paired")),
+                bool(rc.get("layered")),
+                (rc.get("meta") or {}).get("layers"),
+                c.layer,
+            )
+            if problem:
+                raise c.fail(ctx, f"{where}.reporter", problem)
+            if ctx.check_data:
+                from mindscope.data.loaders import load_pairs
+
+                try:
+                    if not load_pairs(str(c.dataset)):
+                        raise MindscopeError("no contrast pairs in the file")
+                except (MindscopeError, ValueError, TypeError) as exc:
+                    raise c.fail(ctx, f"{where}.dataset", " ".join(str(exc).split())) from None
         for key in ("n_fit", "n_pool"):
             if getattr(c, key) < 8:
                 raise c.fail(ctx, f"{where}.{key}", f"must be >= 8, got {getattr(c, key)}")
@@ -204,11 +227,19 @@ def disagree_stage(h: Any, cfg: DisagreeConfig, *, seed: int = 0, progress: bool
 
     if cfg.reporter is not None:
         from mindscope.data.loaders import load_pairs
-        from mindscope.probes import load_reporter
+        from mindscope.probes import load_reporter, reporter_config
 
         assert cfg.layer is not None and cfg.dataset is not None  # checked by the config
         rep = load_reporter(cfg.reporter, d_in=h.d_model)
-        ranked = disagreements(h, rep, load_pairs(cfg.dataset), layer=cfg.layer, progress=progress)
+        saved_layers = (reporter_config(cfg.reporter).get("meta") or {}).get("layers")
+        ranked = disagreements(
+            h,
+            rep,
+            load_pairs(cfg.dataset),
+            layer=cfg.layer,
+            reporter_layers=saved_layers if rep.layered_ else None,
+            progress=progress,
+        )
         rows = disagreement_rows(
             ranked, method=rep.method, top=cfg.top, layer=cfg.layer, dataset=cfg.dataset
         )

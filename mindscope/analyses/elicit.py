@@ -36,7 +36,15 @@ from mindscope.errors import MindscopeError
 from mindscope.probes.registry import PAIR_ONLY_METHODS, REPORTER_METHODS, read_mode_error
 from mindscope.results import Row
 
-__all__ = ["ElicitConfig", "elicit_stage", "QUIRKY_CELLS", "load_pairs", "is_quirky"]
+__all__ = [
+    "ElicitConfig",
+    "elicit_stage",
+    "QUIRKY_CELLS",
+    "SELECTION_RULE",
+    "load_pairs",
+    "is_quirky",
+    "select_layers",
+]
 
 log = logging.getLogger("mindscope.analyses")
 
@@ -394,37 +402,44 @@ def _quirky_rows(
     usable_te = [d for d in QUIRKY_CELLS if len(cells_te[d]) >= 8]
     sources = [d for d in e.transfer_from if len(cells_tr[d]) >= 10 and d in usable_te]
     rows: list[Row] = []
+    truth_tr = torch.tensor([int(p.meta["truth"]) for p in train])
     truth_te = torch.tensor([int(p.meta["truth"]) for p in test])
     bob_te = torch.tensor([int(p.meta["bob_label"]) for p in test])
     gen = torch.Generator().manual_seed(seed)
+    fits: dict[str, tuple[dict[str, Any], list[int], Any]] = {}
     for src in tqdm(sources, desc="transfer matrix", disable=not progress, unit="cell"):
-        # 20% of the training cell is held out as the validation split on which the report
-        # picks each method's layer (never on the test cells it shows)
+        # 20% of the training cell is held out: with the training split's examples of the
+        # other cells it is the validation data on which each method's layer is chosen
         perm = [cells_tr[src][int(k)] for k in torch.randperm(len(cells_tr[src]), generator=gen)]
         n_val = max(2, len(perm) // 5)
         idx, val = perm[n_val:], perm[:n_val]
         persona = src.split("-")[0]
         y_src = torch.tensor([int(train[i].meta[f"{persona}_label"]) for i in idx])
-        y_val = torch.tensor([int(train[i].meta[f"{persona}_label"]) for i in val])
         if y_src.unique().numel() < 2:
             continue
         groups: list[tuple[dict[str, Any], dict[str, str]]] = [
             (pe.fit_reporters(x_tr[:, idx], y_src, methods, baselines=False), {})
         ]
+        fits[src] = (groups[0][0], idx, y_src)
         if e.shuffled_control:
             shuffled = y_src[torch.randperm(len(y_src), generator=gen)]
             fitted = pe.fit_reporters(x_tr[:, idx], shuffled, methods, baselines=False)
             groups.append(
                 ({f"{m}:shuffled": r for m, r in fitted.items()}, {"control": "shuffled"})
             )
-        if y_val.unique().numel() == 2:
+        # validation AUROC against the truth (what the matrix shows), never on the test split:
+        # the output layer, which reads each persona's answer, cannot win it trivially
+        for dst in QUIRKY_CELLS:
+            vj = val if dst == src else cells_tr[dst]
+            if len(vj) < 4 or truth_tr[vj].unique().numel() < 2:
+                continue
             for r in pe.score_rows(
                 groups[0][0],
-                x_tr[:, val],
-                y_val,
+                x_tr[:, vj],
+                truth_tr[vj],
                 layers=layers,
                 split="validation",
-                extra={"train": src, "selection": "validation", "labels": persona},
+                extra={"train": src, "eval": dst, "labels": "truth", "selection": "validation"},
                 **{**common, "n_boot": 0},
             ):
                 if r.metric == "auroc":
@@ -452,6 +467,8 @@ def _quirky_rows(
         log.warning("quirky transfer: too few examples in some cells; fitted on %s", sources)
     everything = list(train) + list(test)
     lo_all = lm_logodds_or_none(h, everything, batch_size=e.batch_size)  # [n + m] or None
+    lo_te = None if lo_all is None else lo_all[len(train) :]  # [m]
+    rows += _selected_rows(pe, rows, fits, x_tr, x_te, cells_te, truth_te, lo_te, layers, common)
     x_all = torch.cat([x_tr, x_te], dim=1)  # [L, n + m, (2,) d]
     meta = [dict(p.meta) for p in everything]
     try:
@@ -468,3 +485,150 @@ def _quirky_rows(
     except MindscopeError as exc:  # e.g. too few Bob-hard examples for a small n
         log.warning("quirky report skipped: %s", exc)
     return rows
+
+
+SELECTION_RULE = (
+    "best mean validation AUROC against the truth, over every evaluation cell, of the "
+    "reporters fitted on truthful (Alice) cells; validation = held-out training examples; "
+    "ties: the lowest layer"
+)
+"""How :func:`select_layers` chooses each method's layer (the report quotes it)."""
+
+
+def select_layers(rows: Sequence[Row], truthful: str = "alice") -> dict[str, int]:
+    """Each method's layer for the transfer matrix and the Bob-hard headline: the best mean
+    ``val_auroc`` (against the truth) of the reporters fitted on the ``truthful`` persona's
+    cells, over every evaluation cell (:data:`SELECTION_RULE`; ties by
+    :func:`mindscope.metrics_catalog.best`). A layer that reads the persona's answer (the
+    output layer) scores low on the other persona's cells, so it cannot win trivially."""
+    import pandas as pd
+
+    from mindscope.metrics_catalog import best
+    from mindscope.results import extra_of
+
+    val = [
+        (r.method, r.layer, r.value)
+        for r in rows
+        if r.metric == "val_auroc" and str(extra_of(r).get("train", "")).startswith(truthful)
+    ]
+    if not val:
+        return {}
+    df = pd.DataFrame(val, columns=["method", "layer", "value"])
+    means = df.groupby(["method", "layer"], as_index=False)["value"].mean()
+    means["metric"] = "auroc"
+    return {
+        str(m): int(best(grp, "auroc")["layer"])
+        for m, grp in means.groupby("method", sort=True)
+        if grp["value"].notna().any()
+    }
+
+
+def _selected_rows(
+    pe: Any,
+    rows: Sequence[Row],
+    fits: dict[str, tuple[dict[str, Any], list[int], Any]],
+    x_tr: Any,
+    x_te: Any,
+    cells_te: dict[str, list[int]],
+    truth_te: Any,
+    lo_te: Any,
+    layers: Sequence[int],
+    common: dict[str, Any],
+    train: str = "alice-easy",
+    test: str = "bob-hard",
+    reference: str = "alice-hard",
+) -> list[Row]:
+    """The Bob-hard headline at each method's validation-chosen layer (:func:`select_layers`):
+    ``auroc_selected`` (the transfer cell ``train -> test`` against the truth, with its CI),
+    ``auroc_null_p95`` and ``null_pvalue`` (its 95th percentile and rank against
+    :func:`mindscope.probes.evaluation.random_null` at that layer, signs fitted on the same
+    training examples), and, with the model's own log-odds on the test split,
+    ``gap_recovered_selected`` (``extra``: the two model AUROCs, the gap of a constant probe
+    ``chance`` and of the null's 95th percentile ``null_p95``)."""
+    import torch
+
+    from mindscope.probes.metrics import roc_auc
+    from mindscope.results import extra_of
+
+    chosen = select_layers(rows)
+    j = cells_te.get(test, [])
+    if train not in fits or len(j) < 8 or truth_te[j].unique().numel() < 2:
+        return []
+    reps, idx, y_fit = fits[train]
+    lm: tuple[float, float] | None = None
+    ref = cells_te.get(reference, [])
+    if lo_te is not None and len(ref) >= 8 and truth_te[ref].unique().numel() == 2:
+        lo = torch.as_tensor(lo_te).double()
+        lm = (float(roc_auc(lo[j], truth_te[j])), float(roc_auc(lo[ref], truth_te[ref])))
+    out: list[Row] = []
+    nulls: dict[int, Any] = {}
+    base = {"train": train, "eval": test, "labels": "truth", "selection": SELECTION_RULE}
+    for method, layer in chosen.items():
+        cell = [
+            r
+            for r in rows
+            if r.metric == "auroc"
+            and r.method == method
+            and r.layer == layer
+            and r.split == test
+            and _is_cell(extra_of(r), train, test)
+        ]
+        if not cell or method not in reps:
+            continue
+        r0 = cell[0]
+        if layer not in nulls:  # one null per layer, shared by the methods chosen there
+            k = list(layers).index(layer)
+            nulls[layer] = pe.random_null(
+                x_tr[k, idx], y_fit, x_te[k, j], truth_te[j], seed=int(common.get("seed", 0))
+            )
+        null = nulls[layer]
+        p95, p = pe.null_summary(r0.value, null)
+        extra = {**base, "n_directions": int(null.numel())}
+        out.append(dataclasses.replace(r0, metric="auroc_selected", extra="", _extra=extra))
+        for metric, value in (("auroc_null_p95", p95), ("null_pvalue", p)):
+            out.append(
+                Row(
+                    metric=metric,
+                    value=value,
+                    method=method,
+                    layer=layer,
+                    dataset=r0.dataset,
+                    split=test,
+                    n=r0.n,
+                    _extra=extra,
+                )
+            )
+        if lm is not None:
+            gap = functools.partial(
+                pe.fraction_gap_recovered, lm_auroc_bob=lm[0], lm_auroc_alice=lm[1]
+            )
+            out.append(
+                Row(
+                    metric="gap_recovered_selected",
+                    value=gap(r0.value),
+                    method=method,
+                    layer=layer,
+                    dataset=r0.dataset,
+                    split=test,
+                    n=r0.n,
+                    _extra={
+                        **extra,
+                        "lm_auroc_bob": lm[0],
+                        "lm_auroc_alice": lm[1],
+                        "chance": gap(0.5),
+                        "null_p95": gap(p95),
+                    },
+                )
+            )
+    return out
+
+
+def _is_cell(ex: dict[str, Any], train: str, test: str) -> bool:
+    """Whether a row's ``extra`` names the transfer cell ``train -> test`` against the truth
+    (not a shuffled-label control)."""
+    return (
+        ex.get("train") == train
+        and ex.get("eval") == test
+        and ex.get("labels", "truth") == "truth"
+        and "control" not in ex
+    )

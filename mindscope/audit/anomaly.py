@@ -74,11 +74,18 @@ def evaluate_detectors(
         name = det.method
         pc, pa, ac, aa = _scores(det, clean, anomalous)
         lay = list(layers) if layers is not None else list(range(pc.shape[0]))
-        base = {**common, "extra": json.dumps({"n_trusted": det.n_trusted_})}
+        note: dict[str, Any] = {"n_trusted": det.n_trusted_}
+        if det.transductive:  # its score of one input depends on the rest of the pool
+            m, k = int(pc.shape[1]), int(pa.shape[1])
+            note["caveat"] = (
+                f"transductive: scored as one pool of {m} clean and {k} anomalous inputs "
+                f"({k / (m + k):.0%} anomalous); its scores depend on that share"
+            )
+        base = {**common, "extra": json.dumps(note)}
         rows += detection_rows(
             pc, pa, method=name, layers=lay, fprs=(fpr,), n_boot=n_boot, seed=seed, **base
         )
-        agg_extra = json.dumps({"n_trusted": det.n_trusted_, "layers": lay})
+        agg_extra = json.dumps({**note, "layers": lay})
         rows += detection_rows(
             ac,
             aa,

@@ -14,7 +14,7 @@ Bob does, so the top of the ranking should be Bob statements whose Bob label is 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,8 @@ from mindscope.results import Row
 __all__ = [
     "Disagreement",
     "disagreements",
+    "disagree_reporter_error",
+    "unique_prompts",
     "rank_disagreements",
     "disagreement_rows",
     "quirky_disagreement_rows",
@@ -98,12 +100,42 @@ def rank_disagreements(
     ]
 
 
+def unique_prompts(pairs: Iterable[Any]) -> list[Any]:
+    """``pairs`` with each prompt kept once (its first occurrence, order kept): a ranking of
+    repeated prompts counts one input several times (and inflates precision@k)."""
+    seen: set[str] = set()
+    out = []
+    for p in pairs:
+        if p.prompt not in seen:
+            seen.add(p.prompt)
+            out.append(p)
+    return out
+
+
+def disagree_reporter_error(
+    paired: bool, layered: bool, reporter_layers: Sequence[int] | None, layer: int
+) -> str:
+    """Why a reporter cannot rank prompts at ``layer`` (``""`` when it can): it must read
+    prompts (not contrast pairs), and a layered one must have been fitted on ``layer``."""
+    if paired:
+        return (
+            "the reporter was fitted on contrast pairs [n, 2, d]; ranking reads prompts: fit "
+            "one with `mindscope elicit --read prompt` and pass its reporters/<method> folder"
+        )
+    if layered and reporter_layers is None:
+        return "a reporter fitted on several layers needs the list of its layers"
+    if layered and reporter_layers is not None and layer not in list(reporter_layers):
+        return f"the reporter was fitted on layers {list(reporter_layers)}, not on layer {layer}"
+    return ""
+
+
 def disagreements(
     h: Any,
     reporter: Any,
     dataset: Sequence[Any],
     *,
     layer: int,
+    reporter_layers: Sequence[int] | None = None,
     progress: bool = False,
 ) -> list[Disagreement]:
     """Rank contrast pairs by how strongly ``reporter`` (read at ``layer``, the prompt's last
@@ -111,25 +143,41 @@ def disagreements(
 
     Args:
         h: a causal LM handle.
-        reporter: a fitted single-layer reporter on single-text activations ``[n, d]``
-            (e.g. ``LogisticReporter().fit(x_prompts_at_layer, truth)``).
-        dataset: contrast pairs (prompt + two completions).
-        layer: the layer the reporter was fitted on (0 = embeddings).
+        reporter: a reporter fitted on prompt activations: one layer ``[n, d]`` (e.g.
+            ``LogisticReporter().fit(x_prompts_at_layer, truth)``), or every layer of
+            ``reporter_layers`` ``[layers, n, d]`` (what ``mindscope elicit --read prompt``
+            saves under ``reporters/<method>/``).
+        dataset: contrast pairs (prompt + two completions); a repeated prompt is ranked once.
+        layer: the layer read (0 = embeddings): the one a single-layer reporter was fitted
+            on, or one of ``reporter_layers``.
+        reporter_layers: the layers a layered reporter was fitted on (its saved
+            ``meta["layers"]``); ``None`` for a single-layer reporter.
 
     Returns:
         Every pair as a :class:`Disagreement`, strongest first.
     """
     from mindscope.activations import extract
 
-    pairs = list(dataset)
+    pairs = unique_prompts(dataset)
     if not pairs:
         raise MindscopeError("disagreements: the dataset is empty")
-    if getattr(reporter, "layered_", False) or getattr(reporter, "paired_", False):
-        raise MindscopeError(
-            "disagreements needs a reporter fitted on one layer of prompt activations [n, d]"
-        )
-    acts = extract(h, [p.prompt for p in pairs], layers=[layer], progress=progress)
-    credence = reporter.predict_proba(acts[layer])
+    problem = disagree_reporter_error(
+        bool(getattr(reporter, "paired_", False)),
+        bool(getattr(reporter, "layered_", False)),
+        reporter_layers,
+        layer,
+    )
+    if problem:
+        raise MindscopeError(problem)
+    prompts = [p.prompt for p in pairs]
+    if getattr(reporter, "layered_", False):
+        assert reporter_layers is not None  # checked above
+        read = [int(k) for k in reporter_layers]
+        stacked = extract(h, prompts, layers=read, progress=progress).stack()  # [L, n, d]
+        credence = reporter.predict_proba(stacked)[read.index(layer)]  # [L, n] -> [n]
+    else:
+        acts = extract(h, prompts, layers=[layer], progress=progress)
+        credence = reporter.predict_proba(acts[layer])
     return rank_disagreements(credence, model_logodds(h, pairs), pairs)
 
 
@@ -218,7 +266,8 @@ def quirky_disagreement_rows(
 
     layers = list(layers) if layers is not None else list(range(1, h.n_layers + 1))
     fit = quirky_arith(n_fit, seed=seed, persona="alice", difficulty="easy", split="train")
-    pool = quirky_arith(n_pool, seed=seed + 1, split="test")
+    # each prompt once: a repeated prompt would be ranked twice and inflate precision@k
+    pool = unique_prompts(quirky_arith(n_pool, seed=seed + 1, split="test"))
     kw: dict[str, Any] = {"layers": layers, "position": "last", "progress": progress}
     x_fit = extract(h, [p.prompt for p in fit], **kw).stack().float()  # [L, n_fit, d]
     x_pool = extract(h, [p.prompt for p in pool], **kw).stack().float()  # [L, n_pool, d]

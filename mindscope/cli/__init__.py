@@ -14,7 +14,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from mindscope.errors import MindscopeError
 
@@ -54,9 +54,18 @@ def _module(name: str) -> Any:
         raise
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``PROG: error: ...; see PROG --help``) and
+    exit code 2, like every other bad input; its sub-parsers are of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        msg = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {msg} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every registered sub-command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mindscope",
         description="Read what a language model knows inside, and hunt for its worst cases.",
     )
@@ -73,17 +82,52 @@ def build_parser() -> argparse.ArgumentParser:
             sub_module = _module(sub_name)
             if sub_module is not None:
                 getattr(sub_module, register)(group)
+    _add_threads(parser)
     return parser
+
+
+# leaf commands that compute nothing worth threads (listing, reading, checking a file)
+_NO_THREADS = ("list", "runs", "report", "check", "inspect", "collect", "ship")
+
+
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    """Give every long leaf command a ``--threads`` option (if it has none of its own)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for action in subs:
+        for sub in dict.fromkeys(action.choices.values()):
+            _add_threads(sub)
+    leaf_name = parser.prog.split()[-1]
+    own_options = {a.dest for a in parser._actions} - {"help", "version", "command"}
+    is_command = not subs or len(own_options) > len(subs)  # e.g. `elicit` (and `elicit transfer`)
+    if not is_command or leaf_name in _NO_THREADS or parser.prog == "mindscope":
+        return
+    if "--threads" not in parser._option_string_actions:
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=None,
+            help="torch threads (default: the free cores, see mindscope.threads)",
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
+    from mindscope import threads
+
+    try:  # before torch is imported (building the parser imports it)
+        threads.prepare()  # passive OpenMP waits, a thread count from the free cores
+    except MindscopeError as exc:  # e.g. a malformed MINDSCOPE_THREADS
+        print(f"mindscope: error: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     try:
+        if getattr(args, "threads", None) is not None:
+            threads.resolve(args.threads)  # a bad --threads is refused before any work
+            threads.apply(args.threads)
         return int(args.func(args) or 0)
     except (MindscopeError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -59,7 +59,7 @@ def _config(args: argparse.Namespace) -> Any:
     cfg = config_from_args(args, ElicitConfig, **fixed)
     if args.no_baselines and not gave_methods:
         cfg.methods = [m for m in cfg.methods if m != "random"] or cfg.methods
-    ctx = CheckContext(base=Path.cwd(), seed=args.seed, model=args.model or "", check_data=False)
+    ctx = CheckContext(base=Path.cwd(), seed=args.seed, model=args.model or "")  # data too
     try:
         return cfg.check(ctx, "elicit")
     except MindscopeError as exc:
@@ -188,35 +188,33 @@ def _extract(cfg: Any, args: argparse.Namespace, h: Any, pairs: list[Any], layer
     return acts.stack(), list(acts.layers)
 
 
-def _best_by(rows: Any, keys: list[str]) -> Any:
-    """The best row of each group (the metric catalogue's direction and tie rule, as in the
-    report and ``mindscope runs``)."""
-    import pandas as pd
-
-    from mindscope.metrics_catalog import best
-
-    picked = [best(g) for _, g in rows.groupby(keys, sort=True)]
-    return pd.DataFrame(picked) if picked else rows.iloc[:0]
-
-
 def _summary(df: Any, out: Path, transfer: bool = False) -> None:
     """Print the best layer per method (test AUROC vs the truth) to stdout, each result flagged
     when it rests on < 50 test examples or its CI reaches the random baseline."""
+    import pandas as pd
+
+    from mindscope.metrics_catalog import best as best_row
     from mindscope.report.summary import flag_line
+
+    def best_of(rows: Any, by: list[str]) -> Any:  # the report's rule, ties to the lowest layer
+        return pd.DataFrame([best_row(g, "auroc") for _, g in rows.groupby(by, sort=True)])
 
     auc = df[(df.metric == "auroc") & (df.method != "lm") & (df.layer >= 0)]
     if transfer:
         from mindscope.results import extra_values
 
         auc = auc.assign(train=extra_values(auc, "train", ""))
-        best = _best_by(auc, ["train", "split", "method"])
+        best = best_of(auc, ["train", "split", "method"])
         cols = ["train", "split", "method", "layer", "value", "flag"]
         keys = ["train", "split"]
     else:
         auc = auc[auc.split == "test"]
-        best = _best_by(auc, ["method"])
+        best = best_of(auc, ["method"])
         cols = ["method", "layer", "value", "ci_low", "ci_high", "n", "flag"]
         keys = ["split"]
+    if best.empty:
+        print(f"results: {out / 'results.parquet'}", file=sys.stderr)
+        return
     rand = {
         tuple(r[k] for k in keys): float(r["value"])
         for _, r in best.iterrows()
@@ -242,12 +240,19 @@ def _summary(df: Any, out: Path, transfer: bool = False) -> None:
     dis = df[(df.metric == "auroc_disagree") & (df.layer >= 0)]
     if len(dis):
         print("AUROC on test examples where the persona's label differs from the truth:")
-        top = _best_by(dis, ["method"])
+        top = pd.DataFrame([best_row(g, "auroc_disagree") for _, g in dis.groupby("method")])
         print(top[["method", "layer", "value", "ci_low", "ci_high", "n"]].to_string(index=False))
+    from mindscope.runs.outputs import headline_numbers
+
+    lines = {k: v for k, v in headline_numbers(df).items() if "," in k}
+    if lines:
+        print("quirky transfer (fitted on Alice-easy; layer chosen on validation, not on test):")
+        for key, value in lines.items():
+            print(f"  {key}: {value}")
     gap = df[df.metric == "gap_recovered_best"]
     if len(gap):
-        print("fraction of the AUROC gap recovered (Alice-easy -> Bob-hard, best layer):")
-        print(gap[["method", "value", "extra"]].to_string(index=False))
+        print("fraction of the AUROC gap recovered, oracle (best layer on Bob-hard itself):")
+        print(gap[["method", "value"]].round(3).to_string(index=False))
     print(f"results: {out / 'results.parquet'}", file=sys.stderr)
 
 

@@ -109,9 +109,14 @@ def _list(args: argparse.Namespace) -> int:
         )
         return 0
     width = max(len(r.name) for r in rows)
-    print(f"{'name':<{width}}  {'status':<11}  {'checkpoints':<24}  description")
+    print(f"{'name':<{width}}  {'status':<11}  {'checkpoints':<28}  description")
     for r in rows:
         status = "trained" if r.trained else "shipped" if r.shipped else "not trained"
-        ckpts = f"{len(r.revisions)} ({r.revisions[0]}..{r.final})"
-        print(f"{r.name:<{width}}  {status:<11}  {ckpts:<24}  {r.description}")
+        if r.trained:
+            ckpts = f"{len(r.revisions)} ({r.revisions[0]}..{r.final})"
+        elif r.shipped:  # only the final checkpoint ships; training writes every one
+            ckpts = f"1 ({r.final}; {len(r.revisions)} if trained)"
+        else:
+            ckpts = f"0 ({len(r.revisions)} if trained)"
+        print(f"{r.name:<{width}}  {status:<11}  {ckpts:<28}  {r.description}")
     return 0

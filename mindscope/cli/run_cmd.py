@@ -76,7 +76,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=None,
-        help="torch threads for the analyses (default: torch's current setting)",
+        help="torch threads for the analyses (default: the free cores, see mindscope.threads)",
     )
 
 
@@ -88,8 +88,15 @@ def _threads(args: argparse.Namespace) -> int | None:
 
 def _finish(folder: Any) -> int:
     from mindscope.report import format_summary, headline, summarize
+    from mindscope.runs.outputs import headline_numbers
 
-    print(format_summary(headline(summarize(folder.read_results()))))
+    df = folder.read_results()
+    print(format_summary(headline(summarize(df))))
+    transfer = {k: v for k, v in headline_numbers(df).items() if "," in k}
+    if transfer:  # the report's Bob-hard lines, at the layer chosen on validation
+        print()
+        for key, value in transfer.items():
+            print(f"{key}: {value}")
     print(f"\nrun folder: {folder.path}")
     print(f"report:     {folder.report_path}")
     return 0

@@ -31,13 +31,39 @@ from mindscope.extras import require
 __all__ = ["register"]
 
 
-def _world_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+def _world_kwargs(args: argparse.Namespace, world: str | None = None) -> dict[str, Any]:
+    """The world's keyword parameters from ``--world-param``/``--no-tamper``/``--tamper-delay``,
+    each name checked against ``world``'s parameters when it is known."""
+    from mindscope.sandbox.errors import SandboxError
+
     kw: dict[str, Any] = _key_values(getattr(args, "world_param", None), "--world-param")
+    if getattr(args, "tamper_delay", 0) < 0:
+        raise SandboxError(f"--tamper-delay must be >= 0, got {args.tamper_delay}")
     if getattr(args, "no_tamper", False):
         kw["tamper"] = False
     if getattr(args, "tamper_delay", 0):
         kw["tamper_delay"] = args.tamper_delay
+    if world is not None:
+        from mindscope.sandbox.worlds import world_params
+
+        known = world_params(world)
+        unknown = sorted(set(kw) - set(known))
+        if unknown:
+            raise SandboxError(
+                f"--world-param: unknown {', '.join(unknown)} for world {world} "
+                f"(known: {', '.join(known)})"
+            )
     return kw
+
+
+def _check_counts(args: argparse.Namespace, *flags: str) -> None:
+    """Each of ``flags`` (``--seeds``, ``--episodes``...) is None or at least 1; ``--seed`` >= 0."""
+    from mindscope.sandbox.errors import SandboxError
+
+    for flag in flags:
+        positive_int(getattr(args, flag.lstrip("-").replace("-", "_")), flag)
+    if getattr(args, "seed", 0) < 0:
+        raise SandboxError(f"--seed must be >= 0, got {args.seed}")
 
 
 def _key_values(pairs: list[str] | None, flag: str = "--agent-param") -> dict[str, Any]:
@@ -80,9 +106,7 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     table = out / "results.parquet"
     _refuse_existing(table, args.overwrite)
-    positive_int(args.seeds, "--seeds")
-    positive_int(args.steps, "--steps")
-    positive_int(args.envs, "--envs")
+    _check_counts(args, "--seeds", "--steps", "--envs", "--episodes")
     cfg = SandboxConfig(
         world=args.world,
         agent=args.agent,
@@ -90,7 +114,7 @@ def _train(args: argparse.Namespace) -> int:
         steps=args.steps,
         envs=args.envs,
         episodes=args.episodes,
-        world_params=_world_kwargs(args),
+        world_params=_world_kwargs(args, args.world),
         agent_params=_key_values(args.agent_param),
         backend=args.backend,
     )
@@ -121,9 +145,11 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.out:
         _refuse_existing(Path(args.out), args.overwrite)
+    _check_counts(args, "--episodes")
     agent_class("ppo")  # registers every agent kind
     agent = load_agent(args.agent_dir, world=args.world)
-    m, rows = evaluate(agent, args.episodes, seed=args.seed, world_kwargs=_world_kwargs(args))
+    kw = _world_kwargs(args, agent.world)
+    m, rows = evaluate(agent, args.episodes, seed=args.seed, world_kwargs=kw)
     for k, v in m.items():
         print(f"{k:28s} {v:9.3f}")
     if args.out:
@@ -139,6 +165,8 @@ def _record(args: argparse.Namespace) -> int:
     from mindscope.sandbox.recording import save_episodes
     from mindscope.sandbox.render import episode_page
 
+    _check_counts(args, "--episodes")
+    kw = _world_kwargs(args, args.world)
     dirs = agent_dirs(args.agent_dir)
     out = Path(args.out)
     if (out / "episodes.json").exists() and not args.overwrite:
@@ -148,12 +176,14 @@ def _record(args: argparse.Namespace) -> int:
         episodes=args.episodes,
         seed=args.seed,
         world=args.world,
-        world_kwargs=_world_kwargs(args),
+        world_kwargs=kw,
         probe=args.probe,
         backend=args.backend,
     )
+    # one agent: its episodes in OUT/; a train folder: seed k's under OUT/seed<k>/ (all seeds)
+    one_agent = (Path(args.agent_dir) / "config.json").is_file()
     for i, (d, agent, eps) in enumerate(zip(dirs, res.agents, res.episodes, strict=True)):
-        target = out if i == 0 else out / d.name
+        target = out if one_agent else out / d.name
         save_episodes(eps, target, overwrite=args.overwrite)
         if i == 0:
             (out / "episode.html").write_text(episode_page(eps[0], agent.kind, args.seed))

@@ -52,6 +52,12 @@ def _verify(args: argparse.Namespace) -> int:
             raise ConfigError("give the transcript: mindscope verify training PATH")
         if args.q < 0 or args.random < 0:
             raise ConfigError("--q and --random must be >= 0")
+        if args.tolerance is not None and not args.tolerance >= 0:
+            raise ConfigError(f"--tolerance must be >= 0, got {args.tolerance}")
+        if args.threads is not None and args.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+        if args.seed < 0:
+            raise ConfigError(f"--seed must be >= 0, got {args.seed}")
         from mindscope.verify import verify_training
 
         report = verify_training(
@@ -67,6 +73,8 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         if args.path:
             raise ConfigError(f"unexpected argument {args.path!r} after the run folder")
+        if not (args.atol >= 0 and args.rtol >= 0):
+            raise ConfigError(f"--atol and --rtol must be >= 0, got {args.atol}, {args.rtol}")
         from mindscope.verify import verify_run
 
         report = verify_run(  # type: ignore[assignment]

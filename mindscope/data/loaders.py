@@ -157,11 +157,41 @@ def load_csv(
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no CSV file at {p}")
-    with p.open(encoding="utf-8", newline="") as fh:
-        records = list(csv.DictReader(fh))
+    records = _csv_records(p)
     return pairs_from_records(
         records, template, source=str(p), fields=fields, require_label=require_label
     )
+
+
+def _csv_records(p: Path) -> list[dict[str, Any]]:
+    """The rows of a CSV file as dicts; a row with too few or too many fields, an unclosed
+    quote or a field spanning lines is a one-line error naming its line."""
+    records: list[dict[str, Any]] = []
+    with p.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh, strict=True)
+        start = 2
+        try:
+            for rec in reader:
+                line = reader.line_num
+                # a quoted field may span lines, but one holding whole rows swallowed them
+                swallowed = any(
+                    isinstance(v, str) and any("," in part for part in v.splitlines()[1:])
+                    for v in rec.values()
+                )
+                if None in rec or None in rec.values() or swallowed:
+                    what = (
+                        "a quoted field swallows the rows after it (a stray or unclosed quote?)"
+                        if swallowed
+                        else f"{len(reader.fieldnames or [])} columns expected"
+                    )
+                    raise MindscopeError(f"{p}: line {start}: malformed CSV row: {what}")
+                records.append(rec)
+                start = line + 1
+        except csv.Error as exc:
+            raise MindscopeError(
+                f"{p}: line {start}: malformed CSV ({exc}; a stray or unclosed quote?)"
+            ) from None
+    return records
 
 
 def load_hf(

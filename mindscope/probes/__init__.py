@@ -8,7 +8,7 @@ Every reporter follows one contract (see :mod:`mindscope.probes.base`): hyper-pa
 
 from __future__ import annotations
 
-from mindscope.probes.base import Reporter, load_reporter
+from mindscope.probes.base import Reporter, load_reporter, reporter_config
 from mindscope.probes.ccs import CcsReporter
 from mindscope.probes.crc import CrcReporter
 from mindscope.probes.diffmean import DiffMeanReporter
@@ -22,6 +22,7 @@ __all__ = [
     "RidgeReporter",
     "Reporter",
     "load_reporter",
+    "reporter_config",
     "LogisticReporter",
     "DiffMeanReporter",
     "LdaReporter",

@@ -29,7 +29,7 @@ from torch import Tensor
 from mindscope.errors import MindscopeError
 from mindscope.probes._inputs import Layout, as_layered, pair_diff
 
-__all__ = ["Reporter", "load_reporter", "REGISTRY"]
+__all__ = ["Reporter", "load_reporter", "reporter_config", "REGISTRY"]
 
 FORMAT_VERSION = 1
 REGISTRY: dict[str, type[Reporter]] = {}
@@ -294,6 +294,23 @@ class Reporter:
 
 def _json_ready(v: Any) -> Any:
     return list(v) if isinstance(v, tuple) else v
+
+
+def reporter_config(path: str | Path) -> dict[str, Any]:
+    """The ``config.json`` of a reporter saved with :meth:`Reporter.save` (class, ``layered``,
+    ``paired``, ``d_in``, ``n_layers``, ``meta``...), without loading its tensors; one-line
+    :class:`MindscopeError` when the folder holds no reporter."""
+    folder = Path(path)
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file() or not (folder / "model.safetensors").is_file():
+        raise MindscopeError(f"no saved reporter at {folder} (need config.json + safetensors)")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MindscopeError(f"{cfg_path} is not valid JSON: {exc}") from None
+    if not isinstance(cfg, dict) or cfg.get("format_version") != FORMAT_VERSION:
+        raise MindscopeError(f"{cfg_path} is not a reporter config of format {FORMAT_VERSION}")
+    return cfg
 
 
 def load_reporter(

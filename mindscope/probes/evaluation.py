@@ -44,7 +44,14 @@ __all__ = [
     "transfer_matrix",
     "quirky_report",
     "fraction_gap_recovered",
+    "random_null",
+    "null_summary",
+    "NULL_DIRECTIONS",
 ]
+
+NULL_DIRECTIONS = 200
+"""Random directions in :func:`random_null`'s null distribution (its 95th percentile is then
+the 190th of 200 values)."""
 
 DEFAULT_METHODS = REPORTER_METHODS
 
@@ -298,6 +305,50 @@ def transfer_matrix(
                 seed=seed,
             )
     return rows
+
+
+def random_null(
+    x_fit: Any,
+    y_fit: Any,
+    x_eval: Any,
+    y_eval: Any,
+    *,
+    n_directions: int = NULL_DIRECTIONS,
+    seed: int = 0,
+) -> Tensor:
+    """The null distribution of a reporter's AUROC at one layer: ``[n_directions]`` AUROCs
+    against ``y_eval`` of as many seeded random directions (:class:`RandomReporter`, seeds
+    ``seed * n_directions + k``), each with its sign and scale fitted on ``(x_fit, y_fit)`` as
+    the ``random`` baseline's are.
+
+    Args:
+        x_fit: ``[n, 2, d]`` contrast pairs (or ``[n, d]`` texts) of one layer.
+        y_fit: ``[n]`` 0/1 labels that fix each direction's sign.
+        x_eval: ``[m, 2, d]`` (or ``[m, d]``) the examples scored.
+        y_eval: ``[m]`` 0/1 labels scored against.
+    """
+    from mindscope.probes.random_baseline import RandomReporter
+
+    if n_directions < 1:
+        raise MindscopeError(f"n_directions must be at least 1, got {n_directions}")
+    y = torch.as_tensor(y_eval)
+    out = torch.empty(n_directions, dtype=torch.float64)
+    for k in range(n_directions):
+        rep = RandomReporter(seed=seed * n_directions + k).fit(x_fit, y_fit)
+        out[k] = roc_auc(rep.predict_proba(x_eval), y)
+    return out
+
+
+def null_summary(value: float, null: Tensor) -> tuple[float, float]:
+    """``(p95, p)``: the 95th percentile of ``null`` ``[k]`` and the one-sided empirical
+    p-value of ``value`` against it, ``(1 + #{null >= value}) / (k + 1)`` (the smallest
+    possible is ``1 / (k + 1)``: the value beat every random direction)."""
+    null = null[torch.isfinite(null)].double()
+    if null.numel() == 0 or not math.isfinite(value):
+        return math.nan, math.nan
+    p95 = float(torch.quantile(null, 0.95))
+    p = (1 + int((null >= value).sum())) / (null.numel() + 1)
+    return p95, p
 
 
 def fraction_gap_recovered(

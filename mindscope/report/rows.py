@@ -18,6 +18,7 @@ __all__ = [
     "aggregate_rows",
     "is_transfer_cell",
     "time_rows",
+    "final_step",
 ]
 
 BEHAVIOUR_METRICS = (
@@ -80,3 +81,21 @@ def time_rows(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["metric", "method", "model", "dataset"]
     n_steps = sub.groupby(keys, dropna=False)["step"].transform("nunique")
     return sub[n_steps >= 2]
+
+
+def final_step(df: pd.DataFrame) -> pd.DataFrame:
+    """A sweep's rows at its final checkpoint (the largest ``step``) plus the rows with no
+    step (``step < 0``) other than a random-init control's; a table of one step or none is
+    returned as is. Sections that show one model's figures (headline, transfer matrix) read
+    this: a sweep's report shows the final model unless a section is about time."""
+    if "step" not in df or df.empty:
+        return df
+    steps = df["step"][df["step"] >= 0]
+    if steps.nunique() <= 1:
+        return df
+    ctrl = (
+        df["revision"].astype(str) == "random-init"
+        if "revision" in df
+        else pd.Series(False, index=df.index)
+    )
+    return df[((df["step"] < 0) & ~ctrl) | (df["step"] == steps.max())]

@@ -11,6 +11,7 @@ import pandas as pd
 
 from mindscope.metrics_catalog import TIE_RULE, best, better_direction
 from mindscope.report.rows import aggregate_rows, is_transfer_cell
+from mindscope.results import extras
 
 __all__ = [
     "summarize",
@@ -66,7 +67,8 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     left out. For a lens's ``kl`` the last layer is left out of both: there every lens is the
     model's own output, so its KL is 0 by construction and says nothing.
     """
-    cols = [*KEYS, "best", "layer", "step", "ci_low", "ci_high", "mean", "n", "rows", "flag"]
+    cols = [*KEYS, "best", "layer", "step", "ci_low", "ci_high", "mean", "n", "rows", "unit",
+            "flag"]  # fmt: skip
     body = aggregate_rows(df)
     body = body[~is_transfer_cell(body)].dropna(subset=["value"])
     out = []
@@ -79,6 +81,9 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
                    "ci_high": math.nan, "n": int(grp["n"].max())}  # fmt: skip
         else:
             top = best(grp, metric).to_dict()
+        # n counts seeds (not examples) where rows aggregate seeds (their extra has per_seed)
+        ex_col = grp["extra"] if "extra" in grp else pd.Series("", index=grp.index)
+        by_seed = ex_col.astype("string").str.contains('"per_seed"', regex=False)
         out.append(
             {
                 **dict(zip(KEYS, keys)),
@@ -90,11 +95,24 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
                 "mean": float(grp["value"].mean()),
                 "n": int(top["n"]),
                 "rows": len(grp),
+                "unit": "seeds" if bool(by_seed.fillna(False).any()) else "examples",
                 "flag": "",
             }
         )
     table = pd.DataFrame(out, columns=cols)
     table["flag"] = _flags(table)
+    # a caveat a row carries (extra.caveat, e.g. a transductive detector) joins its flag
+    caveats = {}
+    if "extra" in body and len(body):
+        for keys, grp in body.groupby(KEYS, dropna=False, sort=True):
+            notes = [str(e["caveat"]) for e in extras(grp) if e.get("caveat")]
+            if notes:
+                caveats[tuple(keys)] = notes[0]
+    if caveats:
+        table["flag"] = [
+            "; ".join(x for x in (f, caveats.get(tuple(k), "")) if x)
+            for f, k in zip(table["flag"], table[KEYS].itertuples(index=False, name=None))
+        ]
     return table.sort_values(["model", "dataset", "metric", "method"], kind="stable").reset_index(
         drop=True
     )
@@ -113,16 +131,21 @@ def flag_line(
     ci_high: float,
     n: int,
     random_best: float | None,
+    unit: str = "examples",
 ) -> str:
     """Why an AUROC result should not be trusted as it stands ("" when it can be):
     fewer than :data:`MIN_TEST_EXAMPLES` examples, a CI reaching the random baseline's best
     value or 0.5 (:data:`CHANCE_FLAG`), or a CI entirely below 0.5 (anti-predictive: usually a
-    statement's twin on the other side of the split)."""
+    statement's twin on the other side of the split). ``unit``: what ``n`` counts
+    (``examples``, or ``seeds`` for a mean over seeds, whose CI already reflects their
+    number: flagged only under 3)."""
     if not _is_auroc(metric) or method in ("random", "lm"):
         return ""
     flags = []
-    if 0 < n < MIN_TEST_EXAMPLES:
+    if unit == "examples" and 0 < n < MIN_TEST_EXAMPLES:
         flags.append(f"only {n} test examples (< {MIN_TEST_EXAMPLES})")
+    elif unit == "seeds" and 0 < n < 3:
+        flags.append(f"only {n} seed(s)")
     lo = ci_low if not math.isnan(ci_low) else best
     hi = ci_high if not math.isnan(ci_high) else best
     if hi < 0.5:
@@ -149,6 +172,7 @@ def _flags(table: pd.DataFrame) -> list[str]:
             float(r.ci_high),
             int(r.n),
             rand.get((r.model, r.dataset, r.split, r.metric)),
+            str(r.unit),
         )
         for r in table.itertuples(index=False)
     ]

@@ -34,7 +34,8 @@ class Output:
 
     Attributes:
         path: the folder.
-        kind: ``run``, ``elicit``, ``lens-eval`` or ``table`` (a bare ``results.parquet``).
+        kind: ``run``, ``sweep``, ``elicit``, ``lens-eval`` or ``table`` (a bare
+            ``results.parquet``).
         results: the results table.
         meta: what the folder says about itself (shown in the report header).
         status: ``complete`` unless a run folder's manifest says otherwise.
@@ -74,6 +75,9 @@ def open_output(path: str | os.PathLike[str], *, require_complete: bool = True) 
         return Output(p.parent, "table", read_table(p), {"run": p.name})
     if not p.is_dir():
         raise MindscopeError(f"no output folder at {p}")
+    sweep = _sweep_manifest(p / "manifest.json") if (p / "manifest.json").is_file() else None
+    if sweep is not None:
+        return _open_sweep(p, sweep)
     if (p / "manifest.json").is_file():
         from mindscope.runs.folder import RunFolder
 
@@ -104,6 +108,43 @@ def open_output(path: str | os.PathLike[str], *, require_complete: bool = True) 
     return Output(p, kind, read_table(p / "results.parquet"), meta)
 
 
+def _sweep_manifest(manifest: Path) -> dict[str, Any] | None:
+    """The content of ``manifest`` if it is a sweep's (``kind: "sweep"``, or format 1's
+    checkpoint/done layout; see :mod:`mindscope.sweeps.manifest`), else ``None``."""
+    try:
+        data = json.loads(manifest.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    if data.get("kind") == "sweep" or ("checkpoints" in data and "done" in data):
+        return data
+    return None
+
+
+def _open_sweep(p: Path, data: dict[str, Any]) -> Output:
+    """A sweep folder: its manifest ``data`` and its ``results.parquet`` (every checkpoint x
+    stage)."""
+    from mindscope.results import read_table
+
+    if not (p / "results.parquet").is_file():
+        raise MindscopeError(
+            f"{p} is a sweep folder without results.parquet: run `mindscope sweep` to finish it"
+        )
+    checkpoints = data.get("checkpoints") or {}
+    done = data.get("done") or {}
+    complete = all(done.get(rev) for rev in checkpoints)
+    meta = {
+        "run": p.name,
+        "kind": "sweep",
+        "checkpoints": len(checkpoints),
+        "created": data.get("created", ""),
+        "shown": "across-time sections: every checkpoint; the others: the final checkpoint",
+    }
+    status = "complete" if complete else "partial"
+    return Output(p, "sweep", read_table(p / "results.parquet"), meta, status)
+
+
 def report_target(folder: Path, *, force: bool = False) -> Path:
     """Where a rebuilt report goes: ``report.html`` when absent (or ``force``), else the first
     free ``report-2.html``, ``report-3.html``, ... (an existing report is never overwritten
@@ -119,30 +160,56 @@ def report_target(folder: Path, *, force: bool = False) -> Path:
 
 
 def headline_numbers(df: pd.DataFrame) -> dict[str, str]:
-    """The few numbers ``mindscope runs`` shows per folder: best test AUROC (method, layer),
-    Bob-hard AUROC and gap recovered (quirky data), and the tuned lens's mean KL over layers
-    (per-position trajectory rows and the last layer left out). "Best" is
-    :func:`mindscope.metrics_catalog.best` (the report's rule, ties to the lowest layer)."""
+    """The few numbers ``mindscope runs`` shows per folder, each labelled with how it was
+    chosen: best test AUROC (method, layer: the best layer on the test split), the Bob-hard
+    AUROC and gap recovered of the reporters fitted on Alice-easy at the layer chosen on
+    validation data, with the random-direction null (the report's headline lines,
+    :func:`mindscope.report.sections.headline.bob_hard_lines`), and the tuned lens's mean KL
+    over layers (per-position trajectory rows and the last layer left out). A sweep's table
+    shows its final checkpoint. "Best" is :func:`mindscope.metrics_catalog.best` (the
+    report's rule, ties to the lowest layer)."""
     from mindscope.metrics_catalog import best
+    from mindscope.report.rows import aggregate_rows, final_step
+    from mindscope.report.sections.headline import bob_hard_lines
+    from mindscope.results import extras
 
     out: dict[str, str] = {}
     if df.empty:
         return out
+    df = final_step(df)
     auc = df[(df.metric == "auroc") & (df.layer >= 0) & ~df.method.isin(["random", "lm"])]
     test = auc[auc.split == "test"].dropna(subset=["value"])
     if len(test):
         r = best(test, "auroc")
-        out["best test auroc"] = f"{r.value:.3f} ({r.method} L{int(r.layer)}, n={int(r.n)})"
-    bob = auc[auc.split == "bob-hard"].dropna(subset=["value"])
-    if len(bob):
-        r = best(bob, "auroc")
-        out["bob-hard auroc"] = f"{r.value:.3f} ({r.method} L{int(r.layer)})"
-    gap = df[df.metric == "gap_recovered_best"].dropna(subset=["value"])
-    if len(gap):
-        r = best(gap, "gap_recovered_best")
-        out["gap recovered"] = f"{r.value:.2f} ({r.method})"
-    from mindscope.report.rows import aggregate_rows
-
+        out["best test auroc"] = (
+            f"{r.value:.3f} ({r.method} L{int(r.layer)}, best layer on the test split, "
+            f"n={int(r.n)})"
+        )
+    lines = bob_hard_lines(df)
+    for r in lines[lines.method != "random"].itertuples(index=False):
+        out[f"{r.eval} auroc, {r.method}"] = (
+            f"{r.auroc:.3f} (fitted on {r.train}, L{r.layer} chosen on validation, n={r.n}; "
+            f"random-direction p95 {r.null_p95:.3f}, p={r.p_value:.3f})"
+        )
+        if r.gap == r.gap:
+            out[f"{r.eval} gap recovered, {r.method}"] = (
+                f"{r.gap:.2f} (L{r.layer}; constant probe {r.gap_chance:.2f})"
+            )
+    if lines.empty:  # a table from before the validation choice: say what the number is
+        bob = auc[auc.split == "bob-hard"].dropna(subset=["value"])
+        ex = extras(bob)
+        bob = bob[[e.get("train") == "alice-easy" and e.get("labels", "truth") == "truth"
+                   for e in ex]]  # fmt: skip
+        if len(bob):
+            r = best(bob, "auroc")
+            out["bob-hard auroc"] = (
+                f"{r.value:.3f} ({r.method} L{int(r.layer)} fitted on alice-easy; best layer "
+                "on bob-hard itself: optimistic)"
+            )
+        gap = df[df.metric == "gap_recovered_best"].dropna(subset=["value"])
+        if len(gap):
+            r = best(gap, "gap_recovered_best")
+            out["gap recovered"] = f"{r.value:.2f} ({r.method}, oracle layer)"
     kl = df[(df.metric == "kl") & df.method.isin(["tuned_lens", "tuned"]) & (df.layer >= 0)]
     kl = aggregate_rows(kl)  # not a trajectory's per-position rows
     if len(kl) and kl.layer.nunique() > 1:

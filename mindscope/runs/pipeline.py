@@ -140,7 +140,8 @@ def run_pipeline(
         cfg: a run config (typically from :func:`mindscope.runs.load_config`).
         progress: show progress bars.
         load_model: replaces :func:`mindscope.load_model` (tests pass a tiny model).
-        threads: torch threads for the stages (default: torch's current setting).
+        threads: torch threads for the stages (default:
+            :func:`mindscope.threads.default_threads`, the free cores).
 
     Returns:
         The finished :class:`RunFolder`.
@@ -150,6 +151,9 @@ def run_pipeline(
     from mindscope.extras import require
 
     require("report", what="a run (it ends with report.html)")
+    from mindscope import threads as thread_policy
+
+    threads = thread_policy.resolve(threads)
 
     cfg = validate(cfg, Path.cwd(), check_data=False)  # load_config checked the data
     stages = run_stages(cfg)

@@ -169,6 +169,8 @@ def study(
     params = check_agent_params(kind, dict(agent_params or {}))
     name = world_class(world).name
     steps = int(steps or DEFAULT_STEPS.get(kind, 100_000))
+    if num_envs is not None and num_envs < 1:
+        raise SandboxError(f"num_envs must be at least 1, got {num_envs}")
     n = int(num_envs or DEFAULT_ENVS.get(kind, 16))
     kw = dict(world_kwargs or {})
     seeds = [int(s) for s in seeds]

@@ -326,6 +326,18 @@ def verify_training(
         raise TranscriptError(f"transcript config is not a valid {name!r} config: {exc}") from None
     optim: OptimConfig = config.optim
     max_steps = int(header["max_steps"])
+    bad = [k for k in segments or [] if not -n_seg <= k < n_seg]
+    if bad:
+        raise TranscriptError(
+            f"segment(s) {bad} do not exist: the transcript has segments 0..{n_seg - 1} "
+            f"(negative counts from the end)"
+        )
+    if q < 0 or n_random < 0:
+        raise TranscriptError(f"q and n_random must be >= 0, got {q}, {n_random}")
+    if tolerance is not None and not tolerance >= 0:
+        raise TranscriptError(f"tolerance must be >= 0, got {tolerance}")
+    if threads is not None and threads < 1:
+        raise TranscriptError(f"threads must be at least 1, got {threads}")
     trainer_threads = int(header["threads"])
     use_threads = trainer_threads if threads is None else threads
     exact_expected = use_threads == trainer_threads and header.get("machine") == machine_id()

@@ -15,7 +15,7 @@ import pandas as pd
 
 from mindscope.report import plot
 from mindscope.report.registry import register
-from mindscope.report.rows import is_transfer_cell, metric_names
+from mindscope.report.rows import final_step, is_transfer_cell, metric_names
 from mindscope.results import extras
 
 __all__ = ["TRANSFER_METRICS", "transfer_rows", "transfer_figures"]
@@ -27,6 +27,7 @@ TRANSFER_METRICS = frozenset({"transfer_auroc", "quirky_transfer_auroc"})
 def transfer_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Cells of the quirky transfer matrix, with ``train``/``eval`` columns from ``extra``, and
     the ``val_auroc`` rows (``eval == ""``) that choose the layer."""
+    df = final_step(df)
     m = metric_names(df)
     mask = m.isin(TRANSFER_METRICS) | (m.isin({"auroc", "auc"}) & is_transfer_cell(df))
     sub = df[mask].copy()
@@ -36,7 +37,7 @@ def transfer_rows(df: pd.DataFrame) -> pd.DataFrame:
     # cells scored against another label set than the truth (e.g. Bob's) are not the matrix
     truth = pd.Series([e.get("labels", "truth") == "truth" for e in ex], index=sub.index)
     cells = sub[(sub["train"] != "") & (sub["eval"] != "") & truth]
-    val = df[m == "val_auroc"].copy()
+    val = df[m.isin({"val_auroc", "auroc_selected"})].copy()
     if val.empty:
         return cells
     val["train"] = [str(e.get("train", "")) for e in extras(val)]
@@ -45,14 +46,27 @@ def transfer_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _pick_layer(grp: pd.DataFrame) -> tuple[int, str]:
-    """The layer one method's matrix is drawn at, and how it was chosen: the best mean
-    validation AUROC (``val_auroc`` rows: held-out training examples) when there are any;
-    else the layer with the most cells (ties: the lowest layer), never the test values."""
-    val = grp[metric_names(grp) == "val_auroc"]
-    if len(val):
+    """The layer one method's matrix is drawn at, and how it was chosen: the layer the
+    elicit stage chose on validation data for the headline (``auroc_selected`` rows; its rule
+    in their ``extra.selection``); else the best mean validation AUROC against the truth of
+    the reporters fitted on truthful (Alice) cells (``val_auroc`` rows); else the layer with
+    the most cells (ties: the lowest layer); never the test values."""
+    m = metric_names(grp)
+    sel = grp[m == "auroc_selected"]
+    if len(sel):
+        rule = str(extras(sel.iloc[:1])[0].get("selection", "chosen on validation data"))
+        return int(sel["layer"].iloc[0]), f"the headline's layer: {rule}"
+    val = grp[m == "val_auroc"]
+    ex = extras(val)
+    truthful = [str(e.get("labels", "")) == "truth" and str(e.get("train", "")).startswith(
+        "alice") for e in ex]  # fmt: skip
+    if any(truthful):
+        val = val[truthful]
         mean = val.groupby("layer")["value"].mean()
         best = mean[mean == mean.max()]
-        return int(best.index.min()), "best mean validation AUROC (held-out training examples)"
+        return int(best.index.min()), (
+            "best mean validation AUROC vs truth of the reporters fitted on Alice's cells"
+        )
     cells = grp.groupby("layer")["value"].size()
     best = cells[cells == cells.max()]
     return int(best.index.min()), "no validation split: the layer scored on most cells"
@@ -105,8 +119,11 @@ register(
     caption="AUROC against the truth of a reporter trained on one distribution (rows, with that "
     "persona's labels) and evaluated on another (columns), e.g. trained on Alice's easy "
     "questions and tested on Bob's hard ones. Each method's matrix is drawn at one layer, "
-    "chosen on a validation split (20% of each training cell held out), never on the test "
-    "cells shown; the subtitle says which. 'random' is the random-direction baseline.",
+    "never chosen on the test "
+    "cells shown: the layer of the headline's Bob-hard line, chosen on held-out training "
+    "examples scored against the truth (so the output layer, which reads each persona's "
+    "answer, cannot win trivially); the subtitle says which. 'random' is the random-direction "
+    "baseline. A sweep shows its final checkpoint.",
     select=transfer_rows,
     render=transfer_figures,
 )

@@ -18,6 +18,7 @@ __all__ = [
     "WORLDS",
     "make_world",
     "world_class",
+    "world_params",
     "AbsentSupervisor",
     "BoatRace",
     "RegisterTampering",
@@ -57,7 +58,36 @@ def world_class(name: str) -> type[World]:
 def make_world(name: str, num_envs: int = 1, **kwargs: Any) -> World:
     """Build ``num_envs`` environments of world ``name``; unknown keywords raise SandboxError."""
     cls = world_class(name)
+    known = world_params(name)
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise SandboxError(
+            f"unknown parameter(s) {', '.join(unknown)} for world {cls.name} "
+            f"(known: {', '.join(known) or 'none'})"
+        )
     try:
         return cls(num_envs, **kwargs)
     except TypeError as exc:
         raise SandboxError(f"bad parameters for world {cls.name}: {exc}") from None
+
+
+def world_params(name: str) -> list[str]:
+    """The keyword parameters world ``name`` accepts (``--world-param KEY=VALUE``), sorted."""
+    import inspect
+
+    cls = world_class(name)
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {
+            p.name
+            for p in params
+            if p.name not in ("self", "num_envs")
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        }
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return sorted(names)
