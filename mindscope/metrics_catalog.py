@@ -124,6 +124,7 @@ CATALOG: dict[str, MetricInfo] = dict(
         _m("monitor_fpr", "monitor false-positive rate", "lower"),
         _m("monitor_recall", "monitor recall", "higher"),
         _m("monitor_threshold", "monitor threshold", "none"),
+        _m("monitor_shift", "monitor shift-test p-value", "none"),
         _m("flag_jaccard", "Jaccard overlap of flags", "none"),
         _m("score_spearman", "Spearman correlation of scores", "none"),
         # rare events and triggers

@@ -245,6 +245,7 @@ def _cmd_triggers(args: argparse.Namespace) -> int:
         "search_width": args.search_width,
         "topk": args.topk,
         "init": args.init,
+        "validation": args.validation,
     }
     run_stage_to_folder("triggers", cfg, model=args.model, device=args.device, out=args.out)
     return 0
@@ -256,7 +257,9 @@ def register_triggers(audit_sub: Any) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--target", required=True, help="text the model should emit after the trigger")
     p.add_argument(
-        "--contexts", required=True, help="prompts: a text file (one per line) or pocket:N[:START]"
+        "--contexts",
+        default="pocket:16",
+        help="prompts: a text file (one per line) or pocket:N[:START] (default pocket:16)",
     )
     p.add_argument("--heldout", default=None, help="held-out contexts for REASR (same forms)")
     p.add_argument("--context-tokens", type=int, default=16, help="tokens kept per pocket context")
@@ -270,6 +273,12 @@ def register_triggers(audit_sub: Any) -> None:
     p.add_argument("--search-width", type=int, default=128)
     p.add_argument("--topk", type=int, default=64)
     p.add_argument("--init", default=" x", help="initial trigger text, repeated")
+    p.add_argument(
+        "--validation",
+        type=float,
+        default=0.25,
+        help="share of --contexts held out of the optimisation to stop on (default 0.25)",
+    )
     p.add_argument("--device", default=None)
     p.add_argument(
         "--out", default=None, help="output folder for results.parquet (must not exist or be empty)"
