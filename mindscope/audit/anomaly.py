@@ -180,11 +180,11 @@ def monitor_rows(
     for f in fprs:
         mon = Monitor(det, fpr=f)
         mon.calibrate(xt[:, i_cal])
-        tag = {"method": f"monitor:{det.method}@{f:g}"}
+        tag = f"monitor:{det.method}@{f:g}"
         sizes = {"n_fit": len(i_fit), "n_calibration": len(i_cal)}
         for split, x in (("trusted-heldout", xt[:, i_test]), ("clean", xc)):
             rows += [
-                dataclasses.replace(r, **tag)
+                dataclasses.replace(r, method=tag)
                 for r in mon.evaluate(
                     x, xa, warn=warn and split == "clean", split=split, extra=sizes, **common
                 )
@@ -192,7 +192,7 @@ def monitor_rows(
         if half >= min_calibration(f):
             re = Monitor(det, fpr=f).calibrate(xc[:, perm_c[:half]])
             rows += [
-                dataclasses.replace(r, **tag)
+                dataclasses.replace(r, method=tag)
                 for r in re.evaluate(
                     xc[:, perm_c[half:]],
                     xa,

@@ -355,7 +355,7 @@ def quirky_disagreement_rows(
     for rep in (LogisticReporter(), RandomReporter(seed=seed)):
         cred = rep.fit(x_fit, y).predict_proba(x_pool)  # [L, n_pool]
         for i, layer in enumerate(layers):
-            variants = [(rep.method, None)]
+            variants: list[tuple[str, Tensor | None]] = [(rep.method, None)]
             if anomaly is not None:
                 variants.append((f"{rep.method}+{detector}", anomaly))
             for name, an in variants:
