@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import mindscope as ms
 from mindscope.audit.disagree import quirky_disagreement_rows
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _record import write_figures  # noqa: E402
 
 
 def main() -> None:
@@ -46,8 +50,27 @@ def main() -> None:
         )
         out[f"seed{seed}"] = {"table": table, "best_combined": best, "curve": curves[best]}
         print(seed, best, table[best], flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    write_figures(args.out, headline(out), out, reps=len(out))
+
+
+def headline(out: dict) -> dict[str, tuple[float, str, str]]:  # type: ignore[type-arg]
+    """Per seed: the best layer's precision@50/@200 and average precision of each method."""
+    figs: dict[str, tuple[float, str, str]] = {}
+    for seed, d in out.items():
+        t = d["table"]
+        for method in ("lr", "lr+mahalanobis", "random", "random+mahalanobis", "mahalanobis"):
+            keys = [k for k in t if k.split("|")[0] == method]
+            best = max(keys, key=lambda k: t[k]["precision@200"])
+            m = method.replace("+", "_")
+            layer = best.split("|")[1]
+            for metric in ("precision@50", "precision@200", "average_precision"):
+                figs[f"{seed}_{m}_{metric.replace('@', '')}"] = (
+                    t[best][metric],
+                    "precision",
+                    f"{method}, layer {layer} (best precision@200)",
+                )
+        figs[f"{seed}_base_rate"] = (t[best]["base_rate"], "rate", "positives in the pool")
+    return figs
 
 
 if __name__ == "__main__":

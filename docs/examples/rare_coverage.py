@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +25,9 @@ import mindscope as ms
 from mindscope.audit.rare import exact_table
 from mindscope.audit.rare.distributions import from_spec
 from mindscope.audit.rare.validate import pick_targets, validate
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _record import write_figures  # noqa: E402
 
 DISTS = {
     "uniform0": {"tokens": "random:64", "seed": 0},
@@ -44,7 +48,7 @@ def main() -> None:
     args = ap.parse_args()
     h = ms.load_model("organism:pocket-lm")
     out_path = Path(args.out)
-    out = json.loads(out_path.read_text()) if out_path.is_file() else {}
+    out = json.loads(out_path.read_text()).get("details", {}) if out_path.is_file() else {}
     for name in args.dists.split(","):
         spec = DISTS[name]
         dist = from_spec(
@@ -85,8 +89,22 @@ def main() -> None:
             "repeats": args.repeats,
             "targets": res,
         }
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(out, indent=1) + "\n")
+        write_figures(out_path, headline(out), out, reps=args.repeats)
+
+
+def headline(out: dict) -> dict[str, tuple[float, str, str]]:  # type: ignore[type-arg]
+    """Per distribution (restarts, budget) and target decade: within 2x, coverage, flag rate,
+    coverage or flagged."""
+    figs: dict[str, tuple[float, str, str]] = {}
+    for key, d in out.items():
+        name, restarts, _ = key.split("|")
+        for tok, t in d["targets"].items():
+            decade = f"{t['truth']:.0e}".replace("-0", "m").replace("e", "e").replace("-", "m")
+            base = f"{name}_{restarts}_{decade}"
+            what = f"{name}, {restarts}, token {tok} (exact {t['truth']:.3g})"
+            for metric in ("within_2x", "coverage", "flag_rate", "coverage_or_flagged"):
+                figs[f"{base}_{metric}"] = (t[metric], "share", f"{metric}: {what}")
+    return figs
 
 
 if __name__ == "__main__":
