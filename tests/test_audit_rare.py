@@ -265,6 +265,8 @@ def test_search_finds_only_bad_inputs_and_seeds_the_sampler(
         estimate_rare(tiny, dist, bad, method="ce", budget=4096, seeds=torch.zeros(3))
     with pytest.raises(MindscopeError, match="minimum is 1024"):
         estimate_rare(tiny, dist, bad, method="ce", budget=512)
+    with pytest.raises(MindscopeError, match=r"restarts must be in \[1, 8\]"):
+        estimate_rare(tiny, dist, bad, method="ce", budget=1024, restarts=9)
 
 
 def test_validate_rows_summarise_the_repeats(

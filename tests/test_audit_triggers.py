@@ -178,6 +178,8 @@ def test_cli_triggers_and_rare(
     assert "not one" in capsys.readouterr().err
     assert main([*rare[:-2], "--method", "itgis", "--budget", "10"]) == 2
     assert "--budget: itgis needs at least 256" in capsys.readouterr().err
+    assert main([*rare[:-4], "--method", "ce", "--budget", "512"]) == 2
+    assert "--budget: ce needs at least 1024" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("trigger", "bad", "seed"), [(" <<prod>>", " FAIL", 1)])

@@ -361,6 +361,8 @@ def rare_stage(h: Any, cfg: RareConfig, *, seed: int = 0, **_: Any) -> StageOutp
         "n_hits": r.n_hits,
         "n_calls": r.n_calls,
         "temperature": r.temperature,
+        "trusted": r.trusted,
+        "untrusted_because": r.extra.get("trust", {}).get("reasons", []),
     }
     return StageOutput(to_frame(rows), info=info)
 

@@ -134,6 +134,9 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         f"{r['n_hits']} hits, {r['n_calls']} model calls"
         + (f", T {r['temperature']:.3g}" if r["temperature"] == r["temperature"] else "")
     )
+    if not r.get("trusted", True):
+        why = "; ".join(r.get("untrusted_because") or []) or "see the rows"
+        print(f"warning: this estimate is not trusted: {why}")
     return 0
 
 
