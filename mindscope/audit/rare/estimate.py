@@ -669,16 +669,24 @@ def ce(
     estimate is the importance-sampling mean with the mixture's density (multiple importance
     sampling, balance heuristic: unbiased). Adaptation samples are not reused.
 
+    **Known bad inputs.** Every distinct bad input seen while adapting or searching has an
+    exactly known probability: the estimate is their mass plus the importance-sampling
+    estimate of the rest (a final draw that hits a known input counts 0), unbiased given the
+    known set and never below a mass that is certainly bad.
+
     **Interval and trust.** The standard error is the largest of (a) the samples' own
     (stratified) standard error, (b) the spread of the ``restarts`` per-component estimates
-    (each unbiased on its own; Student-t over restarts), and (c) the variance implied by every
-    distinct bad input seen while adapting or searching, ``sum p(x)^2 / q_mix(x) - P^2 <=
-    Var[w 1{bad}]`` (a bad input the final proposal under-weights); the interval is
-    Wilson-type with that error, and never below the mass of the distinct bad inputs seen (a
-    hard lower bound). ``extra["trust"]`` holds the diagnostics and ``trusted`` is False when
-    the hits' effective sample size is below :data:`MIN_TRUST_ESS`, the restarts disagree
-    beyond their errors (chi-square test, p < 0.01), the known bad inputs imply an error over
-    twice the samples' own, or the known mass exceeds the sample estimate's upper bound.
+    (each unbiased on its own; Student-t over restarts), and (c) the error the known bad inputs
+    would add under the final proposal, ``sqrt((sum p(x)^2 / q_mix(x) - known^2) / n)`` (a
+    proposal that under-weights them likely under-weights their unseen neighbours); the
+    interval is Wilson-type with that error and never below the known mass. When every final
+    hit is a known input, its upper end is the known mass times ``(S + f0 + 1) / S`` (``S``
+    known inputs, ``f0`` Chao's estimate of the inputs no sampler found, from how many of the
+    restarts and the search found each one). ``trusted`` is False (``extra["trust"]["reasons"]``
+    says why) when the fresh hits' effective sample size is below :data:`MIN_TRUST_ESS`, the
+    restarts disagree beyond their errors (chi-square test, p < 0.01), the known inputs' error
+    (c) is over twice the others, or, with only known inputs hit, fewer than 10 final draws
+    were bad or the capture-recapture coverage is below 0.9.
 
     ``seeds [k, n_positions]``: inputs found by a search that start every run's proposal (half
     its mass on their tokens); ``search`` > 0 spends that fraction of the budget on
