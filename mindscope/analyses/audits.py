@@ -285,6 +285,10 @@ class RareConfig(StageConfig):
         default=None,
         description="``ce`` only: share of the budget spent searching for bad inputs first.",
     )
+    restarts: int | None = Field(
+        default=None,
+        description="``ce`` only: independent adaptations mixed into the final proposal (null: 4).",
+    )
 
     def check(self, ctx: CheckContext, where: str) -> RareConfig:
         """A bad output, a known method and weighting, rates in range."""
@@ -309,6 +313,8 @@ class RareConfig(StageConfig):
             raise c.fail(ctx, f"{where}.threshold", f"must be in (0, 1), got {c.threshold}")
         if c.search is not None and (c.method != "ce" or not 0 < c.search < 1):
             raise c.fail(ctx, f"{where}.search", "a share in (0, 1), with method ce only")
+        if c.restarts is not None and (c.method != "ce" or c.restarts < 1):
+            raise c.fail(ctx, f"{where}.restarts", "an int >= 1, with method ce only")
         return c
 
 
@@ -337,6 +343,8 @@ def rare_stage(h: Any, cfg: RareConfig, *, seed: int = 0, **_: Any) -> StageOutp
     toks: list[str | int] = [int(t) if t.strip().isdigit() else t for t in cfg.bad.split("|") if t]
     bad = bad_output(h, toks, threshold=cfg.threshold)
     options: dict[str, Any] = {"search": cfg.search} if cfg.search else {}
+    if cfg.restarts is not None:
+        options["restarts"] = cfg.restarts
     r = estimate_rare(
         h,
         dist,

@@ -123,6 +123,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         "confidence": args.confidence,
         "temperature": args.temperature,
         "search": args.search or None,
+        "restarts": args.restarts,
     }
     _, res = run_stage_to_folder(
         "rare", cfg, model=args.model, device=args.device, seed=args.seed, out=args.out
@@ -202,6 +203,12 @@ def register_rare(audit_sub: Any) -> None:
         default=0.0,
         help="ce only: fraction of the budget spent searching for bad inputs that start the "
         "proposal (default 0: none)",
+    )
+    p.add_argument(
+        "--restarts",
+        type=int,
+        default=None,
+        help="ce only: independent adaptations mixed into the final proposal (default 4)",
     )
     p.add_argument("--budget", type=int, default=2**14, help="model calls (default 16384)")
     p.add_argument("--seed", type=int, default=0)
