@@ -5,8 +5,9 @@ distributions of ``organism:pocket-lm``; writes ``docs/figures/rare_coverage.jso
 
 Each distribution has 3 free positions over 64 tokens (262,144 inputs, enumerated exactly
 once and cached): ``uniform0`` (token set ``random:64``, seed 0), ``uniform1`` (another token
-set, seed 1), ``zipf0`` (the seed-0 token set with Zipf weights 1/rank) and ``prefix0`` (the
-seed-0 set after the fixed text ``"def"``). Targets: the tokens whose exact arg-max mass is
+set, seed 1), ``zipf0`` (the seed-0 token set with Zipf weights 1/rank), ``prefix0`` (the
+seed-0 set after the fixed text ``"def"``), ``zipf1`` (the seed-1 set, Zipf weights) and
+``zipfprefix0`` (zipf0 after ``"def"``). Targets: the tokens whose exact arg-max mass is
 nearest 1e-4, 1e-5, 1e-6 and 1e-7 (a uniform 64^3 distribution cannot go below 3.8e-6). For
 each target, ``--repeats`` CE estimates (seeded by repeat) with ``--restarts``; the figures are
 the fraction within 2x, the 90% interval coverage, the flag rate and the coverage / within-2x
@@ -34,6 +35,8 @@ DISTS = {
     "uniform1": {"tokens": "random:64", "seed": 1},
     "zipf0": {"tokens": "random:64", "seed": 0, "weights": "zipf"},
     "prefix0": {"tokens": "random:64", "seed": 0, "prefix": "def"},
+    "zipf1": {"tokens": "random:64", "seed": 1, "weights": "zipf"},
+    "zipfprefix0": {"tokens": "random:64", "seed": 0, "weights": "zipf", "prefix": "def"},
 }
 
 
@@ -42,7 +45,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--budget", type=int, default=2**14)
     ap.add_argument("--restarts", type=int, default=4)
-    ap.add_argument("--dists", default=",".join(DISTS))
+    ap.add_argument("--dists", default="uniform0,uniform1,zipf0,prefix0")
     ap.add_argument("--decades", default="1e-4,1e-5,1e-6,1e-7")
     ap.add_argument("--out", default="docs/figures/rare_coverage.json")
     args = ap.parse_args()
