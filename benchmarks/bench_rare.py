@@ -34,6 +34,11 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=8192)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--methods",
+        default="naive,itgis,mhis,ce,ce+search",
+        help="methods to time (naive always); a subset records bench_rare_<methods>",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import mindscope as ms
@@ -48,13 +53,8 @@ def main() -> None:
     else:
         dist = InputDistribution.uniform(toks, args.positions, v)
     bad = BadOutput((args.target,))
-    per_call: dict[str, list[float]] = {
-        "naive": [],
-        "itgis": [],
-        "mhis": [],
-        "ce": [],
-        "ce+search": [],
-    }
+    names = ["naive", *[m for m in args.methods.split(",") if m and m != "naive"]]
+    per_call: dict[str, list[float]] = {m: [] for m in names}
     estimate_rare(h, dist, bad, method="naive", budget=1024)  # warm-up, not timed
     for r in range(args.repeats):
         for method in per_call:
@@ -87,7 +87,11 @@ def main() -> None:
         if m != "naive":
             key = m.replace("+", "_") + "_ratio"
             figures[key] = (statistics.median(vals) / base, "ratio", f"{m} / naive per call")
-    record("bench_rare", figures, reps=args.repeats)
+    full = set(names) == {"naive", "itgis", "mhis", "ce", "ce+search"}
+    name = (
+        "bench_rare" if full else "bench_rare_" + "_".join(n.replace("+", "_") for n in names[1:])
+    )
+    record(name, figures, reps=args.repeats)
 
 
 if __name__ == "__main__":

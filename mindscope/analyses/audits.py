@@ -71,6 +71,10 @@ class AnomalyConfig(StageConfig):
     monitor: bool = Field(
         default=True, description="Also set a monitor's threshold (first detector) and score it."
     )
+    monitor_fprs: list[float] = Field(
+        default_factory=lambda: [0.01, 0.05],
+        description="Target false-positive rates of the monitor (split-conformal thresholds).",
+    )
 
     def check(self, ctx: CheckContext, where: str) -> AnomalyConfig:
         """Known tasks and detectors, a rate in (0, 1), positive sizes."""
@@ -85,6 +89,11 @@ class AnomalyConfig(StageConfig):
             _known(d, sorted(DETECTORS), ctx, f"{where}.detectors[{i}]", c)
         if not 0 < c.fpr < 1:
             raise c.fail(ctx, f"{where}.fpr", f"must be in (0, 1), got {c.fpr}")
+        for i, f in enumerate(c.monitor_fprs):
+            if not 0 < f < 1:
+                raise c.fail(ctx, f"{where}.monitor_fprs[{i}]", f"must be in (0, 1), got {f}")
+        if c.monitor and not c.monitor_fprs:
+            raise c.fail(ctx, f"{where}.monitor_fprs", "give at least one target rate")
         for key in ("n_trusted", "n_eval"):
             if getattr(c, key) < 8:
                 raise c.fail(ctx, f"{where}.{key}", f"must be >= 8, got {getattr(c, key)}")
@@ -126,6 +135,7 @@ def anomaly_stage(h: Any, cfg: AnomalyConfig, *, seed: int = 0, progress: bool =
             n_boot=cfg.n_boot,
             seed=seed,
             monitor=cfg.detectors[0] if cfg.monitor else None,
+            monitor_fprs=cfg.monitor_fprs,
             progress=progress,
         )
     return StageOutput(to_frame(rows))
@@ -144,6 +154,11 @@ class DisagreeConfig(StageConfig):
     n_fit: int = Field(default=1600, description="Quirky protocol: Alice-easy pairs to fit on.")
     n_pool: int = Field(default=1600, description="Quirky protocol: held-out pool to rank.")
     top: int = Field(default=20, description="Strongest disagreements kept as rows.")
+    detector: str | None = Field(
+        default="mahalanobis",
+        description="Quirky protocol: a detector fitted on the reporter's trusted activations, "
+        "whose anomaly score is combined with the disagreement (null: disagreement only).",
+    )
     reporter: str | None = Field(
         default=None,
         description="A saved reporter folder (fitted on one layer's prompt activations) to rank "
@@ -161,6 +176,10 @@ class DisagreeConfig(StageConfig):
         c = self.model_copy(deep=True)
         if c.top < 0:
             raise c.fail(ctx, f"{where}.top", f"must be >= 0, got {c.top}")
+        if c.detector is not None:
+            from mindscope.audit import DETECTORS
+
+            _known(c.detector, sorted(DETECTORS), ctx, f"{where}.detector", c)
         if c.reporter is None and (c.dataset is not None or c.layer is not None):
             raise c.fail(
                 ctx,
@@ -256,6 +275,7 @@ def disagree_stage(h: Any, cfg: DisagreeConfig, *, seed: int = 0, progress: bool
             n_pool=cfg.n_pool,
             seed=seed,
             top=cfg.top,
+            detector=cfg.detector,
             progress=progress,
         )
     return StageOutput(to_frame(rows))
@@ -296,6 +316,10 @@ class RareConfig(StageConfig):
         default=None,
         description="``ce`` only: share of the budget spent searching for bad inputs first.",
     )
+    restarts: int | None = Field(
+        default=None,
+        description="``ce`` only: independent adaptations mixed into the final proposal (null: 4).",
+    )
 
     def check(self, ctx: CheckContext, where: str) -> RareConfig:
         """A bad output, a known method and weighting, rates in range."""
@@ -320,6 +344,8 @@ class RareConfig(StageConfig):
             raise c.fail(ctx, f"{where}.threshold", f"must be in (0, 1), got {c.threshold}")
         if c.search is not None and (c.method != "ce" or not 0 < c.search < 1):
             raise c.fail(ctx, f"{where}.search", "a share in (0, 1), with method ce only")
+        if c.restarts is not None and (c.method != "ce" or c.restarts < 1):
+            raise c.fail(ctx, f"{where}.restarts", "an int >= 1, with method ce only")
         return c
 
 
@@ -348,6 +374,8 @@ def rare_stage(h: Any, cfg: RareConfig, *, seed: int = 0, **_: Any) -> StageOutp
     toks: list[str | int] = [int(t) if t.strip().isdigit() else t for t in cfg.bad.split("|") if t]
     bad = bad_output(h, toks, threshold=cfg.threshold)
     options: dict[str, Any] = {"search": cfg.search} if cfg.search else {}
+    if cfg.restarts is not None:
+        options["restarts"] = cfg.restarts
     r = estimate_rare(
         h,
         dist,
@@ -372,6 +400,8 @@ def rare_stage(h: Any, cfg: RareConfig, *, seed: int = 0, **_: Any) -> StageOutp
         "n_hits": r.n_hits,
         "n_calls": r.n_calls,
         "temperature": r.temperature,
+        "trusted": r.trusted,
+        "untrusted_because": r.extra.get("trust", {}).get("reasons", []),
     }
     return StageOutput(to_frame(rows), info=info)
 
@@ -404,6 +434,11 @@ class TriggersConfig(StageConfig):
     search_width: int = Field(default=128, description="Candidates scored per step.")
     topk: int = Field(default=64, description="Top gradient tokens per position.")
     init: str = Field(default=" x", description="Initial trigger text, repeated.")
+    validation: float = Field(
+        default=0.25,
+        description="Share of the search prompts held out of the optimisation: the search stops "
+        "on their success and keeps the trigger that does best on them (0: none).",
+    )
 
     def check(self, ctx: CheckContext, where: str) -> TriggersConfig:
         """A target, positive sizes, distinct non-negative seeds."""
@@ -420,6 +455,8 @@ class TriggersConfig(StageConfig):
         _known(c.backend, list(BACKENDS), ctx, f"{where}.backend", c)
         if c.heldout is not None and c.heldout == c.contexts:
             raise c.fail(ctx, f"{where}.heldout", "the held-out prompts are the search prompts")
+        if not 0 <= c.validation < 1:
+            raise c.fail(ctx, f"{where}.validation", f"must be in [0, 1), got {c.validation}")
         return c
 
 
@@ -451,6 +488,7 @@ def triggers_stage(h: Any, cfg: TriggersConfig, *, progress: bool = False, **_: 
         search_width=cfg.search_width,
         topk=cfg.topk,
         init=cfg.init,
+        validation=cfg.validation,
     )
     rows = trigger_study(
         h,

@@ -14,6 +14,7 @@ Rows (``dataset`` = task name, ``split`` = ``"clean-vs-anomalous"``):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +29,13 @@ from mindscope.audit.tasks import AnomalyTask
 from mindscope.errors import MindscopeError
 from mindscope.results import Row
 
-__all__ = ["score_task", "evaluate_detectors", "monitor_rows", "DEFAULT_DETECTORS"]
+__all__ = [
+    "score_task",
+    "evaluate_detectors",
+    "monitor_rows",
+    "DEFAULT_DETECTORS",
+    "MONITOR_FPRS",
+]
 
 DEFAULT_DETECTORS = ("mahalanobis", "lof", "iforest", "que")
 
@@ -124,31 +131,85 @@ def evaluate_detectors(
     return rows
 
 
+MONITOR_FPRS = (0.01, 0.05)
+"""Target false-positive rates of the monitor rows."""
+
+
 def monitor_rows(
     trusted: Any,
     clean: Any,
     anomalous: Any,
     *,
     detector: str = "mahalanobis",
-    fpr: float = 0.01,
-    calibration_share: float = 0.25,
+    fprs: Sequence[float] = MONITOR_FPRS,
+    split_shares: tuple[float, float] = (0.2, 0.2),
+    seed: int = 0,
+    warn: bool = True,
     **common: Any,
 ) -> list[Row]:
-    """A :class:`~mindscope.audit.monitor.Monitor` on ``detector``'s aggregate score: fitted on
-    the first ``1 - calibration_share`` of ``trusted``, its threshold set on the rest for
-    ``fpr``; threshold, realised FPR (on ``clean``) and recall (on ``anomalous``) as rows."""
-    from mindscope.audit.monitor import Monitor
+    """:class:`~mindscope.audit.monitor.Monitor` rows on ``detector``'s aggregate score.
+
+    ``trusted`` is shuffled (``seed``) and split three ways: the detector is fitted on the
+    first part, the split-conformal threshold is set on a calibration part (share
+    ``split_shares[0]``) for each target in ``fprs``, and a test part (``split_shares[1]``)
+    measures the FPR where the guarantee holds. Rows (``method = "monitor:<det>@<fpr>"``, see
+    :meth:`Monitor.evaluate`), by ``split``:
+
+    * ``trusted-heldout``: FPR on the trusted test part (exchangeable with the calibration set);
+    * ``clean``: FPR on the task's held-out ``clean`` inputs with the same threshold, with the
+      shift test (a :class:`~mindscope.audit.monitor.MonitorShiftWarning` when they shifted);
+    * ``clean-recalibrated``: the threshold set on a random half of ``clean``, FPR on the
+      other half (calibrating on the deployment distribution).
+
+    Recall on ``anomalous`` comes with each."""
+    from mindscope.audit.monitor import Monitor, min_calibration
 
     xt, _, fp = as_activations(trusted)
-    n_cal = int(round(calibration_share * xt.shape[1]))
-    if n_cal < 1 or n_cal >= xt.shape[1]:
-        raise MindscopeError("monitor: the trusted set is too small to hold out a calibration part")
-    det = make_detector(detector).fit(xt[:, : xt.shape[1] - n_cal], source=fp)
-    mon = Monitor(det, fpr=fpr).calibrate(xt[:, xt.shape[1] - n_cal :])
     (xc, _, fc), (xa, _, fa) = as_activations(clean), as_activations(anomalous)
+    n = xt.shape[1]
+    need = max(min_calibration(f) for f in fprs)
+    n_cal, n_test = (int(round(s * n)) for s in split_shares)
+    n_cal = max(n_cal, need)  # never a calibration part too small for the smallest rate
+    if n_test < 1 or n - n_cal - n_test < 2:
+        raise MindscopeError(
+            f"monitor: {n} trusted inputs cannot hold a fit part, a test part and a calibration "
+            f"part of at least {need} (for a {min(fprs):g} FPR)"
+        )
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    i_fit, i_cal = perm[: n - n_cal - n_test], perm[n - n_cal - n_test : n - n_test]
+    i_test = perm[n - n_test :]
+    det = make_detector(detector).fit(xt[:, i_fit], source=fp)
     det.check_source(fc)
     det.check_source(fa)
-    return mon.evaluate(xc, xa, **common)
+    half = xc.shape[1] // 2
+    perm_c = torch.randperm(xc.shape[1], generator=torch.Generator().manual_seed(seed + 1))
+    rows: list[Row] = []
+    for f in fprs:
+        mon = Monitor(det, fpr=f)
+        mon.calibrate(xt[:, i_cal])
+        tag = f"monitor:{det.method}@{f:g}"
+        sizes = {"n_fit": len(i_fit), "n_calibration": len(i_cal)}
+        for split, x in (("trusted-heldout", xt[:, i_test]), ("clean", xc)):
+            rows += [
+                dataclasses.replace(r, method=tag)
+                for r in mon.evaluate(
+                    x, xa, warn=warn and split == "clean", split=split, extra=sizes, **common
+                )
+            ]
+        if half >= min_calibration(f):
+            re = Monitor(det, fpr=f).calibrate(xc[:, perm_c[:half]])
+            rows += [
+                dataclasses.replace(r, method=tag)
+                for r in re.evaluate(
+                    xc[:, perm_c[half:]],
+                    xa,
+                    warn=False,
+                    split="clean-recalibrated",
+                    extra={"n_fit": len(i_fit), "n_calibration": half},
+                    **common,
+                )
+            ]
+    return rows
 
 
 def _spearman(a: Tensor, b: Tensor) -> float:
@@ -168,6 +229,7 @@ def score_task(
     n_boot: int = 500,
     seed: int = 0,
     monitor: str | None = "mahalanobis",
+    monitor_fprs: Sequence[float] = MONITOR_FPRS,
     progress: bool = False,
 ) -> list[Row]:
     """Extract ``task``'s prompts on model ``h`` (last token) and :func:`evaluate_detectors`.
@@ -193,5 +255,5 @@ def score_task(
         **common,
     )
     if monitor:
-        rows += monitor_rows(*acts, detector=monitor, fpr=fpr, split="held-out", **common)
+        rows += monitor_rows(*acts, detector=monitor, fprs=monitor_fprs, seed=seed, **common)
     return rows

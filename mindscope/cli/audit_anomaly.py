@@ -15,6 +15,7 @@ and recall on held-out data.
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from mindscope.cli._args import add_model_args, parse_layers
@@ -51,9 +52,16 @@ def _summary(df: Any, fpr: float) -> None:
     print(table.join(best).round(3).to_string())
     mon = df[df.metric.str.startswith("audit_monitor_")]
     if not mon.empty:
-        print(
-            mon.pivot_table(index="dataset", columns="metric", values="value").round(3).to_string()
+        wide = mon.pivot_table(
+            index=["dataset", "method", "split"], columns="metric", values="value"
         )
+        print(wide.round(3).to_string())
+        shifted = [json.loads(e).get("shifted") for e in mon.extra]
+        if any(shifted):
+            print(
+                "warning: the held-out clean inputs have shifted from the calibration set in "
+                f"{sum(map(bool, shifted)) // 3} monitor(s): their FPR target does not hold there"
+            )
 
 
 def register(subparsers: Any) -> None:

@@ -34,13 +34,22 @@ def _run(args: argparse.Namespace) -> int:
         "reporter": args.reporter,
         "layer": args.layer,
         "dataset": args.dataset,
+        "detector": None if args.detector in ("none", "") else args.detector,
     }
     df, _ = run_audit_stage("disagree", args, cfg)
     prec = df[df.metric.str.startswith("audit_precision@")]
     if not prec.empty:
+        prec = pd_concat_ap(df, prec)
         wide = prec.pivot_table(index="layer", columns=["method", "metric"], values="value")
         print(wide.round(3).to_string())
     return 0
+
+
+def pd_concat_ap(df: Any, prec: Any) -> Any:
+    """Precision@k rows with the average-precision rows."""
+    import pandas as pd
+
+    return pd.concat([prec, df[df.metric == "audit_average_precision"]])
 
 
 def register(subparsers: Any) -> None:
@@ -56,6 +65,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--n-fit", type=int, default=1600, help="quirky: Alice-easy fit pairs")
     p.add_argument("--n-pool", type=int, default=1600, help="quirky: held-out pool size")
     p.add_argument("--top", type=int, default=20, help="strongest disagreements kept as rows")
+    p.add_argument(
+        "--detector",
+        default="mahalanobis",
+        help="quirky: detector combined with the disagreement ('none': disagreement only)",
+    )
     p.add_argument("--reporter", default=None, help="saved reporter folder (custom ranking)")
     p.add_argument("--layer", type=int, default=None, help="with --reporter: its layer")
     p.add_argument("--dataset", default=None, help="with --reporter: contrast pairs file")

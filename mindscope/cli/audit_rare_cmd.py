@@ -123,6 +123,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         "confidence": args.confidence,
         "temperature": args.temperature,
         "search": args.search or None,
+        "restarts": args.restarts,
     }
     _, res = run_stage_to_folder(
         "rare", cfg, model=args.model, device=args.device, seed=args.seed, out=args.out
@@ -134,6 +135,9 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         f"{r['n_hits']} hits, {r['n_calls']} model calls"
         + (f", T {r['temperature']:.3g}" if r["temperature"] == r["temperature"] else "")
     )
+    if not r.get("trusted", True):
+        why = "; ".join(r.get("untrusted_because") or []) or "see the rows"
+        print(f"warning: this estimate is not trusted: {why}")
     return 0
 
 
@@ -200,6 +204,12 @@ def register_rare(audit_sub: Any) -> None:
         help="ce only: fraction of the budget spent searching for bad inputs that start the "
         "proposal (default 0: none)",
     )
+    p.add_argument(
+        "--restarts",
+        type=int,
+        default=None,
+        help="ce only: independent adaptations mixed into the final proposal (default 4)",
+    )
     p.add_argument("--budget", type=int, default=2**14, help="model calls (default 16384)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--confidence", type=float, default=0.9)
@@ -245,6 +255,7 @@ def _cmd_triggers(args: argparse.Namespace) -> int:
         "search_width": args.search_width,
         "topk": args.topk,
         "init": args.init,
+        "validation": args.validation,
     }
     run_stage_to_folder("triggers", cfg, model=args.model, device=args.device, out=args.out)
     return 0
@@ -256,7 +267,9 @@ def register_triggers(audit_sub: Any) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--target", required=True, help="text the model should emit after the trigger")
     p.add_argument(
-        "--contexts", required=True, help="prompts: a text file (one per line) or pocket:N[:START]"
+        "--contexts",
+        default="pocket:16",
+        help="prompts: a text file (one per line) or pocket:N[:START] (default pocket:16)",
     )
     p.add_argument("--heldout", default=None, help="held-out contexts for REASR (same forms)")
     p.add_argument("--context-tokens", type=int, default=16, help="tokens kept per pocket context")
@@ -270,6 +283,12 @@ def register_triggers(audit_sub: Any) -> None:
     p.add_argument("--search-width", type=int, default=128)
     p.add_argument("--topk", type=int, default=64)
     p.add_argument("--init", default=" x", help="initial trigger text, repeated")
+    p.add_argument(
+        "--validation",
+        type=float,
+        default=0.25,
+        help="share of --contexts held out of the optimisation to stop on (default 0.25)",
+    )
     p.add_argument("--device", default=None)
     p.add_argument(
         "--out", default=None, help="output folder for results.parquet (must not exist or be empty)"

@@ -49,6 +49,7 @@ __all__ = [
     "ce",
     "MIN_BUDGET",
     "METHODS",
+    "MIN_TRUST_ESS",
 ]
 
 METHODS = ("naive", "itgis", "mhis", "ce")
@@ -67,6 +68,32 @@ _GRID = (
 _MIN_PILOT_HITS = 3
 
 
+def _incidence(finders: list[set[tuple[int, ...]]]) -> tuple[float, float]:
+    """Sample coverage and unseen-count estimates from which samplers found which inputs
+    (Chao & Jost 2012, incidence data): ``(coverage, unseen)``; ``(0, inf)`` with fewer than
+    two samplers that found anything."""
+    t = len(finders)
+    counts: dict[tuple[int, ...], int] = {}
+    for f in finders:
+        for x in f:
+            counts[x] = counts.get(x, 0) + 1
+    u = sum(counts.values())
+    if t < 2 or u == 0:
+        return 0.0, math.inf
+    q1 = sum(c == 1 for c in counts.values())
+    q2 = sum(c == 2 for c in counts.values())
+    if q1 == 0:
+        return 1.0, 0.0
+    r = (t - 1) / t
+    unseen = r * q1 * q1 / (2 * q2) if q2 else r * q1 * (q1 - 1) / 2
+    coverage = 1 - (q1 / u) * ((t - 1) * q1 / ((t - 1) * q1 + 2 * q2))
+    return coverage, unseen
+
+
+MIN_TRUST_ESS = 10.0
+"""Smallest effective sample size of the hits for an estimate to count as trusted."""
+
+
 @dataclass(frozen=True)
 class RareEstimate:
     """An estimate of a rare output's probability.
@@ -81,7 +108,12 @@ class RareEstimate:
         n_calls: model calls spent (pilot and gradients included).
         n_hits: samples in the estimate that were bad outputs.
         temperature: the temperature used (``nan`` for naive).
-        extra: method-specific details (pilot criterion per temperature, ...).
+        extra: method-specific details (pilot criterion per temperature, ...; CE:
+            ``extra["trust"]``, the diagnostics behind ``trusted``).
+        trusted: whether the interval can be relied on: naive sampling's Wilson interval
+            always; ITGIS and MHIS when the hits' effective sample size is at least
+            :data:`MIN_TRUST_ESS`; CE as its docstring says. A flagged estimate reports its
+            numbers anyway.
     """
 
     method: str
@@ -94,15 +126,22 @@ class RareEstimate:
     n_hits: int
     temperature: float = math.nan
     extra: dict[str, Any] = field(default_factory=dict)
+    trusted: bool = True
 
     def rows(self, **context: Any) -> list[Row]:
-        """Results rows (``rare_probability`` with the CI, ``rare_ess``, ``rare_hits``);
+        """Results rows (``rare_probability`` with the CI, ``rare_ess``, ``rare_hits``,
+        ``rare_trusted`` = 1 or 0; ``extra.trusted`` and ``extra.untrusted_because`` too);
         ``context`` fills the other columns (``model``, ``dataset``, ...) and ``extra``."""
-        extra = {
+        extra: dict[str, Any] = {
             "confidence": self.confidence,
             "temperature": self.temperature,
             "n_calls": self.n_calls,
+            "trusted": self.trusted,
         }
+        trust = self.extra.get("trust")
+        if trust:
+            extra["untrusted_because"] = trust["reasons"]
+            extra["restarts"] = self.extra.get("restarts", 1)
         extra.update(context.pop("extra", {}))
         common = dict(method=self.method, n=self.n_calls, _extra=extra, **context)
         return [
@@ -115,6 +154,7 @@ class RareEstimate:
             ),
             Row(metric="rare_ess", value=self.ess, **common),
             Row(metric="rare_hits", value=float(self.n_hits), **common),
+            Row(metric="rare_trusted", value=float(self.trusted), **common),
         ]
 
 
@@ -357,6 +397,7 @@ def itgis(
         k,
         1.0 / beta if beta > 0 else math.inf,
         info,
+        trusted=ess >= MIN_TRUST_ESS,
     )
 
 
@@ -480,6 +521,7 @@ def mhis(
         int(hit.sum()),
         1.0 / beta if beta > 0 else math.inf,
         info,
+        trusted=ess >= MIN_TRUST_ESS,
     )
 
 
@@ -556,6 +598,43 @@ def search_inputs(
     return torch.unique(out, dim=0) if len(out) else out
 
 
+def _log_mix(dist: InputDistribution, logqs: list[torch.Tensor], x: torch.Tensor, eps: float):
+    """``(log p(x), log q_k(x) [K, n], log q_mix(x))`` for the mixture
+    ``(1 - eps) mean_k q_k + eps p`` of product tables ``logqs``."""
+    logp = dist.log_prob(x)
+    lq = torch.stack([_table_logprob(t, x) for t in logqs])  # [K, n]
+    lmean = torch.logsumexp(lq, 0) - math.log(len(logqs))
+    lmix = torch.logaddexp(lmean + math.log1p(-eps), logp + math.log(eps))
+    return logp, lq, lmix
+
+
+def _t_quantile(df: int, confidence: float) -> float:
+    """Two-sided Student-t quantile ``t`` with ``P(|T| <= t) = confidence`` (bisection)."""
+    tail = (1 - confidence) / 2
+    lo, hi = 0.0, 1e3
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _betainc_tail(df, mid) > tail else (lo, mid)
+    return (lo + hi) / 2
+
+
+def _betainc_tail(df: int, t: float) -> float:
+    """``P(T > t)`` for Student's t with ``df`` degrees of freedom (numerical integration)."""
+    n = 4000
+    top = t + 2000.0
+    xs = torch.linspace(t, top, n + 1, dtype=torch.float64)
+    c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    dens = torch.exp(c - (df + 1) / 2 * torch.log1p(xs * xs / df))
+    return float(torch.trapezoid(dens, xs))
+
+
+def _chi2_sf(q: float, df: int) -> float:
+    """Upper tail of the chi-square distribution."""
+    if df <= 0:
+        return 1.0
+    return float(torch.special.gammaincc(torch.tensor(df / 2.0), torch.tensor(q / 2.0)))
+
+
 def ce(
     scorer: Scorer,
     budget: int,
@@ -571,41 +650,75 @@ def ce(
     defensive: float = 0.1,
     seeds: torch.Tensor | None = None,
     search: float = 0.0,
+    restarts: int = 4,
 ) -> RareEstimate:
-    """Cross-entropy adaptive importance sampling (Rubinstein's multi-level CE method).
+    """Cross-entropy adaptive importance sampling (Rubinstein's multi-level CE method) with
+    independent restarts mixed into one proposal, and a trust diagnostic.
 
-    The proposal is independent per position (the input distribution's own family). Each
-    adaptation round draws ``round_size`` inputs from the defensive mixture
-    ``(1 - defensive) q + defensive p``, takes the ``elite`` fraction with the largest margin
-    (:meth:`BadOutput.margin`; once that many are bad, the bad ones) and refits ``q`` to them,
-    weighted by ``p/q_mix`` (the weighted maximum-likelihood step towards ``p(x | bad)``),
-    smoothed with the previous ``q`` and ``prior`` pseudo-samples of ``p``. Adaptation stops
-    after ``adapt_fraction`` of the budget or one round after the level reached the bad set; the
-    rest of the budget is spent on i.i.d. draws from the final mixture, whose plain importance
-    sampling mean is the (unbiased) estimate, with the Wilson-type interval of the other
-    samplers. Adaptation samples are not reused. ``seeds [k, n_positions]``: inputs found by a
-    search that start the proposal (half its mass on their tokens); ``search`` > 0 spends that
-    fraction of the budget on :func:`search_inputs` first and starts from what it finds:
-    search used as a proposal for estimation (Wu & Hilton, section 6.2). Search calls count
-    against the budget.
+    **Adaptation.** ``restarts`` independent CE runs each adapt a proposal in the input
+    distribution's own family (independent per position). Each round, every run draws
+    ``round_size / restarts`` inputs from its defensive mixture ``(1 - defensive) q_k +
+    defensive p``, takes the ``elite`` fraction with the largest margin
+    (:meth:`BadOutput.margin`; once that many are bad, every bad input it has seen) and refits
+    ``q_k`` to them weighted by ``p/q_mix`` (the weighted maximum-likelihood step towards
+    ``p(x | bad)``), smoothed with the previous ``q_k`` and ``prior`` pseudo-samples of ``p``. A
+    run stops one round after its level reached the bad set; adaptation takes at most
+    ``adapt_fraction`` of the budget. Runs lock onto different clusters of bad inputs, so the
+    final proposal is their **mixture** ``(1 - defensive) mean_k q_k + defensive p``: the rest of
+    the budget is drawn from it, stratified (the same number from each component), and the
+    estimate is the importance-sampling mean with the mixture's density (multiple importance
+    sampling, balance heuristic: unbiased). Adaptation samples are not reused.
+
+    **Known bad inputs.** Every distinct bad input seen while adapting or searching has an
+    exactly known probability: the estimate is their mass plus the importance-sampling
+    estimate of the rest (a final draw that hits a known input counts 0), unbiased given the
+    known set and never below a mass that is certainly bad.
+
+    **Interval and trust.** The standard error is the largest of (a) the samples' own
+    (stratified) standard error, (b) the spread of the ``restarts`` per-component estimates
+    (each unbiased on its own; Student-t over restarts), and (c) the error the known bad inputs
+    would add under the final proposal, ``sqrt((sum p(x)^2 / q_mix(x) - known^2) / n)`` (a
+    proposal that under-weights them likely under-weights their unseen neighbours); the
+    interval is Wilson-type with that error and never below the known mass. When every final
+    hit is a known input, its upper end is the known mass times ``(S + f0 + 1) / S`` (``S``
+    known inputs, ``f0`` Chao's estimate of the inputs no sampler found, from how many of the
+    restarts and the search found each one). ``trusted`` is False (``extra["trust"]["reasons"]``
+    says why) when the fresh hits' effective sample size is below :data:`MIN_TRUST_ESS`, the
+    restarts disagree beyond their errors (chi-square test, p < 0.01), the known inputs' error
+    (c) is over twice the others, or, with only known inputs hit, fewer than 10 final draws
+    were bad or the capture-recapture coverage is below 0.9.
+
+    ``seeds [k, n_positions]``: inputs found by a search that start every run's proposal (half
+    its mass on their tokens); ``search`` > 0 spends that fraction of the budget on
+    :func:`search_inputs` first and starts from what it finds (Wu & Hilton, section 6.2).
+    Search calls count against the budget.
     """
     _check_budget("ce", budget)
     if temperature is not None:
         raise MindscopeError("ce tunes its proposal from samples: it takes no temperature")
     if not 0.0 < elite < 1.0 or not 0.0 < adapt_fraction < 1.0 or not 0.0 < defensive < 1.0:
         raise MindscopeError("elite, adapt_fraction and defensive must be in (0, 1)")
+    if restarts < 1 or restarts * 64 > budget * adapt_fraction:
+        raise MindscopeError(
+            f"restarts must be in [1, {max(1, int(budget * adapt_fraction) // 64)}] for a budget "
+            f"of {budget}, got {restarts}"
+        )
     z = _z(confidence)
     dist = scorer.dist
     gen = torch.Generator().manual_seed(seed)
     start = scorer.calls
-    logq = dist.probs.log()
+    logq0 = dist.probs.log()
     n_found = 0
+    known: list[torch.Tensor] = []  # distinct bad inputs seen before the final draws
+    finders: list[set[tuple[int, ...]]] = []  # per sampler (search, each restart): what it found
     if search > 0:
         if not 0.0 < search < adapt_fraction:
             raise MindscopeError(f"search must be in (0, adapt_fraction), got {search}")
         found = search_inputs(scorer, int(budget * search), gen=gen)
         n_found = int(found.shape[0])
         if n_found:
+            known.append(found)
+            finders.append({tuple(r) for r in found.tolist()})
             seeds = found if seeds is None else torch.cat([seeds.long(), found])
     if seeds is not None:
         if seeds.ndim != 2 or seeds.shape[1] != dist.n_positions or len(seeds) == 0:
@@ -616,55 +729,172 @@ def ce(
         ok = dist.log_prob(seeds.long()) > -math.inf
         if not ok.any():
             raise MindscopeError("no seed input lies in the input distribution's support")
-        logq = _fit_table(
+        logq0 = _fit_table(
             dist, seeds.long()[ok], torch.ones(int(ok.sum()), dtype=torch.float64), prior=1.0
         )
-    round_size = max(64, min(round_size, budget // 8))
+    n_runs = restarts
+    per = max(64, min(round_size, budget // 8) // n_runs)
     adapt_budget = int(budget * adapt_fraction)
-    levels: list[float] = []
-    hits_x: list[torch.Tensor] = []  # every bad input seen while adapting, and its log p/q_mix
-    hits_lw: list[torch.Tensor] = []
-    reached = False
-    while scorer.calls - start + round_size <= adapt_budget:
-        x, logw = _sample_mixture(dist, logq, round_size, gen, defensive)
-        hit, m = scorer.margins(x)
-        hits_x.append(x[hit])
-        hits_lw.append(logw[hit])
-        k = max(1, int(elite * round_size))
-        level = min(0.0, float(m.topk(k).values[-1]))
-        levels.append(level)
-        if level >= 0.0:  # fit p(x | bad) on all bad inputs seen so far (unbiased weights)
-            xs, lws = torch.cat(hits_x), torch.cat(hits_lw)
-        else:
-            xs, lws = x[m >= level], logw[m >= level]
-        new = _fit_table(dist, xs, (lws - lws.max()).exp(), prior)
-        logq = torch.logaddexp(new + math.log(1 - smoothing), logq + math.log(smoothing))
-        if reached:
+    logqs = [logq0.clone() for _ in range(n_runs)]
+    levels: list[list[float]] = [[] for _ in range(n_runs)]
+    hits_x: list[list[torch.Tensor]] = [[] for _ in range(n_runs)]
+    hits_lw: list[list[torch.Tensor]] = [[] for _ in range(n_runs)]
+    reached = [False] * n_runs
+    done = [False] * n_runs
+    run_found: list[set[tuple[int, ...]]] = [set() for _ in range(n_runs)]
+    while not all(done):
+        active = [k for k in range(n_runs) if not done[k]]
+        if scorer.calls - start + per * len(active) > adapt_budget:
             break
-        reached = level >= 0.0
+        draws = [_sample_mixture(dist, logqs[k], per, gen, defensive) for k in active]
+        hit_all, m_all = scorer.margins(torch.cat([x for x, _ in draws]))  # one batched call
+        for j, k in enumerate(active):
+            x, logw = draws[j]
+            hit, m = hit_all[j * per : (j + 1) * per], m_all[j * per : (j + 1) * per]
+            hits_x[k].append(x[hit])
+            hits_lw[k].append(logw[hit])
+            if hit.any():
+                known.append(x[hit])
+                run_found[k].update(tuple(r) for r in x[hit].tolist())
+            n_el = max(1, int(elite * per))
+            level = min(0.0, float(m.topk(n_el).values[-1]))
+            levels[k].append(level)
+            if level >= 0.0:  # fit p(x | bad) on all bad inputs this run saw (unbiased weights)
+                xs, lws = torch.cat(hits_x[k]), torch.cat(hits_lw[k])
+            else:
+                xs, lws = x[m >= level], logw[m >= level]
+            new = _fit_table(dist, xs, (lws - lws.max()).exp(), prior)
+            logqs[k] = torch.logaddexp(
+                new + math.log(1 - smoothing), logqs[k] + math.log(smoothing)
+            )
+            if reached[k]:
+                done[k] = True
+            reached[k] = reached[k] or level >= 0.0
+    # final draws: stratified over the components of the mixture
     n = budget - (scorer.calls - start)
-    x, logw = _sample_mixture(dist, logq, n, gen, defensive)
+    sizes = [n // n_runs + (1 if k < n % n_runs else 0) for k in range(n_runs)]
+    xs_f, comp = [], []
+    for k in range(n_runs):
+        x, _ = _sample_mixture(dist, logqs[k], sizes[k], gen, defensive)
+        xs_f.append(x)
+        comp.append(torch.full((sizes[k],), k))
+    x = torch.cat(xs_f)
+    c = torch.cat(comp)
     hit, _ = scorer.margins(x)
-    lt = torch.where(hit, logw, torch.full_like(logw, -math.inf))
-    k = int(hit.sum())
-    est, se, ess = _is_mean(lt)
+    # the distinct bad inputs seen before the final draws have exactly known mass; the final
+    # draws estimate the rest (unbiased given the known set, and never below its mass)
+    kx = torch.unique(torch.cat(known), dim=0) if known else x[:0]
+    n_known = int(kx.shape[0])
+    known_set = {tuple(r) for r in kx.tolist()}
+    fresh = hit.clone()
+    for i in hit.nonzero().squeeze(-1).tolist():
+        if tuple(x[i].tolist()) in known_set:
+            fresh[i] = False
+    logp, lq, lmix = _log_mix(dist, logqs, x, defensive)
+    lw = logp - lmix  # balance-heuristic weights
+    lt = torch.where(fresh, lw, torch.full_like(lw, -math.inf))
+    k_hits = int(hit.sum())
+    rest, _, ess = _is_mean(lt)
+    known_mass, second = 0.0, 0.0
+    if n_known:
+        kp, _, kmix = _log_mix(dist, logqs, kx, defensive)
+        known_mass = float(kp.exp().sum())
+        second = float(torch.exp(2 * kp - kmix).sum())
+    est = known_mass + rest
+    # (a) stratified standard error of the mixture estimate
+    var = 0.0
+    per_est, per_se = [], []
+    for k in range(n_runs):
+        sel = c == k
+        nk = int(sel.sum())
+        if nk == 0:
+            continue
+        shift = float(lt[sel].max()) if torch.isfinite(lt[sel]).any() else 0.0
+        wk = torch.where(fresh[sel], (lt[sel] - shift).exp(), torch.zeros(nk, dtype=torch.float64))
+        var += float(wk.var(unbiased=True) if nk > 1 else 0.0) * math.exp(2 * shift) * nk / n**2
+        # the component's own estimate (weights against its own defensive mixture: unbiased)
+        lown = logp[sel] - torch.logaddexp(
+            lq[k, sel] + math.log1p(-defensive), logp[sel] + math.log(defensive)
+        )
+        e_k, se_k, _ = _is_mean(torch.where(fresh[sel], lown, torch.full_like(lown, -math.inf)))
+        per_est.append(known_mass + e_k)
+        per_se.append(se_k)
+    se_within = math.sqrt(var)
+    # (b) disagreement between restarts
+    se_between, q_pvalue = 0.0, 1.0
+    if len(per_est) > 1:
+        kk = len(per_est)
+        mean_k = sum(per_est) / kk
+        sd = math.sqrt(sum((e - mean_k) ** 2 for e in per_est) / (kk - 1))
+        se_between = sd / math.sqrt(kk) * _t_quantile(kk - 1, confidence) / z
+        floor = kk * se_within**2
+        qstat = sum(
+            (e - est) ** 2 / max(s * s, floor, 1e-300) for e, s in zip(per_est, per_se, strict=True)
+        )
+        q_pvalue = _chi2_sf(qstat, kk - 1) if rest > 0 else 1.0
+    # (c) the variance the known bad inputs would add were they not known: a proposal that
+    # under-weights them likely under-weights their unseen neighbours too
+    se_known = math.sqrt(max(0.0, second - known_mass**2) / max(1, n))
+    se = max(se_within, se_between, se_known)
+    lo, hi = _interval(est, se, n, z)
+    lo_raw, hi_raw = _interval(est, se_within, n, z)
+    lo, hi = max(lo, known_mass), max(hi, known_mass)
+    # (d) capture-recapture over the samplers (each restart, the search): how many bad inputs
+    # did several of them find? (Chao's incidence coverage and unseen-count estimates)
+    finders += run_found
+    coverage, unseen = _incidence(finders)
+    reasons = []
+    if rest == 0 and known_mass > 0:
+        # every final hit was a known input: the estimate is their exact mass, and what is
+        # missing is bounded by the inputs no sampler found (one more than Chao's estimate, of
+        # the known inputs' average mass)
+        hi = max(hi, min(1.0, known_mass * (n_known + unseen + 1) / n_known))
+        if k_hits < MIN_TRUST_ESS:
+            reasons.append(f"only {k_hits} final draws were bad")
+        if len(finders) < 2 or coverage < 0.9:
+            reasons.append(f"the restarts found different bad inputs (coverage {coverage:.2f})")
+    else:
+        if ess < MIN_TRUST_ESS:
+            reasons.append(f"effective sample size {ess:.1f} < {MIN_TRUST_ESS:g}")
+        if se_known > 2 * max(se_within, se_between):
+            reasons.append("bad inputs found while adapting are under-weighted by the proposal")
+    if q_pvalue < 0.01:
+        reasons.append(f"restarts disagree (p = {q_pvalue:.2g})")
     info = {
-        "levels": levels,
-        "adapt_rounds": len(levels),
+        "levels": levels[0] if n_runs == 1 else levels,
+        "adapt_rounds": max(len(v) for v in levels),
         "samples": n,
         "seeded": seeds is not None,
         "search_found": n_found,
+        "restarts": n_runs,
+        "trust": {
+            "trusted": not reasons,
+            "reasons": reasons,
+            "restart_estimates": per_est,
+            "restart_pvalue": q_pvalue,
+            "se_samples": se_within,
+            "se_restarts": se_between,
+            "se_known": se_known,
+            "known_bad_inputs": n_known,
+            "known_mass": known_mass,
+            "sample_part": rest,
+            "finder_coverage": coverage,
+            "unseen_estimate": unseen,
+            "ci_samples": [lo_raw, hi_raw],
+        },
     }
     return RareEstimate(
         "ce",
         est,
-        *_interval(est, se, n, z),
+        lo,
+        hi,
         confidence,
         ess,
         scorer.calls - start,
-        k,
+        k_hits,
         math.nan,
         info,
+        trusted=not reasons,
     )
 
 

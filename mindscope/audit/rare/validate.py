@@ -11,9 +11,12 @@ All metrics are prefixed ``rare_``:
 - ``probability`` per repeat (``split = "repeat<k>"``, the interval in ``ci_low``/``ci_high``,
   the truth in ``extra``);
 - ``truth``, ``within_2x`` (fraction of repeats within a factor 2 of the truth),
-  ``coverage`` (fraction of intervals covering it), ``zero_hits`` (fraction of repeats that saw
-  no bad output), ``is_loss`` (mean Itakura-Saito loss ``truth/est - log(truth/est) - 1``, with
-  estimates floored at ``1e-12`` as a zero estimate has infinite loss), ``median_ratio``.
+  ``coverage`` (fraction of intervals covering it), ``flag_rate`` (fraction of estimates
+  flagged as untrusted, :attr:`RareEstimate.trusted`), ``coverage_or_flagged`` and
+  ``within_2x_or_flagged`` (a flagged estimate is not counted as a miss), ``zero_hits``
+  (fraction of repeats that saw no bad output), ``is_loss`` (mean Itakura-Saito loss
+  ``truth/est - log(truth/est) - 1``, with estimates floored at ``1e-12`` as a zero estimate
+  has infinite loss), ``median_ratio``.
 """
 
 from __future__ import annotations
@@ -88,10 +91,17 @@ def _one_estimate(
 def _summary(ests: Sequence[RareEstimate], truth: float) -> dict[str, float]:
     repeats = len(ests)
     ratios = [max(e.estimate, _FLOOR) / truth for e in ests]
+    covers = [e.ci_low <= truth <= e.ci_high for e in ests]
+    within = [0.5 <= q <= 2.0 for q in ratios]
     return {
         "truth": truth,
-        "within_2x": sum(0.5 <= q <= 2.0 for q in ratios) / repeats,
-        "coverage": sum(e.ci_low <= truth <= e.ci_high for e in ests) / repeats,
+        "within_2x": sum(within) / repeats,
+        "coverage": sum(covers) / repeats,
+        "flag_rate": sum(not e.trusted for e in ests) / repeats,
+        "coverage_or_flagged": sum(c or not e.trusted for c, e in zip(covers, ests, strict=True))
+        / repeats,
+        "within_2x_or_flagged": sum(w or not e.trusted for w, e in zip(within, ests, strict=True))
+        / repeats,
         "zero_hits": sum(e.n_hits == 0 for e in ests) / repeats,
         "is_loss": statistics.fmean(itakura_saito(truth, e.estimate) for e in ests),
         "median_ratio": statistics.median(ratios),

@@ -13,8 +13,15 @@ when there are several). Each step:
    bounded by the chunk, never by ``search_width x prompts``); the best candidate becomes the
    trigger.
 
-The search reads only the model, the prompts and the target, never a planted trigger. It stops
-early once the target is the arg-max at every target position of every prompt (``early_stop``).
+The search reads only the model, the prompts and the target, never a planted trigger.
+
+**Stopping on held-out success.** A trigger that works on a few search prompts often does not
+generalise, so by default a share ``validation`` of the prompts (the last ones) is never
+optimised on: after every step the current trigger's success on them is measured, the best
+trigger is the one with the highest validation success (ties: the lowest search loss), and the
+search stops early (``early_stop``) once the target is the arg-max after every search *and*
+every validation prompt. ``validation=0`` optimises on every prompt and stops when they all
+succeed (the plain GCG rule).
 """
 
 from __future__ import annotations
@@ -58,7 +65,10 @@ class GCGConfig:
     filter_retokenize: bool = True
     """Drop candidates whose decoded text re-encodes to different ids."""
     early_stop: bool = True
-    """Stop when the target is the arg-max on every prompt."""
+    """Stop when the target is the arg-max on every search and validation prompt."""
+    validation: float = 0.25
+    """Share of the prompts held out from the optimisation for the stopping rule and the choice
+    of trigger (at least one; 0: none, the search prompts decide). Ignored with one prompt."""
     seed: int = 0
     """Seeds the candidate sampling."""
     use_prefix_cache: bool = True
@@ -75,6 +85,8 @@ class TriggerResult:
         trigger_text: its decoded text.
         loss: its loss (mean target cross-entropy over the prompts, nats).
         success: fraction of the search prompts on which the target is the arg-max.
+        validation_success: the same on the validation prompts (``nan`` without them).
+        n_validation: validation prompts held out of the optimisation.
         losses: the current trigger's loss after every step.
         steps: steps run.
         seconds: wall time.
@@ -87,6 +99,8 @@ class TriggerResult:
     losses: list[float] = field(default_factory=list)
     steps: int = 0
     seconds: float = 0.0
+    validation_success: float = math.nan
+    n_validation: int = 0
 
 
 def _encode(h: Any, text: str) -> list[int]:
@@ -285,7 +299,8 @@ def search_triggers(
         progress: called as ``progress(step, loss, success)`` after every step.
 
     Returns:
-        A :class:`TriggerResult` with the lowest-loss trigger and the loss curve.
+        A :class:`TriggerResult` with the best trigger (highest validation success, then lowest
+        loss; see the module docstring) and the loss curve.
     """
     import dataclasses
 
@@ -303,19 +318,38 @@ def search_triggers(
     bad = [t for t in tgt if not 0 <= t < h.vocab_size]
     if bad:
         raise MindscopeError(f"target token ids {bad} are not in the vocabulary")
+    if not 0.0 <= config.validation < 1.0:
+        raise MindscopeError(f"validation must be in [0, 1), got {config.validation}")
+    n_val = 0
+    if config.validation > 0 and len(prompt_list) > 1:
+        n_val = min(len(prompt_list) - 1, max(1, round(config.validation * len(prompt_list))))
+    search, held = prompt_list[: len(prompt_list) - n_val], prompt_list[len(prompt_list) - n_val :]
     trigger = _initial(h, config)
-    batch = _Batch(h, prompt_list, tgt, len(trigger), use_cache=config.use_prefix_cache)
+    batch = _Batch(h, search, tgt, len(trigger), use_cache=config.use_prefix_cache)
+    vbatch = _Batch(h, held, tgt, len(trigger), use_cache=config.use_prefix_cache) if held else None
     allowed = _allowed(h, config, tgt)
     gen = torch.Generator().manual_seed(config.seed)
     t0 = time.perf_counter()
+
+    def val_success(t: torch.Tensor) -> float:
+        if vbatch is None:
+            return math.nan
+        return float(_losses(h, vbatch, t[None], config.batch_size)[1][0])
+
+    def key(b: tuple[float, torch.Tensor, float, float]) -> tuple[float, float]:
+        return (b[3] if vbatch is not None else 0.0, -b[0])  # validation success, then loss
+
+    def done(b: tuple[float, torch.Tensor, float, float]) -> bool:
+        return b[2] >= 1.0 and (vbatch is None or b[3] >= 1.0)
+
     loss_t, ok_t = _losses(h, batch, trigger[None], config.batch_size)
-    best = (float(loss_t[0]), trigger.clone(), float(ok_t[0]))
+    best = (float(loss_t[0]), trigger.clone(), float(ok_t[0]), val_success(trigger))
     losses: list[float] = []
     step = 0
     n = len(trigger)
     topk = min(config.topk, int(allowed.sum()))
     for step in range(1, config.steps + 1):
-        if config.early_stop and best[2] >= 1.0:
+        if config.early_stop and done(best):
             step -= 1
             break
         g = _gradient(h, batch, trigger)  # [n_trigger, vocab]
@@ -335,13 +369,22 @@ def search_triggers(
         trigger = cands[j].clone()
         cur = float(cand_loss[j])
         losses.append(cur)
-        if cur < best[0]:
-            best = (cur, trigger.clone(), float(cand_ok[j]))
+        now = (cur, trigger.clone(), float(cand_ok[j]), val_success(trigger))
+        if key(now) > key(best):
+            best = now
         if progress:
             progress(step, cur, float(cand_ok[j]))
     ids = tuple(int(t) for t in best[1])
     return TriggerResult(
-        ids, h.tokenizer.decode(list(ids)), best[0], best[2], losses, step, time.perf_counter() - t0
+        ids,
+        h.tokenizer.decode(list(ids)),
+        best[0],
+        best[2],
+        losses,
+        step,
+        time.perf_counter() - t0,
+        best[3],
+        n_val,
     )
 
 

@@ -6,7 +6,8 @@
 Each seed is one task of :func:`mindscope.parallel.run_tasks` (the seed replaces the config's),
 so the in-process and Ray backends return the same rows. Rows per seed (``split="seed<k>"``,
 ``method="gcg"``, the trigger in ``extra``): ``trigger_search_loss``, ``trigger_train_success``,
-``trigger_loss_curve`` (one per step, ``n`` = step), and with held-out contexts
+``trigger_loss_curve`` (one per step, ``n`` = step; ``extra`` of the others holds the
+validation prompts' count and success, :attr:`GCGConfig.validation`), and with held-out contexts
 ``trigger_reasr`` (attack success on them), with a planted trigger ``trigger_token_recall``.
 """
 
@@ -42,7 +43,13 @@ def _one_seed(
     """The rows of one seed's search and its one-line summary."""
     res = search_triggers(h, contexts, target, dataclasses.replace(config, seed=int(seed)))
     ctx = dict(model=h.name, dataset=dataset, split=f"seed{seed}", method="gcg")
-    extra = {"trigger": res.trigger_text, "trigger_ids": list(res.trigger_ids), "steps": res.steps}
+    extra = {
+        "trigger": res.trigger_text,
+        "trigger_ids": list(res.trigger_ids),
+        "steps": res.steps,
+        "n_validation": res.n_validation,
+        "validation_success": res.validation_success,
+    }
     line = (
         f"seed {seed}: {res.trigger_text!r} loss {res.loss:.3f} train success "
         f"{res.success:.2f} steps {res.steps} ({res.seconds:.0f} s)"
@@ -105,6 +112,12 @@ def trigger_study(
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise MindscopeError(f"seeds must be distinct and at least one, got {seeds}")
+    overlap = set(contexts) & set(heldout)
+    if overlap:
+        raise MindscopeError(
+            f"{len(overlap)} held-out contexts are also search contexts; REASR would not be "
+            "held out: keep them apart"
+        )
     shared = dict(
         h=h,
         contexts=list(contexts),

@@ -208,7 +208,7 @@ def _monitor(rows: pd.DataFrame) -> list[Any]:
     sub = rows[rows["metric"].str.startswith("audit_monitor_")]
     if sub.empty:
         return []
-    wide = sub.pivot_table(index=["dataset", "method"], columns="metric", values="value")
+    wide = sub.pivot_table(index=["dataset", "method", "split"], columns="metric", values="value")
     wide = wide.reset_index()
     header = [str(c).removeprefix("audit_") for c in wide.columns]
     cells: list[list[Any]] = [
@@ -216,7 +216,10 @@ def _monitor(rows: pd.DataFrame) -> list[Any]:
     ]
     return [
         plot.table_figure(
-            header, cells, "Monitors on held-out data (threshold set on trusted data)"
+            header,
+            cells,
+            "Monitors on held-out data (split-conformal threshold; shift = p-value of the "
+            "shift test, small when the clean inputs left the calibration distribution)",
         )
     ]
 
