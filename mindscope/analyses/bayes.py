@@ -184,7 +184,9 @@ def _regression(h: Any, cfg: BayesConfig, spec: dict[str, Any], seed: int) -> St
         }
         dd, dr = per[("dmmse", "dist")], per[("ridge", "dist")]
         share = dd / (dd + dr) if dd + dr > 0 else math.nan
-        rows.append(Row("ridge_share", share, "model", dataset=shift, n=cfg.n, _extra=extra))
+        rows.append(
+            Row("ridge_share", share, "model", dataset=shift, n=cfg.n, _extra={**extra, "k": "all"})
+        )
         curves[shift] = {
             f"{r.method}/{r.metric}": [
                 q.value for q in got if (q.method, q.metric) == (r.method, r.metric)

@@ -94,7 +94,7 @@ def dmmse(
     y: Tensor,
     *,
     log_weights: Tensor | None = None,
-    budget: int = 1 << 22,
+    budget: int = 1 << 20,
 ) -> Tensor:
     """Posterior mean of ``w`` under a finite task prior, after every prefix: ``[n, K, d]``.
 
@@ -116,30 +116,36 @@ def dmmse(
     m = tasks.shape[0]
     if m < 1:
         raise MindscopeError("the task pool is empty (M < 1)")
-    dtype = x.dtype if x.dtype.is_floating_point else torch.float32
+    dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
     tasks = tasks.to(device=x.device, dtype=dtype)
     lw = None if log_weights is None else log_weights.to(device=x.device, dtype=dtype)
-    chunk = max(1, min(m, budget // max(1, k * min(n, 256))))
+    # scaling x and y by 1/sqrt(2 s^2) makes the squared residual the negative log-likelihood
+    c = (2.0 * noise) ** -0.5
+    chunk = max(1, min(m, budget // max(1, k * min(n, 64))))
     rows = max(1, min(n, budget // max(1, k * chunk)))
     out = torch.empty(n, k, d, dtype=dtype, device=x.device)
     for r0 in range(0, n, rows):
-        xs, ys = x[r0 : r0 + rows].to(dtype), y[r0 : r0 + rows].to(dtype)  # [b, K, d], [b, K]
-        run_max = torch.full(ys.shape, -math.inf, dtype=dtype, device=x.device)  # [b, K]
-        run_sum = torch.zeros_like(run_max)
-        run_w = torch.zeros(*ys.shape, d, dtype=dtype, device=x.device)  # [b, K, d]
+        xs = x[r0 : r0 + rows].to(dtype) * c  # [b, K, d]
+        ys = y[r0 : r0 + rows].to(dtype)[..., None] * c  # [b, K, 1]
+        b = xs.shape[0]
+        run_min = torch.full((b, k, 1), math.inf, dtype=dtype, device=x.device)  # [b, K, 1]
+        run_sum = torch.zeros(b, k, 1, dtype=dtype, device=x.device)
+        run_w = torch.zeros(b, k, d, dtype=dtype, device=x.device)  # [b, K, d]
         for c0 in range(0, m, chunk):
             wc = tasks[c0 : c0 + chunk]  # [c, d]
-            resid = ys[..., None] - xs @ wc.T  # [b, K, c]
-            loglik = _exclusive_cumsum(resid.square_(), 1).mul_(-0.5 / noise)  # [b, K, c]
+            sq = (xs @ wc.T).sub_(ys).square_()  # [b, K, c] scaled squared residuals
+            nll = torch.empty_like(sq)
+            nll[:, 0] = 0.0
+            torch.cumsum(sq[:, :-1], 1, out=nll[:, 1:])  # [b, K, c] -log-lik of each prefix
             if lw is not None:
-                loglik += lw[c0 : c0 + chunk]
-            new_max = torch.maximum(run_max, loglik.amax(-1))
-            scale = torch.exp(run_max - new_max)  # [b, K]
-            p = torch.exp_(loglik - new_max[..., None])  # [b, K, c]
-            run_sum = run_sum * scale + p.sum(-1)
-            run_w = run_w * scale[..., None] + p @ wc  # [b, K, d]
-            run_max = new_max
-        out[r0 : r0 + rows] = run_w / run_sum[..., None]
+                nll.sub_(lw[c0 : c0 + chunk])
+            new_min = torch.minimum(run_min, nll.amin(-1, keepdim=True))  # [b, K, 1]
+            scale = torch.exp(new_min - run_min)  # [b, K, 1] (0 on the first chunk)
+            p = torch.sub(new_min, nll, out=nll).exp_()  # [b, K, c] likelihood ratios
+            run_sum.mul_(scale).add_(p.sum(-1, keepdim=True))
+            run_w.mul_(scale).add_(p @ wc)  # [b, K, d]
+            run_min = new_min
+        out[r0 : r0 + rows] = run_w / run_sum
     return out
 
 
@@ -183,7 +189,7 @@ class FiniteTaskPrior:
         tasks: ``[M, d]`` the pool.
         noise: the noise variance ``s^2`` the prior assumes (> 0).
         weights: ``[M]`` prior probabilities (default uniform).
-        budget: memory bound of :func:`dmmse` (elements per block).
+        budget: memory bound of :func:`dmmse` (elements per block; small blocks stay in cache).
     """
 
     def __init__(
@@ -191,7 +197,7 @@ class FiniteTaskPrior:
         tasks: Tensor,
         noise: float,
         weights: Tensor | None = None,
-        budget: int = 1 << 22,
+        budget: int = 1 << 20,
     ) -> None:
         if not isinstance(tasks, Tensor) or tasks.ndim != 2:
             raise MindscopeError("tasks must be a [M, d] tensor")

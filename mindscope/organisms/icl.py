@@ -86,13 +86,13 @@ class RegressionConfig(OrganismConfig):
     pool_seed: int = 0
     """Seed of the task pool (kept apart from ``seed`` so that seeds share a pool if wanted;
     the default config sets it to ``seed``)."""
-    d: int = 8
-    """``D``: input width."""
+    d: int = 4
+    """``D``: input width (8 learns too slowly for a CPU budget: see docs/bayes.md)."""
     k: int = 16
     """``K``: pairs per training sequence."""
     noise: float = 0.25
     """``s^2``: the noise variance."""
-    max_steps: int = 4000
+    max_steps: int = 1200
     """Optimiser steps."""
     batch_size: int = 64
     """Sequences per step."""
@@ -102,7 +102,7 @@ class RegressionConfig(OrganismConfig):
         )
     )
     """Model shape; ``max_len`` (64 = 32 pairs) leaves room for contexts longer than trained."""
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, warmup=200))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-3, warmup=100))
     """Optimiser settings."""
     eval_contexts: int = 512
     """Held-out contexts scored against dMMSE and ridge at every checkpoint."""
@@ -124,7 +124,7 @@ class HMMConfig(OrganismConfig):
     """Dirichlet concentration of the HMMs' rows (small: peaked, distinguishable processes)."""
     length: int = 32
     """Symbols per sequence."""
-    max_steps: int = 3000
+    max_steps: int = 1500
     """Optimiser steps."""
     batch_size: int = 64
     """Sequences per step."""
@@ -134,7 +134,7 @@ class HMMConfig(OrganismConfig):
         )
     )
     """Model shape."""
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, warmup=200))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-3, warmup=100))
     """Optimiser settings."""
     eval_sequences: int = 512
     """Held-out sequences scored against the Bayes predictive at every checkpoint."""
@@ -316,7 +316,7 @@ def regression_spec(n_tasks: int = DEFAULT_TASKS) -> OrganismSpec:
     name = "icl-regression" if n_tasks == DEFAULT_TASKS else f"icl-regression-m{n_tasks}"
     return OrganismSpec(
         name=name,
-        description=f"in-context linear regression, D=8, K=16, M={n_tasks} pretraining tasks",
+        description=f"in-context linear regression, D=4, K=16, M={n_tasks} pretraining tasks",
         make_config=lambda seed: RegressionConfig(seed=seed, pool_seed=seed, n_tasks=n_tasks),
         train=train_regression,
         make_task=regression_task,

@@ -53,6 +53,7 @@ def _registry() -> dict[str, OrganismSpec]:
 
 
 _SPECS: dict[str, OrganismSpec] = {}
+_VARIANTS: dict[str, OrganismSpec] = {}
 
 
 def _spec(name: str) -> OrganismSpec:
@@ -62,9 +63,10 @@ def _spec(name: str) -> OrganismSpec:
         from mindscope.organisms.icl import regression_spec, variant_tasks
 
         m = variant_tasks(name)
-        if m is not None and m >= 1:  # icl-regression-m<M>: any number of tasks
-            _SPECS[name] = regression_spec(m)
-            return _SPECS[name]
+        if m is not None:  # icl-regression-m<M>: any number of tasks (M >= 1)
+            if name not in _VARIANTS:
+                _VARIANTS[name] = regression_spec(m)
+            return _VARIANTS[name]
         raise ModelLoadError(
             f"unknown organism {name!r}; known organisms: {', '.join(sorted(_SPECS))}"
         )
@@ -72,9 +74,11 @@ def _spec(name: str) -> OrganismSpec:
 
 
 def organism_names() -> list[str]:
-    """Names of every organism in the zoo."""
+    """Names of every organism in the zoo (``icl-regression-m<M>`` variants: those shipped)."""
     _spec(next(iter(_SPECS), "quirky-arith"))
-    return sorted(_SPECS)
+    shipped = store.shipped_root("icl-regression").parent
+    variants = [p.name for p in shipped.glob("icl-regression-m*") if p.is_dir()]
+    return sorted([*_SPECS, *variants])
 
 
 def default_config(name: str, seed: int = 0) -> Any:
