@@ -7,6 +7,8 @@ import dataclasses
 import json
 from typing import Any
 
+from mindscope.cli._args import positive_int, threads
+
 __all__ = ["register"]
 
 
@@ -65,25 +67,23 @@ def register(subparsers: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from mindscope.errors import ConfigError
     from mindscope.organisms import default_config, train
 
+    positive_int(args.max_steps, "--max-steps")
+    threads(args.threads)
     if args.tasks is not None:
+        from mindscope.errors import MindscopeError
         from mindscope.organisms.icl import DEFAULT_TASKS, variant_tasks
 
         if args.name != "icl-regression" and variant_tasks(args.name) is None:
-            raise ConfigError(f"--tasks applies to icl-regression, not {args.name!r}")
+            raise MindscopeError(f"--tasks applies to icl-regression, not {args.name!r}")
         if args.tasks < 1:
-            raise ConfigError(f"--tasks: the number of tasks M must be >= 1, got {args.tasks}")
+            raise MindscopeError(f"--tasks: the number of tasks M must be >= 1, got {args.tasks}")
         args.name = "icl-regression" if args.tasks == DEFAULT_TASKS else f"icl-regression-m{args.tasks}"
     cfg = default_config(args.name, seed=args.seed)
     if args.max_steps is not None:
-        if args.max_steps < 1:
-            raise ConfigError(f"--max-steps must be >= 1, got {args.max_steps}")
         cfg = dataclasses.replace(cfg, max_steps=args.max_steps)
     if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
         cfg = dataclasses.replace(cfg, threads=args.threads)
     root = train(args.name, cfg, out=args.out, progress=not args.quiet)
     manifest = json.loads((root / "manifest.json").read_text())
