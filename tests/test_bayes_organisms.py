@@ -122,7 +122,7 @@ def test_hmm_organism_against_forward_algorithm(tiny_hmm: Path) -> None:
     assert set(df["dataset"]) == {"train", "heldout"}
     r2 = df[df["metric"] == "belief_r2"]
     assert sorted(set(r2["layer"])) == [0, 1, 2]
-    kl = df[(df["metric"] == "kl") & (df["method"] == "bayes")]["value"]
+    kl = df[(df["metric"] == "kl_next") & (df["method"] == "bayes")]["value"]
     assert (kl >= 0).all()
     assert "belief_simplex.json" in out.artefacts
 
@@ -154,3 +154,40 @@ def test_organism_train_tasks_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert "applies to icl-regression" in capsys.readouterr().err
     cfg = organisms.default_config("icl-regression-m37")
     assert cfg.n_tasks == 37 and organisms.info("icl-regression-m37")["data_spec"]["n_tasks"] == 37
+
+
+def test_report_section(tiny_regression: Path, tiny_hmm: Path) -> None:
+    from mindscope.report.registry import build_sections
+    from mindscope.results import stamp
+
+    frames = []
+    for root, name in ((tiny_regression, "reg"), (tiny_hmm, "hmm")):
+        spec = json.loads((root / "manifest.json").read_text())["info"]["data_spec"]
+        h = ms.load_model(str(root / "step12"))
+        frames.append(stamp(run_stage("bayes", h, {"spec": spec, "n": 32}).rows, h))
+    import pandas as pd
+
+    sections = {s.id: s for s in build_sections(pd.concat(frames, ignore_index=True))}
+    sec = sections["bayes"]
+    titles = [f.layout.title.text for f in sec.figures]
+    assert any(t.startswith("Error vs context length") for t in titles)
+    assert any(t.startswith("Next-token KL") for t in titles)
+    assert any(t.startswith("Belief-state probe") for t in titles)
+    assert sec.table is not None and len(sec.table)
+
+
+def test_sweep_across_checkpoints(tiny_regression: Path, tmp_path: Path) -> None:
+    """The bayes stage is a key of sweep configs: one row set per checkpoint."""
+    spec = json.loads((tiny_regression / "manifest.json").read_text())["info"]["data_spec"]
+    res = ms.sweep(
+        {
+            "series": {"source": "folder", "name": str(tiny_regression), "select": "all"},
+            "stages": {"bayes": {"spec": spec, "n": 32, "tasks": ["pool"]}},
+            "random_init": False,
+            "out": str(tmp_path / "sw"),
+        }
+    )
+    df = res.table
+    share = df[df["metric"] == "ridge_share"]
+    steps = json.loads((tiny_regression / "manifest.json").read_text())["revisions"]
+    assert sorted(share["step"]) == sorted(v["step"] for v in steps.values())

@@ -230,7 +230,7 @@ def _hmm(h: Any, cfg: BayesConfig, spec: dict[str, Any], seed: int) -> StageOutp
         for k in range(length):
             m, lo, hi = mean_ci(toward[:, k])
             rows.append(Row("toward_truth", m, "bayes", dataset=cond, ci_low=lo, ci_high=hi,
-                            n=cfg.n, _extra={**extra, "k": k}))
+                            n=cfg.n, _extra={**extra, "k": k, "pos": k}))
         m, lo, hi = mean_ci(toward.mean(1))
         rows.append(Row("toward_truth", m, "bayes", dataset=cond, ci_low=lo, ci_high=hi,
                         n=cfg.n, _extra={**extra, "k": "all"}))

@@ -2,7 +2,8 @@
 
 Each function returns :class:`mindscope.results.Row` objects (provenance empty, filled by the
 caller). The context length ``k`` (pairs seen before the prediction; tokens seen for an HMM)
-goes in ``extra.k``; ``extra.k == "all"`` rows average over the lengths given.
+goes in ``extra.k`` (and ``extra.pos``, which marks per-position rows for the report);
+``extra.k == "all"`` rows average over the lengths given.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def _rows(
             mean, lo, hi = mean_ci(vals[:, k])
             rows.append(
                 Row(name, mean, method, dataset=dataset, ci_low=lo, ci_high=hi, n=n,
-                    _extra={**extra, "k": k})
+                    _extra={**extra, "k": k, "pos": k})
             )
         mean, lo, hi = mean_ci(vals[:, list(ks)].mean(1))
         rows.append(
@@ -123,15 +124,15 @@ def hmm_scores(
         references: ``{name: [n, T, V]}`` e.g. ``bayes`` (the training mixture's predictive)
             and ``truth`` (the generating HMM's own predictive).
 
-    Returns rows ``<name>/kl`` per position ``k`` (tokens seen) and ``model/nll``-style
-    ``<name>/entropy`` (the reference's own entropy, the floor of the model's loss).
+    Returns rows ``<name>/kl_next`` per position ``k`` (tokens seen) and ``<name>/entropy``
+    (the reference's own entropy, the floor of the model's next-token loss).
     """
     from mindscope.bayes.hmm import kl_to_bayes
 
     ks = list(range(model_logprobs.shape[1])) if ks is None else list(ks)
     per_k: dict[str, Tensor] = {}
     for name, ref in references.items():
-        per_k[f"{name}/kl"] = kl_to_bayes(ref, model_logprobs)
+        per_k[f"{name}/kl_next"] = kl_to_bayes(ref, model_logprobs)
         p = ref.double()
         per_k[f"{name}/entropy"] = -(p * p.clamp_min(1e-300).log()).sum(-1)
     return _rows(per_k, dataset, extra or {}, ks)

@@ -106,5 +106,5 @@ def _summary(df: Any, kind: str) -> None:
                 sel = frame[(frame["method"] == method) & (frame["metric"] == metric)]
                 return float(sel["value"].iloc[0]) if len(sel) else float("nan")
 
-            print(f"{ds:<10}{v('bayes', 'kl'):>10.4f}{v('truth', 'kl'):>10.4f}"
+            print(f"{ds:<10}{v('bayes', 'kl_next'):>10.4f}{v('truth', 'kl_next'):>10.4f}"
                   f"{v('bayes', 'toward_truth'):>14.4f}{v('ridge', 'belief_r2_best'):>11.3f}")
