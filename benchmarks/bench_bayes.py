@@ -61,13 +61,24 @@ print(json.dumps({"seconds": sec, "peak_mb": (peak - base) / 1024}))
 """
 
 
-def _child(
-    method: str, n: int, m: int, threads: int, dump: Path, n_data: int
-) -> dict[str, float]:
+def _child(method: str, n: int, m: int, threads: int, dump: Path, n_data: int) -> dict[str, float]:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, method, str(n), str(m), str(threads), str(dump), str(n_data)],
-        check=True, capture_output=True, text=True, env=env,
+        [
+            sys.executable,
+            "-c",
+            _CHILD,
+            method,
+            str(n),
+            str(m),
+            str(threads),
+            str(dump),
+            str(n_data),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -102,7 +113,9 @@ def main() -> None:
     assert gap < 1e-3, f"mindscope and the NumPy loop disagree by {gap}"
     mem_by_m = {}
     for m in [int(v) for v in args.m_grid.split(",")]:
-        mem_by_m[m] = _child("mindscope", args.n_grid, m, args.threads, tmp / "bb_g.npy", args.n_grid)
+        mem_by_m[m] = _child(
+            "mindscope", args.n_grid, m, args.threads, tmp / "bb_g.npy", args.n_grid
+        )
     figures = {
         "mindscope_seconds": (statistics.median(ms_t), "s"),
         "numpy_loop_seconds_scaled": (statistics.median(np_t), "s"),
@@ -119,9 +132,13 @@ def main() -> None:
     }
     for k, (v, unit) in figures.items():
         print(f"{k:>28}: {v:.4g} {unit}")
-    record("bench_bayes", figures, reps=args.reps,
-           notes=f"NumPy loop timed on {args.n_loop} contexts, scaled to n; peak RSS over the "
-           "import baseline (ru_maxrss), one fresh process per measurement")
+    record(
+        "bench_bayes",
+        figures,
+        reps=args.reps,
+        notes=f"NumPy loop timed on {args.n_loop} contexts, scaled to n; peak RSS over the "
+        "import baseline (ru_maxrss), one fresh process per measurement",
+    )
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ def test_dmmse_equals_enumeration() -> None:
     for i, k in itertools.product(range(x.shape[0]), range(x.shape[1])):
         post = np.array(
             [
-                weights[m] * math.exp(-sum((yn[i, j] - xn[i, j] @ t[m]) ** 2 for j in range(k)) / (2 * s2))
+                weights[m]
+                * math.exp(-sum((yn[i, j] - xn[i, j] @ t[m]) ** 2 for j in range(k)) / (2 * s2))
                 for m in range(len(t))
             ]
         )
@@ -78,7 +79,10 @@ def test_ridge_equals_explicit_solve_and_monte_carlo() -> None:
         want = np.linalg.solve(xk.T @ xk + s2 * np.eye(2), xk.T @ yk)
         np.testing.assert_allclose(got[i, k], want, rtol=1e-9, atol=1e-12)
     # Monte Carlo posterior under a non-standard Gaussian prior, by importance weighting
-    mean, cov = torch.tensor([0.5, -1.0], dtype=torch.float64), torch.tensor([[2.0, 0.6], [0.6, 1.0]], dtype=torch.float64)
+    mean, cov = (
+        torch.tensor([0.5, -1.0], dtype=torch.float64),
+        torch.tensor([[2.0, 0.6], [0.6, 1.0]], dtype=torch.float64),
+    )
     got = ridge_posterior(x, y, s2, mean, cov)
     rng = np.random.default_rng(0)
     w = rng.multivariate_normal(mean.numpy(), cov.numpy(), size=400_000)  # [S, 2]
@@ -167,9 +171,15 @@ def test_misspecification_transforms() -> None:
     torch.testing.assert_close(r @ r.T, torch.eye(6, dtype=torch.float64), atol=1e-6, rtol=0)
     # exactly two eigenvalues leave 1, at exp(+-0.7i)
     ev = torch.linalg.eigvals(r)
-    assert torch.allclose(ev.angle().abs().sort().values[-2:], torch.tensor([0.7, 0.7], dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(
+        ev.angle().abs().sort().values[-2:],
+        torch.tensor([0.7, 0.7], dtype=torch.float64),
+        atol=1e-5,
+    )
     pts = spherical_cap(2000, 5, 0.4, gen, radius=2.0).double()
-    torch.testing.assert_close(pts.norm(dim=1), torch.full((2000,), 2.0, dtype=torch.float64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        pts.norm(dim=1), torch.full((2000,), 2.0, dtype=torch.float64), atol=1e-5, rtol=0
+    )
     centre = pts.mean(0) / pts.mean(0).norm()
     ang = torch.arccos((pts / 2.0 @ centre).clamp(-1, 1))
     assert 0.35 < ang.max() < 0.42  # (the empirical centre is within a few mrad of the pole)
@@ -210,11 +220,24 @@ def test_transition_point() -> None:
         (lambda: GaussianPrior(4, 0.0), "noise must be a positive"),
         (lambda: FiniteTaskPrior(torch.zeros(3, 2), -1.0), "noise must be a positive"),
         (lambda: dmmse(torch.zeros(3, 2), 0.25, torch.zeros(1, 2, 3), torch.zeros(1, 2)), "width"),
-        (lambda: HMM(torch.tensor([[0.5, 0.4], [0.5, 0.5]]), torch.eye(2), torch.tensor([0.5, 0.5])),
-         "transition matrix row 0 sums to 0.9"),
-        (lambda: HMM(torch.eye(2), torch.tensor([[0.5, 0.5], [1.0, 0.1]]), torch.tensor([0.5, 0.5])),
-         "emission matrix row 1"),
-        (lambda: sample_contexts(torch.zeros(2, 2), 3, 0.5, torch.Generator(), noise="student_t", df=2.0), "df > 2"),
+        (
+            lambda: HMM(
+                torch.tensor([[0.5, 0.4], [0.5, 0.5]]), torch.eye(2), torch.tensor([0.5, 0.5])
+            ),
+            "transition matrix row 0 sums to 0.9",
+        ),
+        (
+            lambda: HMM(
+                torch.eye(2), torch.tensor([[0.5, 0.5], [1.0, 0.1]]), torch.tensor([0.5, 0.5])
+            ),
+            "emission matrix row 1",
+        ),
+        (
+            lambda: sample_contexts(
+                torch.zeros(2, 2), 3, 0.5, torch.Generator(), noise="student_t", df=2.0
+            ),
+            "df > 2",
+        ),
     ],
 )
 def test_bad_input_is_one_line(call, message) -> None:

@@ -32,8 +32,15 @@ SHAPE = ModelShape(n_layers=2, d_model=32, n_heads=2, d_mlp=64, max_len=24)
 @pytest.fixture(scope="module")
 def tiny_regression(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg = RegressionConfig(
-        n_tasks=4, d=3, k=6, max_steps=12, batch_size=16, shape=SHAPE, threads=1,
-        eval_contexts=32, transcript_segments=0,
+        n_tasks=4,
+        d=3,
+        k=6,
+        max_steps=12,
+        batch_size=16,
+        shape=SHAPE,
+        threads=1,
+        eval_contexts=32,
+        transcript_segments=0,
     )
     root = tmp_path_factory.mktemp("icl") / "reg"
     return organisms.train("icl-regression-m4", cfg, out=root, progress=False)
@@ -42,8 +49,16 @@ def tiny_regression(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def tiny_hmm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg = HMMConfig(
-        n_hmms=2, n_states=2, n_symbols=3, length=12, max_steps=12, batch_size=16, shape=SHAPE,
-        threads=1, eval_sequences=32, transcript_segments=0,
+        n_hmms=2,
+        n_states=2,
+        n_symbols=3,
+        length=12,
+        max_steps=12,
+        batch_size=16,
+        shape=SHAPE,
+        threads=1,
+        eval_sequences=32,
+        transcript_segments=0,
     )
     root = tmp_path_factory.mktemp("icl") / "hmm"
     return organisms.train("icl-hmm", cfg, out=root, progress=False)
@@ -127,21 +142,39 @@ def test_hmm_organism_against_forward_algorithm(tiny_hmm: Path) -> None:
     assert "belief_simplex.json" in out.artefacts
 
 
-def test_bayes_cli(tiny_regression: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bayes_cli(
+    tiny_regression: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from mindscope.cli import main
 
     spec = json.loads((tiny_regression / "manifest.json").read_text())["info"]["data_spec"]
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     out = tmp_path / "out"
-    argv = ["bayes", "--model", str(tiny_regression / "step12"), "--spec", str(tmp_path / "spec.json"),
-            "--n", "32", "--tasks", "pool,scaled", "--noise", "student_t", "--out", str(out)]
+    argv = [
+        "bayes",
+        "--model",
+        str(tiny_regression / "step12"),
+        "--spec",
+        str(tmp_path / "spec.json"),
+        "--n",
+        "32",
+        "--tasks",
+        "pool,scaled",
+        "--noise",
+        "student_t",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "scaled" in text and "ridge share" in text
     assert (out / "results.parquet").is_file() and (out / "bayes_curves.json").is_file()
     assert main(argv) == 2  # refuses to overwrite
     assert "refusing to overwrite" in capsys.readouterr().err
-    assert main(["bayes", "--model", str(tiny_regression / "step12"), "--out", str(tmp_path / "o2")]) == 2
+    assert (
+        main(["bayes", "--model", str(tiny_regression / "step12"), "--out", str(tmp_path / "o2")])
+        == 2
+    )
     assert "data spec" in capsys.readouterr().err
 
 
@@ -161,7 +194,7 @@ def test_report_section(tiny_regression: Path, tiny_hmm: Path) -> None:
     from mindscope.results import stamp
 
     frames = []
-    for root, name in ((tiny_regression, "reg"), (tiny_hmm, "hmm")):
+    for root in (tiny_regression, tiny_hmm):
         spec = json.loads((root / "manifest.json").read_text())["info"]["data_spec"]
         h = ms.load_model(str(root / "step12"))
         frames.append(stamp(run_stage("bayes", h, {"spec": spec, "n": 32}).rows, h))
@@ -214,7 +247,10 @@ def test_shipped_small_m_learner_tracks_dmmse() -> None:
 def test_shipped_hmm_learner_is_near_bayes_and_linearly_holds_its_belief() -> None:
     h = ms.load_model("organism:icl-hmm")
     df = run_stage("bayes", h, {"n": 200, "hmms": ["train"]}).rows
-    kl_bayes, kl_truth = _avg(df, "train", "bayes", "kl_next"), _avg(df, "train", "truth", "kl_next")
+    kl_bayes, kl_truth = (
+        _avg(df, "train", "bayes", "kl_next"),
+        _avg(df, "train", "truth", "kl_next"),
+    )
     assert kl_bayes < 0.05 and kl_bayes < kl_truth  # it predicts like the posterior, not the truth
     r2 = df[df["metric"] == "belief_r2"].sort_values("layer")["value"].to_numpy()
     assert r2[-1] > 0.5 and r2[-1] > r2[0] + 0.3  # the belief is built up across layers

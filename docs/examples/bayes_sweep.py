@@ -13,11 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 OUT = Path(__file__).resolve().parents[1] / "figures" / "bayes_sweep.json"
+RAW = Path(__file__).resolve().parent / "bayes_sweep_raw.json"
+"""Every number of the sweep; OUT holds the quoted figures in the benchmarks' record format."""
 
 
 def _name(m: int) -> str:
@@ -72,7 +75,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--misspec", default="16,1024")
+    ap.add_argument("--flatten", action="store_true", help="only rewrite OUT from RAW")
     args = ap.parse_args()
+    if args.flatten:
+        flatten(json.loads(RAW.read_text()), " ".join(sys.argv))
+        return
     import torch
 
     torch.set_num_threads(1)
@@ -102,9 +109,16 @@ def main() -> None:
         finite = [v for v in stars if math.isfinite(v)]
         logs = [math.log2(v) for v in finite]
         mean = sum(logs) / len(logs) if logs else math.nan
-        sd = (sum((v - mean) ** 2 for v in logs) / (len(logs) - 1)) ** 0.5 if len(logs) > 1 else math.nan
-        half = 4.303 * sd / math.sqrt(len(logs)) if len(logs) == 3 else (
-            2.0 * sd / math.sqrt(len(logs)) if len(logs) > 1 else math.nan)
+        sd = (
+            (sum((v - mean) ** 2 for v in logs) / (len(logs) - 1)) ** 0.5
+            if len(logs) > 1
+            else math.nan
+        )
+        half = (
+            4.303 * sd / math.sqrt(len(logs))
+            if len(logs) == 3
+            else (2.0 * sd / math.sqrt(len(logs)) if len(logs) > 1 else math.nan)
+        )
         result[f"m_star_{ds}"] = {
             "per_seed": stars,
             "geo_mean": 2**mean if logs else math.nan,
@@ -113,7 +127,9 @@ def main() -> None:
     # across training (seed 0): early checkpoints may look like ridge and drift away
     revs = organisms.revisions(_name(ms_[0]))
     result["across_training"] = {
-        str(m): {r: _score(m, 0, r, 500)["gaussian"]["model/ridge_share"] for r in revs if r != "step0"}
+        str(m): {
+            r: _score(m, 0, r, 500)["gaussian"]["model/ridge_share"] for r in revs if r != "step0"
+        }
         for m in ms_
     }
     # misspecified tests
@@ -128,8 +144,74 @@ def main() -> None:
         str(m): {t: _score(m, 0, None, args.n, **c) for t, c in tests.items()}
         for m in [int(v) for v in args.misspec.split(",")]
     }
-    OUT.write_text(json.dumps(result, indent=1, default=float) + "\n")
-    print(json.dumps({k: result[k] for k in result if k.startswith("m_star")}, indent=1))
+    RAW.write_text(json.dumps(result, indent=1, default=float) + "\n")
+    flatten(json.loads(RAW.read_text()), " ".join(sys.argv))
+
+
+def flatten(raw: dict[str, Any], command: str) -> None:
+    """The quoted figures (means over seeds of the final checkpoints, M*, tests) -> OUT."""
+    import runpy
+
+    figures = Path(__file__).resolve().parents[2] / "benchmarks" / "_figures.py"
+    record = runpy.run_path(str(figures))["record"]  # the benchmarks' figures-file writer
+
+    figs: dict[str, Any] = {"steps": (raw["steps"], "steps")}
+    secs = list(raw["train_seconds"].values())
+    figs["train_seconds_max"] = (max(secs), "s")
+    figs["train_seconds_median"] = (sorted(secs)[len(secs) // 2], "s")
+    by_m: dict[str, list[dict[str, Any]]] = {}
+    for key, val in raw["final"].items():
+        by_m.setdefault(key.split("/")[0], []).append(val)
+    for m, runs in by_m.items():
+        for ds in ("pool", "gaussian"):
+            for metric in (
+                "model/ridge_share",
+                "model/mse",
+                "dmmse/mse",
+                "ridge/mse",
+                "dmmse/dist",
+                "ridge/dist",
+                "model/excess_mse",
+            ):
+                vals = [r[ds][metric] for r in runs]
+                figs[f"m{m}_{ds}_{metric.replace('/', '_')}"] = (
+                    sum(vals) / len(vals),
+                    "mean of seeds",
+                )
+    for ds in ("gaussian", "pool"):
+        st = raw[f"m_star_{ds}"]
+        figs[f"m_star_{ds}"] = (st["geo_mean"], "tasks")
+        figs[f"m_star_{ds}_lo"] = (st["ci95"][0], "tasks")
+        figs[f"m_star_{ds}_hi"] = (st["ci95"][1], "tasks")
+        figs[f"m_star_{ds}_seeds_found"] = (sum(1 for v in st["per_seed"] if v == v), "seeds")
+    for m, curve in raw["across_training"].items():
+        steps = sorted(curve, key=lambda r: int(r[4:]))
+        figs[f"m{m}_share_first"] = (curve[steps[0]], steps[0])
+        figs[f"m{m}_share_last"] = (curve[steps[-1]], steps[-1])
+        figs[f"m{m}_share_min"] = (min(curve.values()), "over checkpoints")
+    for m, tests in raw["misspec"].items():
+        for test, conds in tests.items():
+            for ds, vals in conds.items():
+                for metric in (
+                    "model/mse",
+                    "dmmse/mse",
+                    "ridge/mse",
+                    "model/ridge_share",
+                    "dmmse/toward_truth",
+                    "ridge/toward_truth",
+                ):
+                    if metric in vals:
+                        key = f"m{m}_{test}_{ds}_{metric.replace('/', '_')}"
+                        figs[key] = (vals[metric], "k-averaged")
+    record(
+        "bayes_sweep",
+        figs,
+        reps=len({k.split("/")[1] for k in raw["final"]}),
+        command=command,
+        path=OUT,
+        notes="icl-regression default config per M and seed; all numbers in "
+        "docs/examples/bayes_sweep_raw.json",
+    )
 
 
 if __name__ == "__main__":

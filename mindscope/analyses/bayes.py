@@ -77,7 +77,7 @@ class BayesConfig(StageConfig):
     )
     df: float = Field(default=3.0, gt=2, description="Degrees of freedom of student_t noise.")
     hmms: list[Literal["train", "heldout"]] = Field(
-        default_factory=lambda: ["train", "heldout"],
+        default_factory=lambda: list[Literal["train", "heldout"]](["train", "heldout"]),
         description="HMM conditions: sequences from the training mixture, from held-out HMMs.",
     )
     probe: bool = Field(
@@ -113,9 +113,10 @@ def data_spec(h: Any, cfg: BayesConfig) -> dict[str, Any]:
             )
         from mindscope import organisms
 
-        spec = organisms.info(name.split(":", 1)[1]).get("data_spec")
-        if spec is None:
+        found = organisms.info(name.split(":", 1)[1]).get("data_spec")
+        if found is None:
             raise MindscopeError(f"{name} has no data spec: not an in-context-learning organism")
+        spec = dict(found)
     if spec.get("kind") == "regression":
         for key in ("d", "k", "noise", "n_tasks", "pool_seed"):
             if key not in spec:
@@ -179,9 +180,7 @@ def _regression(h: Any, cfg: BayesConfig, spec: dict[str, Any], seed: int) -> St
         }
         got = regression_scores(model, y, truth, post, dataset=shift, extra=extra)
         rows += got
-        per = {
-            (r.method, r.metric): r.value for r in got if r._extra.get("k") == "all"
-        }
+        per = {(r.method, r.metric): r.value for r in got if r._extra.get("k") == "all"}
         dd, dr = per[("dmmse", "dist")], per[("ridge", "dist")]
         share = dd / (dd + dr) if dd + dr > 0 else math.nan
         rows.append(
@@ -189,8 +188,9 @@ def _regression(h: Any, cfg: BayesConfig, spec: dict[str, Any], seed: int) -> St
         )
         curves[shift] = {
             f"{r.method}/{r.metric}": [
-                q.value for q in got if (q.method, q.metric) == (r.method, r.metric)
-                and q._extra.get("k") != "all"
+                q.value
+                for q in got
+                if (q.method, q.metric) == (r.method, r.metric) and q._extra.get("k") != "all"
             ]
             for r in got
             if r._extra.get("k") == "all"
@@ -229,11 +229,31 @@ def _hmm(h: Any, cfg: BayesConfig, spec: dict[str, Any], seed: int) -> StageOutp
 
         for k in range(length):
             m, lo, hi = mean_ci(toward[:, k])
-            rows.append(Row("toward_truth", m, "bayes", dataset=cond, ci_low=lo, ci_high=hi,
-                            n=cfg.n, _extra={**extra, "k": k, "pos": k}))
+            rows.append(
+                Row(
+                    "toward_truth",
+                    m,
+                    "bayes",
+                    dataset=cond,
+                    ci_low=lo,
+                    ci_high=hi,
+                    n=cfg.n,
+                    _extra={**extra, "k": k, "pos": k},
+                )
+            )
         m, lo, hi = mean_ci(toward.mean(1))
-        rows.append(Row("toward_truth", m, "bayes", dataset=cond, ci_low=lo, ci_high=hi,
-                        n=cfg.n, _extra={**extra, "k": "all"}))
+        rows.append(
+            Row(
+                "toward_truth",
+                m,
+                "bayes",
+                dataset=cond,
+                ci_low=lo,
+                ci_high=hi,
+                n=cfg.n,
+                _extra={**extra, "k": "all"},
+            )
+        )
         if cfg.probe:
             got, pts = _belief_probes(h, obs, belief, seed, extra, cond)
             rows += got
@@ -280,13 +300,28 @@ def _belief_probes(
     ss_tot = (y_te.double() - y_te.double().mean(0)).square().sum()
     r2 = 1 - ss_res / ss_tot  # [L+1]
     rows = [
-        Row("belief_r2", float(r2[layer]), "ridge", layer=layer, dataset=cond,
-            n=len(te) * t_len, _extra={**extra, "k": "all"})
+        Row(
+            "belief_r2",
+            float(r2[layer]),
+            "ridge",
+            layer=layer,
+            dataset=cond,
+            n=len(te) * t_len,
+            _extra={**extra, "k": "all"},
+        )
         for layer in range(a.shape[0])
     ]
     best = int(r2.argmax())
-    rows.append(Row("belief_r2_best", float(r2[best]), "ridge", dataset=cond,
-                    n=len(te) * t_len, _extra={**extra, "best_layer": best, "k": "all"}))
+    rows.append(
+        Row(
+            "belief_r2_best",
+            float(r2[best]),
+            "ridge",
+            dataset=cond,
+            n=len(te) * t_len,
+            _extra={**extra, "best_layer": best, "k": "all"},
+        )
+    )
     # points for a simplex plot: P(h | o_<t), true and read from the best layer (first 400)
     n_h = belief.shape[2]
     pred = torch.stack(preds, -1)[best].reshape(-1, n_h, belief.shape[3]).sum(-1)  # [m, H]

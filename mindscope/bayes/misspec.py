@@ -37,8 +37,10 @@ def rotation_in_plane(d: int, angle: float, gen: torch.Generator) -> Tensor:
     u, v = q[:, 0], q[:, 1]
     c, s = math.cos(angle), math.sin(angle)
     eye = torch.eye(d, dtype=torch.float64)
-    r = eye + (c - 1) * (torch.outer(u, u) + torch.outer(v, v)) + s * (
-        torch.outer(v, u) - torch.outer(u, v)
+    r = (
+        eye
+        + (c - 1) * (torch.outer(u, u) + torch.outer(v, v))
+        + s * (torch.outer(v, u) - torch.outer(u, v))
     )
     return r.float()
 

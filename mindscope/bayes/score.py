@@ -43,13 +43,29 @@ def _rows(
         for k in ks:
             mean, lo, hi = mean_ci(vals[:, k])
             rows.append(
-                Row(name, mean, method, dataset=dataset, ci_low=lo, ci_high=hi, n=n,
-                    _extra={**extra, "k": k, "pos": k})
+                Row(
+                    name,
+                    mean,
+                    method,
+                    dataset=dataset,
+                    ci_low=lo,
+                    ci_high=hi,
+                    n=n,
+                    _extra={**extra, "k": k, "pos": k},
+                )
             )
         mean, lo, hi = mean_ci(vals[:, list(ks)].mean(1))
         rows.append(
-            Row(name, mean, method, dataset=dataset, ci_low=lo, ci_high=hi, n=n,
-                _extra={**extra, "k": "all", "k_min": min(ks), "k_max": max(ks)})
+            Row(
+                name,
+                mean,
+                method,
+                dataset=dataset,
+                ci_low=lo,
+                ci_high=hi,
+                n=n,
+                _extra={**extra, "k": "all", "k_min": min(ks), "k_max": max(ks)},
+            )
         )
     return rows
 
@@ -95,7 +111,9 @@ def regression_scores(
     post_err = []
     for name, p in posteriors.items():
         if p.shape != y.shape:
-            raise MindscopeError(f"posterior {name!r} has shape {tuple(p.shape)}, not {tuple(y.shape)}")
+            raise MindscopeError(
+                f"posterior {name!r} has shape {tuple(p.shape)}, not {tuple(y.shape)}"
+            )
         p = p.double()
         per_k[f"{name}/mse"] = (p - y).square()
         per_k[f"{name}/truth_mse"] = (p - truth).square()

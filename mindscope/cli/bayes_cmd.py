@@ -37,10 +37,16 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, help="organism:icl-regression[-m<M>], organism:icl-hmm, or a model with --spec")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="organism:icl-regression[-m<M>], organism:icl-hmm, or a model with --spec",
+    )
     p.add_argument("--revision", default=None, help="checkpoint (e.g. step512); default final")
     p.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
-    p.add_argument("--spec", default=None, help="JSON file with the data spec of a non-organism model")
+    p.add_argument(
+        "--spec", default=None, help="JSON file with the data spec of a non-organism model"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation contexts")
     p.add_argument("--device", default="cpu", help="device (default cpu)")
     add_config_args(p, BayesConfig, skip=("spec",))
@@ -72,8 +78,14 @@ def _bayes(args: argparse.Namespace) -> int:
     for name, write in res.artefacts.items():
         write(out / name)
     write_table(df, out / "results.parquet")
-    run = {"command": "bayes", "model": h.name, "revision": h.revision, "seed": args.seed,
-           "config": cfg.model_dump(mode="json"), **res.info}
+    run = {
+        "command": "bayes",
+        "model": h.name,
+        "revision": h.revision,
+        "seed": args.seed,
+        "config": cfg.model_dump(mode="json"),
+        **res.info,
+    }
     (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
     _summary(df, res.info.get("kind", ""))
     print(f"wrote {out}/results.parquet")
@@ -85,8 +97,10 @@ def _summary(df: Any, kind: str) -> None:
 
     allk = df[[extra_of(e).get("k") == "all" for e in df["extra"]]]
     if kind == "regression":
-        print(f"{'tasks':<10}{'model mse':>11}{'dmmse mse':>11}{'ridge mse':>11}"
-              f"{'->dmmse':>9}{'->ridge':>9}{'ridge share':>13}")
+        print(
+            f"{'tasks':<10}{'model mse':>11}{'dmmse mse':>11}{'ridge mse':>11}"
+            f"{'->dmmse':>9}{'->ridge':>9}{'ridge share':>13}"
+        )
         for ds, g in df.groupby("dataset", sort=False):
             a = allk[allk["dataset"] == ds]
 
@@ -94,9 +108,11 @@ def _summary(df: Any, kind: str) -> None:
                 sel = frame[(frame["method"] == method) & (frame["metric"] == metric)]
                 return float(sel["value"].iloc[0]) if len(sel) else float("nan")
 
-            print(f"{ds:<10}{v('model', 'mse'):>11.4f}{v('dmmse', 'mse'):>11.4f}"
-                  f"{v('ridge', 'mse'):>11.4f}{v('dmmse', 'dist'):>9.4f}{v('ridge', 'dist'):>9.4f}"
-                  f"{v('model', 'ridge_share', g):>13.3f}")
+            print(
+                f"{ds:<10}{v('model', 'mse'):>11.4f}{v('dmmse', 'mse'):>11.4f}"
+                f"{v('ridge', 'mse'):>11.4f}{v('dmmse', 'dist'):>9.4f}{v('ridge', 'dist'):>9.4f}"
+                f"{v('model', 'ridge_share', g):>13.3f}"
+            )
     else:
         print(f"{'hmms':<10}{'KL bayes':>10}{'KL truth':>10}{'toward truth':>14}{'belief R2':>11}")
         for ds, _ in df.groupby("dataset", sort=False):
@@ -106,5 +122,7 @@ def _summary(df: Any, kind: str) -> None:
                 sel = frame[(frame["method"] == method) & (frame["metric"] == metric)]
                 return float(sel["value"].iloc[0]) if len(sel) else float("nan")
 
-            print(f"{ds:<10}{v('bayes', 'kl_next'):>10.4f}{v('truth', 'kl_next'):>10.4f}"
-                  f"{v('bayes', 'toward_truth'):>14.4f}{v('ridge', 'belief_r2_best'):>11.3f}")
+            print(
+                f"{ds:<10}{v('bayes', 'kl_next'):>10.4f}{v('truth', 'kl_next'):>10.4f}"
+                f"{v('bayes', 'toward_truth'):>14.4f}{v('ridge', 'belief_r2_best'):>11.3f}"
+            )

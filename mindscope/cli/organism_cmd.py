@@ -39,8 +39,7 @@ def register(subparsers: Any) -> None:
         "--tasks",
         type=int,
         default=None,
-        help="icl-regression only: M, the number of pretraining tasks (trains "
-        "icl-regression-m<M>)",
+        help="icl-regression only: M, the number of pretraining tasks (trains icl-regression-m<M>)",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_train)
@@ -79,7 +78,9 @@ def _train(args: argparse.Namespace) -> int:
             raise MindscopeError(f"--tasks applies to icl-regression, not {args.name!r}")
         if args.tasks < 1:
             raise MindscopeError(f"--tasks: the number of tasks M must be >= 1, got {args.tasks}")
-        args.name = "icl-regression" if args.tasks == DEFAULT_TASKS else f"icl-regression-m{args.tasks}"
+        args.name = (
+            "icl-regression" if args.tasks == DEFAULT_TASKS else f"icl-regression-m{args.tasks}"
+        )
     cfg = default_config(args.name, seed=args.seed)
     if args.max_steps is not None:
         cfg = dataclasses.replace(cfg, max_steps=args.max_steps)

@@ -254,7 +254,9 @@ def train_regression(
     tok = _regression_tokenizer(config.d)
     prior = FiniteTaskPrior.sample_pool(config.n_tasks, config.d, config.noise, config.pool_seed)
     gen = torch.Generator().manual_seed(config.seed + 1_000_003)
-    x, y = sample_contexts(prior.sample(config.eval_contexts, gen), config.k, config.noise**0.5, gen)
+    x, y = sample_contexts(
+        prior.sample(config.eval_contexts, gen), config.k, config.noise**0.5, gen
+    )
     dm, rg = predict(prior, x, y), predict(GaussianPrior(config.d, config.noise), x, y)
     with deterministic(config.seed, config.threads):
         task = regression_task(config)
@@ -346,7 +348,10 @@ def hmm_mixture(config_or_spec: Any, *, heldout: bool = False) -> HMMMixture:
     spec = config_or_spec if isinstance(config_or_spec, dict) else _hmm_spec(config_or_spec)
     seed = spec["hmm_seed"] + (1 if heldout else 0)
     hmms = random_hmms(
-        spec["n_hmms"], spec["n_states"], spec["n_symbols"], seed,
+        spec["n_hmms"],
+        spec["n_states"],
+        spec["n_symbols"],
+        seed,
         concentration=spec["concentration"],
     )
     return HMMMixture(hmms)
@@ -369,7 +374,9 @@ def _hmm_tokenizer(n_symbols: int) -> Any:
     return to_hf(word_level_tokenizer([], hmm_symbols(n_symbols)))
 
 
-def hmm_logprobs(model: Any, obs: torch.Tensor, n_symbols: int, batch_size: int = 512) -> torch.Tensor:
+def hmm_logprobs(
+    model: Any, obs: torch.Tensor, n_symbols: int, batch_size: int = 512
+) -> torch.Tensor:
     """The model's log-probabilities of every next symbol: ``[n, T, V]`` from ``obs [n, T]``.
 
     The input is ``[EOS, o_0, ..., o_{T-2}]`` (symbol ``i`` has token id ``i + 2`` in the

@@ -69,9 +69,10 @@ def train_logits(
     inputs_embeds: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The logits ``[batch, seq, vocab]`` of ``model`` for right-padded ``input_ids``
-    ``[batch, seq]`` (or ``inputs_embeds [batch, seq, d_model]``): the same computation as ``model(input_ids=...).logits`` (a test checks they
-    agree) without the per-call work of the general forward (mask building, rotary tables, output
-    objects): a few percent of a tiny model's training step (``benchmarks/bench_organism_step.py``).
+    ``[batch, seq]`` (or ``inputs_embeds [batch, seq, d_model]``): the same computation as
+    ``model(input_ids=...).logits`` (a test checks they agree) without the per-call work of the
+    general forward (mask building, rotary tables, output objects): a few percent of a tiny
+    model's training step (``benchmarks/bench_organism_step.py``).
 
     Only for what :func:`build_model` makes (parallel residual, GELU, no dropout, no cache);
     any other model goes through its own forward.

@@ -40,7 +40,9 @@ def _with_k(rows: pd.DataFrame) -> pd.DataFrame:
     return per
 
 
-def _curves(per: pd.DataFrame, metric: str, methods: tuple[str, ...], title: str, y: str) -> list[Any]:
+def _curves(
+    per: pd.DataFrame, metric: str, methods: tuple[str, ...], title: str, y: str
+) -> list[Any]:
     figs = []
     sub = plot.one_step(per[(per["metric"] == metric) & per["method"].isin(methods)])
     for ds, grp in sub.groupby("dataset", sort=False):
@@ -63,7 +65,9 @@ def _transition(rows: pd.DataFrame) -> list[Any]:
         return []
     fig = plot.go().Figure()
     for i, (ds, g) in enumerate(share.groupby("dataset", sort=False)):
-        plot.line_with_band(fig, plot.mean_by(g, "n_tasks"), "n_tasks", str(ds), plot.series_colour(i))
+        plot.line_with_band(
+            fig, plot.mean_by(g, "n_tasks"), "n_tasks", str(ds), plot.series_colour(i)
+        )
     fig.add_hline(y=0.5, line={"dash": "dot", "color": "#888"})
     plot.layout(fig, "Task-diversity transition", "pretraining tasks M", "ridge share")
     fig.update_xaxes(type="log")
@@ -82,7 +86,10 @@ def bayes_figures(rows: pd.DataFrame) -> Content:
     if not r2.empty:
         figs += plot.by_layer(r2, "Belief-state probe R^2 by layer", "R^2")
     k = extra_values(rows, "k", None)
-    avg = rows[(k == "all") & rows["metric"].isin(["mse", "dist", "ridge_share", "kl_next", "toward_truth"])]
+    avg = rows[
+        (k == "all")
+        & rows["metric"].isin(["mse", "dist", "ridge_share", "kl_next", "toward_truth"])
+    ]
     table = avg[["model", "step", "dataset", "method", "metric", "value", "ci_low", "ci_high", "n"]]
     return Content(figures=tuple(figs), table=table.reset_index(drop=True) if len(table) else None)
 
