@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--flatten", action="store_true", help="only rewrite OUT from RAW")
     args = ap.parse_args()
     if args.flatten:
-        flatten(json.loads(RAW.read_text()), " ".join(sys.argv))
+        flatten(json.loads(RAW.read_text()), "python docs/examples/bayes_sweep.py --workers 4")
         return
     import torch
 
