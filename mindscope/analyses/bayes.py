@@ -32,11 +32,13 @@ from mindscope.bayes import (
     GaussianPrior,
     HMMMixture,
     hmm_scores,
+    kl_to_bayes,
     predict,
     regression_scores,
     sample_contexts,
     shift_tasks,
 )
+from mindscope.bayes.score import mean_ci
 from mindscope.errors import MindscopeError
 from mindscope.results import Row, to_frame
 
@@ -202,7 +204,6 @@ def _regression(h: Any, cfg: BayesConfig, spec: dict[str, Any], seed: int) -> St
 
 
 def _hmm(h: Any, cfg: BayesConfig, spec: dict[str, Any], seed: int) -> StageOutput:
-    from mindscope.bayes import HMMMixture as _Mix
     from mindscope.organisms.icl import hmm_logprobs, hmm_mixture
 
     train_mix = hmm_mixture(spec)
@@ -217,16 +218,12 @@ def _hmm(h: Any, cfg: BayesConfig, spec: dict[str, Any], seed: int) -> StageOutp
         truth = torch.empty_like(bayes)
         for c in comp.unique():
             sel = comp == c
-            truth[sel] = _Mix([source.hmms[int(c)]]).forward(obs[sel])[1]
+            truth[sel] = HMMMixture([source.hmms[int(c)]]).forward(obs[sel])[1]
         logp = hmm_logprobs(h, obs, int(spec["n_symbols"]))
         extra = {"hmms": cond, "length": length, "length_trained": int(spec["length"])}
         rows += hmm_scores(logp, {"bayes": bayes, "truth": truth}, dataset=cond, extra=extra)
         # does the model depart from the Bayes predictive towards the truth?
-        from mindscope.bayes import kl_to_bayes
-
         toward = kl_to_bayes(truth, bayes.log()) - kl_to_bayes(truth, logp)  # [n, T]
-        from mindscope.bayes.score import mean_ci
-
         for k in range(length):
             m, lo, hi = mean_ci(toward[:, k])
             rows.append(
@@ -331,6 +328,3 @@ def _belief_probes(
         "true": true_h[:400].tolist(),
         "probe": pred[:400].float().tolist(),
     }
-
-
-_ = HMMMixture
