@@ -254,3 +254,38 @@ def test_shipped_hmm_learner_is_near_bayes_and_linearly_holds_its_belief() -> No
     assert kl_bayes < 0.05 and kl_bayes < kl_truth  # it predicts like the posterior, not the truth
     r2 = df[df["metric"] == "belief_r2"].sort_values("layer")["value"].to_numpy()
     assert r2[-1] > 0.5 and r2[-1] > r2[0] + 0.3  # the belief is built up across layers
+
+
+@pytest.mark.parametrize("kind", ["regression", "hmm"])
+def test_training_transcript_verifies(kind: str, tmp_path: Path) -> None:
+    """The ICL organisms' training transcripts re-execute bit-exactly (ms.verify.training)."""
+    if kind == "regression":
+        name = "icl-regression-m4"
+        cfg: object = RegressionConfig(
+            n_tasks=4,
+            d=3,
+            k=6,
+            max_steps=8,
+            batch_size=8,
+            shape=SHAPE,
+            threads=1,
+            eval_contexts=16,
+            transcript_segments=4,
+        )
+    else:
+        name = "icl-hmm"
+        cfg = HMMConfig(
+            n_hmms=2,
+            n_states=2,
+            n_symbols=3,
+            length=8,
+            max_steps=8,
+            batch_size=8,
+            shape=SHAPE,
+            threads=1,
+            eval_sequences=16,
+            transcript_segments=4,
+        )
+    root = organisms.train(name, cfg, out=tmp_path / kind, progress=False)
+    report = ms.verify.training(root, q=1, n_random=1)
+    assert report.accepted, report.summary()
