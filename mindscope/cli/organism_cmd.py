@@ -35,6 +35,12 @@ def register(subparsers: Any) -> None:
     train.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: min(2, CPU cores))"
     )
+    train.add_argument(
+        "--tasks",
+        type=int,
+        default=None,
+        help="icl-regression only: M, the number of pretraining tasks (trains icl-regression-m<M>)",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_train)
 
@@ -64,6 +70,17 @@ def _train(args: argparse.Namespace) -> int:
 
     positive_int(args.max_steps, "--max-steps")
     threads(args.threads)
+    if args.tasks is not None:
+        from mindscope.errors import MindscopeError
+        from mindscope.organisms.icl import DEFAULT_TASKS, variant_tasks
+
+        if args.name != "icl-regression" and variant_tasks(args.name) is None:
+            raise MindscopeError(f"--tasks applies to icl-regression, not {args.name!r}")
+        if args.tasks < 1:
+            raise MindscopeError(f"--tasks: the number of tasks M must be >= 1, got {args.tasks}")
+        args.name = (
+            "icl-regression" if args.tasks == DEFAULT_TASKS else f"icl-regression-m{args.tasks}"
+        )
     cfg = default_config(args.name, seed=args.seed)
     if args.max_steps is not None:
         cfg = dataclasses.replace(cfg, max_steps=args.max_steps)

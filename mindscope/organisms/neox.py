@@ -62,11 +62,17 @@ def build_model(shape: ModelShape, vocab_size: int, eos_id: int, seed: int) -> G
     return model
 
 
-def train_logits(model: GPTNeoXForCausalLM, input_ids: torch.Tensor) -> torch.Tensor:
+def train_logits(
+    model: GPTNeoXForCausalLM,
+    input_ids: torch.Tensor | None = None,
+    *,
+    inputs_embeds: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The logits ``[batch, seq, vocab]`` of ``model`` for right-padded ``input_ids``
-    ``[batch, seq]``: the same computation as ``model(input_ids=...).logits`` (a test checks they
-    agree) without the per-call work of the general forward (mask building, rotary tables, output
-    objects): a few percent of a tiny model's training step (``benchmarks/bench_organism_step.py``).
+    ``[batch, seq]`` (or ``inputs_embeds [batch, seq, d_model]``): the same computation as
+    ``model(input_ids=...).logits`` (a test checks they agree) without the per-call work of the
+    general forward (mask building, rotary tables, output objects): a few percent of a tiny
+    model's training step (``benchmarks/bench_organism_step.py``).
 
     Only for what :func:`build_model` makes (parallel residual, GELU, no dropout, no cache);
     any other model goes through its own forward.
@@ -79,14 +85,18 @@ def train_logits(model: GPTNeoXForCausalLM, input_ids: torch.Tensor) -> torch.Te
         and (c.rope_parameters or {}).get("rope_type", "default") == "default"
         and not (model.training and (c.hidden_dropout or c.attention_dropout))
     ):
+        if inputs_embeds is not None:
+            return model(inputs_embeds=inputs_embeds).logits
         return model(input_ids=input_ids).logits
     core: Any = model.gpt_neox  # (nn.Module attributes are untyped)
-    b, t = input_ids.shape
+    first = input_ids if input_ids is not None else inputs_embeds
+    assert first is not None, "train_logits needs input_ids or inputs_embeds"
+    b, t = first.shape[:2]
     n_heads = c.num_attention_heads
     head = c.hidden_size // n_heads
     rot = core.layers[0].attention.rotary_ndims
     inv_freq = core.rotary_emb.inv_freq.float()  # [rot/2]
-    freqs = torch.arange(t, dtype=torch.float, device=input_ids.device)[:, None] * inv_freq[None]
+    freqs = torch.arange(t, dtype=torch.float, device=first.device)[:, None] * inv_freq[None]
     angles = torch.cat((freqs, freqs), dim=-1)  # [t, rot]
     cos, sin = angles.cos(), angles.sin()
 
@@ -95,7 +105,7 @@ def train_logits(model: GPTNeoXForCausalLM, input_ids: torch.Tensor) -> torch.Te
         half = torch.cat((-zr[..., rot // 2 :], zr[..., : rot // 2]), dim=-1)
         return torch.cat((zr * cos + half * sin, zp), dim=-1)
 
-    h = core.embed_in(input_ids)  # [b, t, d]
+    h = core.embed_in(input_ids) if inputs_embeds is None else inputs_embeds  # [b, t, d]
     for layer in core.layers:
         attn = layer.attention
         qkv = attn.query_key_value(layer.input_layernorm(h))

