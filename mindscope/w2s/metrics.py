@@ -52,8 +52,8 @@ def score(p: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, metric: st
     """AUROC or accuracy (threshold 0.5) of credences ``p`` ``[..., n]`` against 0/1 truth ``y``
     ``[..., n]`` (broadcast): ``[...]``."""
     _metric(metric)
-    pt = torch.as_tensor(np.asarray(p, dtype=np.float64))
-    yt = torch.as_tensor(np.asarray(y, dtype=np.float64))
+    pt = torch.from_numpy(np.array(p, dtype=np.float64))
+    yt = torch.from_numpy(np.array(y, dtype=np.float64))
     if metric == "auroc":
         return roc_auc(pt, yt).numpy()
     pt, yt = torch.broadcast_tensors(pt, yt)
