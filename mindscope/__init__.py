@@ -56,6 +56,7 @@ _SUBPACKAGES = {
     "activations",
     "sweeps",
     "verify",
+    "w2s",
 }
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -3,11 +3,14 @@
     .venv/bin/python docs/examples/w2s_grid.py --out runs/w2s-grid    # -> docs/figures/w2s.json
 
 Trains the weak organism (a 2-layer, 32-wide quirky-arith trained on the truth only, ~1 min),
-then runs the ``w2s`` stage with its defaults on the shipped ``organism:quirky-arith`` (the
+then runs the ``w2s`` stage with its defaults (but ``--steps``, 60: early stopping on the weak
+labels picks the step) on the shipped ``organism:quirky-arith`` (the
 strong model) with five supervisors (the weak organism's reporter, the quirky persona's labels,
 and the truth with 25% / 20% / 25% errors placed at random, on the hard slice, or along the
-persona) x five student methods x five seeds, then an oracle-mixing run. Each part's results
-table is kept in ``--out`` and reused when present (rerun to resume).
+persona) x four student methods (ce, logconf, reporter, relabel) x five seeds (parts ``kinds``
+and ``rules``), then, when run, ``filter`` (3 seeds) and an oracle-mixing run (``oracle-100``:
+100 true labels mixed in, 3 seeds). Each part's results table is kept in ``--out`` and reused
+when present; ``--part NAME`` runs one part (parts can run in parallel processes).
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="runs/w2s-grid")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=60, help="fine-tuning steps of every student")
     ap.add_argument("--part", default=None, help="run only this part (kinds, rules, filter, ...)")
     args = ap.parse_args()
     import torch
@@ -102,31 +106,38 @@ def main() -> int:
         {"kind": "spurious", "accuracy": 0.75, "where": "meta.persona=bob"},
     ]
     methods = ["ce", "logconf", "reporter", "relabel"]
+    short = {"steps": args.steps}  # the stage's defaults otherwise
     parts = {
         # the three supervisor kinds (weak model, persona, rule) x 4 methods x 5 seeds
-        "kinds": {"supervisors": sups[:3], "methods": methods, "seeds": args.seeds},
-        "rules": {"supervisors": sups[3:], "methods": methods, "seeds": args.seeds},
-        "filter": {"supervisors": sups, "methods": ["filter"], "seeds": args.seeds},
-        "oracle-50": {"supervisors": sups[:2], "methods": ["ce"], "seeds": 3, "oracle_k": 50},
-        "oracle-200": {"supervisors": sups[:2], "methods": ["ce"], "seeds": 3, "oracle_k": 200},
+        "kinds": {**short, "supervisors": sups[:3], "methods": methods, "seeds": args.seeds},
+        "rules": {**short, "supervisors": sups[3:], "methods": methods, "seeds": args.seeds},
+        "filter": {**short, "supervisors": sups, "methods": ["filter"], "seeds": 3},
+        "oracle-100": {
+            **short,
+            "supervisors": sups[:2],
+            "methods": ["ce"],
+            "seeds": 3,
+            "oracle_k": 100,
+        },
     }
     todo = [args.part] if args.part else list(parts)
     frames = {}
     for name in todo:
-        frames[name] = frame(stage(h, parts[name], out / f"{name}.parquet", store))
+        path = out / f"{name}.parquet"
+        if args.part or path.is_file() or name in ("kinds", "rules"):
+            frames[name] = frame(stage(h, parts[name], path, store))
     if args.part:
         return 0
-    grid = pd.concat([frames["kinds"], frames["rules"], frames["filter"]], ignore_index=True)
-    oracle = {50: frames["oracle-50"], 200: frames["oracle-200"]}
+    grid = pd.concat([frames[k] for k in ("kinds", "rules", "filter") if k in frames])
+    oracle = {100: frames["oracle-100"]} if "oracle-100" in frames else {}
 
     figs: dict[str, dict[str, Any]] = {}
 
+    refused: dict[str, str] = {}
+
     def put(key: str, value: float, unit: str, what: str) -> None:
-        figs[key] = {
-            "value": None if not math.isfinite(value) else float(value),
-            "unit": unit,
-            "what": what,
-        }
+        if math.isfinite(value):  # a refused PGR is listed under "refused", not quoted
+            figs[key] = {"value": float(value), "unit": unit, "what": what}
 
     agg = grid[(grid.seed == "all") & (grid.split == "test")]
     names = {
@@ -157,7 +168,12 @@ def main() -> int:
             "gain",
             "misfit_gain_holds",
         ):
-            put(f"{m}_{s}_{method}", v.loc[m, "value"], "", f"{m}, {sup} / {method}")
+            unit = "squared loss" if m in ("misfit", "gain") else "share"
+            unit = "AUROC" if m.startswith("auroc") else unit
+            put(f"{m}_{s}_{method}", v.loc[m, "value"], unit, f"{m}, {sup} / {method}")
+        why = v.loc["pgr_auroc"].get("refused") if "refused" in v.columns else None
+        if isinstance(why, str) and why:
+            refused[f"{s}_{method}"] = why
     # paired tests over (supervisor, seed) on the student's test AUROC
     rows = [r for r in grid.itertuples()]
     from mindscope.results import Row
@@ -176,7 +192,10 @@ def main() -> int:
         pd.DataFrame(),
     )
     tests = {}
+    present = set(grid.method)
     for a, b in (("logconf", "ce"), ("reporter", "ce"), ("relabel", "ce"), ("filter", "ce")):
+        if a not in present:
+            continue
         c = paired_comparison(res, a, b)
         tests[f"{a}_vs_{b}"] = c
         put(f"diff_{a}_vs_{b}", c["mean_diff"], "AUROC", f"{a} - {b}, test AUROC, paired")
@@ -206,11 +225,16 @@ def main() -> int:
         "date": datetime.date.today().isoformat(),
         "command": f".venv/bin/python docs/examples/w2s_grid.py --out {args.out}",
         "reps": args.seeds,
-        "machine": {"cpus": os.cpu_count(), "load_average": list(os.getloadavg())},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "idle": False,
+        },
         "notes": "seeded; the strong model is the shipped organism:quirky-arith; seconds per "
         "part: "
         + ", ".join(f"{p.stem} {p.read_text().strip()}" for p in sorted(out.glob("*.time"))),
         "tests": tests,
+        "refused": refused,
         "figures": figs,
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
