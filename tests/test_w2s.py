@@ -202,7 +202,8 @@ def test_stage_with_a_weak_organism(tmp_path: Path) -> None:
     )
     df = out.rows
     assert {"weak-model", "random-0.75"} <= {e["supervisor"] for e in extras(df)}
-    assert (df.metric == "pgr_auroc").sum() == 2
+    overall = [e.get("seed") == "all" for e in extras(df)]
+    assert ((df.metric == "pgr_auroc") & overall).sum() == 2
     assert out.info["n_supervisor"] == 200 and "w2s-summary.json" in out.artefacts
 
 

@@ -219,6 +219,13 @@ def main() -> int:
                 "AUROC",
                 f"ce student with {k} oracle labels, {r.supervisor}",
             )
+    for p in sorted(out.glob("*.time")):
+        put(
+            f"seconds_{p.stem.replace('-', '_')}",
+            float(p.read_text()),
+            "s",
+            f"wall time of part {p.stem}, one thread, shared machine",
+        )
     doc = {
         "name": "w2s",
         "source": "docs/examples/w2s_grid.py",
