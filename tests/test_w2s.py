@@ -202,7 +202,7 @@ def test_stage_with_a_weak_organism(tmp_path: Path) -> None:
     )
     df = out.rows
     assert {"weak-model", "random-0.75"} <= {e["supervisor"] for e in extras(df)}
-    overall = [e.get("seed") == "all" for e in extras(df)]
+    overall = np.array([e.get("seed") == "all" for e in extras(df)])
     assert ((df.metric == "pgr_auroc") & overall).sum() == 2
     assert out.info["n_supervisor"] == 200 and "w2s-summary.json" in out.artefacts
 
@@ -243,3 +243,34 @@ def test_cli_run_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     cfg.write_text("supervisors: [{kind: slice, accuracy: 0.8}]\n")
     assert main([*args[:1], str(cfg), *args[1:], "--out", str(tmp_path / "z")]) == 2
     assert "needs a predicate" in capsys.readouterr().err
+
+
+def test_sweep_runs_the_stage_on_every_checkpoint(tmp_path: Path) -> None:
+    """The strong model over checkpoints through the sweep machinery: one table, one PGR per
+    checkpoint (a tiny 12-step organism, so only the plumbing is checked here)."""
+    from sweep_helpers import copy_series, make_series
+
+    from mindscope.results import extras
+
+    series = copy_series(make_series(tmp_path / "q"), tmp_path / "s", [4, 12])
+    res = ms.sweep(
+        {
+            "series": {"source": "folder", "name": str(series), "select": "all"},
+            "stages": {
+                "w2s": {
+                    "n": 200,
+                    "n_test": 96,
+                    "seeds": 1,
+                    "methods": ["reporter"],
+                    "n_boot": 20,
+                    "supervisors": [{"kind": "random", "accuracy": 0.75}],
+                }
+            },
+            "out": str(tmp_path / "out"),
+            "store": str(tmp_path / "store"),
+            "random_init": False,
+        }
+    )
+    df = res.table
+    pgr = df[(df.metric == "pgr_auroc") & np.array([e.get("seed") == "all" for e in extras(df)])]
+    assert sorted(pgr.step.tolist()) == [4, 12]
