@@ -182,3 +182,39 @@ def test_a_registered_stage_is_a_run_key_with_one_registration(
     assert cfg.count.scale == 2.0 and model().count is None  # listed stages run, others don't
     stages = sweep_config._build_stages_config()
     assert "count" in stages.model_fields
+
+
+def test_a_run_lists_audit_stages_in_one_table(series: Path, tmp_path: Path) -> None:
+    """lens, elicit, anomaly and rare in one run config -> one results table."""
+    model = series / "step12"
+    cfg = {
+        "name": "audits",
+        "model": {"name": str(model), "device": "cpu"},
+        "lens": {"enabled": False},
+        "elicit": {**ELICIT, "transfer": False},
+        "anomaly": {
+            "tasks": ["quirky-easy"],
+            "detectors": ["mahalanobis"],
+            "n_trusted": 48,
+            "n_eval": 24,
+            "n_boot": 10,
+            "monitor": False,
+        },
+        "rare": {"bad": "1", "tokens": "random:8", "positions": 2, "method": "naive", "budget": 64},
+        "output_dir": str(tmp_path / "runs"),
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["run", str(tmp_path / "run.yaml"), "--quiet"]) == 0
+    (run_dir,) = (tmp_path / "runs").glob("*-audits")
+    df = read_table(run_dir / "results.parquet")
+    stages = {e.get("stage") for e in extras(df)}
+    assert stages == {"elicit", "anomaly", "rare"}
+    assert "audit_auroc" in set(df["metric"]) and "rare_probability" in set(df["metric"])
+    assert (df["model"] != "").all()
+    # the run config refuses a bad audit option before loading anything
+    cfg["anomaly"]["fpr"] = 3.0
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match=r"bad.yaml: anomaly.fpr: must be in \(0, 1\)"):
+        from mindscope.runs import load_config
+
+        load_config(tmp_path / "bad.yaml")

@@ -19,7 +19,7 @@ decorated with :func:`register`, imported below. It may import the instruments (
 from __future__ import annotations
 
 # the built-in stages register themselves on import
-from mindscope.analyses import elicit, lens, w2s  # noqa: F401
+from mindscope.analyses import audits, elicit, lens, sandbox, w2s  # noqa: F401
 from mindscope.analyses.base import (
     Artefact,
     CheckContext,
@@ -35,6 +35,7 @@ from mindscope.analyses.base import (
 )
 from mindscope.analyses.elicit import ElicitConfig
 from mindscope.analyses.lens import LensConfig
+from mindscope.analyses.sandbox import SandboxConfig
 from mindscope.analyses.w2s import W2SConfig
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "StageOutput",
     "ElicitConfig",
     "LensConfig",
+    "SandboxConfig",
     "W2SConfig",
     "get_stage",
     "isolated",
