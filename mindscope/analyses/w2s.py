@@ -234,7 +234,7 @@ def _write_parquet(df: Any, path: Any) -> None:
     "w2s",
     W2SConfig,
     help="weak-to-strong: students on weak labels; PGR, weak-right/wrong slices, misfit vs gain",
-    order=60,
+    order=80,
 )
 def w2s_stage(
     h: Any,
