@@ -274,3 +274,18 @@ def test_sweep_runs_the_stage_on_every_checkpoint(tmp_path: Path) -> None:
     df = res.table
     pgr = df[(df.metric == "pgr_auroc") & np.array([e.get("seed") == "all" for e in extras(df)])]
     assert sorted(pgr.step.tolist()) == [4, 12]
+
+
+def test_report_section_reads_the_rows(result) -> None:  # noqa: ANN001
+    pytest.importorskip("plotly")
+    from mindscope.report.sections.w2s import w2s_render, w2s_rows
+    from mindscope.results import to_frame
+
+    rows = w2s_rows(to_frame(result.rows))
+    content = w2s_render(rows)
+    table = content.table.set_index("supervisor")
+    assert set(table.index) == {"truth", "coin", "random", "persona"}
+    assert table.loc["truth", "PGR [95% CI]"].startswith("refused: the ceiling is below")
+    assert "refused" in content.warning and len(content.figures) == 1
+    got = table.loc["random", "student"]
+    assert got == pytest.approx(_value(result, "random", "reporter", "auroc_student"), abs=1e-3)
