@@ -58,6 +58,7 @@ _SUBPACKAGES = {
     "activations",
     "sweeps",
     "verify",
+    "w2s",
 }
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -103,6 +103,13 @@ CATALOG: dict[str, MetricInfo] = dict(
         _m("null_pvalue", "p-value against the random-direction null", "lower"),
         _m("fraction_gap_recovered", "fraction of gap recovered", "higher", chance=0.0),
         _m("fraction_of_gap_recovered", "fraction of gap recovered", "higher", chance=0.0),
+        # weak-to-strong (auroc_weak, pgr_auroc, acc_weak_wrong ... resolve by their stem)
+        _m("misfit", "student's misfit on the weak labels", "none"),
+        _m("misfit_slack", "gain - misfit", "none"),
+        _m("misfit_gain_holds", "share of seeds with gain >= misfit", "none"),
+        _m("gain", "gain over the weak supervisor (squared loss)", "higher"),
+        _m("imitation", "share of the supervisor's errors imitated", "lower"),
+        _m("best_step", "early-stopping step", "none"),
         # lenses
         _m("kl", "KL to the final layer (nats)", "lower"),
         _m("kl_div", "KL divergence (nats)", "lower"),

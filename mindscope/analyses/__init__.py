@@ -19,7 +19,7 @@ decorated with :func:`register`, imported below. It may import the instruments (
 from __future__ import annotations
 
 # the built-in stages register themselves on import
-from mindscope.analyses import audits, bayes, elicit, lens, sandbox  # noqa: F401
+from mindscope.analyses import audits, bayes, elicit, lens, sandbox, w2s  # noqa: F401
 from mindscope.analyses.base import (
     Artefact,
     CheckContext,
@@ -36,6 +36,7 @@ from mindscope.analyses.base import (
 from mindscope.analyses.elicit import ElicitConfig
 from mindscope.analyses.lens import LensConfig
 from mindscope.analyses.sandbox import SandboxConfig
+from mindscope.analyses.w2s import W2SConfig
 
 __all__ = [
     "Artefact",
@@ -46,6 +47,7 @@ __all__ = [
     "ElicitConfig",
     "LensConfig",
     "SandboxConfig",
+    "W2SConfig",
     "get_stage",
     "isolated",
     "json_artefact",

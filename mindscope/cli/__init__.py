@@ -27,6 +27,7 @@ _COMMANDS = (
     "organism_cmd",
     "lens_cmd",
     "elicit_cmd",
+    "w2s_cmd",
     "run_cmd",
     "sweep_cmd",
     "audit_cmd",

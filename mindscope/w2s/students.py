@@ -1,0 +1,283 @@
+"""Strong students learning from weak labels.
+
+* :class:`ReporterStudent` (the cheap student): a logistic reporter on the strong model's
+  frozen activations ``[n, d]`` at one layer, fitted to the (hardened) weak labels.
+* :class:`FineTunedStudent`: a classification head (layer norm + linear) on the residual
+  stream at the prompt's last token of a chosen layer, trained with the last ``train_layers``
+  blocks below it (``"all"``: every block and the embeddings; 0: the head only) on weak labels
+  with a loss of :mod:`mindscope.w2s.losses`, early-stopped on a validation share of the weak
+  labels (never on the truth). It trains a copy: the caller's model is never changed. Every
+  forward pass goes through :meth:`mindscope.models.ModelHandle.forward`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mindscope.data.pairs import ContrastPair
+from mindscope.errors import MindscopeError
+from mindscope.w2s.losses import get_loss
+from mindscope.w2s.supervisors import harden
+
+__all__ = ["ReporterStudent", "FineTunedStudent", "encode_prompts", "layer_site"]
+
+
+def layer_site(h: Any, layer: int) -> str:
+    """The site of layer ``layer`` (0: embeddings, k: after k blocks, -1: the last)."""
+    k = h.n_layers if layer < 0 else layer
+    if not 0 <= k <= h.n_layers:
+        raise MindscopeError(f"layer {layer} does not exist; {h.name} has layers 0..{h.n_layers}")
+    return "resid_pre.0" if k == 0 else f"resid_post.{k - 1}"
+
+
+def encode_prompts(
+    h: Any, pairs: Sequence[ContrastPair]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ids ``[n, T]``, attention mask ``[n, T]`` and the index of each prompt's last
+    token ``[n]``, tokenized as extraction does (:meth:`ModelHandle.encode`)."""
+    enc = h.encode([p.prompt for p in pairs])
+    if any(len(e) == 0 for e in enc):
+        raise MindscopeError("a prompt tokenizes to nothing")
+    width = max(len(e) for e in enc)
+    pad = h.tokenizer.pad_token_id if h.tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(enc), width), int(pad), dtype=torch.long)
+    mask = torch.zeros((len(enc), width), dtype=torch.long)
+    for i, e in enumerate(enc):
+        ids[i, : len(e)] = torch.tensor(e)
+        mask[i, : len(e)] = 1
+    return ids, mask, mask.sum(1) - 1
+
+
+class ReporterStudent:
+    """A logistic reporter on frozen activations fitted to weak labels (hardened by
+    :func:`~mindscope.w2s.supervisors.harden`).
+
+    Args:
+        seed: seed of the reporter's cross-validation folds.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def fit(self, x: torch.Tensor, labels: np.ndarray) -> ReporterStudent:
+        """``x`` ``[n, d]`` activations, ``labels`` ``[n]`` weak credences."""
+        from mindscope.probes import LogisticReporter
+
+        y = torch.as_tensor(harden(labels))
+        self.reporter_ = LogisticReporter(seed=self.seed).fit(x, y)
+        return self
+
+    def predict_proba(self, x: torch.Tensor) -> np.ndarray:
+        """Credences ``[n]`` for activations ``[n, d]``."""
+        return self.reporter_.predict_proba(x).double().numpy()
+
+
+class _Head(nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(d)
+        self.out = nn.Linear(d, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.norm(x)).squeeze(-1)  # [b, d] -> [b]
+
+
+class FineTunedStudent:
+    """A strong model fine-tuned on weak labels with a classification head.
+
+    Args:
+        layer: layer the head reads (``-1``: after the last block).
+        train_layers: blocks below the head that train (``"all"``: every block and the
+            embeddings; 0: the head only).
+        loss: ``ce`` or ``logconf`` (:mod:`mindscope.w2s.losses`).
+        steps: optimiser steps at most.
+        batch_size: examples per step.
+        lr: AdamW learning rate of the blocks.
+        head_lr: learning rate of the head.
+        weight_decay: AdamW weight decay.
+        val_fraction: share of the weak-labelled examples held out to pick the step with the
+            lowest cross-entropy against the weak labels (0: keep the last step).
+        eval_every: steps between validations.
+        logconf_weight, warmup: the auxiliary confidence loss's weight and ramp share.
+        seed: head initialisation, batches and the validation split.
+    """
+
+    def __init__(
+        self,
+        layer: int = -1,
+        train_layers: int | str = 2,
+        loss: str = "ce",
+        steps: int = 150,
+        batch_size: int = 64,
+        lr: float = 3e-4,
+        head_lr: float = 3e-3,
+        weight_decay: float = 0.0,
+        val_fraction: float = 0.2,
+        eval_every: int = 25,
+        logconf_weight: float = 0.5,
+        warmup: float = 0.1,
+        seed: int = 0,
+    ) -> None:
+        get_loss(loss)
+        if not (train_layers == "all" or (isinstance(train_layers, int) and train_layers >= 0)):
+            raise MindscopeError(f"train_layers must be 'all' or an int >= 0, got {train_layers!r}")
+        if not 0 <= val_fraction < 1:
+            raise MindscopeError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        if steps < 1 or batch_size < 1 or eval_every < 1:
+            raise MindscopeError("steps, batch_size and eval_every must be >= 1")
+        self.layer = layer
+        self.train_layers = train_layers
+        self.loss = loss
+        self.steps = steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.head_lr = head_lr
+        self.weight_decay = weight_decay
+        self.val_fraction = val_fraction
+        self.eval_every = eval_every
+        self.logconf_weight = logconf_weight
+        self.warmup = warmup
+        self.seed = seed
+
+    # ------------------------------------------------------------------ internals
+    def _trainable(self, h: Any, k: int) -> list[nn.Parameter]:
+        for p in h.model.parameters():
+            p.requires_grad_(False)
+        blocks = list(h.layers)[:k]
+        if self.train_layers == "all":
+            mods: list[nn.Module] = [*blocks, h.model.get_input_embeddings()]
+        else:
+            mods = blocks[max(0, k - int(self.train_layers)) :]
+        params = [p for m in mods for p in m.parameters()]
+        for p in params:
+            p.requires_grad_(True)
+        return params
+
+    def _logits(
+        self,
+        h: Any,
+        head: nn.Module,
+        site: str,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        last: torch.Tensor,
+        grad: bool,
+    ) -> torch.Tensor:
+        with h.capture([site], detach=False) as cache:
+            h.forward(ids, attention_mask=mask, grad=grad)
+        resid = cache[h.canonical_site(site)]  # [b, T, d]
+        x = resid[torch.arange(len(ids)), last.to(resid.device)].float()  # [b, d]
+        with torch.enable_grad() if grad else torch.no_grad():
+            return head(x)  # [b]
+
+    # ------------------------------------------------------------------ API
+    def fit(self, h: Any, pairs: Sequence[ContrastPair], labels: np.ndarray) -> FineTunedStudent:
+        """Fine-tune a copy of ``h`` on ``pairs`` with weak credences ``labels`` ``[n]``.
+
+        Sets ``model_`` (the fine-tuned handle), ``head_``, ``best_step_`` and ``history_``
+        (``[(step, validation cross-entropy against the weak labels)]``)."""
+        y = np.asarray(labels, dtype=np.float64)
+        if y.ndim != 1 or y.shape[0] != len(pairs):
+            raise MindscopeError(f"weak labels have shape {y.shape}, expected [{len(pairs)}]")
+        loss_fn = get_loss(self.loss)
+        site = layer_site(h, self.layer)
+        k = h.n_layers if self.layer < 0 else self.layer
+        gen = torch.Generator().manual_seed(self.seed)
+        torch.manual_seed(self.seed)
+        model = copy.deepcopy(h)
+        model.model.eval()
+        head = _Head(h.d_model).to(h.device)
+        params = self._trainable(model, k)
+        groups = [{"params": head.parameters(), "lr": self.head_lr}]
+        if params:
+            groups.append({"params": params, "lr": self.lr})
+        opt = torch.optim.AdamW(groups, weight_decay=self.weight_decay)
+        ids, mask, last = encode_prompts(model, pairs)
+        yt = torch.as_tensor(y, dtype=torch.float32)
+        perm = torch.randperm(len(pairs), generator=gen)
+        n_val = int(round(self.val_fraction * len(pairs)))
+        val, tr = perm[:n_val], perm[n_val:]
+        if len(tr) < 2:
+            raise MindscopeError(f"too few training examples ({len(tr)}) for the student")
+
+        def val_loss() -> float:
+            if not n_val:
+                return math.nan
+            out = []
+            for s in range(0, n_val, 256):
+                j = val[s : s + 256]
+                lg = self._logits(model, head, site, ids[j], mask[j], last[j], grad=False)
+                out.append(
+                    torch.nn.functional.binary_cross_entropy_with_logits(
+                        lg, yt[j].to(lg.device), reduction="sum"
+                    ).item()
+                )
+            return sum(out) / n_val
+
+        best = (val_loss(), 0, self._snapshot(head, params))
+        history = [(0, best[0])]
+        order = tr[torch.randperm(len(tr), generator=gen)]
+        pos = 0
+        for step in range(1, self.steps + 1):
+            if pos + self.batch_size > len(order):
+                order, pos = tr[torch.randperm(len(tr), generator=gen)], 0
+            j = order[pos : pos + self.batch_size]
+            pos += self.batch_size
+            lg = self._logits(model, head, site, ids[j], mask[j], last[j], grad=True)
+            loss = loss_fn(
+                lg,
+                yt[j].to(lg.device),
+                (step - 1) / self.steps,
+                **(
+                    {"weight": self.logconf_weight, "warmup": self.warmup}
+                    if self.loss == "logconf"
+                    else {}
+                ),
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if n_val and (step % self.eval_every == 0 or step == self.steps):
+                v = val_loss()
+                history.append((step, v))
+                if v < best[0]:
+                    best = (v, step, self._snapshot(head, params))
+        if n_val:
+            self._restore(head, params, best[2])
+        for p in params:
+            p.requires_grad_(False)
+        self.model_, self.head_, self.site_ = model, head, site
+        self.best_step_ = best[1] if n_val else self.steps
+        self.history_ = history
+        return self
+
+    @staticmethod
+    def _snapshot(head: nn.Module, params: list[nn.Parameter]) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in [*head.parameters(), *params]]
+
+    @staticmethod
+    def _restore(head: nn.Module, params: list[nn.Parameter], saved: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for p, s in zip([*head.parameters(), *params], saved, strict=True):
+                p.copy_(s)
+
+    def predict_proba(self, pairs: Sequence[ContrastPair], batch_size: int = 256) -> np.ndarray:
+        """Credences ``[n]`` of the fine-tuned student on ``pairs``."""
+        if not hasattr(self, "model_"):
+            raise MindscopeError("fit the student before predicting")
+        ids, mask, last = encode_prompts(self.model_, pairs)
+        out = []
+        for s in range(0, len(pairs), batch_size):
+            sl = slice(s, s + batch_size)
+            lg = self._logits(
+                self.model_, self.head_, self.site_, ids[sl], mask[sl], last[sl], grad=False
+            )
+            out.append(torch.sigmoid(lg).double().cpu())
+        return torch.cat(out).numpy()
