@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -357,6 +357,18 @@ class ModelHandle(HookedModule):
             raise TypeError(f"unexpected keyword arguments {sorted(kw)}")
         canon = {self.canonical_site(s): v for s, v in (additions or {}).items()}
         with HookedModule.add(self, canon):
+            yield
+
+    @contextmanager
+    def edit(  # type: ignore[override]
+        self, edits: Mapping[str | tuple[str, int], Callable[[torch.Tensor], torch.Tensor]]
+    ) -> Iterator[None]:
+        """Replace the value ``[batch, pos, d_model]`` at each site by ``fn(value)`` during
+        forward passes run inside the block (``{site: fn}``; same shape out)."""
+        canon = {self.canonical_site(s): fn for s, fn in edits.items()}
+        if len(canon) != len(edits):
+            raise MindscopeError("edit: two names for the same site")
+        with HookedModule.edit(self, canon):
             yield
 
     def __repr__(self) -> str:
