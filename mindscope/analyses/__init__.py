@@ -19,7 +19,7 @@ decorated with :func:`register`, imported below. It may import the instruments (
 from __future__ import annotations
 
 # the built-in stages register themselves on import
-from mindscope.analyses import elicit, lens  # noqa: F401
+from mindscope.analyses import elicit, erase, lens, patch, steer  # noqa: F401
 from mindscope.analyses.base import (
     Artefact,
     CheckContext,
@@ -34,7 +34,10 @@ from mindscope.analyses.base import (
     stage_names,
 )
 from mindscope.analyses.elicit import ElicitConfig
+from mindscope.analyses.erase import EraseConfig
 from mindscope.analyses.lens import LensConfig
+from mindscope.analyses.patch import PatchConfig
+from mindscope.analyses.steer import SteerConfig
 
 __all__ = [
     "Artefact",
@@ -43,6 +46,9 @@ __all__ = [
     "StageConfig",
     "StageOutput",
     "ElicitConfig",
+    "EraseConfig",
+    "PatchConfig",
+    "SteerConfig",
     "LensConfig",
     "get_stage",
     "isolated",

@@ -23,6 +23,7 @@ _COMMANDS = (
     "organism_cmd",
     "lens_cmd",
     "elicit_cmd",
+    "intervene_cmd",
     "run_cmd",
     "sweep_cmd",
     "audit_cmd",
