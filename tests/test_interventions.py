@@ -8,7 +8,7 @@ import torch
 
 from mindscope import erasure, patching, steering
 from mindscope.errors import MindscopeError
-from mindscope.organisms.planted import planted_circuit
+from mindscope.patching.planted import planted_circuit
 
 
 def _tokens(n: int, t: int, seed: int = 0) -> torch.Tensor:
@@ -28,7 +28,10 @@ def _inputs(h, n=12, t=8, k=(3,), seed=0):
     for p in k:
         corr[:, p] = (clean[:, p] + torch.randint(1, 25, (n,), generator=g)) % 26 + 1
     with torch.no_grad():
-        ans, wrong = h.forward(clean)[:, -1].argmax(-1), h.forward(corr)[:, -1].argmax(-1)
+        ans = h.forward(clean)[:, -1].argmax(-1)
+        lx = h.forward(corr)[:, -1]
+        lx[torch.arange(len(ans)), ans] = -torch.inf
+        wrong = lx.argmax(-1)  # the corrupted run's best other token
     return clean, corr, ans, wrong
 
 
@@ -41,7 +44,7 @@ def test_exact_patching_finds_the_planted_circuit(circuit, changed):
     clean, corr, ans, wrong = _inputs(h, k=changed)
     exact = patching.activation_patching(h, clean, corr, ans, wrong, kinds=KINDS)
     truth = circuit.truth(changed, clean.shape[1])
-    loc = patching.localisation(exact, truth)
+    loc = patching.localisation(exact, truth, tau=1e-4)
     assert loc["precision"] == 1.0 and loc["recall"] == 1.0
     # outside the circuit the effect is exactly zero
     for kind in KINDS:
@@ -58,7 +61,9 @@ def test_exact_patching_finds_the_planted_circuit(circuit, changed):
 def test_exact_patching_equals_one_unbatched_patch(circuit):
     h = circuit.handle
     clean, corr, ans, wrong = _inputs(h, n=4)
-    exact = patching.activation_patching(h, clean, corr, ans, wrong, kinds=("mlp_out",), batch_size=3)
+    exact = patching.activation_patching(
+        h, clean, corr, ans, wrong, kinds=("mlp_out",), batch_size=3
+    )
     site = "mlp_out.0"
     with h.capture([site]) as cc:
         h.forward(clean)
@@ -114,9 +119,15 @@ def test_patching_grouped_query_attention():
     from mindscope.organisms.tokenization import to_hf, word_level_tokenizer
 
     tok = to_hf(word_level_tokenizer([], "abcdefghijklmnopqrstuvwxyz"))
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1,
-                      max_position_embeddings=32)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        max_position_embeddings=32,
+    )
     torch.manual_seed(0)
     h = wrap_model(LlamaForCausalLM(cfg), tok, name="tiny-gqa")
     clean, corr, ans, wrong = _inputs(h, n=4, t=6, k=(2,))
@@ -197,9 +208,7 @@ def test_erasing_inside_the_model(circuit):
     x = c["resid_post.1"].reshape(-1, h.d_model)  # [n * pos, d]
     y = (ids.reshape(-1) % 2).long()
     eraser = erasure.LeaceFitter().fit(x, y).eraser_
-    with erasure.erasing(h, "resid_post.1", eraser), h.capture(["resid_post.1"]) as c2:
-        h.forward(ids)
-    # the capture hook sees the site before the edit; the next layer's input after it
+    # the next block's input is the erased value
     with erasure.erasing(h, "resid_post.1", eraser), h.capture(["resid_pre.2"]) as c3:
         h.forward(ids)
     assert torch.allclose(c3["resid_pre.2"].reshape(-1, h.d_model), eraser(x), atol=1e-5)
@@ -227,7 +236,9 @@ def test_mean_difference_recovers_a_planted_direction(circuit):
     h, u = _planted_direction(circuit)
     letters = "abcdefghijklmnopqrstuvwxyz"
     g = torch.Generator().manual_seed(3)
-    ctx = ["".join(letters[int(i)] for i in torch.randint(0, 26, (5,), generator=g)) for _ in range(40)]
+    ctx = [
+        "".join(letters[int(i)] for i in torch.randint(0, 26, (5,), generator=g)) for _ in range(40)
+    ]
     neg = [c + letters[int(torch.randint(0, 13, (1,), generator=g))] for c in ctx]
     pos = [c + letters[letters.index(n[-1]) + 13] for c, n in zip(ctx, neg, strict=True)]
     caa = steering.mean_difference(h, pos, neg, "embed")
@@ -312,15 +323,40 @@ def test_cli_patch_and_bad_input(tmp_path, capsys):
     from mindscope.cli import main
 
     out = tmp_path / "p"
-    rc = main(["patch", "--model", "organism:quirky-arith", "--out", str(out), "--n", "8",
-               "--kinds", "resid_pre", "--corruption", "str"])
+    rc = main(
+        [
+            "patch",
+            "--model",
+            "organism:quirky-arith",
+            "--out",
+            str(out),
+            "--n",
+            "8",
+            "--kinds",
+            "resid_pre",
+            "--corruption",
+            "str",
+        ]
+    )
     assert rc == 0
     import pandas as pd
 
     df = pd.read_parquet(out / "results.parquet")
     assert {"patch_logit_diff", "atp_mae", "atp_corr"} <= set(df.metric)
-    assert main(["steer", "--model", "organism:quirky-arith", "--out", str(tmp_path / "s"),
-                 "--multipliers", "nan"]) == 2
+    assert (
+        main(
+            [
+                "steer",
+                "--model",
+                "organism:quirky-arith",
+                "--out",
+                str(tmp_path / "s"),
+                "--multipliers",
+                "nan",
+            ]
+        )
+        == 2
+    )
     assert main(["patch", "--model", "organism:quirky-arith", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "refusing to overwrite" in err and "Traceback" not in err

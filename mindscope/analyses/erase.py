@@ -59,12 +59,16 @@ def _concept(pairs: list[Any], concept: str) -> tuple[torch.Tensor, list[Any]]:
         raise MindscopeError(f"erase: concept {concept!r} is missing from some pairs' meta")
     classes = sorted({str(v) for v in vals})
     if len(classes) < 2:
-        raise MindscopeError(f"erase: concept {concept!r} has one class ({classes[0]}): nothing to erase")
+        raise MindscopeError(
+            f"erase: concept {concept!r} has one class ({classes[0]}): nothing to erase"
+        )
     index = {c: i for i, c in enumerate(classes)}
     return torch.tensor([index[str(v)] for v in vals]), classes
 
 
-def _acts(h: Any, prompts: list[str], site: str, positions: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _acts(
+    h: Any, prompts: list[str], site: str, positions: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Activations ``[rows, d]`` and each row's prompt index ``[rows]``."""
     from mindscope.steering import pad_batch
 
@@ -133,17 +137,31 @@ def erase_stage(
     rows: list[dict[str, Any]] = []
 
     # where Alice's and Bob's labels differ, an answer follows one of them (or neither)
-    differ = refs["alice"] != refs["bob"] if "bob" in refs else torch.ones(len(test), dtype=torch.bool)
+    differ = (
+        refs["alice"] != refs["bob"] if "bob" in refs else torch.ones(len(test), dtype=torch.bool)
+    )
 
     def follows(pred: torch.Tensor, layer: int, method: str) -> None:
         for name, ref in refs.items():
             sel = differ if name in ("alice", "bob") else torch.ones_like(differ)
             k, n = float((pred == ref)[sel].sum()), int(sel.sum())
             lo, hi = wilson(k, n)
-            rows.append({"metric": "answer_follows", "value": k / max(n, 1), "ci_low": lo,
-                         "ci_high": hi, "n": n, "layer": layer, "method": method,
-                         "extra": {"reference": name, "concept": cfg.concept,
-                                   "rows": "labels differ" if name != "label" else "all"}})
+            rows.append(
+                {
+                    "metric": "answer_follows",
+                    "value": k / max(n, 1),
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n": n,
+                    "layer": layer,
+                    "method": method,
+                    "extra": {
+                        "reference": name,
+                        "concept": cfg.concept,
+                        "rows": "labels differ" if name != "label" else "all",
+                    },
+                }
+            )
 
     follows(_answers(h, p_te, choices, lambda last: contextlib.nullcontext()), -1, "none")
     for layer in resolve_layers(h, cfg.layers):
@@ -154,10 +172,23 @@ def erase_stage(
             x_tr, y_tr[o_tr], x_te, y_te[o_te], n_boot=cfg.n_boot, seed=seed
         )
         for name, (v, lo, hi) in audit.items():
-            rows.append({"metric": name, "value": v, "ci_low": lo, "ci_high": hi,
-                         "n": len(x_te), "layer": layer, "method": "leace",
-                         "extra": {"concept": cfg.concept, "site": site,
-                                   "positions": cfg.positions, "classes": classes}})
+            rows.append(
+                {
+                    "metric": name,
+                    "value": v,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n": len(x_te),
+                    "layer": layer,
+                    "method": "leace",
+                    "extra": {
+                        "concept": cfg.concept,
+                        "site": site,
+                        "positions": cfg.positions,
+                        "classes": classes,
+                    },
+                }
+            )
         eraser = erasure.LeaceFitter().fit(x_tr, y_tr[o_tr]).eraser_
 
         def ctx(last: torch.Tensor, site: str = site, eraser: Any = eraser) -> Any:

@@ -65,8 +65,9 @@ def quirky_patch_inputs(
     clean = h.encode([swap_persona(p.prompt, "alice") for p in keep])
     corr = h.encode([swap_persona(p.prompt, "bob") for p in keep])
     length = Counter(len(c) for c in clean).most_common(1)[0][0]
-    idx = [i for i, (c, x) in enumerate(zip(clean, corr, strict=True))
-           if len(c) == length == len(x)][:n]
+    idx = [
+        i for i, (c, x) in enumerate(zip(clean, corr, strict=True)) if len(c) == length == len(x)
+    ][:n]
     c0, c1 = choice_ids(h, tuple(keep[0].completions))
     tok = (c0, c1)
     ans = torch.tensor([tok[int(keep[i].meta["alice_label"])] for i in idx])
@@ -109,16 +110,31 @@ def patch_stage(
             h, clean, x_corr, ans, wrong, batch_size=cfg.batch_size, **kw
         )
         atp = patching.attribution_patching(h, clean, x_corr, ans, wrong, **kw)
-        extra = {"corruption": corruption}
+        extra: dict[str, object] = {"corruption": corruption}
         rows += exact.to_rows(dataset=cfg.dataset, extra=extra)
         rows += atp.to_rows(dataset=cfg.dataset, extra=extra)
         for kind, err in patching.atp_error(exact, atp).items():
             for name in ("mae", "corr"):
-                rows.append({"metric": f"atp_{name}", "value": err[name], "n": len(ans),
-                             "method": "attribution", "dataset": cfg.dataset,
-                             "extra": {"site": kind, **extra}})
-        rows.append({"metric": f"gap_{cfg.metric}", "value": exact.gap, "n": len(ans),
-                     "method": "activation", "dataset": cfg.dataset, "extra": extra})
+                rows.append(
+                    {
+                        "metric": f"atp_{name}",
+                        "value": err[name],
+                        "n": len(ans),
+                        "method": "attribution",
+                        "dataset": cfg.dataset,
+                        "extra": {"site": kind, **extra},
+                    }
+                )
+        rows.append(
+            {
+                "metric": f"gap_{cfg.metric}",
+                "value": exact.gap,
+                "n": len(ans),
+                "method": "activation",
+                "dataset": cfg.dataset,
+                "extra": extra,
+            }
+        )
     for r in rows:
         r["split"] = "test"
     return StageOutput(frame(rows), {}, {}, None, {"n_prompts": len(ans), "length": clean.shape[1]})

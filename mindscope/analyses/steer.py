@@ -65,7 +65,9 @@ class SteerConfig(StageConfig):
         import math
 
         if not c.multipliers or not all(math.isfinite(m) for m in c.multipliers):
-            raise c.fail(ctx, f"{where}.multipliers", f"must be finite numbers, got {c.multipliers}")
+            raise c.fail(
+                ctx, f"{where}.multipliers", f"must be finite numbers, got {c.multipliers}"
+            )
         for name in ("n", "n_test"):
             if getattr(c, name) < 2:
                 raise c.fail(ctx, f"{where}.{name}", f"must be >= 2, got {getattr(c, name)}")
@@ -79,7 +81,9 @@ def _texts(cfg: SteerConfig, pairs: list[Any]) -> tuple[list[str], list[str]]:
         return [swap_persona(p.prompt, "bob") for p in pairs], [
             swap_persona(p.prompt, "alice") for p in pairs
         ]
-    return [p.prompt + p.completions[1] for p in pairs], [p.prompt + p.completions[0] for p in pairs]
+    return [p.prompt + p.completions[1] for p in pairs], [
+        p.prompt + p.completions[0] for p in pairs
+    ]
 
 
 @register(
@@ -109,9 +113,7 @@ def steer_stage(
     vecs = [read(h, pos, neg, f"{cfg.site}.{layer}") for layer in resolve_layers(h, cfg.layers)]
     c0, c1 = choice_ids(h, tuple(test[0].completions))
     if cfg.contrast == "persona":
-        test = [p for p in test if p.meta.get("persona") == "alice"] or [
-            p for p in test
-        ]
+        test = [p for p in test if p.meta.get("persona") == "alice"] or [p for p in test]
         prompts = [swap_persona(p.prompt, "alice") for p in test]
         src = torch.tensor([int(p.meta["alice_label"]) for p in test])
         tgt = torch.tensor([int(p.meta["bob_label"]) for p in test])
@@ -128,13 +130,23 @@ def steer_stage(
     for r in rows:
         r["dataset"], r["split"] = cfg.dataset, "test"
     best = steering.select_dose(rows, cfg.kl_budget)
-    artefacts: dict[str, Any] = {"dose.json": json_artefact({"chosen": best, "kl_budget": cfg.kl_budget})}
+    artefacts: dict[str, Any] = {
+        "dose.json": json_artefact({"chosen": best, "kl_budget": cfg.kl_budget})
+    }
     if best is not None:
         chosen = next(v for v in vecs if v.site == f"{cfg.site}.{int(best['layer'])}")
         artefacts["steering_vector"] = chosen.save
         for name in ("flip_rate", "damage_rate", "kl_neutral", "multiplier"):
-            rows.append({"metric": f"chosen_{name}", "value": float(best[name]),
-                         "layer": int(best["layer"]), "method": cfg.method, "dataset": cfg.dataset,
-                         "split": "test", "extra": {"kl_budget": cfg.kl_budget}})
+            rows.append(
+                {
+                    "metric": f"chosen_{name}",
+                    "value": float(best[name]),
+                    "layer": int(best["layer"]),
+                    "method": cfg.method,
+                    "dataset": cfg.dataset,
+                    "split": "test",
+                    "extra": {"kl_budget": cfg.kl_budget},
+                }
+            )
     info = {"chosen": best, "n_train": len(train), "n_test": len(prompts)}
     return StageOutput(frame(rows) if rows else pd.DataFrame(), artefacts, {}, None, info)

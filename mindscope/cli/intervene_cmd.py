@@ -49,8 +49,13 @@ def _run(args: argparse.Namespace) -> int:
         write(out / name)
     df = stamp(res.rows, h)
     write_table(df, out / "results.parquet")
-    run = {"command": args.command, "model": h.name, "config": cfg.model_dump(mode="json"),
-           "seed": args.seed, **res.info}
+    run = {
+        "command": args.command,
+        "model": h.name,
+        "config": cfg.model_dump(mode="json"),
+        "seed": args.seed,
+        **res.info,
+    }
     (out / "run.json").write_text(json.dumps(run, indent=2, default=str))
     _summary(args.command, df, res.info)
     print(f"wrote {out}")

@@ -64,7 +64,7 @@ def probe_auroc(
         if len(np.unique(y_test[idx])) < len(np.unique(y_test)):
             continue
         boots.append(_auroc(y_test[idx], score[idx]))
-    lo, hi = (np.quantile(boots, [0.025, 0.975]) if boots else (np.nan, np.nan))
+    lo, hi = np.quantile(boots, [0.025, 0.975]) if boots else (np.nan, np.nan)
     return auc, float(lo), float(hi)
 
 
@@ -115,7 +115,9 @@ def erasure_audit(
     boots = []
     for _ in range(n_boot):
         idx = rng.integers(0, len(d_l), len(d_l))
-        boots.append((d_l[idx].mean(), d_o[idx].mean(), d_l[idx].mean() / max(d_o[idx].mean(), 1e-30)))
+        boots.append(
+            (d_l[idx].mean(), d_o[idx].mean(), d_l[idx].mean() / max(d_o[idx].mean(), 1e-30))
+        )
     b = np.array(boots) if boots else np.full((1, 3), np.nan)
     for j, (name, val) in enumerate(
         (

@@ -54,7 +54,9 @@ def attribution_patching(
         sl = slice(start, start + batch_size)
         wr = None if wrong_t is None else wrong_t[sl]
         with h.capture(sites) as clean_acts:
-            m_clean = answer_metric(h.forward(inputs_embeds=ce[sl]), answer[sl], wr, metric, position)
+            m_clean = answer_metric(
+                h.forward(inputs_embeds=ce[sl]), answer[sl], wr, metric, position
+            )
         clean_acts = dict(clean_acts)
         b = ce[sl].shape[0]
         zeros = {

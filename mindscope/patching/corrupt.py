@@ -21,7 +21,9 @@ __all__ = ["replace_tokens", "gaussian_noise", "CORRUPTIONS"]
 CORRUPTIONS = ("str", "noise")
 
 
-def replace_tokens(ids: torch.Tensor, positions: Sequence[int], new_ids: Sequence[int]) -> torch.Tensor:
+def replace_tokens(
+    ids: torch.Tensor, positions: Sequence[int], new_ids: Sequence[int]
+) -> torch.Tensor:
     """A copy of ``ids`` ``[batch, pos]`` with ``ids[:, positions[j]] = new_ids[j]``."""
     if len(positions) != len(new_ids):
         raise MindscopeError("replace_tokens: one new token per position")

@@ -140,8 +140,12 @@ def activation_patching(
                 vals = a_clean[rows, pos]  # [b, d]
                 ar = torch.arange(len(rows))
 
-                def write(x: torch.Tensor, pos: torch.Tensor = pos, vals: torch.Tensor = vals,
-                          ar: torch.Tensor = ar) -> torch.Tensor:
+                def write(
+                    x: torch.Tensor,
+                    pos: torch.Tensor = pos,
+                    vals: torch.Tensor = vals,
+                    ar: torch.Tensor = ar,
+                ) -> torch.Tensor:
                     x = x.clone()
                     x[ar, pos.to(x.device)] = vals.to(x.dtype)
                     return x

@@ -42,7 +42,9 @@ class PatchResult:
         """``[n, n_layers, pos]`` effects in units of the mean clean-corrupted gap (1 = the
         patch restores the clean metric on average, 0 = no effect)."""
         if kind not in self.effects:
-            raise MindscopeError(f"no patching effects for site {kind!r}; have {list(self.effects)}")
+            raise MindscopeError(
+                f"no patching effects for site {kind!r}; have {list(self.effects)}"
+            )
         gap = self.gap
         if not math.isfinite(gap) or abs(gap) < 1e-12:
             raise MindscopeError("clean and corrupted runs give the same metric: nothing to patch")

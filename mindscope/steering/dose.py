@@ -152,20 +152,39 @@ def dose_response(
             k_dmg = float(((pred != tgt) & ~moves).sum())
             for name, k, n in (("flip_rate", k_flip, n_move), ("damage_rate", k_dmg, n_stay)):
                 lo, hi = wilson(k, n)
-                rows.append({**base, "metric": name, "value": k / n if n else math.nan,
-                             "ci_low": lo, "ci_high": hi, "n": n, "extra": extra})
+                rows.append(
+                    {
+                        **base,
+                        "metric": name,
+                        "value": k / n if n else math.nan,
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        "n": n,
+                        "extra": extra,
+                    }
+                )
             sd = float(prop.std()) if len(prop) > 1 else math.nan
             half = 1.96 * sd / math.sqrt(len(prop))
             pm = float(prop.mean())
-            rows.append({**base, "metric": "propensity", "value": pm, "ci_low": pm - half,
-                         "ci_high": pm + half, "n": len(prop), "extra": extra})
+            rows.append(
+                {
+                    **base,
+                    "metric": "propensity",
+                    "value": pm,
+                    "ci_low": pm - half,
+                    "ci_high": pm + half,
+                    "n": len(prop),
+                    "extra": extra,
+                }
+            )
             lp, _, _ = _neutral_logprobs(h, neutral_ids, vec, m)
             kl_tok = (base_lp.exp() * (base_lp - lp)).sum(-1)  # [tokens]
             nll_tok = -lp[torch.arange(len(nxt)), nxt]
             acc_tok = (lp.argmax(-1) == nxt).float()
             n_doc = len(neutral_ids)
             per_doc = {
-                name: torch.zeros(n_doc).index_add_(0, doc, t) / torch.bincount(doc, minlength=n_doc)
+                name: torch.zeros(n_doc).index_add_(0, doc, t)
+                / torch.bincount(doc, minlength=n_doc)
                 for name, t in (("kl", kl_tok), ("nll", nll_tok), ("acc", acc_tok))
             }
             for name, key, tf in (
@@ -175,24 +194,51 @@ def dose_response(
             ):
                 v = per_doc[key].double().numpy()
                 boots = [v[rng.integers(0, len(v), len(v))].mean() for _ in range(n_boot)]
-                lo, hi = (np.quantile(boots, [0.025, 0.975]) if boots else (np.nan, np.nan))
-                rows.append({**base, "metric": name, "value": float(tf(v.mean())),
-                             "ci_low": float(tf(lo)), "ci_high": float(tf(hi)), "n": len(v),
-                             "extra": extra})
+                lo, hi = np.quantile(boots, [0.025, 0.975]) if boots else (np.nan, np.nan)
+                rows.append(
+                    {
+                        **base,
+                        "metric": name,
+                        "value": float(tf(v.mean())),
+                        "ci_low": float(tf(lo)),
+                        "ci_high": float(tf(hi)),
+                        "n": len(v),
+                        "extra": extra,
+                    }
+                )
         if len(mults) > 1 and n_move > 0:
             p = torch.stack(props).double().numpy()[:, moves.numpy()]  # [n_mult, n_move]
             xm = np.array(mults) - np.mean(mults)
             slopes = (xm[:, None] * (p - p.mean(0))).sum(0) / (xm**2).sum()  # [n_move]
-            boots = [slopes[rng.integers(0, len(slopes), len(slopes))].mean() for _ in range(n_boot)]
-            lo, hi = (np.quantile(boots, [0.025, 0.975]) if boots else (np.nan, np.nan))
+            boots = [
+                slopes[rng.integers(0, len(slopes), len(slopes))].mean() for _ in range(n_boot)
+            ]
+            lo, hi = np.quantile(boots, [0.025, 0.975]) if boots else (np.nan, np.nan)
             extra = {"site": vec.site}
-            rows.append({**base, "metric": "steer_slope", "value": float(slopes.mean()),
-                         "ci_low": float(lo), "ci_high": float(hi), "n": len(slopes),
-                         "extra": extra})
+            rows.append(
+                {
+                    **base,
+                    "metric": "steer_slope",
+                    "value": float(slopes.mean()),
+                    "ci_low": float(lo),
+                    "ci_high": float(hi),
+                    "n": len(slopes),
+                    "extra": extra,
+                }
+            )
             k = float((slopes < 0).sum())
             lo, hi = wilson(k, len(slopes))
-            rows.append({**base, "metric": "wrong_way", "value": k / len(slopes), "ci_low": lo,
-                         "ci_high": hi, "n": len(slopes), "extra": extra})
+            rows.append(
+                {
+                    **base,
+                    "metric": "wrong_way",
+                    "value": k / len(slopes),
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n": len(slopes),
+                    "extra": extra,
+                }
+            )
     return rows
 
 
@@ -221,6 +267,12 @@ def select_dose(rows: Sequence[dict[str, Any]], kl_budget: float) -> dict[str, f
         dmg = 0.0 if math.isnan(dmg) else dmg
         score = flip - dmg
         if best is None or score > best["score"]:
-            best = {"layer": layer, "multiplier": m, "flip_rate": flip, "damage_rate": dmg,
-                    "kl_neutral": v["kl_neutral"], "score": score}
+            best = {
+                "layer": layer,
+                "multiplier": m,
+                "flip_rate": flip,
+                "damage_rate": dmg,
+                "kl_neutral": v["kl_neutral"],
+                "score": score,
+            }
     return best

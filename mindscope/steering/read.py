@@ -14,7 +14,9 @@ from mindscope.steering.vector import SteeringVector
 __all__ = ["read_last", "mean_difference", "pca_difference", "pad_batch"]
 
 
-def pad_batch(h: Any, ids: Sequence[Sequence[int]], side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
+def pad_batch(
+    h: Any, ids: Sequence[Sequence[int]], side: str = "right"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad token id lists to ``[batch, pos]`` ids and attention mask (``side``: right or left)."""
     if side not in ("right", "left"):
         raise MindscopeError(f"padding side must be 'right' or 'left', got {side!r}")

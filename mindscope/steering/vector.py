@@ -50,13 +50,19 @@ class SteeringVector:
     def __add__(self, other: SteeringVector) -> SteeringVector:
         self._same(other)
         return SteeringVector(
-            self.site, self.vector + other.vector, self.model_hash, f"({self.method}+{other.method})"
+            self.site,
+            self.vector + other.vector,
+            self.model_hash,
+            f"({self.method}+{other.method})",
         )
 
     def __sub__(self, other: SteeringVector) -> SteeringVector:
         self._same(other)
         return SteeringVector(
-            self.site, self.vector - other.vector, self.model_hash, f"({self.method}-{other.method})"
+            self.site,
+            self.vector - other.vector,
+            self.model_hash,
+            f"({self.method}-{other.method})",
         )
 
     def __mul__(self, k: float) -> SteeringVector:
@@ -75,7 +81,9 @@ class SteeringVector:
         norm = float(self.vector.norm())
         if norm == 0:
             raise MindscopeError("cannot normalise a zero steering vector")
-        return SteeringVector(self.site, self.vector / norm, self.model_hash, self.method, self.meta)
+        return SteeringVector(
+            self.site, self.vector / norm, self.model_hash, self.method, self.meta
+        )
 
     def cosine(self, other: SteeringVector | torch.Tensor) -> float:
         """Cosine similarity with another vector (or a ``[d]`` tensor)."""
@@ -123,7 +131,9 @@ def load_vector(path: str | Path, h: Any | None = None) -> SteeringVector:
     folder = Path(path)
     cfg_p, w_p = folder / "config.json", folder / "vector.safetensors"
     if not cfg_p.exists() or not w_p.exists():
-        raise MindscopeError(f"no steering vector at {folder} (need config.json + vector.safetensors)")
+        raise MindscopeError(
+            f"no steering vector at {folder} (need config.json + vector.safetensors)"
+        )
     cfg = json.loads(cfg_p.read_text())
     if cfg.get("kind") != "steering_vector":
         raise MindscopeError(f"{folder} does not hold a steering vector")

@@ -1,4 +1,4 @@
-"""``planted-circuit``: a tiny GPT-NeoX whose causal paths are set by hand, for scoring patching.
+"""The planted-circuit organism: a tiny GPT-NeoX whose causal paths are set by hand.
 
 Random weights, then every attention block's output projection is zeroed except in one layer
 (``attn_layer``), and the MLP output projections are zeroed except in ``mlp_layers``. Tokens can
@@ -102,7 +102,8 @@ def planted_circuit(
         for name, p in model.named_parameters():
             if p.ndim == 2 and "layernorm" not in name:
                 p.copy_(torch.randn(p.shape, generator=gen) * init_std)
-        for layer, block in enumerate(model.gpt_neox.layers):
+        blocks: Any = model.gpt_neox.layers
+        for layer, block in enumerate(blocks):
             if layer != attn_layer:
                 block.attention.dense.weight.zero_()
                 block.attention.dense.bias.zero_()
