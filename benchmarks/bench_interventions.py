@@ -21,7 +21,8 @@ Ground truth:
   attribution patching (tau = 0.05 of the largest effect), AtP error per site kind;
 * quirky-arith steering (``steer`` stage, every layer, multipliers 0..8, KL budget 0.1):
   the chosen dose's flip and damage rates against Bob's and Alice's labels;
-* quirky-arith erasure (``erase`` stage, persona and truth at ``resid_post.4``, last position):
+* quirky-arith erasure (``erase`` stage, last position; persona at every layer, truth at
+  ``resid_post.4``):
   probe AUROCs before and after, and which labels the answers follow after erasure;
 * quirky-arith patching (``patch`` stage): AtP correlation with exact patching under the two
   corruptions.
@@ -203,31 +204,27 @@ def quirky() -> dict[str, Any]:
     out["steer_max_flip_layer"] = (int(flip.layer), "layer", "")
     out["steer_max_flip_mult"] = (float(extra["multiplier"]), "multiplier", "")
     out["steer_max_flip_kl"] = (float(kl.value.iloc[0]), "nats/token", "its KL on neutral text")
-    for concept in ("persona", "truth"):
+    for concept, layers in (("persona", "all"), ("truth", [4])):
         er = run_stage(
             "erase",
             h,
-            {"concept": concept, "layers": [4], "n": 800, "n_test": 400, "n_boot": 300},
+            {"concept": concept, "layers": layers, "n": 800, "n_test": 400, "n_boot": 300},
             seed=0,
         ).rows
-        for metric in (
-            "linear_auroc_before",
-            "linear_auroc_after",
-            "mlp_auroc_after",
-            "distortion_ratio",
-        ):
-            row = er[er.metric == metric].iloc[0]
-            out[f"erase_{concept}_{metric}"] = (float(row.value), "value", "layer 4, last position")
-            out[f"erase_{concept}_{metric}_lo"] = (float(row.ci_low), "value", "95% CI low")
-            out[f"erase_{concept}_{metric}_hi"] = (float(row.ci_high), "value", "95% CI high")
-        fol = er[er.metric == "answer_follows"]
-        for _, row in fol.iterrows():
+        for _, row in er[er.layer >= 0].iterrows():
+            if row.metric in ("answer_follows", "distortion_leace", "distortion_oracle"):
+                continue
+            key = f"erase_{concept}_L{row.layer}_{row.metric}"
+            out[key] = (float(row.value), "value", "last position")
+            out[key + "_lo"] = (float(row.ci_low), "value", "95% CI low")
+            out[key + "_hi"] = (float(row.ci_high), "value", "95% CI high")
+        for _, row in er[er.metric == "answer_follows"].iterrows():
             e = json.loads(row.extra)
-            when = "before" if row.method == "none" else "after"
-            out[f"erase_{concept}_follows_{e['reference']}_{when}"] = (
+            when = "before" if row.method == "none" else f"L{row.layer}"
+            out[f"erase_{concept}_{e['prompts']}_follows_{e['reference']}_{when}"] = (
                 float(row.value),
                 "fraction",
-                "answers equal to this label (labels-differ rows)",
+                "answers equal to this label (alice/bob: rows where they differ)",
             )
     pt = run_stage("patch", h, {"n": 48}, seed=0).rows
     for _, row in pt[pt.metric == "atp_corr"].iterrows():

@@ -136,32 +136,40 @@ def erase_stage(
             refs[key.removesuffix("_label")] = torch.tensor([int(p.meta[key]) for p in test])
     rows: list[dict[str, Any]] = []
 
-    # where Alice's and Bob's labels differ, an answer follows one of them (or neither)
-    differ = (
-        refs["alice"] != refs["bob"] if "bob" in refs else torch.ones(len(test), dtype=torch.bool)
-    )
+    # where Alice's and Bob's labels differ an answer follows one of them (or neither); split
+    # by the prompt's persona when the pairs have one
+    ones = torch.ones(len(test), dtype=torch.bool)
+    differ = refs["alice"] != refs["bob"] if "bob" in refs else ones
+    groups = {"all": ones}
+    if all("persona" in p.meta for p in test):
+        for who in sorted({str(p.meta["persona"]) for p in test}):
+            groups[who] = torch.tensor([str(p.meta["persona"]) == who for p in test])
 
     def follows(pred: torch.Tensor, layer: int, method: str) -> None:
         for name, ref in refs.items():
-            sel = differ if name in ("alice", "bob") else torch.ones_like(differ)
-            k, n = float((pred == ref)[sel].sum()), int(sel.sum())
-            lo, hi = wilson(k, n)
-            rows.append(
-                {
-                    "metric": "answer_follows",
-                    "value": k / max(n, 1),
-                    "ci_low": lo,
-                    "ci_high": hi,
-                    "n": n,
-                    "layer": layer,
-                    "method": method,
-                    "extra": {
-                        "reference": name,
-                        "concept": cfg.concept,
-                        "rows": "labels differ" if name != "label" else "all",
-                    },
-                }
-            )
+            for group, in_group in groups.items():
+                sel = in_group & (differ if name in ("alice", "bob") else ones)
+                k, n = float((pred == ref)[sel].sum()), int(sel.sum())
+                if n == 0:
+                    continue
+                lo, hi = wilson(k, n)
+                rows.append(
+                    {
+                        "metric": "answer_follows",
+                        "value": k / n,
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        "n": n,
+                        "layer": layer,
+                        "method": method,
+                        "extra": {
+                            "reference": name,
+                            "prompts": group,
+                            "concept": cfg.concept,
+                            "rows": "labels differ" if name != "label" else "all",
+                        },
+                    }
+                )
 
     follows(_answers(h, p_te, choices, lambda last: contextlib.nullcontext()), -1, "none")
     for layer in resolve_layers(h, cfg.layers):
