@@ -5,8 +5,8 @@
 #   benchmarks/.venvs/tuned-lens tuned-lens 0.2.0                        bench_tuned_lens.py
 #   benchmarks/.venvs/elk        eleuther-elk 0.1.1                      bench_ccs.py
 #   benchmarks/.venvs/nanogcg    nanoGCG 0.3.0                           bench_gcg.py
-#   benchmarks/.venvs/interventions  concept-erasure 0.2.4, steering-vectors 0.12.2, repeng,
-#                                TransformerLens 4.3                     bench_interventions.py
+#   benchmarks/.venvs/interventions  concept-erasure 0.2.4, steering-vectors 0.12.2, repeng
+#                                (numpy < 2: TransformerLens stays in tlens)  check_interventions_reference.py
 #   benchmarks/.venvs/sgw        safety-gridworlds-gymnasium 2.0.4 + pycolab 1.2 + DeepMind's
 #                                ai_safety_gridworlds (source checkout in AISG_SRC; not on PyPI)
 #                                check_sandbox_reference.py, bench_sandbox.py   (no torch)
@@ -65,11 +65,14 @@ for name in "${@:-tlens nnsight tuned-lens elk nanogcg}"; do
                 cons="$(mktemp)"
                 "$dir/bin/python" -c "import torch; print('torch==' + torch.__version__)" >"$cons"
                 PIP_CONSTRAINT="$cons" "$dir/bin/pip" install -q "$erasure_spec" "$repeng_spec" \
-                    "$tlens_spec" scikit-learn
+                    scikit-learn
+                # the project's transformers, so both sides read the organism's config alike
+                # (steering-vectors declares < 5 but runs on it)
+                PIP_CONSTRAINT="$cons" "$dir/bin/pip" install -q "${TRANSFORMERS_SPEC:-transformers==5.24.0}"
                 rm -f "$cons"
                 "$dir/bin/python" -c "import importlib.metadata as m; print('interventions:', \
 ', '.join(p + ' ' + m.version(p) for p in ('concept-erasure', 'steering-vectors', 'repeng', \
-'transformer-lens', 'transformers', 'torch')))"
+'transformers', 'torch')))"
                 ;;
             sandbox)
                 # pycolab 1.2 (2018) needs numpy < 1.24 (np.fromstring on generators)
