@@ -19,7 +19,7 @@ decorated with :func:`register`, imported below. It may import the instruments (
 from __future__ import annotations
 
 # the built-in stages register themselves on import
-from mindscope.analyses import elicit, erase, lens, patch, steer  # noqa: F401
+from mindscope.analyses import audits, elicit, erase, lens, patch, sandbox, steer  # noqa: F401
 from mindscope.analyses.base import (
     Artefact,
     CheckContext,
@@ -37,6 +37,7 @@ from mindscope.analyses.elicit import ElicitConfig
 from mindscope.analyses.erase import EraseConfig
 from mindscope.analyses.lens import LensConfig
 from mindscope.analyses.patch import PatchConfig
+from mindscope.analyses.sandbox import SandboxConfig
 from mindscope.analyses.steer import SteerConfig
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "PatchConfig",
     "SteerConfig",
     "LensConfig",
+    "SandboxConfig",
     "get_stage",
     "isolated",
     "json_artefact",

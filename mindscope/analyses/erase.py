@@ -107,7 +107,7 @@ def _answers(h: Any, prompts: list[str], choices: tuple[int, int], ctx: Any) -> 
     "erase",
     EraseConfig,
     help="LEACE concept erasure per layer: probe AUROC after erasure, distortion, answers",
-    order=61,
+    order=81,
 )
 def erase_stage(
     h: Any,

@@ -79,7 +79,7 @@ def quirky_patch_inputs(
     "patch",
     PatchConfig,
     help="activation and attribution patching over layers x positions, with the AtP error",
-    order=62,
+    order=82,
 )
 def patch_stage(
     h: Any,

@@ -90,7 +90,7 @@ def _texts(cfg: SteerConfig, pairs: list[Any]) -> tuple[list[str], list[str]]:
     "steer",
     SteerConfig,
     help="steering vectors per layer: dose-response (flip, damage, KL, slope) and chosen dose",
-    order=60,
+    order=80,
 )
 def steer_stage(
     h: Any,
