@@ -360,3 +360,30 @@ def test_cli_patch_and_bad_input(tmp_path, capsys):
     assert main(["patch", "--model", "organism:quirky-arith", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "refusing to overwrite" in err and "Traceback" not in err
+
+
+def test_stages_feed_the_report_sections():
+    import mindscope as ms
+    from mindscope.analyses import run_stage
+    from mindscope.report.registry import build_sections
+    from mindscope.results import stamp
+
+    h = ms.load_model("organism:quirky-arith")
+    steer = run_stage(
+        "steer",
+        h,
+        {"layers": [4], "n": 32, "n_test": 48, "n_boot": 10, "multipliers": [0.0, 2.0]},
+    )
+    # the unsteered model gives Alice's labels: at multiplier 0 a flip is an error of the model
+    rows = steer.rows
+    assert {"flip_rate", "damage_rate", "kl_neutral", "steer_slope"} <= set(rows.metric)
+    erase = run_stage("erase", h, {"layers": [4], "n": 64, "n_test": 48, "n_boot": 10})
+    after = erase.rows[erase.rows.metric == "linear_auroc_after"].iloc[0]
+    before = erase.rows[erase.rows.metric == "linear_auroc_before"].iloc[0]
+    assert before.value > 0.9 and after.ci_low <= 0.5 + 1e-9 <= after.ci_high + 0.05
+    patch = run_stage("patch", h, {"n": 6, "kinds": ["resid_pre"], "corruption": ["noise"]})
+    import pandas as pd
+
+    df = stamp(pd.concat([steer.rows, erase.rows, patch.rows], ignore_index=True), h)
+    names = {s.id for s in build_sections(df)}
+    assert {"steering", "erasure", "patching"} <= names
