@@ -92,7 +92,8 @@ def erasure_audit(
         ``linear_auroc_after`` (should be 0.5, its CI covering it), ``mlp_auroc_before``,
         ``mlp_auroc_after`` (what a non-linear probe still reads), ``distortion_leace`` and
         ``distortion_oracle`` (mean squared edit ``E||x' - x||^2`` on the test rows, CI by
-        bootstrap) and ``distortion_ratio`` (LEACE over oracle, >= 1 in expectation).
+        bootstrap) and ``distortion_ratio`` (LEACE over oracle: the oracle is the least-squares
+        floor on the rows it was fitted on, so about 1 or more).
     """
     y_tr, y_te = torch.as_tensor(y_train).long(), torch.as_tensor(y_test).long()
     if len(torch.unique(y_tr)) < 2:

@@ -62,8 +62,8 @@ register(
     caption="Per layer: a logistic probe's held-out AUROC for the concept before and after "
     "LEACE (after: 0.5, its CI covering it, when erasure works), a one-hidden-layer MLP "
     "probe's after (what a non-linear reader still finds), the mean squared edit over the "
-    "oracle LEACE's (>= 1), and the share of answers equal to each reference label with the "
-    "eraser inside the forward pass.",
+    "oracle LEACE's (about 1 or more: the oracle is the least-squares floor), and the share "
+    "of answers equal to each reference label with the eraser inside the forward pass.",
     select=erasure_rows,
     render=erasure_content,
 )
