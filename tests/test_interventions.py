@@ -386,4 +386,4 @@ def test_stages_feed_the_report_sections():
 
     df = stamp(pd.concat([steer.rows, erase.rows, patch.rows], ignore_index=True), h)
     names = {s.id for s in build_sections(df)}
-    assert {"steering", "erasure", "patching"} <= names
+    assert {"steering-dose", "erasure-audit", "patching-maps"} <= names

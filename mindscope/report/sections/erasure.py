@@ -56,7 +56,7 @@ def erasure_content(rows: pd.DataFrame) -> Content:
 
 
 register(
-    "erasure",
+    "erasure-audit",
     order=81,
     title="Concept erasure: LEACE audit",
     caption="Per layer: a logistic probe's held-out AUROC for the concept before and after "

@@ -72,7 +72,7 @@ def patching_content(rows: pd.DataFrame) -> Content:
 
 
 register(
-    "patching",
+    "patching-maps",
     order=82,
     title="Patching: which components carry the difference",
     caption="Mean effect over prompts of writing the clean activation into the corrupted run at "

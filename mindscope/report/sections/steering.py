@@ -88,7 +88,7 @@ def steering_content(rows: pd.DataFrame) -> Content:
 
 
 register(
-    "steering",
+    "steering-dose",
     order=80,
     title="Steering: dose-response against a known truth",
     caption="Per layer, the share of examples whose answer the vector should flip that it "
