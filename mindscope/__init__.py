@@ -31,6 +31,9 @@ __all__ = [
     "sweep",
     "sweeps",
     "verify",
+    "steering",
+    "erasure",
+    "patching",
 ]
 
 from mindscope._version import __version__
@@ -56,6 +59,9 @@ _SUBPACKAGES = {
     "activations",
     "sweeps",
     "verify",
+    "steering",
+    "erasure",
+    "patching",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
