@@ -99,6 +99,30 @@ def test_attribution_patching_is_the_linear_estimate(circuit):
     assert rows and all(r["method"] == "attribution" for r in rows)
 
 
+@pytest.mark.parametrize("n_heads", [1, 4])
+def test_head_patching_on_the_planted_circuit(n_heads):
+    pc = planted_circuit(seed=0, n_heads=n_heads)
+    h = pc.handle
+    clean, corr, ans, wrong = _inputs(h, n=6, t=6, k=(2,))
+    res = patching.head_patching(h, clean, corr, ans, wrong)
+    e = res.effects["head"]  # [n, layers, heads]
+    closed = [layer for layer in range(h.n_layers) if layer != pc.attn_layer]
+    assert float(e[:, closed].abs().max()) == 0.0  # no head outside the open layer matters
+    assert float(e[:, pc.attn_layer].abs().max()) > 0
+    if n_heads == 1:  # one head = the whole attention output at every position
+        site = f"attn_out.{pc.attn_layer}"
+        with h.capture([site]) as c:
+            h.forward(clean)
+        a = c[site]
+        with torch.no_grad(), h.edit({site: lambda x: a}):
+            lp = h.forward(corr)[:, -1]
+        r = torch.arange(len(ans))
+        want = (lp[r, ans] - lp[r, wrong]) - res.corrupted
+        assert torch.allclose(e[:, pc.attn_layer, 0], want, atol=1e-5)
+    rows = res.to_rows()
+    assert all("head" in r["extra"] for r in rows)
+
+
 def test_gaussian_noise_corruption_and_prob_metric(circuit):
     h = circuit.handle
     clean, _, ans, _ = _inputs(h, n=6)
@@ -135,6 +159,8 @@ def test_patching_grouped_query_attention():
     at = patching.attribution_patching(h, clean, corr, ans, wrong, kinds=("resid_pre", "attn_out"))
     assert float(ex.effects["resid_pre"][:, :, :2].abs().max()) == 0.0
     assert torch.isfinite(at.effects["attn_out"]).all()
+    heads = patching.head_patching(h, clean, corr, ans, wrong)  # Llama's o_proj, 4 query heads
+    assert heads.effects["head"].shape == (4, 2, 4)
 
 
 def test_patching_bad_input(circuit):

@@ -6,7 +6,8 @@ replacement of the persona), kept where their labels differ, grouped by token le
 aligns positions, so each length is patched separately and the largest group is reported); the
 answer is Alice's label token, the wrong one Bob's. ``corruption: noise`` instead adds Gaussian
 noise (3 x the embedding std) to the embeddings of the tokens where the two prompts differ.
-Rows: the mean normalized effect per (site, layer, position) with CIs over prompts, and per site
+Rows: the mean normalized effect per (site, layer, position) with CIs over prompts (and per
+(layer, head), ``site: head``, with ``heads``), and per site
 the attribution estimate's error against the exact effect (``atp_mae``, ``atp_corr``).
 
     ms.analyses.run_stage("patch", h, {"kinds": ["resid_pre", "attn_out"]}, seed=0)
@@ -40,6 +41,9 @@ class PatchConfig(StageConfig):
     corruption: list[Literal["str", "noise"]] = Field(
         default=["str", "noise"],
         description="str: the persona swapped; noise: Gaussian noise on the differing tokens.",
+    )
+    heads: bool = Field(
+        default=True, description="Also patch each attention head (all positions at once)."
     )
     n: int = Field(default=64, description="Prompts patched (after filtering).")
     batch_size: int = Field(default=256, description="Forward rows per exact-patching pass.")
@@ -113,6 +117,11 @@ def patch_stage(
         extra: dict[str, object] = {"corruption": corruption}
         rows += exact.to_rows(dataset=cfg.dataset, extra=extra)
         rows += atp.to_rows(dataset=cfg.dataset, extra=extra)
+        if cfg.heads:
+            heads = patching.head_patching(
+                h, clean, x_corr, ans, wrong, metric=cfg.metric, batch_size=cfg.batch_size
+            )
+            rows += heads.to_rows(dataset=cfg.dataset, extra=extra)
         for kind, err in patching.atp_error(exact, atp).items():
             for name in ("mae", "corr"):
                 rows.append(

@@ -22,6 +22,7 @@ from __future__ import annotations
 from mindscope.patching.attribution import attribution_patching
 from mindscope.patching.corrupt import CORRUPTIONS, gaussian_noise, replace_tokens
 from mindscope.patching.exact import PATCH_KINDS, activation_patching, prepare_inputs
+from mindscope.patching.heads import head_patching
 from mindscope.patching.metrics import METRICS, answer_metric
 from mindscope.patching.planted import PlantedCircuit, planted_circuit
 from mindscope.patching.result import PatchResult, atp_error, localisation
@@ -29,6 +30,7 @@ from mindscope.patching.result import PatchResult, atp_error, localisation
 __all__ = [
     "activation_patching",
     "attribution_patching",
+    "head_patching",
     "PatchResult",
     "PlantedCircuit",
     "planted_circuit",

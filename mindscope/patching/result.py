@@ -81,7 +81,11 @@ class PatchResult:
                             "layer": layer,
                             "method": self.method,
                             "dataset": dataset,
-                            "extra": {"site": kind, "position": pos, **(extra or {})},
+                            "extra": {
+                                "site": kind,
+                                ("head" if kind == "head" else "position"): pos,
+                                **(extra or {}),
+                            },
                         }
                     )
         return rows

@@ -31,6 +31,7 @@ def _heatmaps(rows: pd.DataFrame) -> list[Any]:
     cells = rows[rows["metric"].str.startswith("patch_")].copy()
     for key in ("site", "position", "corruption"):
         cells[key] = extra_values(cells, key)
+    cells["position"] = cells["position"].fillna(extra_values(cells, "head"))  # head rows
     figs = []
     keys = ["corruption", "site"]
     for (corruption, site), g in cells.groupby(keys, sort=True, dropna=False):
@@ -51,8 +52,9 @@ def _heatmaps(rows: pd.DataFrame) -> list[Any]:
                 row=1,
                 col=j + 1,
             )
-        fig.update_xaxes(title_text="position")
-        figs.append(plot.layout(fig, f"{site} ({corruption})", "position", "layer"))
+        xlabel = "head" if site == "head" else "position"
+        fig.update_xaxes(title_text=xlabel)
+        figs.append(plot.layout(fig, f"{site} ({corruption})", xlabel, "layer"))
     return figs
 
 
