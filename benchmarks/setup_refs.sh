@@ -5,10 +5,12 @@
 #   benchmarks/.venvs/tuned-lens tuned-lens 0.2.0                        bench_tuned_lens.py
 #   benchmarks/.venvs/elk        eleuther-elk 0.1.1                      bench_ccs.py
 #   benchmarks/.venvs/nanogcg    nanoGCG 0.3.0                           bench_gcg.py
+#   benchmarks/.venvs/interventions  concept-erasure 0.2.4, steering-vectors 0.12.2, repeng
+#                                (numpy < 2: TransformerLens stays in tlens)  check_interventions_reference.py
 #   benchmarks/.venvs/sgw        safety-gridworlds-gymnasium 2.0.4 + pycolab 1.2 + DeepMind's
 #                                ai_safety_gridworlds (source checkout in AISG_SRC; not on PyPI)
 #                                check_sandbox_reference.py, bench_sandbox.py   (no torch)
-# Usage: bash benchmarks/setup_refs.sh [tlens nnsight tuned-lens elk nanogcg sandbox] (default:
+# Usage: bash benchmarks/setup_refs.sh [tlens nnsight tuned-lens elk nanogcg interventions sandbox] (default:
 # the first five; sandbox needs AISG_SRC=/path/to/a/checkout/of/deepmind/ai-safety-gridworlds)
 # torch is pinned to the CPU build first (2.13.0 resolves to the local CPU wheel here; any other
 # torch spec pulls a multi-GB CUDA build). Override versions with TLENS_SPEC / NNSIGHT_SPEC.
@@ -22,6 +24,9 @@ nnsight_spec="${NNSIGHT_SPEC:-nnsight==0.8.1}"
 tuned_lens_spec="${TUNED_LENS_SPEC:-tuned-lens==0.2.0}"
 elk_spec="${ELK_SPEC:-eleuther-elk==0.1.1}"
 nanogcg_spec="${NANOGCG_SPEC:-nanogcg==0.3.0}"
+erasure_spec="${ERASURE_SPEC:-concept-erasure==0.2.4}"
+steering_spec="${STEERING_SPEC:-steering-vectors==0.12.2}"
+repeng_spec="${REPENG_SPEC:-repeng}"
 mkdir -p "$venvs"
 
 make_venv() {  # name, package spec
@@ -54,6 +59,21 @@ for name in "${@:-tlens nnsight tuned-lens elk nanogcg}"; do
                 ;;
             elk) make_venv elk "$elk_spec" ;;
             nanogcg) make_venv nanogcg "$nanogcg_spec" ;;
+            interventions)
+                make_venv interventions "$steering_spec"  # brings transformers
+                dir="$venvs/interventions"
+                cons="$(mktemp)"
+                "$dir/bin/python" -c "import torch; print('torch==' + torch.__version__)" >"$cons"
+                PIP_CONSTRAINT="$cons" "$dir/bin/pip" install -q "$erasure_spec" "$repeng_spec" \
+                    scikit-learn
+                # the project's transformers, so both sides read the organism's config alike
+                # (steering-vectors declares < 5 but runs on it)
+                PIP_CONSTRAINT="$cons" "$dir/bin/pip" install -q "${TRANSFORMERS_SPEC:-transformers==5.24.0}"
+                rm -f "$cons"
+                "$dir/bin/python" -c "import importlib.metadata as m; print('interventions:', \
+', '.join(p + ' ' + m.version(p) for p in ('concept-erasure', 'steering-vectors', 'repeng', \
+'transformers', 'torch')))"
+                ;;
             sandbox)
                 # pycolab 1.2 (2018) needs numpy < 1.24 (np.fromstring on generators)
                 dir="$venvs/sgw"

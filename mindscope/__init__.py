@@ -32,6 +32,9 @@ __all__ = [
     "sweep",
     "sweeps",
     "verify",
+    "steering",
+    "erasure",
+    "patching",
 ]
 
 from mindscope._version import __version__
@@ -59,6 +62,9 @@ _SUBPACKAGES = {
     "sweeps",
     "verify",
     "w2s",
+    "steering",
+    "erasure",
+    "patching",
 }
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -19,7 +19,17 @@ decorated with :func:`register`, imported below. It may import the instruments (
 from __future__ import annotations
 
 # the built-in stages register themselves on import
-from mindscope.analyses import audits, bayes, elicit, lens, sandbox, w2s  # noqa: F401
+from mindscope.analyses import (  # noqa: F401
+    audits,
+    bayes,
+    elicit,
+    erase,
+    lens,
+    patch,
+    sandbox,
+    steer,
+    w2s,
+)
 from mindscope.analyses.base import (
     Artefact,
     CheckContext,
@@ -34,9 +44,12 @@ from mindscope.analyses.base import (
     stage_names,
 )
 from mindscope.analyses.elicit import ElicitConfig
+from mindscope.analyses.erase import EraseConfig
 from mindscope.analyses.lens import LensConfig
+from mindscope.analyses.patch import PatchConfig
 from mindscope.analyses.sandbox import SandboxConfig
 from mindscope.analyses.w2s import W2SConfig
+from mindscope.analyses.steer import SteerConfig
 
 __all__ = [
     "Artefact",
@@ -45,6 +58,9 @@ __all__ = [
     "StageConfig",
     "StageOutput",
     "ElicitConfig",
+    "EraseConfig",
+    "PatchConfig",
+    "SteerConfig",
     "LensConfig",
     "SandboxConfig",
     "W2SConfig",

@@ -28,6 +28,7 @@ _COMMANDS = (
     "lens_cmd",
     "elicit_cmd",
     "w2s_cmd",
+    "intervene_cmd",
     "run_cmd",
     "sweep_cmd",
     "audit_cmd",

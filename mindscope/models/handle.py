@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +15,7 @@ from mindscope import io
 from mindscope.errors import MindscopeError
 from mindscope.models.discovery import Parts
 from mindscope.models.hooked import HookedModule, SitePoint, module_weights_hash
-from mindscope.models.hooks import SITE_KINDS, first_tensor, parse_site
+from mindscope.models.hooks import SITE_KINDS, first_tensor, hooked, parse_site
 
 __all__ = ["ModelHandle"]
 
@@ -357,6 +357,82 @@ class ModelHandle(HookedModule):
             raise TypeError(f"unexpected keyword arguments {sorted(kw)}")
         canon = {self.canonical_site(s): v for s, v in (additions or {}).items()}
         with HookedModule.add(self, canon):
+            yield
+
+    def head_projection(self, layer: int) -> tuple[nn.Module, int]:
+        """The attention output projection of block ``layer`` and the number of heads: the
+        projection's input ``[batch, pos, n_heads * d_head]`` holds the heads' outputs side by
+        side (``dense`` in GPT-NeoX, ``o_proj`` in Llama, ``c_proj`` in GPT-2). One-line error
+        when the block has no such projection."""
+        _, layer = parse_site(("attn_out", layer), self.n_layers)
+        attn = self._sub(layer, _ATTN_NAMES)
+        n_heads = next(
+            (
+                v
+                for k in ("num_attention_heads", "n_head", "num_heads")
+                if isinstance(v := getattr(self.config, k, None), int)
+            ),
+            None,
+        )
+        proj = None
+        for _, m in attn.named_children() if attn is not None else []:
+            out = getattr(m, "out_features", getattr(m, "nf", None))
+            if out == self.d_model and isinstance(getattr(m, "weight", None), torch.Tensor):
+                proj = m
+        if proj is None or n_heads is None:
+            raise MindscopeError(f"{self.name} has no per-head attention output in layer {layer}")
+        return proj, n_heads
+
+    @contextmanager
+    def heads(
+        self,
+        edits: Mapping[int, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+        capture: Sequence[int] = (),
+    ) -> Iterator[dict[int, torch.Tensor]]:
+        """Read and write attention heads' outputs ``[batch, pos, n_heads, d_head]`` (the input
+        of each layer's :meth:`head_projection`) during forward passes in the block.
+
+        Args:
+            edits: ``{layer: fn}``, ``fn`` maps the heads' outputs to a tensor of the same shape.
+            capture: layers whose heads' outputs are recorded (after any edit) into the
+                yielded dict (detached).
+        """
+        cache: dict[int, torch.Tensor] = {}
+        regs = []
+        for layer in sorted(set(edits or {}) | set(capture)):
+            proj, n_heads = self.head_projection(layer)
+            fn = (edits or {}).get(layer)
+
+            def pre(
+                mod: nn.Module,
+                args: tuple[Any, ...],
+                kwargs: dict[str, Any],
+                fn: Callable[[torch.Tensor], torch.Tensor] | None = fn,
+                layer: int = layer,
+                n_heads: int = n_heads,
+            ) -> Any:
+                x = args[0]
+                z = x.reshape(*x.shape[:-1], n_heads, x.shape[-1] // n_heads)  # [b, pos, H, dh]
+                if fn is not None:
+                    z = fn(z)
+                if layer in capture:
+                    cache[layer] = z.detach()
+                return (z.reshape(x.shape), *args[1:]), kwargs
+
+            regs.append((proj, "pre", pre))
+        with hooked(regs):
+            yield cache
+
+    @contextmanager
+    def edit(  # type: ignore[override]
+        self, edits: Mapping[str | tuple[str, int], Callable[[torch.Tensor], torch.Tensor]]
+    ) -> Iterator[None]:
+        """Replace the value ``[batch, pos, d_model]`` at each site by ``fn(value)`` during
+        forward passes run inside the block (``{site: fn}``; same shape out)."""
+        canon = {self.canonical_site(s): fn for s, fn in edits.items()}
+        if len(canon) != len(edits):
+            raise MindscopeError("edit: two names for the same site")
+        with HookedModule.edit(self, canon):
             yield
 
     def __repr__(self) -> str:

@@ -217,6 +217,28 @@ class HookedModule:
         with hooked(self._registrations(reads)):
             yield
 
+    @contextmanager
+    def edit(self, edits: Mapping[str, Callable[[torch.Tensor], torch.Tensor]]) -> Iterator[None]:
+        """Replace the tensor at each site by ``fn(tensor)`` during forward passes run inside the
+        block (``{site: fn}``; ``fn`` returns a tensor of the same shape). The general write:
+        steering, erasure and patching are edits. Hooks are removed on exit, even on error."""
+        reads: dict[str, Callable[[torch.Tensor], torch.Tensor | None]] = {}
+        for site, fn in edits.items():
+
+            def call(
+                t: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor] = fn, site: str = site
+            ) -> torch.Tensor:
+                y = fn(t)
+                if not isinstance(y, torch.Tensor) or y.shape != t.shape:
+                    raise MindscopeError(
+                        f"edit at {site} must return a tensor of shape {tuple(t.shape)}"
+                    )
+                return y
+
+            reads[site] = call
+        with hooked(self._registrations(reads)):
+            yield
+
     # ----------------------------------------------------------------- running
     def run(
         self,
