@@ -28,6 +28,7 @@ __all__ = [
     "audit",
     "report",
     "results",
+    "sae",
     "sweep",
     "sweeps",
     "verify",
@@ -56,6 +57,7 @@ _SUBPACKAGES = {
     "activations",
     "sweeps",
     "verify",
+    "sae",
 }
 
 if TYPE_CHECKING:  # pragma: no cover

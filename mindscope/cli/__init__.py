@@ -28,6 +28,7 @@ _COMMANDS = (
     "audit_cmd",
     "sandbox_cmd",
     "verify_cmd",
+    "sae_cmd",
 )
 
 

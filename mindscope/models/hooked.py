@@ -217,6 +217,28 @@ class HookedModule:
         with hooked(self._registrations(reads)):
             yield
 
+    @contextmanager
+    def patch(self, fns: Mapping[str, Callable[[torch.Tensor], torch.Tensor]]) -> Iterator[None]:
+        """Replace each site's value by ``fn(value)`` during forward passes run inside the block
+        (e.g. splice a sparse autoencoder's reconstruction in, or ablate a site). ``fn`` gets
+        the site tensor (``[batch, pos, d_model]`` for a language model) and returns one of the
+        same shape. Hooks are removed on exit, even on error."""
+
+        def wrap(site: str, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+            def call(t: torch.Tensor) -> torch.Tensor:
+                y = fn(t)
+                if tuple(y.shape) != tuple(t.shape):
+                    raise MindscopeError(
+                        f"patch at {site} returned shape {tuple(y.shape)}, the site's is "
+                        f"{tuple(t.shape)}"
+                    )
+                return y.to(dtype=t.dtype, device=t.device)
+
+            return call
+
+        with hooked(self._registrations({s: wrap(s, fn) for s, fn in fns.items()})):
+            yield
+
     # ----------------------------------------------------------------- running
     def run(
         self,

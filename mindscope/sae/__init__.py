@@ -15,7 +15,7 @@ and on any activations (L0, variance explained, dead and dense fractions, shrink
 from __future__ import annotations
 
 from mindscope.sae.base import REGISTRY, Active, SparseAutoencoder, load_sae
-from mindscope.sae.evaluate import evaluate_planted, make_sae, planted_source
+from mindscope.sae.evaluate import compare_planted, evaluate_planted, make_sae, planted_source
 from mindscope.sae.jumprelu import JumpReLUSAE, L1SAE
 from mindscope.sae.matryoshka import MatryoshkaSAE
 from mindscope.sae.metrics import (
@@ -27,6 +27,7 @@ from mindscope.sae.metrics import (
     reconstruction_metrics,
     uniqueness,
 )
+from mindscope.sae.sources import activation_source, site_activations, token_windows
 from mindscope.sae.synthetic import SETTINGS, PlantedDictionary, planted
 from mindscope.sae.topk import BatchTopKSAE, TopKSAE
 
@@ -47,9 +48,13 @@ __all__ = [
     "SETTINGS",
     "planted",
     "planted_source",
+    "activation_source",
+    "site_activations",
+    "token_windows",
     "make_sae",
     "load_sae",
     "evaluate_planted",
+    "compare_planted",
     "Matching",
     "match_features",
     "mcc",

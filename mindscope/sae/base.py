@@ -360,7 +360,7 @@ class SparseAutoencoder:
         source = _as_source(x, self.batch_size, self.seed)
         ckpt = Path(checkpoint) if checkpoint is not None else None
         if ckpt is not None and (ckpt / "state.json").is_file():
-            self._resume(ckpt)
+            self.load_state(ckpt)
         while not self.is_fitted or self.step_ < self.n_steps:
             step = self.step_ if self.is_fitted else 0
             logs = self.partial_fit(source(step))
@@ -368,7 +368,7 @@ class SparseAutoencoder:
                 callback(self.step_, logs)
             if ckpt is not None and (self.step_ % checkpoint_every == 0
                                      or self.step_ == self.n_steps):
-                self._checkpoint(ckpt)
+                self.save_state(ckpt)
             if self.n_steps == 0:
                 break
         return self
@@ -469,8 +469,10 @@ class SparseAutoencoder:
         atomic_write_text(out / "config.json", json.dumps(config, indent=2, sort_keys=True))
         return out
 
-    def _checkpoint(self, folder: Path) -> None:
-        """The whole training state (weights, Adam moments, counters) into ``folder``."""
+    def save_state(self, folder: str | Path) -> None:
+        """Write the whole training state (weights, Adam moments, counters) into ``folder``
+        (what :meth:`fit` does every ``checkpoint_every`` steps)."""
+        folder = Path(folder)
         from safetensors.torch import save_file
 
         from mindscope.io import atomic_path, atomic_write_text
@@ -486,7 +488,10 @@ class SparseAutoencoder:
         state = {"arch": self.arch, "params": self.get_params(), "state": self._state_scalars()}
         atomic_write_text(folder / "state.json", json.dumps(state, indent=2, sort_keys=True))
 
-    def _resume(self, folder: Path) -> None:
+    def load_state(self, folder: str | Path) -> None:
+        """Restore the whole training state written by :meth:`save_state` (refuses one written
+        by another configuration)."""
+        folder = Path(folder)
         from safetensors.torch import load_file
 
         state = json.loads((folder / "state.json").read_text())

@@ -11,7 +11,7 @@ from mindscope.sae.base import REGISTRY, BatchSource, SparseAutoencoder
 from mindscope.sae.metrics import firing_scores, match_features, reconstruction_metrics, uniqueness
 from mindscope.sae.synthetic import PlantedDictionary
 
-__all__ = ["make_sae", "planted_source", "evaluate_planted"]
+__all__ = ["make_sae", "planted_source", "evaluate_planted", "compare_planted"]
 
 
 def make_sae(arch: str, n_latents: int, k: int, **kwargs: Any) -> SparseAutoencoder:
@@ -56,4 +56,45 @@ def evaluate_planted(sae: SparseAutoencoder, gen: PlantedDictionary, *, n: int =
     out = {"mcc": m.mcc, **firing_scores(codes, z.cpu(), m)}
     out["uniqueness"] = uniqueness(gen.features_, sae.decoder_.cpu(), alive=(z > 0).any(0).cpu())
     out.update(reconstruction_metrics(x, x_hat.cpu(), z.cpu()))
+    return out
+
+
+def compare_planted(
+    gen: PlantedDictionary,
+    archs: list[str] | tuple[str, ...],
+    *,
+    k: int,
+    n_latents: int | None = None,
+    steps: int = 1000,
+    batch_size: int = 512,
+    seed: int = 0,
+    n_eval: int = 8192,
+    **sae_kwargs: Any,
+) -> dict[str, dict[str, float]]:
+    """Train every architecture side by side on the same planted batches (one stream, seeded)
+    at the same L0 target ``k`` and score each against the truth.
+
+    Returns:
+        ``{arch: metrics}`` with :func:`evaluate_planted`'s metrics plus ``train_cpu_s`` (CPU
+        seconds of that architecture's steps) and ``null_mcc`` (a random dictionary's MCC).
+    """
+    import time
+
+    from mindscope.sae.metrics import null_mcc
+
+    width = n_latents or gen.n_features
+    models = {a: make_sae(a, width, k, n_steps=steps, batch_size=batch_size, seed=seed,
+                          **sae_kwargs) for a in archs}
+    source = planted_source(gen, batch_size, seed=seed + 1)
+    secs = dict.fromkeys(archs, 0.0)
+    for step in range(steps):
+        x = source(step)
+        for a, m in models.items():
+            t0 = time.process_time()
+            m.partial_fit(x)
+            secs[a] += time.process_time() - t0
+    null = null_mcc(gen.features_, width, reps=1, seed=seed)
+    out = {}
+    for a, m in models.items():
+        out[a] = {**evaluate_planted(m, gen, n=n_eval), "train_cpu_s": secs[a], "null_mcc": null}
     return out

@@ -73,7 +73,8 @@ def null_mcc(true: Tensor, n_latents: int, *, reps: int = 3, seed: int = 0) -> f
     """MCC of random Gaussian dictionaries of ``n_latents`` directions against ``true``: the
     value a dictionary that learned nothing reaches (mean over ``reps``)."""
     t = torch.as_tensor(true)
-    g = torch.Generator().manual_seed(seed)
+    # a stream of its own: a generator seeded like the planted one would redraw the truth
+    g = torch.Generator().manual_seed(seed * 2_654_435_761 + 97_531)
     return float(np.mean([
         mcc(t, torch.randn(n_latents, t.shape[1], generator=g, dtype=torch.float64))
         for _ in range(reps)

@@ -144,9 +144,12 @@ class PlantedDictionary:
         """``(x [n, d], codes [n, N])``: activations and the true feature coefficients."""
         g = generator or torch.Generator().manual_seed(seed)
         fire = self.firing(n, g)
-        mag = 1 + self.magnitude_std * torch.randn(n, self.n_features, generator=g)
-        codes = fire * (mag.clamp_min(0.05) * self.scale_.float())  # [n, N]
-        x = codes @ self.features_
+        rows, cols = fire.nonzero(as_tuple=True)  # [nnz] each
+        mag = 1 + self.magnitude_std * torch.randn(len(rows), generator=g)
+        vals = mag.clamp_min(0.05) * self.scale_.float()[cols]
+        codes = torch.zeros(n, self.n_features)
+        codes[rows, cols] = vals  # [n, N]
+        x = torch.zeros(n, self.d).index_add_(0, rows, vals[:, None] * self.features_[cols])
         if self.noise > 0:
             x = x + self.noise * torch.randn(n, self.d, generator=g)
         return x, codes
