@@ -5,10 +5,11 @@
 #   benchmarks/.venvs/tuned-lens tuned-lens 0.2.0                        bench_tuned_lens.py
 #   benchmarks/.venvs/elk        eleuther-elk 0.1.1                      bench_ccs.py
 #   benchmarks/.venvs/nanogcg    nanoGCG 0.3.0                           bench_gcg.py
+#   benchmarks/.venvs/saelens    SAELens 6.54                            bench_sae.py
 #   benchmarks/.venvs/sgw        safety-gridworlds-gymnasium 2.0.4 + pycolab 1.2 + DeepMind's
 #                                ai_safety_gridworlds (source checkout in AISG_SRC; not on PyPI)
 #                                check_sandbox_reference.py, bench_sandbox.py   (no torch)
-# Usage: bash benchmarks/setup_refs.sh [tlens nnsight tuned-lens elk nanogcg sandbox] (default:
+# Usage: bash benchmarks/setup_refs.sh [tlens nnsight tuned-lens elk nanogcg saelens sandbox] (default:
 # the first five; sandbox needs AISG_SRC=/path/to/a/checkout/of/deepmind/ai-safety-gridworlds)
 # torch is pinned to the CPU build first (2.13.0 resolves to the local CPU wheel here; any other
 # torch spec pulls a multi-GB CUDA build). Override versions with TLENS_SPEC / NNSIGHT_SPEC.
@@ -22,6 +23,7 @@ nnsight_spec="${NNSIGHT_SPEC:-nnsight==0.8.1}"
 tuned_lens_spec="${TUNED_LENS_SPEC:-tuned-lens==0.2.0}"
 elk_spec="${ELK_SPEC:-eleuther-elk==0.1.1}"
 nanogcg_spec="${NANOGCG_SPEC:-nanogcg==0.3.0}"
+saelens_spec="${SAELENS_SPEC:-sae-lens==6.54.0}"
 mkdir -p "$venvs"
 
 make_venv() {  # name, package spec
@@ -54,6 +56,7 @@ for name in "${@:-tlens nnsight tuned-lens elk nanogcg}"; do
                 ;;
             elk) make_venv elk "$elk_spec" ;;
             nanogcg) make_venv nanogcg "$nanogcg_spec" ;;
+            saelens) make_venv saelens "$saelens_spec" ;;
             sandbox)
                 # pycolab 1.2 (2018) needs numpy < 1.24 (np.fromstring on generators)
                 dir="$venvs/sgw"

@@ -10,7 +10,6 @@ import torch
 
 from mindscope import sae
 from mindscope.errors import MindscopeError
-from mindscope.sae.base import Active
 
 # ---------------------------------------------------------------- metrics
 
@@ -75,8 +74,9 @@ def test_reconstruction_metrics_by_hand():
 
 
 def test_generator_statistics():
-    gen = sae.PlantedDictionary(400, 32, mean_active=5, hierarchy=0.3, children_per_parent=3,
-                                correlation=0.3, seed=0)
+    gen = sae.PlantedDictionary(
+        400, 32, mean_active=5, hierarchy=0.3, children_per_parent=3, correlation=0.3, seed=0
+    )
     x, codes = gen.sample(4000, seed=1)
     assert x.shape == (4000, 32) and codes.shape == (4000, 400)
     assert torch.allclose(x, codes @ gen.features_, atol=1e-5)
@@ -110,8 +110,10 @@ def test_orthogonalize_lowers_superposition():
 def _reference_step(model: sae.SparseAutoencoder, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """One step of a plain dense implementation (dense latents, torch.optim.Adam) from the
     model's current state; returns the new parameters."""
-    p = {n: getattr(model, n).detach().clone().requires_grad_(True)
-         for n in ("W_enc_", "b_enc_", "W_dec_", "b_dec_")}
+    p = {
+        n: getattr(model, n).detach().clone().requires_grad_(True)
+        for n in ("W_enc_", "b_enc_", "W_dec_", "b_dec_")
+    }
     xn = x * model.scale_
     pre = (xn - p["b_dec_"]) @ p["W_enc_"].T + p["b_enc_"]  # [B, n]
     n, k, B = model.n_latents, model.k, len(x)
@@ -152,8 +154,11 @@ def _reference_step(model: sae.SparseAutoencoder, x: torch.Tensor) -> dict[str, 
     opt = torch.optim.Adam(list(p.values()), lr=model.learning_rate)
     for name, t in p.items():  # the moments of the steps already taken
         m, v = model._adam[name]
-        opt.state[t] = {"step": torch.tensor(float(model.step_)), "exp_avg": m.clone(),
-                        "exp_avg_sq": v.clone()}
+        opt.state[t] = {
+            "step": torch.tensor(float(model.step_)),
+            "exp_avg": m.clone(),
+            "exp_avg_sq": v.clone(),
+        }
     opt.step()
     with torch.no_grad():
         p["W_dec_"] /= p["W_dec_"].norm(dim=-1, keepdim=True)
@@ -221,8 +226,9 @@ def test_deterministic_and_resumable_after_a_kill(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        sae.TopKSAE(32, 3, n_steps=20).fit(src, checkpoint=tmp_path / "ck", checkpoint_every=5,
-                                           callback=kill)
+        sae.TopKSAE(32, 3, n_steps=20).fit(
+            src, checkpoint=tmp_path / "ck", checkpoint_every=5, callback=kill
+        )
     c = sae.TopKSAE(32, 3, n_steps=20).fit(src, checkpoint=tmp_path / "ck", checkpoint_every=5)
     assert c.step_ == 20
     for n in ("W_enc_", "W_dec_", "b_enc_", "b_dec_"):

@@ -23,9 +23,18 @@ def tiny(tmp_path_factory):
 
 
 def _cfg(text: Path, **over):
-    cfg = {"sites": ["resid_post.0", "resid_post.1"], "archs": ["topk", "jumprelu"],
-           "n_latents": 64, "k": 4, "steps": 30, "batch_size": 128, "seq_len": 16,
-           "buffer_windows": 32, "eval_windows": 16, "train_text": str(text)}
+    cfg = {
+        "sites": ["resid_post.0", "resid_post.1"],
+        "archs": ["topk", "jumprelu"],
+        "n_latents": 64,
+        "k": 4,
+        "steps": 30,
+        "batch_size": 128,
+        "seq_len": 16,
+        "buffer_windows": 32,
+        "eval_windows": 16,
+        "train_text": str(text),
+    }
     cfg.update(over)
     return cfg
 
@@ -48,8 +57,9 @@ def test_stage_trains_scores_and_saves_with_the_hash(tiny, tmp_path):
     clean = df[df.metric == "ce_clean"].value.to_numpy()
     assert (ce >= clean - 1e-6).all()
     out.artefacts["sae-resid_post.1-topk"](tmp_path / "s")
-    back = load_sae(tmp_path / "s", expect_meta={"weights_hash": h.weights_hash,
-                                                 "site": "resid_post.1"})
+    back = load_sae(
+        tmp_path / "s", expect_meta={"weights_hash": h.weights_hash, "site": "resid_post.1"}
+    )
     assert back.n_latents == 64
     from mindscope.errors import MindscopeError
 
@@ -109,29 +119,88 @@ def test_cli_train_and_errors(tiny, tmp_path, capsys):
 
     _, text, step = tiny
     out = tmp_path / "run"
-    code = main(["sae", "train", "--model", str(step), "--sites", "resid_post.1", "--archs",
-                 "topk", "--n-latents", "32", "--k", "4", "--steps", "10", "--batch-size", "64",
-                 "--seq-len", "16", "--buffer-windows", "16", "--eval-windows", "4",
-                 "--train-text", str(text), "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "sae",
+            "train",
+            "--model",
+            str(step),
+            "--sites",
+            "resid_post.1",
+            "--archs",
+            "topk",
+            "--n-latents",
+            "32",
+            "--k",
+            "4",
+            "--steps",
+            "10",
+            "--batch-size",
+            "64",
+            "--seq-len",
+            "16",
+            "--buffer-windows",
+            "16",
+            "--eval-windows",
+            "4",
+            "--train-text",
+            str(text),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert (out / "results.parquet").is_file()
     assert (out / "saes" / "resid_post.1-topk" / "model.safetensors").is_file()
     assert main(["sae", "train", "--model", str(step), "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
-    code = main(["sae", "train", "--model", str(step), "--k", "40", "--n-latents", "32",
-                 "--out", str(tmp_path / "x")])
+    code = main(
+        [
+            "sae",
+            "train",
+            "--model",
+            str(step),
+            "--k",
+            "40",
+            "--n-latents",
+            "32",
+            "--out",
+            str(tmp_path / "x"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "k=40" in err and len(err.strip().splitlines()) == 1
-    code = main(["sae", "train", "--model", str(step), "--archs", "topkk", "--out",
-                 str(tmp_path / "y")])
+    code = main(
+        ["sae", "train", "--model", str(step), "--archs", "topkk", "--out", str(tmp_path / "y")]
+    )
     assert code == 2 and "unknown architecture" in capsys.readouterr().err
 
 
 def test_cli_planted_bench(tmp_path, capsys):
     from mindscope.cli import main
 
-    code = main(["sae", "planted", "--setting", "easy", "--n-features", "32", "--d", "48",
-                 "--archs", "topk", "--k", "2", "--steps", "20", "--batch-size", "64",
-                 "--out", str(tmp_path / "p.json")])
+    code = main(
+        [
+            "sae",
+            "planted",
+            "--setting",
+            "easy",
+            "--n-features",
+            "32",
+            "--d",
+            "48",
+            "--archs",
+            "topk",
+            "--k",
+            "2",
+            "--steps",
+            "20",
+            "--batch-size",
+            "64",
+            "--out",
+            str(tmp_path / "p.json"),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert "mcc" in capsys.readouterr().out

@@ -7,7 +7,7 @@ dictionary, the data stream and the SAE's initialisation), and scored against th
 seeds. The easy regime (few features active, nearly orthogonal features, a dictionary twice
 the truth) is run too.
 
-    python docs/examples/sae_planted.py                 # about 15 minutes on one loaded core
+    python docs/examples/sae_planted.py                 # about 2 CPU-minutes
     python docs/examples/sae_planted.py --quick         # a smoke run
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
+import sys
 from pathlib import Path
 
 import torch
@@ -24,6 +24,11 @@ import torch
 from mindscope import sae
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+FIGURES = ROOT / "docs" / "figures" / "sae_planted.json"
+KEYS = ("mcc", "f1", "precision", "recall", "uniqueness", "l0", "fve", "dead_frac", "shrinkage",
+        "null_mcc", "train_cpu_s")
+UNITS = {"train_cpu_s": "CPU s", "l0": "latents"}
 
 
 def t_interval(values: list[float]) -> tuple[float, float, float]:
@@ -39,49 +44,73 @@ def t_interval(values: list[float]) -> tuple[float, float, float]:
     return m, m - h, m + h
 
 
-def run(setting: str, archs: list[str], seed: int, *, k: int, n_latents: int | None,
-        steps: int, batch: int, overrides: dict) -> dict[str, dict]:
+def run(
+    setting: str,
+    archs: list[str],
+    seed: int,
+    *,
+    k: int,
+    n_latents: int | None,
+    steps: int,
+    batch: int,
+    overrides: dict,
+) -> dict[str, dict]:
     """Every architecture trained side by side on the same batches (seeded), then scored."""
     gen = sae.planted(setting, seed=seed, **overrides)
-    width = n_latents or gen.n_features
-    models = {a: sae.make_sae(a, width, k, n_steps=steps, batch_size=batch, seed=seed,
-                              dead_tokens=20_000, lr=3e-3) for a in archs}
-    source = sae.planted_source(gen, batch, seed=seed + 1)
-    secs = dict.fromkeys(archs, 0.0)
-    for step in range(steps):
-        x = source(step)
-        for a, m in models.items():
-            t0 = time.process_time()
-            m.partial_fit(x)
-            secs[a] += time.process_time() - t0
-    out = {}
-    for a, m in models.items():
-        out[a] = sae.evaluate_planted(m, gen)
-        out[a]["train_cpu_s"] = secs[a]
-        out[a]["null_mcc"] = sae.null_mcc(gen.features_, width, reps=1)
-    return out
+    return sae.compare_planted(
+        gen,
+        archs,
+        k=k,
+        n_latents=n_latents,
+        steps=steps,
+        batch_size=batch,
+        seed=seed,
+        dead_tokens=20_000,
+        lr=3e-3,
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=800)
     ap.add_argument("--plans", default="small,easy", help="comma-separated: small, easy")
-    ap.add_argument("--out", default=str(ROOT / "docs" / "figures" / "sae.json"))
+    ap.add_argument("--out", default=None, help="also keep the raw per-seed results here")
+    ap.add_argument("--convert", nargs="*", default=None,
+                    help="only record figures from raw result files of earlier runs")
     args = ap.parse_args()
+    if args.convert is not None:
+        raws = [json.loads(Path(p).read_text()) for p in args.convert]
+        record_figures(raws, "python docs/examples/sae_planted.py  (plans run separately: "
+                       "--plans small, --plans easy)")
+        return
     torch.set_num_threads(1)
     steps = 100 if args.quick else args.steps
     seeds = list(range(2 if args.quick else args.seeds))
     plans = {
-        "small": dict(setting="small", k=8, n_latents=None, steps=steps, batch=512,
-                      overrides={"n_features": 1024, "d": 128}),
-        "easy": dict(setting="easy", k=2, n_latents=512, steps=steps, batch=512,
-                     overrides={"mean_active": 2}),
+        "small": dict(
+            setting="small",
+            k=6,
+            n_latents=None,
+            steps=steps,
+            batch=256,
+            overrides={"n_features": 512, "d": 64, "mean_active": 6},
+        ),
+        "easy": dict(
+            setting="easy",
+            k=2,
+            n_latents=256,
+            steps=steps,
+            batch=256,
+            overrides={"n_features": 128, "d": 64, "mean_active": 2},
+        ),
     }
-    archs = {"small": list(sae.ARCHITECTURES), "easy": ["batchtopk", "topk"]}
-    fig: dict = {"conditions": {"threads": 1, "idle": False, "seeds": seeds,
-                                "plans": plans}, "results": {}}
+    archs = {"small": list(sae.ARCHITECTURES), "easy": ["topk", "batchtopk", "matryoshka"]}
+    fig: dict = {
+        "conditions": {"threads": 1, "idle": False, "seeds": seeds, "plans": plans},
+        "results": {},
+    }
     for name in args.plans.split(","):
         plan = plans[name]
         per_seed = [run(archs=archs[name], seed=s, **plan) for s in seeds]
@@ -93,12 +122,36 @@ def main() -> None:
                 summary[key] = {"mean": m, "ci_low": lo, "ci_high": hi, "values": vals}
             fig["results"][f"{name}/{arch}"] = summary
             print(name, arch, {k: round(v["mean"], 3) for k, v in summary.items()}, flush=True)
-    out = Path(args.out)
-    if out.is_file():  # keep the other plans' results
-        old = json.loads(out.read_text())
-        fig["results"] = {**old.get("results", {}), **fig["results"]}
-    out.write_text(json.dumps(fig, indent=1))
-    print("wrote", args.out)
+    if args.out:
+        Path(args.out).write_text(json.dumps(fig, indent=1))
+    record_figures([fig], " ".join(sys.argv))
+
+
+def record_figures(raws: list[dict], command: str) -> None:
+    """Flat figures ``<plan>_<arch>_<metric>`` (mean over seeds, 95% t-interval) into
+    docs/figures/sae_planted.json."""
+    from _figures import record
+
+    figures: dict = {}
+    plans: dict = {}
+    seeds = 0
+    for raw in raws:
+        plans.update(raw["conditions"]["plans"])
+        seeds = max(seeds, len(raw["conditions"]["seeds"]))
+        for name, summary in raw["results"].items():
+            plan, arch = name.split("/")
+            for key in KEYS:
+                if key in summary:
+                    v = summary[key]
+                    figures[f"{plan}_{arch}_{key}"] = {
+                        "value": v["mean"], "unit": UNITS.get(key, "ratio"),
+                        "ci_low": v["ci_low"], "ci_high": v["ci_high"], "values": v["values"],
+                        "what": f"{key} of {arch} on the {plan} planted setting, mean over seeds",
+                    }
+    record("sae_planted", figures, reps=seeds, command=command, idle=False,
+           notes=f"plans: {json.dumps(plans)}", path=FIGURES)
+
+
 
 
 if __name__ == "__main__":

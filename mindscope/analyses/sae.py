@@ -87,19 +87,29 @@ class SaeConfig(StageConfig):
         e = self.model_copy(deep=True)
         for i, arch in enumerate(e.archs):
             if arch not in ARCHITECTURES:
-                raise e.fail(ctx, f"{where}.archs[{i}]",
-                             f"unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
+                raise e.fail(
+                    ctx,
+                    f"{where}.archs[{i}]",
+                    f"unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})",
+                )
         if not e.archs or not e.sites:
             raise e.fail(ctx, where, "give at least one site and one architecture")
-        for key, low in (("k", 1), ("steps", 1), ("batch_size", 1), ("seq_len", 2),
-                         ("buffer_windows", 1), ("eval_windows", 1)):
+        for key, low in (
+            ("k", 1),
+            ("steps", 1),
+            ("batch_size", 1),
+            ("seq_len", 2),
+            ("buffer_windows", 1),
+            ("eval_windows", 1),
+        ):
             if getattr(e, key) < low:
                 raise e.fail(ctx, f"{where}.{key}", f"must be >= {low}, got {getattr(e, key)}")
         if e.n_latents is not None and e.n_latents < 1:
             raise e.fail(ctx, f"{where}.n_latents", "a dictionary of zero width has no latents")
         if e.n_latents is not None and e.k > e.n_latents:
-            raise e.fail(ctx, f"{where}.k",
-                         f"k={e.k} active latents cannot be met by {e.n_latents} latents")
+            raise e.fail(
+                ctx, f"{where}.k", f"k={e.k} active latents cannot be met by {e.n_latents} latents"
+            )
         if not e.expansion > 0:
             raise e.fail(ctx, f"{where}.expansion", f"must be > 0, got {e.expansion}")
         e.train_text = check_file(e.train_text, f"{where}.train_text", ctx.base, ctx.prefix)
@@ -153,12 +163,22 @@ def train_saes(
 
     from mindscope.sae import activation_source, make_sae
 
-    source = activation_source(hm, inputs, sites, batch_size=batch_size,
-                               buffer_inputs=buffer_inputs, seed=seed)
+    source = activation_source(
+        hm, inputs, sites, batch_size=batch_size, buffer_inputs=buffer_inputs, seed=seed
+    )
     saes = {
-        (s, a): make_sae(a, n_latents, k, n_steps=steps, batch_size=batch_size, lr=lr,
-                         dead_tokens=dead_tokens, seed=seed)
-        for s in sites for a in archs
+        (s, a): make_sae(
+            a,
+            n_latents,
+            k,
+            n_steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            dead_tokens=dead_tokens,
+            seed=seed,
+        )
+        for s in sites
+        for a in archs
     }
     folders = {key: Path(checkpoint) / key[0] / key[1] for key in saes} if checkpoint else {}
     start = 0
@@ -180,8 +200,9 @@ def train_saes(
     return saes
 
 
-def loss_recovered(h: Any, site: str, sae: Any, windows: Any, mean: Any,
-                   *, batch: int = 16) -> dict[str, float]:
+def loss_recovered(
+    h: Any, site: str, sae: Any, windows: Any, mean: Any, *, batch: int = 16
+) -> dict[str, float]:
     """CE and KL of ``h`` on token ``windows [n, seq_len]`` with ``site`` replaced by the SAE's
     reconstruction, by zeros and by ``mean [d_model]``; the loss recovered against each ablation
     is ``(CE_abl - CE_sae) / (CE_abl - CE_clean)`` (and ``1 - KL_sae / KL_abl``)."""
@@ -193,8 +214,11 @@ def loss_recovered(h: Any, site: str, sae: Any, windows: Any, mean: Any,
         flat = t.reshape(-1, shape[-1]).float()  # [batch * pos, d]
         return sae.reconstruct(flat).reshape(shape)
 
-    fns = {"sae": splice, "zero": torch.zeros_like,
-           "mean": lambda t: mean.to(t).expand_as(t).clone()}
+    fns = {
+        "sae": splice,
+        "zero": torch.zeros_like,
+        "mean": lambda t: mean.to(t).expand_as(t).clone(),
+    }
     ce = {name: 0.0 for name in ["clean", *fns]}
     kl = dict.fromkeys(fns, 0.0)
     count = 0
@@ -215,7 +239,9 @@ def loss_recovered(h: Any, site: str, sae: Any, windows: Any, mean: Any,
     for abl in ("zero", "mean"):
         gap = out[f"ce_{abl}"] - out["ce_clean"]
         out[f"ce_recovered_{abl}"] = (out[f"ce_{abl}"] - out["ce_sae"]) / gap if gap else 0.0
-        out[f"kl_recovered_{abl}"] = 1 - out["kl_sae"] / out[f"kl_{abl}"] if out[f"kl_{abl}"] else 0.0
+        out[f"kl_recovered_{abl}"] = (
+            1 - out["kl_sae"] / out[f"kl_{abl}"] if out[f"kl_{abl}"] else 0.0
+        )
     return out
 
 
@@ -250,25 +276,41 @@ def sae_stage(
     sites = [h.canonical_site(s) for s in cfg.sites]
     n_ctx = getattr(h, "n_ctx", None)
     if n_ctx is not None and cfg.seq_len > n_ctx:
-        raise MindscopeError(f"sae.seq_len: {cfg.seq_len} is longer than {h.name}'s context "
-                             f"of {n_ctx}")
+        raise MindscopeError(
+            f"sae.seq_len: {cfg.seq_len} is longer than {h.name}'s context of {n_ctx}"
+        )
     windows = token_windows(h, train, cfg.seq_len)
     eval_windows = token_windows(h, held, cfg.seq_len)[: cfg.eval_windows]
     n_latents = cfg.n_latents or max(1, round(cfg.expansion * h.d_model))
     if cfg.k > n_latents:
-        raise MindscopeError(f"sae.k: k={cfg.k} active latents cannot be met by {n_latents} "
-                             "latents")
-    saes = train_saes(h, windows, sites, cfg.archs, n_latents=n_latents, k=cfg.k,
-                      steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                      dead_tokens=cfg.dead_tokens, buffer_inputs=cfg.buffer_windows, seed=seed,
-                      checkpoint=cfg.checkpoint, progress=progress)
+        raise MindscopeError(
+            f"sae.k: k={cfg.k} active latents cannot be met by {n_latents} latents"
+        )
+    saes = train_saes(
+        h,
+        windows,
+        sites,
+        cfg.archs,
+        n_latents=n_latents,
+        k=cfg.k,
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        dead_tokens=cfg.dead_tokens,
+        buffer_inputs=cfg.buffer_windows,
+        seed=seed,
+        checkpoint=cfg.checkpoint,
+        progress=progress,
+    )
     acts = site_activations(h, eval_windows, sites)
-    means = {s: site_activations(h, windows[: cfg.buffer_windows], [s])[s].mean(0)
-             for s in sites}
+    means = {s: site_activations(h, windows[: cfg.buffer_windows], [s])[s].mean(0) for s in sites}
     rows: list[Row] = []
     artefacts: dict[str, Artefact] = {}
-    info: dict[str, Any] = {"n_latents": n_latents, "train_windows": len(windows),
-                            "eval_tokens": int(len(eval_windows) * cfg.seq_len)}
+    info: dict[str, Any] = {
+        "n_latents": n_latents,
+        "train_windows": len(windows),
+        "eval_tokens": int(len(eval_windows) * cfg.seq_len),
+    }
     for (site, arch), model in saes.items():
         x = acts[site]
         z = model.transform(x)
@@ -277,11 +319,22 @@ def sae_stage(
             metrics.update(loss_recovered(h, site, model, eval_windows, means[site]))
         extra = {"site": site, "arch": arch, "k": cfg.k, "n_latents": n_latents}
         for metric, value in metrics.items():
-            rows.append(Row(metric=metric, value=float(value), method=f"sae:{arch}",
-                            layer=_layer(site), dataset=data_name, split="heldout", n=len(x),
-                            _extra=extra))
+            rows.append(
+                Row(
+                    metric=metric,
+                    value=float(value),
+                    method=f"sae:{arch}",
+                    layer=_layer(site),
+                    dataset=data_name,
+                    split="heldout",
+                    n=len(x),
+                    _extra=extra,
+                )
+            )
         meta = {"model": h.name, "weights_hash": h.weights_hash, "site": site}
         artefacts[f"sae-{site}-{arch}"] = functools.partial(model.save, meta=meta)
-    data = {f"sae-train:{data_name}": hash_bytes(windows.numpy().tobytes()),
-            f"sae-eval:{data_name}": hash_bytes(eval_windows.numpy().tobytes())}
+    data = {
+        f"sae-train:{data_name}": hash_bytes(windows.numpy().tobytes()),
+        f"sae-eval:{data_name}": hash_bytes(eval_windows.numpy().tobytes()),
+    }
     return StageOutput(rows=to_frame(rows), artefacts=artefacts, data=data, info=info)

@@ -56,9 +56,19 @@ def _train(args: argparse.Namespace) -> int:
     for name, write in res.artefacts.items():
         write(out / "saes" / name.removeprefix("sae-"))
     write_table(df, out / "results.parquet")
-    (out / "run.json").write_text(json.dumps(
-        {"command": "sae train", "model": h.name, "config": cfg.model_dump(mode="json"),
-         **res.info, "data": res.data, "seed": args.seed}, indent=2))
+    (out / "run.json").write_text(
+        json.dumps(
+            {
+                "command": "sae train",
+                "model": h.name,
+                "config": cfg.model_dump(mode="json"),
+                **res.info,
+                "data": res.data,
+                "seed": args.seed,
+            },
+            indent=2,
+        )
+    )
     _summary(df)
     print(f"results: {out / 'results.parquet'}", file=sys.stderr)
     return 0
@@ -67,8 +77,16 @@ def _train(args: argparse.Namespace) -> int:
 def _summary(df: Any) -> None:
     from mindscope.results import extra_values
 
-    keep = ["l0", "fve", "dead_frac", "dense_frac", "shrinkage", "ce_recovered_zero",
-            "ce_recovered_mean", "kl_recovered_mean"]
+    keep = [
+        "l0",
+        "fve",
+        "dead_frac",
+        "dense_frac",
+        "shrinkage",
+        "ce_recovered_zero",
+        "ce_recovered_mean",
+        "kl_recovered_mean",
+    ]
     sub = df[df.metric.isin(keep)]
     sub = sub.assign(site=extra_values(sub, "site", ""))
     table = sub.pivot_table(index=["site", "method"], columns="metric", values="value")
@@ -84,8 +102,11 @@ def _eval(args: argparse.Namespace) -> int:
     if not args.model or not args.sae:
         raise MindscopeError("sae eval needs --model and --sae")
     h = ms.load_model(args.model, revision=args.revision, device=args.device)
-    cfg = json.loads((Path(args.sae) / "config.json").read_text()) if (
-        Path(args.sae) / "config.json").is_file() else {}
+    cfg = (
+        json.loads((Path(args.sae) / "config.json").read_text())
+        if (Path(args.sae) / "config.json").is_file()
+        else {}
+    )
     site = h.canonical_site(args.site or cfg.get("meta", {}).get("site", ""))
     model = load_sae(args.sae, expect_meta={"weights_hash": h.weights_hash, "site": site})
     if args.text:
@@ -109,16 +130,41 @@ def _planted(args: argparse.Namespace) -> int:
     archs = [a.strip() for a in args.archs.split(",") if a.strip()]
     for a in archs:
         if a not in sae.ARCHITECTURES:
-            raise MindscopeError(f"--archs: unknown architecture {a!r} (known: "
-                                 f"{', '.join(sae.ARCHITECTURES)})")
-    over = {k: v for k, v in (("n_features", args.n_features), ("d", args.d),
-                              ("mean_active", args.mean_active)) if v is not None}
+            raise MindscopeError(
+                f"--archs: unknown architecture {a!r} (known: {', '.join(sae.ARCHITECTURES)})"
+            )
+    over = {
+        k: v
+        for k, v in (
+            ("n_features", args.n_features),
+            ("d", args.d),
+            ("mean_active", args.mean_active),
+        )
+        if v is not None
+    }
     gen = sae.planted(args.setting, seed=args.seed, **over)
     k = args.k or max(1, round(gen.mean_active))
-    res = sae.compare_planted(gen, archs, k=k, n_latents=args.n_latents, steps=args.steps,
-                              batch_size=args.batch_size, seed=args.seed)
-    cols = ["mcc", "f1", "precision", "recall", "uniqueness", "l0", "fve", "dead_frac",
-            "null_mcc", "train_cpu_s"]
+    res = sae.compare_planted(
+        gen,
+        archs,
+        k=k,
+        n_latents=args.n_latents,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    cols = [
+        "mcc",
+        "f1",
+        "precision",
+        "recall",
+        "uniqueness",
+        "l0",
+        "fve",
+        "dead_frac",
+        "null_mcc",
+        "train_cpu_s",
+    ]
     print(f"{gen!r}; k={k}, steps={args.steps}")
     print(f"{'arch':>12s} " + " ".join(f"{c:>11s}" for c in cols))
     for a, m in res.items():
@@ -134,9 +180,12 @@ def register(subparsers: Any) -> None:
     from mindscope.analyses import SaeConfig
     from mindscope.cli._stage import add_config_args
 
-    p = subparsers.add_parser("sae", help="sparse autoencoders: train, evaluate, planted truth",
-                              description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "sae",
+        help="sparse autoencoders: train, evaluate, planted truth",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="sae_command", metavar="{train,eval,planted}")
     p.set_defaults(func=lambda a: (p.print_help(), 0)[1])
 

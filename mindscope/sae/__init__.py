@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from mindscope.sae.base import REGISTRY, Active, SparseAutoencoder, load_sae
 from mindscope.sae.evaluate import compare_planted, evaluate_planted, make_sae, planted_source
-from mindscope.sae.jumprelu import JumpReLUSAE, L1SAE
+from mindscope.sae.jumprelu import L1SAE, JumpReLUSAE
 from mindscope.sae.matryoshka import MatryoshkaSAE
 from mindscope.sae.metrics import (
     Matching,

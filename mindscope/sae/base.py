@@ -96,6 +96,8 @@ class SparseAutoencoder:
     W_dec_: Tensor
     b_enc_: Tensor
     b_dec_: Tensor
+    last_: dict[str, float]
+    meta_: dict[str, Any]
 
     def __init__(
         self,
@@ -208,8 +210,9 @@ class SparseAutoencoder:
         with torch.no_grad():
             return torch.addmm(self.b_enc_, xn - self.b_dec_, self.W_enc_.T)
 
-    def _vals(self, xn: Tensor, rows: Tensor, cols: Tensor, w_enc: Tensor, b_enc: Tensor,
-              b_dec: Tensor) -> Tensor:
+    def _vals(
+        self, xn: Tensor, rows: Tensor, cols: Tensor, w_enc: Tensor, b_enc: Tensor, b_dec: Tensor
+    ) -> Tensor:
         """Pre-activations of the entries ``(rows, cols)`` ``[nnz]``, with gradients."""
         return ((xn[rows] - b_dec) * w_enc[cols]).sum(-1) + b_enc[cols]
 
@@ -227,13 +230,15 @@ class SparseAutoencoder:
         """Latent values from the active pre-activations (default: ReLU)."""
         return F.relu(vals)
 
-    def _extra_loss(self, xn: Tensor, pre: Tensor, a: Active, x_hat: Tensor,
-                    params: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+    def _extra_loss(
+        self, xn: Tensor, pre: Tensor, a: Active, x_hat: Tensor, params: dict[str, Tensor]
+    ) -> tuple[Tensor, dict[str, float]]:
         """Architecture loss terms beyond the reconstruction (sparsity penalties)."""
         return x_hat.new_zeros(()), {}
 
-    def _recon_loss(self, xn: Tensor, a: Active, params: dict[str, Tensor]) -> tuple[Tensor,
-                                                                                     Tensor]:
+    def _recon_loss(
+        self, xn: Tensor, a: Active, params: dict[str, Tensor]
+    ) -> tuple[Tensor, Tensor]:
         x_hat = self._decode_active(a, params["W_dec_"], len(xn)) + params["b_dec_"]
         return (x_hat - xn).pow(2).sum(-1).mean(), x_hat
 
@@ -292,8 +297,9 @@ class SparseAutoencoder:
     def _after_step(self, pre: Tensor, a: Active) -> None:
         """Architecture updates after a step (running thresholds, coefficient controllers)."""
 
-    def _aux_loss(self, xn: Tensor, pre: Tensor, x_hat: Tensor,
-                  params: dict[str, Tensor]) -> Tensor | None:
+    def _aux_loss(
+        self, xn: Tensor, pre: Tensor, x_hat: Tensor, params: dict[str, Tensor]
+    ) -> Tensor | None:
         """AuxK (Gao et al. 2024): the dead latents' top ``d/2`` reconstruct the residual."""
         dead = self.since_fired_ > self.dead_tokens
         n_dead = int(dead.sum())
@@ -304,15 +310,17 @@ class SparseAutoencoder:
         top = masked.topk(k_aux, dim=-1)
         rows = torch.arange(len(xn), device=xn.device).repeat_interleave(k_aux)
         cols = top.indices.reshape(-1)  # [B * k_aux], row-major
-        vals = F.relu(self._vals(xn, rows, cols, params["W_enc_"], params["b_enc_"],
-                                 params["b_dec_"]))
+        vals = F.relu(
+            self._vals(xn, rows, cols, params["W_enc_"], params["b_enc_"], params["b_dec_"])
+        )
         e = (xn - x_hat).detach()
         e_hat = self._decode_active(Active(rows, cols, vals), params["W_dec_"], len(xn))
         denom = (e - e.mean(0)).pow(2).sum(-1).mean().clamp_min(1e-12)
         return (e_hat - e).pow(2).sum(-1).mean() / denom
 
-    def _adam_step(self, params: dict[str, Tensor], b1: float = 0.9, b2: float = 0.999,
-                   eps: float = 1e-8) -> None:
+    def _adam_step(
+        self, params: dict[str, Tensor], b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+    ) -> None:
         t = self.step_ + 1
         lr = self.learning_rate
         decay_from = int(self.n_steps * (1 - self.decay))
@@ -363,11 +371,12 @@ class SparseAutoencoder:
             self.load_state(ckpt)
         while not self.is_fitted or self.step_ < self.n_steps:
             step = self.step_ if self.is_fitted else 0
-            logs = self.partial_fit(source(step))
+            self.partial_fit(source(step))
             if callback is not None:
-                callback(self.step_, logs)
-            if ckpt is not None and (self.step_ % checkpoint_every == 0
-                                     or self.step_ == self.n_steps):
+                callback(self.step_, self.last_)
+            if ckpt is not None and (
+                self.step_ % checkpoint_every == 0 or self.step_ == self.n_steps
+            ):
                 self.save_state(ckpt)
             if self.n_steps == 0:
                 break
@@ -509,8 +518,9 @@ class SparseAutoencoder:
         }
 
     @classmethod
-    def load(cls, path: str | Path, *, expect_meta: dict[str, Any] | None = None
-             ) -> SparseAutoencoder:
+    def load(
+        cls, path: str | Path, *, expect_meta: dict[str, Any] | None = None
+    ) -> SparseAutoencoder:
         """Read an SAE written by :meth:`save` (see :func:`load_sae`)."""
         sae = load_sae(path, expect_meta=expect_meta)
         if not isinstance(sae, cls):
@@ -518,8 +528,7 @@ class SparseAutoencoder:
         return sae
 
 
-def load_sae(path: str | Path, *, expect_meta: dict[str, Any] | None = None
-             ) -> SparseAutoencoder:
+def load_sae(path: str | Path, *, expect_meta: dict[str, Any] | None = None) -> SparseAutoencoder:
     """Read an SAE folder; refuse it when its saved meta differs from ``expect_meta`` on any key
     (e.g. ``{"weights_hash": h.weights_hash, "site": "resid_post.2"}``: an SAE for another model
     or site)."""
@@ -566,8 +575,9 @@ def _as_source(x: Any, batch_size: int, seed: int) -> BatchSource:
             epoch, i = divmod(step, per_epoch)
             if epoch not in perms:
                 perms.clear()
-                perms[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(
-                    seed * 100_003 + epoch))
+                perms[epoch] = torch.randperm(
+                    n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)
+                )
             return data[perms[epoch][i * b : (i + 1) * b]]
 
         return source

@@ -22,8 +22,9 @@ def make_sae(arch: str, n_latents: int, k: int, **kwargs: Any) -> SparseAutoenco
     if arch not in REGISTRY:
         close = difflib.get_close_matches(arch, list(REGISTRY), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise MindscopeError(f"unknown SAE architecture {arch!r} (known: {', '.join(REGISTRY)})"
-                             f"{hint}")
+        raise MindscopeError(
+            f"unknown SAE architecture {arch!r} (known: {', '.join(REGISTRY)}){hint}"
+        )
     return REGISTRY[arch](n_latents, k, **kwargs)
 
 
@@ -39,8 +40,9 @@ def planted_source(gen: PlantedDictionary, batch_size: int, seed: int = 0) -> Ba
     return source
 
 
-def evaluate_planted(sae: SparseAutoencoder, gen: PlantedDictionary, *, n: int = 8192,
-                     seed: int = 12345) -> dict[str, float]:
+def evaluate_planted(
+    sae: SparseAutoencoder, gen: PlantedDictionary, *, n: int = 8192, seed: int = 12345
+) -> dict[str, float]:
     """Score a trained SAE against the generator's truth on ``n`` fresh samples.
 
     Returns:
@@ -83,8 +85,10 @@ def compare_planted(
     from mindscope.sae.metrics import null_mcc
 
     width = n_latents or gen.n_features
-    models = {a: make_sae(a, width, k, n_steps=steps, batch_size=batch_size, seed=seed,
-                          **sae_kwargs) for a in archs}
+    models = {
+        a: make_sae(a, width, k, n_steps=steps, batch_size=batch_size, seed=seed, **sae_kwargs)
+        for a in archs
+    }
     source = planted_source(gen, batch_size, seed=seed + 1)
     secs = dict.fromkeys(archs, 0.0)
     for step in range(steps):

@@ -63,8 +63,15 @@ class _Controlled(SparseAutoencoder):
 
     _params: ClassVar[tuple[str, ...]] = (*SparseAutoencoder._params, "coef", "coef_rate")
 
-    def __init__(self, n_latents: int = 1024, k: int = 16, *, coef: float = 1.0,
-                 coef_rate: float = 0.02, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        n_latents: int = 1024,
+        k: int = 16,
+        *,
+        coef: float = 1.0,
+        coef_rate: float = 0.02,
+        **kwargs: Any,
+    ) -> None:
         self.coef = coef
         self.coef_rate = coef_rate
         kwargs.setdefault("aux_coef", 0.0)
@@ -117,8 +124,9 @@ class L1SAE(_Controlled):
         rows, cols = (pre > 0).nonzero(as_tuple=True)
         return rows, cols
 
-    def _extra_loss(self, xn: Tensor, pre: Tensor, a: Active, x_hat: Tensor,
-                    params: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+    def _extra_loss(
+        self, xn: Tensor, pre: Tensor, a: Active, x_hat: Tensor, params: dict[str, Tensor]
+    ) -> tuple[Tensor, dict[str, float]]:
         return self.coef_ * a.vals.sum() / len(xn), {"coef": self.coef_}
 
 
@@ -137,8 +145,16 @@ class JumpReLUSAE(_Controlled):
     _params: ClassVar[tuple[str, ...]] = (*_Controlled._params, "bandwidth", "init_threshold")
     _extra_tensors: ClassVar[tuple[str, ...]] = ("log_threshold_",)
 
-    def __init__(self, n_latents: int = 1024, k: int = 16, *, bandwidth: float = 0.05,
-                 init_threshold: float = 0.1, coef: float = 0.1, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        n_latents: int = 1024,
+        k: int = 16,
+        *,
+        bandwidth: float = 0.05,
+        init_threshold: float = 0.1,
+        coef: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
         self.bandwidth = bandwidth
         self.init_threshold = init_threshold
         super().__init__(n_latents, k, coef=coef, **kwargs)
@@ -179,8 +195,9 @@ class JumpReLUSAE(_Controlled):
             return vals * (vals > theta)
         return _JumpReLU.apply(vals, theta, self.bandwidth)  # type: ignore[no-any-return]
 
-    def _extra_loss(self, xn: Tensor, pre: Tensor, a: Active, x_hat: Tensor,
-                    params: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+    def _extra_loss(
+        self, xn: Tensor, pre: Tensor, a: Active, x_hat: Tensor, params: dict[str, Tensor]
+    ) -> tuple[Tensor, dict[str, float]]:
         theta = params["log_threshold_"].exp()[a.cols]
         vals = pre[a.rows, a.cols]
         l0 = _Step.apply(vals, theta, self.bandwidth).sum() / len(xn)  # type: ignore[union-attr]

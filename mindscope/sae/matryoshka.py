@@ -31,23 +31,34 @@ class MatryoshkaSAE(BatchTopKSAE):
     arch: ClassVar[str] = "matryoshka"
     _params: ClassVar[tuple[str, ...]] = (*BatchTopKSAE._params, "prefixes")
 
-    def __init__(self, n_latents: int = 1024, k: int = 16, *,
-                 prefixes: tuple[float, ...] | list[float] = (0.0625, 0.125, 0.25, 0.5, 1.0),
-                 **kwargs: object) -> None:
+    def __init__(
+        self,
+        n_latents: int = 1024,
+        k: int = 16,
+        *,
+        prefixes: tuple[float, ...] | list[float] = (0.0625, 0.125, 0.25, 0.5, 1.0),
+        **kwargs: object,
+    ) -> None:
         self.prefixes = [float(p) for p in prefixes]
         super().__init__(n_latents, k, **kwargs)  # type: ignore[arg-type]
 
     def _validate(self) -> None:
         super()._validate()
         p = self.prefixes
-        if not p or p[-1] != 1.0 or any(b <= a for a, b in zip(p, p[1:], strict=False)) or p[0] <= 0:
+        if (
+            not p
+            or p[-1] != 1.0
+            or any(b <= a for a, b in zip(p, p[1:], strict=False))
+            or p[0] <= 0
+        ):
             raise MindscopeError(f"prefixes must increase in (0, 1] and end at 1.0, got {p}")
 
     def _sizes(self) -> list[int]:
         return sorted({max(1, round(f * self.n_latents)) for f in self.prefixes})
 
-    def _recon_loss(self, xn: Tensor, a: Active, params: dict[str, Tensor]) -> tuple[Tensor,
-                                                                                     Tensor]:
+    def _recon_loss(
+        self, xn: Tensor, a: Active, params: dict[str, Tensor]
+    ) -> tuple[Tensor, Tensor]:
         losses = []
         x_hat = xn
         for m in self._sizes():

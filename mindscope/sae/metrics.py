@@ -75,10 +75,14 @@ def null_mcc(true: Tensor, n_latents: int, *, reps: int = 3, seed: int = 0) -> f
     t = torch.as_tensor(true)
     # a stream of its own: a generator seeded like the planted one would redraw the truth
     g = torch.Generator().manual_seed(seed * 2_654_435_761 + 97_531)
-    return float(np.mean([
-        mcc(t, torch.randn(n_latents, t.shape[1], generator=g, dtype=torch.float64))
-        for _ in range(reps)
-    ]))
+    return float(
+        np.mean(
+            [
+                mcc(t, torch.randn(n_latents, t.shape[1], generator=g, dtype=torch.float64))
+                for _ in range(reps)
+            ]
+        )
+    )
 
 
 def firing_scores(codes: Tensor, latents: Tensor, m: Matching) -> dict[str, float]:
@@ -116,8 +120,9 @@ def uniqueness(true: Tensor, learned: Tensor, alive: Tensor | None = None) -> fl
     return float(len(torch.unique(best)) / len(w))
 
 
-def reconstruction_metrics(x: Tensor, x_hat: Tensor, latents: Tensor,
-                           *, dense_threshold: float = 0.1) -> dict[str, float]:
+def reconstruction_metrics(
+    x: Tensor, x_hat: Tensor, latents: Tensor, *, dense_threshold: float = 0.1
+) -> dict[str, float]:
     """Reconstruction and sparsity of an SAE on ``x [n, d]``.
 
     Returns:

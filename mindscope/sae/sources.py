@@ -32,12 +32,15 @@ def token_windows(h: Any, texts: Sequence[str], seq_len: int) -> Tensor:
             ids.append(int(eos))
     n = len(ids) // seq_len
     if n == 0:
-        raise MindscopeError(f"the texts hold {len(ids)} tokens, fewer than one window of {seq_len}")
+        raise MindscopeError(
+            f"the texts hold {len(ids)} tokens, fewer than one window of {seq_len}"
+        )
     return torch.tensor(ids[: n * seq_len]).view(n, seq_len)  # [n_windows, seq_len]
 
 
-def site_activations(hm: Any, inputs: Tensor, sites: Sequence[str], *,
-                     batch_size: int = 32) -> dict[str, Tensor]:
+def site_activations(
+    hm: Any, inputs: Tensor, sites: Sequence[str], *, batch_size: int = 32
+) -> dict[str, Tensor]:
     """``{site: [rows, width]}``: every position of every input, flattened (one pass per
     ``batch_size`` inputs records all sites)."""
     parts: dict[str, list[Tensor]] = {s: [] for s in sites}

@@ -76,8 +76,9 @@ class PlantedDictionary:
         seed: int = 0,
     ) -> None:
         if n_features < 1 or d < 1:
-            raise MindscopeError(f"planted dictionary needs n_features >= 1 and d >= 1, got "
-                                 f"{n_features} and {d}")
+            raise MindscopeError(
+                f"planted dictionary needs n_features >= 1 and d >= 1, got {n_features} and {d}"
+            )
         if not 0 < mean_active <= n_features:
             raise MindscopeError(f"mean_active must be in (0, n_features], got {mean_active}")
         if not 0 <= hierarchy < 1 or not 0 <= correlation < 1:
@@ -225,12 +226,31 @@ def _hierarchy(n: int, frac: float, m: int, g: torch.Generator) -> _Hierarchy | 
 
 
 SETTINGS: dict[str, dict[str, float | int]] = {
-    "easy": {"n_features": 256, "d": 128, "mean_active": 3, "zipf_exponent": 0.0,
-             "orthogonalize": 300},
-    "small": {"n_features": 2048, "d": 128, "mean_active": 8, "zipf_exponent": 0.5,
-              "hierarchy": 0.25, "correlation": 0.2, "noise": 0.0},
-    "synthsae": {"n_features": 16384, "d": 768, "mean_active": 34, "zipf_exponent": 0.5,
-                 "hierarchy": 0.25, "correlation": 0.2, "noise": 0.0},
+    "easy": {
+        "n_features": 256,
+        "d": 128,
+        "mean_active": 3,
+        "zipf_exponent": 0.0,
+        "orthogonalize": 300,
+    },
+    "small": {
+        "n_features": 2048,
+        "d": 128,
+        "mean_active": 8,
+        "zipf_exponent": 0.5,
+        "hierarchy": 0.25,
+        "correlation": 0.2,
+        "noise": 0.0,
+    },
+    "synthsae": {
+        "n_features": 16384,
+        "d": 768,
+        "mean_active": 34,
+        "zipf_exponent": 0.5,
+        "hierarchy": 0.25,
+        "correlation": 0.2,
+        "noise": 0.0,
+    },
 }
 """Named settings: ``easy`` (few features active, nearly orthogonal: MCC near 1 is expected),
 ``small`` (the architecture comparison that runs on two cores in minutes) and ``synthsae`` (the

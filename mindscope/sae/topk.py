@@ -42,8 +42,14 @@ class BatchTopKSAE(SparseAutoencoder):
     _params: ClassVar[tuple[str, ...]] = (*SparseAutoencoder._params, "threshold_momentum")
     _extra_tensors: ClassVar[tuple[str, ...]] = ("threshold_",)
 
-    def __init__(self, n_latents: int = 1024, k: int = 16, *, threshold_momentum: float = 0.99,
-                 **kwargs: object) -> None:
+    def __init__(
+        self,
+        n_latents: int = 1024,
+        k: int = 16,
+        *,
+        threshold_momentum: float = 0.99,
+        **kwargs: object,
+    ) -> None:
         self.threshold_momentum = threshold_momentum
         super().__init__(n_latents, k, **kwargs)  # type: ignore[arg-type]
 
