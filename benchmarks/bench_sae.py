@@ -36,6 +36,7 @@ from typing import Any
 from _figures import record
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's mindscope, whichever is installed
 VENV = ROOT / "benchmarks" / ".venvs" / "saelens" / "bin" / "python"
 
 SAELENS_WORKER = r"""

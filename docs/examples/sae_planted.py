@@ -26,8 +26,19 @@ from mindscope import sae
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 FIGURES = ROOT / "docs" / "figures" / "sae_planted.json"
-KEYS = ("mcc", "f1", "precision", "recall", "uniqueness", "l0", "fve", "dead_frac", "shrinkage",
-        "null_mcc", "train_cpu_s")
+KEYS = (
+    "mcc",
+    "f1",
+    "precision",
+    "recall",
+    "uniqueness",
+    "l0",
+    "fve",
+    "dead_frac",
+    "shrinkage",
+    "null_mcc",
+    "train_cpu_s",
+)
 UNITS = {"train_cpu_s": "CPU s", "l0": "latents"}
 
 
@@ -77,13 +88,20 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=800)
     ap.add_argument("--plans", default="small,easy", help="comma-separated: small, easy")
     ap.add_argument("--out", default=None, help="also keep the raw per-seed results here")
-    ap.add_argument("--convert", nargs="*", default=None,
-                    help="only record figures from raw result files of earlier runs")
+    ap.add_argument(
+        "--convert",
+        nargs="*",
+        default=None,
+        help="only record figures from raw result files of earlier runs",
+    )
     args = ap.parse_args()
     if args.convert is not None:
         raws = [json.loads(Path(p).read_text()) for p in args.convert]
-        record_figures(raws, "python docs/examples/sae_planted.py  (plans run separately: "
-                       "--plans small, --plans easy)")
+        record_figures(
+            raws,
+            "python docs/examples/sae_planted.py  (plans run separately: "
+            "--plans small, --plans easy)",
+        )
         return
     torch.set_num_threads(1)
     steps = 100 if args.quick else args.steps
@@ -144,14 +162,22 @@ def record_figures(raws: list[dict], command: str) -> None:
                 if key in summary:
                     v = summary[key]
                     figures[f"{plan}_{arch}_{key}"] = {
-                        "value": v["mean"], "unit": UNITS.get(key, "ratio"),
-                        "ci_low": v["ci_low"], "ci_high": v["ci_high"], "values": v["values"],
+                        "value": v["mean"],
+                        "unit": UNITS.get(key, "ratio"),
+                        "ci_low": v["ci_low"],
+                        "ci_high": v["ci_high"],
+                        "values": v["values"],
                         "what": f"{key} of {arch} on the {plan} planted setting, mean over seeds",
                     }
-    record("sae_planted", figures, reps=seeds, command=command, idle=False,
-           notes=f"plans: {json.dumps(plans)}", path=FIGURES)
-
-
+    record(
+        "sae_planted",
+        figures,
+        reps=seeds,
+        command=command,
+        idle=False,
+        notes=f"plans: {json.dumps(plans)}",
+        path=FIGURES,
+    )
 
 
 if __name__ == "__main__":

@@ -152,6 +152,8 @@ def _planted(args: argparse.Namespace) -> int:
         steps=args.steps,
         batch_size=args.batch_size,
         seed=args.seed,
+        lr=args.lr,
+        dead_tokens=args.dead_tokens,
     )
     cols = [
         "mcc",
@@ -221,6 +223,8 @@ def register(subparsers: Any) -> None:
     q.add_argument("--n-latents", type=int, default=None, help="dictionary width (default N)")
     q.add_argument("--steps", type=int, default=1000)
     q.add_argument("--batch-size", type=int, default=512)
+    q.add_argument("--lr", type=float, default=None, help="learning rate (default: by width)")
+    q.add_argument("--dead-tokens", type=int, default=100_000, help="AuxK dead window")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", default=None, help="write the metrics as JSON (new file)")
     q.set_defaults(func=_planted)
