@@ -15,7 +15,7 @@ the same order.
    CPU seconds (the training loop only) and the ratio mindscope / SAELens (< 1 = faster).
 2. **Memory is flat in the number of training tokens.** In a fresh subprocess per size,
    ``TopKSAE.fit`` streams planted batches (``planted_source``: never more than one batch held)
-   for ``--mem-steps`` and for 10x as many steps; peak RSS of the two are compared.
+   for ``--mem-steps`` and for 10x as many steps; peak RSS (``VmHWM``) of the two are compared.
 
     .venv/bin/python benchmarks/bench_sae.py                 # defaults, 2 reps
     .venv/bin/python benchmarks/bench_sae.py --steps 100 --reps 1   # quick check
@@ -89,7 +89,7 @@ print(json.dumps({"cpu_s": cpu, "wall_s": wall}))
 """
 
 MEMORY_WORKER = r"""
-import json, resource, sys, torch
+import json, sys, torch
 torch.set_num_threads(1)
 from mindscope import sae
 a = json.loads(sys.argv[1])
@@ -97,7 +97,9 @@ gen = sae.planted("small", seed=0, n_features=a["n_features"], d=a["d"],
                   mean_active=a["mean_active"])
 m = sae.TopKSAE(a["n_features"], a["k"], n_steps=a["steps"], batch_size=a["batch"])
 m.fit(sae.planted_source(gen, a["batch"], seed=1))
-print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM: this process's peak RSS (ru_maxrss would carry the parent's peak across exec)
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
+print(json.dumps({"rss_mb": int(hwm) / 1024}))
 """
 
 
@@ -134,6 +136,7 @@ def main() -> None:
     scale = args.d**0.5 / float(x.norm(dim=1).mean())
     figures: dict[str, Any] = {}
     notes = []
+    version = ""
     with tempfile.TemporaryDirectory() as tmp:
         data = str(Path(tmp) / "x.safetensors")
         save_file({"x": (x * scale).contiguous()}, data)
@@ -163,7 +166,7 @@ def main() -> None:
                     continue
                 sl_t.append(r["cpu_s"])
                 sl_mcc.append(sae.mcc(gen.features_, load_file(out)["W_dec"]))
-                figures["saelens_version"] = r["version"]
+                version = r["version"]
             print(
                 f"rep {rep}: mindscope {ms_t[-1]:.1f}s MCC {ms_mcc[-1]:.3f}"
                 + (f" | SAELens {sl_t[-1]:.1f}s MCC {sl_mcc[-1]:.3f}" if sl_t else ""),
@@ -194,7 +197,12 @@ def main() -> None:
     figures["rss_mb_10x"] = big["rss_mb"]
     figures["rss_ratio_10x"] = big["rss_mb"] / small["rss_mb"]
     print(json.dumps(figures, indent=1))
-    record("bench_sae", figures, reps=args.reps, idle=False, notes="; ".join(notes))
+    if version:
+        notes.append(f"SAELens {version}")
+    units = {"_s": "CPU s", "_mcc": "MCC", "mcc_gap": "MCC", "time_ratio": "x",
+             "rss_mb_1x": "MB", "rss_mb_10x": "MB", "rss_ratio_10x": "x"}
+    rec = {k: (v, next(u for s, u in units.items() if k.endswith(s))) for k, v in figures.items()}
+    record("bench_sae", rec, reps=args.reps, idle=False, notes="; ".join(notes))
 
 
 if __name__ == "__main__":

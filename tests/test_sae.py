@@ -202,13 +202,15 @@ def test_jumprelu_loss_and_threshold_gradient_match_the_paper():
 
 
 def test_easy_regime_recovers_the_dictionary():
+    # few features active, fewer features than dimensions, a dictionary 3x the truth: MCC 1.0
+    # on each of seeds 0-3 with these settings (seed 0 here)
     gen = sae.PlantedDictionary(32, 48, mean_active=2, zipf_exponent=0.0, orthogonalize=1, seed=0)
-    model = sae.BatchTopKSAE(64, 2, n_steps=600, batch_size=256, lr=3e-3, dead_tokens=5000)
+    model = sae.BatchTopKSAE(96, 2, n_steps=800, batch_size=256, lr=3e-3, dead_tokens=5000)
     model.fit(sae.planted_source(gen, 256, seed=1))
     r = sae.evaluate_planted(model, gen, n=4096)
     assert r["mcc"] >= 0.99, r
     assert r["f1"] >= 0.9, r
-    assert sae.null_mcc(gen.features_, 64) < 0.6
+    assert sae.null_mcc(gen.features_, 96) < 0.6
 
 
 # ---------------------------------------------------------------- contract
