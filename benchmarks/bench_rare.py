@@ -38,12 +38,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     import mindscope as ms
     from mindscope.audit.rare import BadOutput, InputDistribution, estimate_rare
-    from mindscope.audit.rare.validate import zipf_unigram
-    from mindscope.cli.audit_rare_cmd import _parse_ids
+    from mindscope.audit.rare.distributions import token_set, zipf_unigram
 
     h = ms.load_model(args.model, device="cpu")
     v = int(h.vocab_size)
-    toks = _parse_ids(args.tokens, v, "--tokens")
+    toks = token_set(args.tokens, v, what="--tokens")
     if args.weights == "zipf":
         dist = zipf_unigram(toks, args.positions, v)
     else:

@@ -20,7 +20,8 @@ from _figures import record
 from mindscope import organisms
 from mindscope.organisms.neox import ModelShape
 from mindscope.organisms.quirky import QuirkyConfig
-from mindscope.verify import CROSS_THREAD_TOLERANCE, frauds, verify_training
+from mindscope.testing import frauds
+from mindscope.verify import CROSS_THREAD_TOLERANCE, verify_training
 
 
 def tiny(seed: int) -> QuirkyConfig:

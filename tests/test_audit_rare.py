@@ -261,3 +261,57 @@ def test_search_finds_only_bad_inputs_and_seeds_the_sampler(
         estimate_rare(tiny, dist, bad, method="ce", budget=4096, seeds=torch.zeros(3))
     with pytest.raises(MindscopeError, match="minimum is 1024"):
         estimate_rare(tiny, dist, bad, method="ce", budget=512)
+
+
+def test_validate_rows_summarise_the_repeats(
+    tiny: ms.ModelHandle, setting: tuple[InputDistribution, torch.Tensor]
+) -> None:
+    from mindscope.audit.rare.validate import itakura_saito, validate
+    from mindscope.results import extra_values, to_frame
+
+    dist, mass = setting
+    tok = int(mass.argmax())
+    truth = float(mass[tok])
+    lines: list[str] = []
+    rows = validate(
+        tiny,
+        dist,
+        [(tok, truth)],
+        methods=("naive",),
+        budget=256,
+        repeats=3,
+        dataset="zipf",
+        progress=lines.append,
+    )
+    df = to_frame(rows)
+    reps = df[df.split.str.startswith("repeat")]
+    assert list(reps.split) == ["repeat0", "repeat1", "repeat2"]
+    # each repeat is the estimate seeded by its index
+    for k, value in enumerate(reps.value):
+        r = estimate_rare(tiny, dist, BadOutput((tok,)), method="naive", budget=256, seed=k)
+        assert value == r.estimate
+    assert list(extra_values(reps, "truth")) == [truth] * 3
+    summ = df[df.split == "summary"].set_index("metric").value
+    ests = list(reps.value)
+    assert (
+        summ["rare_coverage"]
+        == sum(lo <= truth <= hi for lo, hi in zip(reps.ci_low, reps.ci_high, strict=True)) / 3
+    )
+    assert summ["rare_is_loss"] == pytest.approx(sum(itakura_saito(truth, e) for e in ests) / 3)
+    assert len(lines) == 1 and lines[0].startswith(f"token {tok} ")
+    with pytest.raises(MindscopeError, match="repeats must be at least 1"):
+        validate(tiny, dist, [(tok, truth)], methods=("naive",), repeats=0)
+
+
+def test_token_set_specs() -> None:
+    from mindscope.audit.rare.distributions import token_set
+
+    assert token_set("all", 5) == [0, 1, 2, 3, 4]
+    assert token_set("3-6", 10) == [3, 4, 5, 6] and token_set("7,2", 10) == [7, 2]
+    drawn = token_set("random:4", 50, seed=1)
+    assert drawn == sorted(set(drawn)) and len(drawn) == 4 and max(drawn) < 50
+    assert token_set("random:4", 50, seed=1) == drawn != token_set("random:4", 50, seed=2)
+    with pytest.raises(MindscopeError, match=r"--tokens 'random:0': K must be in \[1, 50\]"):
+        token_set("random:0", 50, what="--tokens")
+    with pytest.raises(MindscopeError, match="cannot read tokens 'a-b'"):
+        token_set("a-b", 50)

@@ -53,8 +53,8 @@ def _rows() -> list[Row]:
 
 
 def test_rare_section_draws_estimates_truth_and_loss_curves() -> None:
-    from mindscope.report.audit_rare import rare_figures, rare_rows
-    from mindscope.report.page import build_sections
+    from mindscope.report import build_sections
+    from mindscope.report.sections.rare import rare_figures, rare_rows
 
     df = to_frame(_rows())
     sel = rare_rows(df)

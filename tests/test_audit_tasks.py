@@ -91,7 +91,7 @@ def test_anomaly_cli_scores_alice_vs_bob_and_writes_rows(tiny_quirky: Path, tmp_
     [
         (["--tasks", "nope"], "--tasks: unknown"),
         (["--detectors", "knn"], "--detectors: unknown"),
-        (["--fpr", "2"], "--fpr must be in"),
+        (["--fpr", "2"], "--fpr: must be in"),
         (["--layers", "a,b"], "--layers must be"),
     ],
 )

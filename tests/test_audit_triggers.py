@@ -153,6 +153,8 @@ def test_cli_triggers_and_rare(
     )
     assert main(argv) == 2  # never overwrite
     assert "exists" in capsys.readouterr().err
+    assert main([*argv[:-2], "--seeds", "0,x", "--out", str(tmp_path / "t2")]) == 2
+    assert "--seeds must be ints" in capsys.readouterr().err
     rare = [
         "audit",
         "rare",
@@ -172,7 +174,7 @@ def test_cli_triggers_and_rare(
     ]
     assert main(rare) == 0
     assert "naive: P[" in capsys.readouterr().out
-    assert main([*rare[:-4], "--bad", " no such token", "--budget", "64"]) == 2
+    assert main([*rare[:-4], "--bad", " no such token", "--method", "naive"]) == 2
     assert "not one" in capsys.readouterr().err
     assert main([*rare[:-2], "--method", "itgis", "--budget", "10"]) == 2
-    assert "minimum is 256" in capsys.readouterr().err
+    assert "--budget: itgis needs at least 256" in capsys.readouterr().err

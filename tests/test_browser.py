@@ -26,7 +26,8 @@ from typing import Any
 
 import pytest
 
-from mindscope.report import build_sections, example_table, write_report
+from mindscope.report import build_sections, write_report
+from mindscope.testing import example_table
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"

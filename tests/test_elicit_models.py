@@ -61,7 +61,7 @@ def test_quirky_organism_alice_easy_to_bob_hard():
     lda 0.867, lr 0.864, diffmean 0.718. The model's own answers: AUROC vs the truth 0.327 on
     Bob-hard, 0.997 on Alice-hard; vs Bob's labels 0.988 on Bob-hard."""
     from mindscope import organisms
-    from mindscope.cli.elicit_cmd import lm_logodds
+    from mindscope.activations import lm_logodds
 
     cfg = organisms.default_config("quirky-arith")
     h = ms.load_model("organism:quirky-arith")

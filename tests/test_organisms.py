@@ -195,6 +195,7 @@ def test_quirky_config_rejects_bad_values(tmp_path: Path, bad: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         organisms.train("quirky-arith", cfg, out=tmp_path / "q", progress=False)
     assert not (tmp_path / "q").exists()  # refused before anything is written
+    assert not (tmp_path / ".partial-q").exists()  # and nothing is left to resume
 
 
 def test_quirk_phase_trains_only_the_last_blocks(tmp_path: Path) -> None:

@@ -212,7 +212,9 @@ def _auroc(method: str, layer: int, value: float, **kw: object) -> Row:
 
 
 def test_methods_keep_their_colour_in_every_figure():
-    from mindscope.report.figures import auroc_figures, method_colour, pgr_figures
+    from mindscope.report.plot import method_colour
+    from mindscope.report.sections.pgr import pgr_figures
+    from mindscope.report.sections.reporters import auroc_figures
 
     a = to_frame([_auroc(m, k, 0.6, split="test", n=100) for m in ("lr", "ccs") for k in (0, 1)])
     b = to_frame([Row("gap_recovered", 0.3, m, k) for m in ("ccs", "crc", "lr") for k in (0, 1)])
@@ -226,7 +228,7 @@ def test_methods_keep_their_colour_in_every_figure():
 
 
 def test_transfer_matrix_layer_is_chosen_on_validation_not_test():
-    from mindscope.report.page import build_sections
+    from mindscope.report import build_sections
 
     rows = []
     for layer, test_auc, val_auc in ((1, 0.95, 0.6), (2, 0.7, 0.9)):
@@ -290,8 +292,7 @@ def test_trajectory_has_next_token_rank_and_side_by_side(tiny_dirs):
 
     import mindscope as ms
     from mindscope.lenses import trajectory
-    from mindscope.report import conventions as conv
-    from mindscope.report.figures import trajectory_figures
+    from mindscope.report.sections.trajectory import trajectory_figures, trajectory_rows
 
     h = ms.load_model(tiny_dirs["gpt2"], device="cpu")
     tr = trajectory(h, None, "a b c d")
@@ -308,7 +309,7 @@ def test_trajectory_has_next_token_rank_and_side_by_side(tiny_dirs):
         Row(r.metric, r.value, "tuned_lens", r.layer, model=r.model, _extra=json.loads(r.extra))
         for r in (to_frame(tr.to_rows()).itertuples())
     ]
-    figs = trajectory_figures(conv.trajectory_rows(to_frame(rows)))
+    figs = trajectory_figures(trajectory_rows(to_frame(rows)))
     assert len(figs) == 3 and figs[-1].layout.title.text.startswith("Side by side")
     assert "actual next" in str(figs[0].data[0].customdata[k][0])
 

@@ -12,10 +12,10 @@ import pytest
 import mindscope
 from mindscope.cli import main
 from mindscope.errors import MindscopeError
-from mindscope.report import example_table
 from mindscope.results import read_table
 from mindscope.runs import RunFolder, RunFolderError
 from mindscope.runs.manifest import version_tuple
+from mindscope.testing import example_table
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -240,9 +240,9 @@ def test_cli_demo_builds_its_config_and_prints_the_summary(
     import pandas as pd
 
     import mindscope.runs.pipeline as pipeline
-    from mindscope.report import example_table
     from mindscope.results import Row, to_frame
     from mindscope.runs import RunFolder
+    from mindscope.testing import example_table
 
     seen: list[RunConfig] = []
 

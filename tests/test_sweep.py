@@ -282,7 +282,7 @@ def test_changed_checkpoint_is_refused(series: Path, text: Path, tmp_path: Path)
 
 def test_time_figures_from_rows_only() -> None:
     from mindscope.report import build_sections
-    from mindscope.report.time import heatmap_figures, metric_vs_step_figures
+    from mindscope.report.sections.time_layers import heatmap_figures, metric_vs_step_figures
     from mindscope.results import Row, to_frame
 
     rows = []

@@ -16,7 +16,8 @@ from mindscope.cli import main
 from mindscope.organisms.neox import ModelShape
 from mindscope.organisms.quirky import QuirkyConfig
 from mindscope.organisms.transcript import TranscriptError, weights_path
-from mindscope.verify import CROSS_THREAD_TOLERANCE, frauds
+from mindscope.testing import frauds
+from mindscope.verify import CROSS_THREAD_TOLERANCE
 
 SHAPE = ModelShape(n_layers=2, d_model=16, n_heads=2, d_mlp=32, max_len=32)
 

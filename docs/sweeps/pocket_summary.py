@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mindscope.report.time import heatmap_figures, metric_vs_step_figures
+from mindscope.report.sections.time_layers import heatmap_figures, metric_vs_step_figures
 
 
 def kl_grid(rows: pd.DataFrame, method: str) -> pd.DataFrame:

@@ -19,7 +19,6 @@ in ``hidden_states[-1]``).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mindscope import io
 from mindscope.activations.activations import Activations
 from mindscope.activations.positions import PositionRule, parse_position
 from mindscope.activations.store import StoreFolder, StoreKey
@@ -83,7 +83,7 @@ def _tokenizer_hash(tok: Any) -> str:
     cached = getattr(tok, "_mindscope_hash", None)
     if isinstance(cached, tuple) and cached[0] == len(tok):  # re-hash if tokens were added
         return str(cached[1])
-    h = hashlib.blake2b(digest_size=8)
+    h = io.hasher("blake2b", digest_size=8)
     backend = getattr(tok, "backend_tokenizer", None)
     if backend is not None:
         h.update(backend.to_str().encode())
@@ -212,9 +212,9 @@ def _run(
         lengths = np.array([len(t.ids) for t in toks])
     order = np.argsort(-lengths, kind="stable")  # longest first: peak memory shows at once
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    plan = hashlib.sha256(
+    plan = io.hash_bytes(
         f"{batch_size}|{use_prefix}|{order.tobytes().hex()[:4096]}|{len(order)}".encode()
-    ).hexdigest()[:16]
+    )[:16]
     row_shape = (2, h.d_model) if is_pairs else (h.d_model,)
     done = folder.read_progress(plan, layers)
     writers = folder.shard_writers(layers, row_shape, resume=bool(done))

@@ -31,10 +31,12 @@ PROGRESS = "progress.json"
 FORMAT_VERSION = 1
 KIND = "activations"
 """The ``kind`` of a store folder's manifest (:func:`mindscope.io.read_manifest`)."""
+MANIFEST_FORMAT = io.ManifestFormat(KIND, FORMAT_VERSION)
+"""The store folder's manifest (:class:`mindscope.io.ManifestFormat`)."""
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` through a temp file + rename (never half-written)."""
+    """Write ``obj`` as JSON to ``path`` atomically (:func:`mindscope.io.atomic_write_json`)."""
     io.atomic_write_json(path, obj, indent=1)
 
 
@@ -93,10 +95,6 @@ def _shard_name(layer: int) -> str:
     return f"layer_{layer:03d}.npy"
 
 
-def _file_hash(path: Path) -> str:
-    return io.hash_file(path, "blake2b")
-
-
 def _npy_data_offset(path: Path) -> tuple[int, tuple[int, ...], np.dtype]:
     """Header length, shape and dtype of an .npy file (raises StoreError if unreadable)."""
     try:
@@ -125,7 +123,7 @@ class StoreFolder:
         if not mpath.exists():
             return None
         try:
-            m = io.read_manifest(mpath, kind=KIND, version=FORMAT_VERSION)
+            m = MANIFEST_FORMAT.read(mpath)
         except io.ManifestError as exc:
             raise StoreError(f"store folder {self.path}: {exc}") from exc
         if m.get("key", {}).get("digest") != self.key.digest:
@@ -165,7 +163,7 @@ class StoreFolder:
                 f"activation shard {path} is truncated ({size} of {expected} bytes); "
                 "move the store folder away to re-extract"
             )
-        if full and _file_hash(path) != info["hash"]:
+        if full and io.hash_file(path, "blake2b") != info["hash"]:
             raise StoreError(f"activation shard {path} does not match its hash in the manifest")
 
     def open_shard(self, layer: int) -> np.ndarray:
@@ -215,7 +213,6 @@ class StoreFolder:
     def commit(self, writers: dict[int, ShardWriter], version: str) -> dict[str, Any]:
         """Close, hash and move partial shards into place; update the manifest atomically."""
         m = self.manifest() or {
-            "format_version": FORMAT_VERSION,
             "mindscope_version": version,
             "key": {**self.key.as_dict(), "digest": self.key.digest},
             "shards": {},
@@ -228,14 +225,13 @@ class StoreFolder:
             info = {
                 "shape": list(w.shape),
                 "dtype": "float32",
-                "hash": _file_hash(w.path),
+                "hash": io.hash_file(w.path, "blake2b"),
                 "file": final.name,
             }
-            os.replace(w.path, final)
+            io.move_into_place(w.path, final)
             m["shards"][str(layer)] = info
         m["mindscope_version"] = version
-        body = {k: v for k, v in m.items() if k not in ("kind", "format_version")}
-        io.write_manifest(self.path / MANIFEST, body, kind=KIND, version=FORMAT_VERSION)
+        MANIFEST_FORMAT.write(self.path / MANIFEST, m)
         with contextlib.suppress(FileNotFoundError):
             (self.path / PROGRESS).unlink()
         return m

@@ -19,7 +19,7 @@ decorated with :func:`register`, imported below. It may import the instruments (
 from __future__ import annotations
 
 # the built-in stages register themselves on import
-from mindscope.analyses import elicit, lens, sae  # noqa: F401
+from mindscope.analyses import audits, elicit, lens, sae, sandbox  # noqa: F401
 from mindscope.analyses.base import (
     Artefact,
     CheckContext,
@@ -36,6 +36,7 @@ from mindscope.analyses.base import (
 from mindscope.analyses.elicit import ElicitConfig
 from mindscope.analyses.lens import LensConfig
 from mindscope.analyses.sae import SaeConfig
+from mindscope.analyses.sandbox import SandboxConfig
 
 __all__ = [
     "Artefact",
@@ -46,6 +47,7 @@ __all__ = [
     "ElicitConfig",
     "LensConfig",
     "SaeConfig",
+    "SandboxConfig",
     "get_stage",
     "isolated",
     "json_artefact",

@@ -255,7 +255,7 @@ def _layer(site: str) -> int:
     SaeConfig,
     help="sparse autoencoders at model sites: reconstruction, sparsity, dead latents, "
     "loss recovered",
-    order=60,
+    order=65,
 )
 def sae_stage(
     h: Any,

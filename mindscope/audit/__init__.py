@@ -25,6 +25,8 @@ import importlib
 from typing import Any
 
 from mindscope.audit import tasks
+from mindscope.audit.anomaly import score_task
+from mindscope.audit.base import REGISTRY as DETECTORS
 from mindscope.audit.base import Detector, fingerprint
 from mindscope.audit.detectors import (
     IsolationForestDetector,
@@ -36,6 +38,7 @@ from mindscope.audit.disagree import Disagreement, disagreement_rows, disagreeme
 from mindscope.audit.mahalanobis import MahalanobisDetector, MahalanobisFitter
 from mindscope.audit.metrics import recall_at_fpr, threshold_at_fpr
 from mindscope.audit.monitor import Monitor
+from mindscope.audit.tasks import TASKS, make_task
 from mindscope.covariance import ClassMoments, StreamingMoments
 
 __all__ = [
@@ -56,6 +59,10 @@ __all__ = [
     "Disagreement",
     "Monitor",
     "tasks",
+    "TASKS",
+    "make_task",
+    "score_task",
+    "DETECTORS",
     "estimate_rare",
     "search_triggers",
 ]

@@ -16,14 +16,13 @@ from another model, revision, position or set of layers. For bare tensors pass
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from mindscope import io
 from mindscope.errors import MindscopeError
 
 __all__ = ["Detector", "fingerprint", "as_activations", "REGISTRY"]
@@ -37,8 +36,7 @@ def fingerprint(
     """A short hash naming where activations come from (model weights hash or name, revision,
     position rule and layers)."""
     layer_list = [int(layers)] if isinstance(layers, int) else [int(k) for k in layers]
-    blob = json.dumps([model, revision, position, layer_list])
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return io.config_hash([model, revision, position, layer_list])
 
 
 def as_activations(x: Any, source: str | None = None) -> tuple[Tensor, bool, str | None]:

@@ -2,7 +2,10 @@
 
 Each sub-command lives in its own module under ``mindscope.cli`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` (a callable taking the parsed
-``argparse.Namespace`` and returning an exit code). Tests call :func:`main` with an argv list.
+``argparse.Namespace`` and returning an exit code). A group (``audit``) returns its own
+sub-parsers, which its sub-commands (:data:`_GROUPS`) are registered into. Sub-command modules
+never import each other: shared argument helpers live in ``mindscope.cli._args``, the science in
+the library. Tests call :func:`main` with an argv list.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from mindscope.errors import MindscopeError
 
@@ -30,6 +34,25 @@ _COMMANDS = (
     "verify_cmd",
     "sae_cmd",
 )
+# Sub-commands of a group: (module, its register function), in the order `--help` lists them.
+_GROUPS = {
+    "audit_cmd": (
+        ("audit_disagree", "register"),
+        ("audit_anomaly", "register"),
+        ("audit_rare_cmd", "register_rare"),
+        ("audit_rare_cmd", "register_triggers"),
+    ),
+}
+
+
+def _module(name: str) -> Any:
+    """``mindscope.cli.<name>``, or ``None`` when that module is not built yet."""
+    try:
+        return importlib.import_module(f"mindscope.cli.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"mindscope.cli.{name}":
+            return None
+        raise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,13 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mindscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
-        try:
-            module = importlib.import_module(f"mindscope.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"mindscope.cli.{name}":
-                continue  # command not built yet
-            raise
-        module.register(sub)
+        module = _module(name)
+        if module is None:
+            continue  # command not built yet
+        group = module.register(sub)
+        for sub_name, register in _GROUPS.get(name, ()):
+            sub_module = _module(sub_name)
+            if sub_module is not None:
+                getattr(sub_module, register)(group)
     return parser
 
 

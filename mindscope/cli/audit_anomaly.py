@@ -15,68 +15,29 @@ and recall on held-out data.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from mindscope.cli.audit_cmd import add_model_args, out_dir, parse_layers
-from mindscope.errors import MindscopeError
+from mindscope.cli._args import add_model_args, parse_layers
 
 __all__ = ["register"]
 
 
 def _run(args: argparse.Namespace) -> int:
-    import mindscope as ms
-    from mindscope.audit.anomaly import score_task
-    from mindscope.audit.base import REGISTRY
-    from mindscope.audit.tasks import TASKS, make_task
-    from mindscope.results import to_frame, write_table
+    from mindscope.cli._args import run_audit_stage
 
-    out = out_dir(args.out)
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    bad = [t for t in tasks if t not in TASKS]
-    if bad or not tasks:
-        raise MindscopeError(
-            f"--tasks: unknown {bad or args.tasks!r}; choose from {', '.join(TASKS)}"
-        )
-    import mindscope.audit  # noqa: F401  (registers every detector)
-
-    detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
-    unknown = [d for d in detectors if d not in REGISTRY]
-    if unknown or not detectors:
-        raise MindscopeError(
-            f"--detectors: unknown {unknown or args.detectors!r}; choose from "
-            f"{', '.join(sorted(REGISTRY))}"
-        )
-    if not 0 < args.fpr < 1:
-        raise MindscopeError(f"--fpr must be in (0, 1), got {args.fpr}")
-    layers = parse_layers(args.layers)
-    h = ms.load_model(args.model, revision=args.revision, device=args.device)
-    rows: list[Any] = []
-    for name in tasks:
-        task = make_task(
-            name,
-            n_trusted=args.n_trusted,
-            n_eval=args.n_eval,
-            seed=args.seed,
-            tokenizer=h.tokenizer,
-            max_tokens=h.n_ctx,
-            trigger=args.trigger,
-        )
-        rows += score_task(
-            h,
-            task,
-            detectors=detectors,
-            layers=layers,
-            fpr=args.fpr,
-            n_boot=args.n_boot,
-            seed=args.seed,
-            monitor=detectors[0] if args.monitor else None,
-            progress=not args.quiet,
-        )
-    df = to_frame(rows)
-    path = write_table(df, out / "results.parquet")
+    cfg = {
+        "tasks": [t.strip() for t in args.tasks.split(",") if t.strip()],
+        "detectors": [d.strip() for d in args.detectors.split(",") if d.strip()],
+        "layers": parse_layers(args.layers),
+        "n_trusted": args.n_trusted,
+        "n_eval": args.n_eval,
+        "fpr": args.fpr,
+        "n_boot": args.n_boot,
+        "trigger": args.trigger,
+        "monitor": args.monitor,
+    }
+    df, _ = run_audit_stage("anomaly", args, cfg)
     _summary(df, args.fpr)
-    print(f"wrote {len(df)} rows to {path}", file=sys.stderr)
     return 0
 
 

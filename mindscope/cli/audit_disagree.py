@@ -16,68 +16,30 @@ each prompt, credence and model probability).
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from mindscope.cli.audit_cmd import add_model_args, out_dir, parse_layers
-from mindscope.errors import MindscopeError
+from mindscope.cli._args import add_model_args, parse_layers
 
 __all__ = ["register"]
 
 
 def _run(args: argparse.Namespace) -> int:
-    import mindscope as ms
-    from mindscope.audit.disagree import (
-        disagreement_rows,
-        disagreements,
-        quirky_disagreement_rows,
-    )
-    from mindscope.results import to_frame, write_table
+    from mindscope.cli._args import run_audit_stage
 
-    out = out_dir(args.out)
-    if args.top < 0:
-        raise MindscopeError(f"--top must be >= 0, got {args.top}")
-    h = ms.load_model(args.model, revision=args.revision, device=args.device)
-    if args.reporter:
-        if args.layer is None or not args.dataset:
-            raise MindscopeError("--reporter needs --layer and --dataset")
-        from mindscope.data.loaders import load_pairs
-        from mindscope.probes import load_reporter
-
-        rep = load_reporter(args.reporter, d_in=h.d_model)
-        pairs = load_pairs(args.dataset)
-        ranked = disagreements(h, rep, pairs, layer=args.layer, progress=not args.quiet)
-        rows = disagreement_rows(
-            ranked,
-            method=rep.method,
-            top=args.top,
-            layer=args.layer,
-            model=h.name,
-            dataset=args.dataset,
-        )
-    else:
-        layers = parse_layers(args.layers)
-        lay: list[int] | None = None
-        if layers == "all":
-            lay = list(range(h.n_layers + 1))
-        elif isinstance(layers, list):
-            lay = layers
-        rows = quirky_disagreement_rows(
-            h,
-            layers=lay,
-            n_fit=args.n_fit,
-            n_pool=args.n_pool,
-            seed=args.seed,
-            top=args.top,
-            progress=not args.quiet,
-        )
-    df = to_frame(rows)
-    path = write_table(df, out / "results.parquet")
+    cfg = {
+        "layers": parse_layers(args.layers),
+        "n_fit": args.n_fit,
+        "n_pool": args.n_pool,
+        "top": args.top,
+        "reporter": args.reporter,
+        "layer": args.layer,
+        "dataset": args.dataset,
+    }
+    df, _ = run_audit_stage("disagree", args, cfg)
     prec = df[df.metric.str.startswith("audit_precision@")]
     if not prec.empty:
         wide = prec.pivot_table(index="layer", columns=["method", "metric"], values="value")
         print(wide.round(3).to_string())
-    print(f"wrote {len(df)} rows to {path}", file=sys.stderr)
     return 0
 
 

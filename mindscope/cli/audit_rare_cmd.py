@@ -19,9 +19,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from mindscope.cli._args import add_backend_arg, choices_list, out_dir, parse_seeds
 from mindscope.errors import MindscopeError
 
-__all__ = ["register_rare", "register_triggers"]
+__all__ = ["register_rare", "register_triggers"]  # into the ``audit`` group
 
 
 # ------------------------------------------------------------------ helpers
@@ -42,27 +43,6 @@ def _dist_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
 
 
-def _parse_ids(spec: str, vocab: int, what: str, seed: int = 0) -> list[int]:
-    spec = spec.strip()
-    try:
-        if spec == "all":
-            return list(range(vocab))
-        if spec.startswith("random:"):
-            import torch
-
-            k = int(spec.split(":", 1)[1])
-            if not 0 < k <= vocab:
-                raise MindscopeError(f"{what} {spec!r}: K must be in [1, {vocab}]")
-            gen = torch.Generator().manual_seed(seed)
-            return sorted(torch.randperm(vocab, generator=gen)[:k].tolist())
-        if "-" in spec and "," not in spec:
-            a, b = (int(s) for s in spec.split("-", 1))
-            return list(range(a, b + 1))
-        return [int(s) for s in spec.split(",") if s.strip()]
-    except ValueError:
-        raise MindscopeError(f"cannot read {what} {spec!r}: use all, A-B or id,id,...") from None
-
-
 def _load(args: argparse.Namespace) -> Any:
     import mindscope as ms
 
@@ -70,11 +50,10 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _dist(h: Any, args: argparse.Namespace) -> Any:
-    from mindscope.audit.rare import InputDistribution
-    from mindscope.audit.rare.validate import zipf_unigram
+    from mindscope.audit.rare.distributions import InputDistribution, token_set, zipf_unigram
 
     v = int(h.vocab_size)
-    toks = _parse_ids(args.tokens, v, "--tokens", args.dist_seed)
+    toks = token_set(args.tokens, v, seed=args.dist_seed, what="--tokens")
     enc = lambda s: h.tokenizer(s, add_special_tokens=False).input_ids if s else []  # noqa: E731
     kw = {"prefix": enc(args.prefix), "suffix": enc(args.suffix)}
     if args.weights == "zipf":
@@ -92,11 +71,7 @@ def _describe(args: argparse.Namespace) -> str:
 
 def _check_out(out: str | None) -> Path | None:
     """The output folder (refused if it exists and is not empty), or ``None``."""
-    if out is None:
-        return None
-    from mindscope.cli.audit_cmd import out_dir
-
-    return out_dir(out)
+    return None if out is None else out_dir(out)
 
 
 def _write(rows: list[Any], folder: Path | None) -> None:
@@ -132,59 +107,55 @@ def _cmd_exact(args: argparse.Namespace) -> int:
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    from mindscope.audit.rare import bad_output, estimate_rare
+    from mindscope.cli._args import run_stage_to_folder
 
-    path = _check_out(args.out)
-    h = _load(args)
-    dist = _dist(h, args)
-    toks: list[str | int] = [int(t) if t.strip().isdigit() else t for t in args.bad.split("|")]
-    bad = bad_output(h, toks, threshold=args.threshold)
-    r = estimate_rare(
-        h,
-        dist,
-        bad,
-        method=args.method,
-        budget=args.budget,
-        seed=args.seed,
-        confidence=args.confidence,
-        temperature=args.temperature,
-        **({"search": args.search} if args.search else {}),
+    cfg = {
+        "bad": args.bad,
+        "threshold": args.threshold,
+        "tokens": args.tokens,
+        "positions": args.positions,
+        "weights": args.weights,
+        "dist_seed": args.dist_seed,
+        "prefix": args.prefix,
+        "suffix": args.suffix,
+        "method": args.method,
+        "budget": args.budget,
+        "confidence": args.confidence,
+        "temperature": args.temperature,
+        "search": args.search or None,
+    }
+    _, res = run_stage_to_folder(
+        "rare", cfg, model=args.model, device=args.device, seed=args.seed, out=args.out
     )
+    r = res.info
     print(
-        f"{r.method}: P[{bad.describe()}] = {r.estimate:.4g} "
-        f"[{r.ci_low:.4g}, {r.ci_high:.4g}] ({r.confidence:.0%}), ESS {r.ess:.1f}, "
-        f"{r.n_hits} hits, {r.n_calls} model calls"
-        + (f", T {r.temperature:.3g}" if r.temperature == r.temperature else "")
+        f"{r['method']}: P[{r['bad']}] = {r['estimate']:.4g} "
+        f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}] ({r['confidence']:.0%}), ESS {r['ess']:.1f}, "
+        f"{r['n_hits']} hits, {r['n_calls']} model calls"
+        + (f", T {r['temperature']:.3g}" if r["temperature"] == r["temperature"] else "")
     )
-    _write(r.rows(model=h.name, dataset=_describe(args), extra={"bad": bad.describe()}), path)
     return 0
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from mindscope.audit.rare import exact_table
-    from mindscope.audit.rare.validate import pick_targets, validate
+    from mindscope.audit.rare.distributions import token_set
+    from mindscope.audit.rare.estimate import METHODS
+    from mindscope.audit.rare.validate import SEARCHED, pick_targets, validate
 
+    methods = choices_list(args.methods, (*METHODS, SEARCHED), "--methods")
     path = _check_out(args.out)
     h = _load(args)
     dist = _dist(h, args)
     table = exact_table(h, dist)
     if args.targets:
-        ids = _parse_ids(args.targets, h.vocab_size, "--targets")
+        ids = token_set(args.targets, h.vocab_size, what="--targets")
         targets = [(t, float(table.argmax_mass[t])) for t in ids]
     else:
         targets = pick_targets(table, _floats(args.decades, "--decades"))
     zero = [t for t, p in targets if p <= 0]
     if zero:
         raise MindscopeError(f"targets {zero} are never the arg-max: nothing to estimate")
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    from mindscope.audit.rare.estimate import METHODS
-    from mindscope.audit.rare.validate import SEARCHED
-
-    unknown = [m for m in methods if m not in (*METHODS, SEARCHED)]
-    if unknown or not methods:
-        raise MindscopeError(
-            f"unknown method(s) {unknown or methods}: choose from {', '.join((*METHODS, SEARCHED))}"
-        )
     rows = validate(
         h,
         dist,
@@ -195,6 +166,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         confidence=args.confidence,
         dataset=_describe(args),
         progress=lambda s: print(s, flush=True),
+        backend=args.backend,
     )
     _write(rows, path)
     return 0
@@ -249,6 +221,7 @@ def register_rare(audit_sub: Any) -> None:
     p.add_argument("--budget", type=int, default=2**14)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--confidence", type=float, default=0.9)
+    add_backend_arg(p, "repeats")
     p.add_argument(
         "--out", default=None, help="output folder for results.parquet (must not exist or be empty)"
     )
@@ -256,100 +229,24 @@ def register_rare(audit_sub: Any) -> None:
 
 
 # --------------------------------------------------------------- triggers
-def _texts(h: Any, spec: str, n_tokens: int) -> list[str]:
-    """``pocket:N[:START]`` (N held-out pocket docstrings cut to n_tokens) or a text file."""
-    if spec.startswith("pocket:"):
-        from mindscope.organisms import pocket_corpus
-
-        parts = spec.split(":")
-        try:
-            n = int(parts[1])
-            start = int(parts[2]) if len(parts) > 2 else 0
-        except (ValueError, IndexError):
-            raise MindscopeError(f"cannot read {spec!r}: use pocket:N or pocket:N:START") from None
-        docs = pocket_corpus("heldout")[start : start + n]
-        out = []
-        for d in docs:
-            ids = h.tokenizer(d, add_special_tokens=False).input_ids[:n_tokens]
-            out.append(h.tokenizer.decode(ids))
-        return out
-    path = Path(spec)
-    if not path.is_file():
-        raise FileNotFoundError(f"no prompt file {path}")
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    if not lines:
-        raise MindscopeError(f"{path} has no prompts")
-    return lines
-
-
 def _cmd_triggers(args: argparse.Namespace) -> int:
-    from mindscope.audit.triggers import GCGConfig, search_triggers, token_recall, trigger_success
-    from mindscope.results import Row
+    from mindscope.cli._args import run_stage_to_folder
 
-    path = _check_out(args.out)
-    h = _load(args)
-    contexts = _texts(h, args.contexts, args.context_tokens)
-    heldout = _texts(h, args.heldout, args.context_tokens) if args.heldout else []
-    planted = (
-        h.tokenizer(args.planted, add_special_tokens=False).input_ids if args.planted else None
-    )
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    rows: list[Any] = []
-    for seed in seeds:
-        cfg = GCGConfig(
-            n_trigger=args.n_trigger,
-            steps=args.steps,
-            search_width=args.search_width,
-            topk=args.topk,
-            seed=seed,
-            init=args.init,
-        )
-        res = search_triggers(h, contexts, args.target, cfg)
-        ctx = dict(model=h.name, dataset=args.contexts, split=f"seed{seed}", method="gcg")
-        extra = {
-            "trigger": res.trigger_text,
-            "trigger_ids": list(res.trigger_ids),
-            "steps": res.steps,
-        }
-        line = (
-            f"seed {seed}: {res.trigger_text!r} loss {res.loss:.3f} train success "
-            f"{res.success:.2f} steps {res.steps} ({res.seconds:.0f} s)"
-        )
-        rows.append(
-            Row(metric="trigger_search_loss", value=res.loss, n=res.steps, _extra=extra, **ctx)
-        )
-        rows.append(
-            Row(
-                metric="trigger_train_success",
-                value=res.success,
-                n=len(contexts),
-                _extra=extra,
-                **ctx,
-            )
-        )
-        rows += [
-            Row(
-                metric="trigger_loss_curve",
-                value=v,
-                layer=-1,
-                n=i + 1,
-                _extra={"step": i + 1},
-                **ctx,
-            )
-            for i, v in enumerate(res.losses)
-        ]
-        if heldout:
-            asr = trigger_success(h, res.trigger_ids, heldout, args.target)
-            rows.append(Row(metric="trigger_reasr", value=asr, n=len(heldout), _extra=extra, **ctx))
-            line += f", REASR {asr:.2f}"
-        if planted:
-            rec = token_recall(res.trigger_ids, planted)
-            rows.append(
-                Row(metric="trigger_token_recall", value=rec, n=len(planted), _extra=extra, **ctx)
-            )
-            line += f", recall {rec:.2f}"
-        print(line, flush=True)
-    _write(rows, path)
+    cfg = {
+        "target": args.target,
+        "contexts": args.contexts,
+        "heldout": args.heldout,
+        "context_tokens": args.context_tokens,
+        "planted": args.planted,
+        "seeds": parse_seeds(args.seeds),
+        "backend": args.backend,
+        "steps": args.steps,
+        "n_trigger": args.n_trigger,
+        "search_width": args.search_width,
+        "topk": args.topk,
+        "init": args.init,
+    }
+    run_stage_to_folder("triggers", cfg, model=args.model, device=args.device, out=args.out)
     return 0
 
 
@@ -366,7 +263,8 @@ def register_triggers(audit_sub: Any) -> None:
     p.add_argument(
         "--planted", default=None, help="the planted trigger text, for token recall only"
     )
-    p.add_argument("--seeds", default="0")
+    p.add_argument("--seeds", default="0", help="search seeds: 0,1,2 or a range 0-4 (default 0)")
+    add_backend_arg(p)
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--n-trigger", type=int, default=10)
     p.add_argument("--search-width", type=int, default=128)

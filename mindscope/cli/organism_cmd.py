@@ -7,6 +7,8 @@ import dataclasses
 import json
 from typing import Any
 
+from mindscope.cli._args import positive_int, threads
+
 __all__ = ["register"]
 
 
@@ -58,17 +60,14 @@ def register(subparsers: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from mindscope.errors import ConfigError
     from mindscope.organisms import default_config, train
 
+    positive_int(args.max_steps, "--max-steps")
+    threads(args.threads)
     cfg = default_config(args.name, seed=args.seed)
     if args.max_steps is not None:
-        if args.max_steps < 1:
-            raise ConfigError(f"--max-steps must be >= 1, got {args.max_steps}")
         cfg = dataclasses.replace(cfg, max_steps=args.max_steps)
     if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
         cfg = dataclasses.replace(cfg, threads=args.threads)
     root = train(args.name, cfg, out=args.out, progress=not args.quiet)
     manifest = json.loads((root / "manifest.json").read_text())

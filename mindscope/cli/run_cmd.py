@@ -26,6 +26,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--quick", action="store_true", help="a smaller, faster demo (fewer steps and examples)"
     )
+    _run_args(p)
     p.set_defaults(func=_demo)
 
     p = subparsers.add_parser(
@@ -42,6 +43,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--check", action="store_true", help="only validate CONFIG and print the resolved config"
     )
+    _run_args(p)
     p.set_defaults(func=_run)
 
     p = subparsers.add_parser(
@@ -68,6 +70,22 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_runs)
 
 
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for the analyses (default: torch's current setting)",
+    )
+
+
+def _threads(args: argparse.Namespace) -> int | None:
+    from mindscope.cli._args import threads
+
+    return threads(args.threads)
+
+
 def _finish(folder: Any) -> int:
     from mindscope.report import format_summary, headline, summarize
 
@@ -84,7 +102,7 @@ def _demo(args: argparse.Namespace) -> int:
     cfg = demo_config(
         output_dir=args.output_dir, device=args.device, seed=args.seed, quick=args.quick
     )
-    return _finish(run_pipeline(cfg))
+    return _finish(run_pipeline(cfg, progress=not args.quiet, threads=_threads(args)))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -108,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     require("report", what="mindscope run")
     from mindscope.runs.pipeline import run_pipeline
 
-    return _finish(run_pipeline(cfg))
+    return _finish(run_pipeline(cfg, progress=not args.quiet, threads=_threads(args)))
 
 
 def _report(args: argparse.Namespace) -> int:

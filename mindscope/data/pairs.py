@@ -9,11 +9,12 @@ Everything else an example carries (persona, difficulty, group, alternative labe
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from mindscope import io
 
 __all__ = ["ContrastPair", "dataset_hash"]
 
@@ -65,7 +66,7 @@ def dataset_hash(items: Sequence[str] | Sequence[ContrastPair]) -> str:
 
     Labels and meta do not enter the hash: they do not change activations.
     """
-    h = hashlib.sha256()
+    h = io.hasher()
     for it in items:
         if isinstance(it, ContrastPair):
             payload: Any = ["pair", it.prompt, list(it.completions)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 from safetensors.torch import save_file
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+from mindscope import io
 from mindscope.organisms.checkpoints import revision_name
 from mindscope.organisms.neox import ModelShape
 from mindscope.organisms.tokenization import save_tokenizer
@@ -73,12 +75,25 @@ class OrganismSpec:
 
 
 class CheckpointWriter:
-    """Saves a model and its tokenizer as ``<out>/step<N>/`` (Hugging Face format)."""
+    """Saves a model and its tokenizer as ``<out>/step<N>/`` (Hugging Face format).
+
+    The metrics of every saved checkpoint are also kept in ``<out>/``:data:`METRICS_FILE`, and
+    read back when a writer opens the same folder again (a resumed training then reports the
+    metrics of the checkpoints written before the interruption).
+    """
+
+    METRICS_FILE = "checkpoint_metrics.json"
 
     def __init__(self, out: Path, tokenizer: PreTrainedTokenizerFast) -> None:
         self.out = out
         self.tokenizer = tokenizer
         self.metrics: dict[str, dict[str, float]] = {}
+        saved = out / self.METRICS_FILE
+        if saved.is_file():
+            try:
+                self.metrics = {k: dict(v) for k, v in json.loads(saved.read_text()).items()}
+            except (ValueError, AttributeError, TypeError):
+                self.metrics = {}
 
     def save(
         self, step: int, model: PreTrainedModel | Any, metrics: Mapping[str, float] | None = None
@@ -92,4 +107,5 @@ class CheckpointWriter:
         save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
         save_tokenizer(self.tokenizer, folder)
         self.metrics[revision_name(step)] = {k: float(v) for k, v in (metrics or {}).items()}
+        io.atomic_write_json(self.out / self.METRICS_FILE, self.metrics, sort_keys=False)
         return folder

@@ -11,13 +11,13 @@ depends on the Python version; :func:`corpus_fingerprint` identifies it.
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import re
 import sysconfig
 from pathlib import Path
 from typing import Literal
 
+from mindscope import io
 from mindscope.errors import MindscopeError
 
 __all__ = ["pocket_corpus", "corpus_fingerprint", "stdlib_dir"]
@@ -43,7 +43,7 @@ def stdlib_dir() -> Path:
 
 
 def _is_heldout(rel: str) -> bool:
-    return hashlib.sha256(rel.encode()).digest()[0] % 10 == 0
+    return int(io.hash_bytes(rel.encode())[:2], 16) % 10 == 0  # the first byte
 
 
 # A triple-quoted string literal that opens a line: docstrings (and the rare free-standing text
@@ -104,10 +104,10 @@ def pocket_corpus(split: Literal["train", "heldout"] = "train") -> list[str]:
 
 def corpus_fingerprint() -> str:
     """A short hash of the whole corpus (both splits), recorded in organism manifests."""
-    h = hashlib.sha256()
+    h = io.hasher()
     for split in ("train", "heldout"):
         for doc in pocket_corpus(split):  # type: ignore[arg-type]
             h.update(doc.encode())
             h.update(b"\0")
         h.update(b"\1")
-    return h.hexdigest()[:16]
+    return str(h.hexdigest())[:16]

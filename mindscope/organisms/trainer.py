@@ -144,6 +144,13 @@ def _one_step(
 class StepObserver:
     """Receives every step of :func:`train_loop` (the transcript writer implements it)."""
 
+    def resume(
+        self, model: torch.nn.Module, opt: torch.optim.Optimizer
+    ) -> tuple[int, torch.Tensor | None]:
+        """Called once before training: load a saved state into ``model`` and ``opt`` and return
+        ``(updates it holds, torch RNG state there or None)``; ``(0, None)``: start afresh."""
+        return 0, None
+
     def on_batch(self, step: int, batch: Batch) -> None:
         """Called with step ``step``'s batch before the update."""
 
@@ -175,21 +182,31 @@ def train_loop(
         desc: progress-bar label.
         progress: show a tqdm progress bar.
         observer: sees every batch and update (e.g. a training-transcript writer); called after
-            ``on_checkpoint`` at a shared step.
+            ``on_checkpoint`` at a shared step. When its ``resume`` returns ``k > 0`` updates,
+            training continues from there: the batches of steps ``0 .. k - 1`` are drawn and
+            skipped (the same data order), torch's RNG state is restored, and checkpoints up
+            to ``k`` are not called again (an interrupted run wrote them).
     """
     model = task.model
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(model, optim)
     todo = set(checkpoints)
+    start, rng = observer.resume(model, opt) if observer is not None else (0, None)
     batches = task.batches()
-    bar = tqdm(total=max_steps, desc=desc, disable=not progress, unit="step", leave=False)
+    for _ in range(start):  # steps done before an interruption: same data order after them
+        next(batches)
+    if rng is not None:
+        torch.set_rng_state(rng)
+    bar = tqdm(
+        total=max_steps, initial=start, desc=desc, disable=not progress, unit="step", leave=False
+    )
     try:
         model.train()
-        if 0 in todo:
+        if start == 0 and 0 in todo:
             _checkpoint(model, on_checkpoint, 0, bar)
-        if observer is not None:
+        if start == 0 and observer is not None:
             observer.on_update(-1, float("nan"), model, opt)
-        for step in range(max_steps):
+        for step in range(start, max_steps):
             batch = next(batches)
             if observer is not None:
                 observer.on_batch(step, batch)

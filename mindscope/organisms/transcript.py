@@ -20,27 +20,35 @@ Layout inside an organism folder::
 
 Segment ``i`` covers the updates ``boundaries[i] .. boundaries[i+1] - 1``: it starts from the
 checkpoint after ``boundaries[i]`` updates and ends at the one after ``boundaries[i+1]``.
+
+While training runs, ``transcript/progress.json`` holds what has been logged up to the last
+checkpoint (plus torch's RNG state there), so that a killed training resumes from that checkpoint
+(:meth:`TranscriptWriter.resume`) and ends with the same bits as an uninterrupted run.
+:meth:`TranscriptWriter.finish` removes it.
 """
 
 from __future__ import annotations
 
-import hashlib
+import base64
+import contextlib
 import json
 import platform
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save
 
+from mindscope import io
 from mindscope.errors import MindscopeError
 from mindscope.organisms.trainer import Batch, StepObserver
 
 __all__ = [
     "TRANSCRIPT_DIR",
     "TRANSCRIPT_FILE",
+    "PROGRESS_FILE",
     "TranscriptError",
     "TranscriptWriter",
     "batch_hash",
@@ -58,6 +66,7 @@ __all__ = [
 
 TRANSCRIPT_DIR = "transcript"
 TRANSCRIPT_FILE = "transcript.json"
+PROGRESS_FILE = "progress.json"
 _TAG = b"mindscope-training-transcript-v1"
 
 
@@ -85,21 +94,17 @@ def canonical(obj: Any) -> bytes:
 
 def batch_hash(batch: Mapping[str, torch.Tensor]) -> str:
     """A 128-bit hex hash of a batch: every tensor's name, dtype, shape and bytes."""
-    h = hashlib.sha256()
+    h = io.hasher()
     for key in sorted(batch):
         t = batch[key].detach().cpu().contiguous()
         h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.numpy().tobytes())
-    return h.hexdigest()[:32]
+    return str(h.hexdigest())[:32]
 
 
 def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """Hex SHA-256 of a file's bytes (:func:`mindscope.io.hash_file`)."""
+    return io.hash_file(path)
 
 
 def segment_boundaries(max_steps: int, segments: int) -> list[int]:
@@ -151,11 +156,11 @@ def load_adam(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) ->
 
 def chain_links(header: Mapping[str, Any], segments: Sequence[Mapping[str, Any]]) -> list[str]:
     """The hash chain: ``[H(header), H(link_0 || seg_0), ...]`` (``chain`` fields ignored)."""
-    link = hashlib.sha256(_TAG + canonical(dict(header))).hexdigest()
+    link = io.hash_bytes(_TAG + canonical(dict(header)))
     links = [link]
     for seg in segments:
         body = {k: v for k, v in seg.items() if k != "chain"}
-        link = hashlib.sha256(link.encode() + canonical(body)).hexdigest()
+        link = io.hash_bytes(link.encode() + canonical(body))
         links.append(link)
     return links
 
@@ -169,10 +174,17 @@ class TranscriptWriter(StepObserver):
         header: hyper-parameters and identity of the run (organism, config, optimiser, ...).
         max_steps: total updates.
         segments: number of segments (checkpoints every ``max_steps / segments`` steps).
+        on_progress: called with the number of updates done after each checkpoint is saved
+            (and recorded in ``progress.json``).
     """
 
     def __init__(
-        self, root: Path, header: Mapping[str, Any], max_steps: int, segments: int
+        self,
+        root: Path,
+        header: Mapping[str, Any],
+        max_steps: int,
+        segments: int,
+        on_progress: Callable[[int], None] | None = None,
     ) -> None:
         self.root = root
         self.boundaries = segment_boundaries(max_steps, segments)
@@ -181,7 +193,60 @@ class TranscriptWriter(StepObserver):
         self.losses: list[float] = []
         self.ckpts: dict[int, dict[str, str]] = {}
         self.seconds = 0.0  # time spent writing the transcript
+        self.on_progress = on_progress
+        self.resumed_from = 0
+        """Updates already done when this run started (0 unless :meth:`resume` found some)."""
+        self.steps_run = 0
+        """Updates this writer saw run (not counting those skipped by a resume)."""
         (root / TRANSCRIPT_DIR / "ckpt").mkdir(parents=True, exist_ok=True)
+
+    def resume(
+        self, model: torch.nn.Module, opt: torch.optim.Optimizer
+    ) -> tuple[int, torch.Tensor | None]:
+        """Pick up an interrupted run of the same training from its last saved checkpoint.
+
+        When ``progress.json`` in ``root`` was written under the same header (config, thread
+        count, machine, versions) and its checkpoint files match their hashes, loads that
+        checkpoint's weights into ``model`` and AdamW state into ``opt`` and restores what was
+        logged before it.
+
+        Returns:
+            ``(updates done, torch RNG state there)``; ``(0, None)`` when there is nothing to
+            resume (training then starts from scratch).
+        """
+        state = self._read_progress()
+        if state is None:
+            return 0, None
+        step, ckpt, rng = state
+        weights = load_file(str(weights_path(self.root, step)))
+        model.load_state_dict(weights, strict=True)
+        load_adam(adam_path(self.root, step), model, opt)
+        self.resumed_from = step
+        return step, rng
+
+    def _read_progress(self) -> tuple[int, dict[str, str], torch.Tensor] | None:
+        path = self.root / TRANSCRIPT_DIR / PROGRESS_FILE
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            step = int(doc["step"])
+            same = canonical(doc["header"]) == canonical(self.header)
+            ckpts = {int(k): dict(v) for k, v in doc["ckpts"].items()}
+            hashes, losses = list(doc["hashes"]), [float(x) for x in doc["losses"]]
+            rng = torch.frombuffer(bytearray(base64.b64decode(doc["rng"])), dtype=torch.uint8)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if not same or step <= 0 or step not in self.boundaries or step not in ckpts:
+            return None
+        if len(hashes) != step or len(losses) != step:
+            return None
+        w, a = weights_path(self.root, step), adam_path(self.root, step)
+        if not (w.is_file() and a.is_file()):
+            return None
+        if io.hash_file(w) != ckpts[step]["weights"] or io.hash_file(a) != ckpts[step]["adam"]:
+            return None
+        self.hashes, self.losses = hashes, losses
+        self.ckpts = {k: v for k, v in ckpts.items() if k <= step}
+        return step, self.ckpts[step], rng.clone()
 
     def on_batch(self, step: int, batch: Batch) -> None:  # noqa: D102
         t0 = time.perf_counter()
@@ -194,6 +259,7 @@ class TranscriptWriter(StepObserver):
         t0 = time.perf_counter()
         if step >= 0:
             self.losses.append(loss)
+            self.steps_run += 1
         done = step + 1
         if done in self.boundaries:
             self._save(done, model, opt)
@@ -201,15 +267,35 @@ class TranscriptWriter(StepObserver):
 
     def _save(self, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
         weights = model_bytes(model)
-        w_hash = hashlib.sha256(weights).hexdigest()
+        w_hash = io.hash_bytes(weights)
         revision = self.root / f"step{step}" / "model.safetensors"
+        own = self.root / TRANSCRIPT_DIR / "ckpt" / f"step{step}.model.safetensors"
         if not (revision.is_file() and file_sha256(revision) == w_hash):
-            (self.root / TRANSCRIPT_DIR / "ckpt" / f"step{step}.model.safetensors").write_bytes(
-                weights
-            )
+            io.atomic_write_bytes(own, weights)
+        elif own.is_file():  # left by an interrupted run that did not have the revision yet
+            own.unlink()
         adam = adam_bytes(model, opt)
-        adam_path(self.root, step).write_bytes(adam)
-        self.ckpts[step] = {"weights": w_hash, "adam": hashlib.sha256(adam).hexdigest()}
+        io.atomic_write_bytes(adam_path(self.root, step), adam)
+        self.ckpts[step] = {"weights": w_hash, "adam": io.hash_bytes(adam)}
+        if step < self.boundaries[-1]:  # the last checkpoint: finish() follows at once
+            self._write_progress(step)
+            if self.on_progress is not None:
+                self.on_progress(step)
+
+    def _write_progress(self, step: int) -> None:
+        rng = base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()
+        doc = {
+            "header": self.header,
+            "step": step,
+            "ckpts": {str(k): v for k, v in self.ckpts.items()},
+            "hashes": self.hashes[:step],
+            "losses": self.losses[:step],
+            "rng": rng,
+        }
+        io.atomic_write_text(
+            self.root / TRANSCRIPT_DIR / PROGRESS_FILE,
+            json.dumps(doc, allow_nan=True, separators=(",", ":")) + "\n",
+        )
 
     def finish(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Write ``transcript/transcript.json`` (``extra``: unchained notes such as timings);
@@ -238,5 +324,7 @@ class TranscriptWriter(StepObserver):
             "notes": {"write_seconds": round(self.seconds, 3), **(extra or {})},
         }
         path = self.root / TRANSCRIPT_DIR / TRANSCRIPT_FILE
-        path.write_text(json.dumps(doc, indent=0) + "\n")
+        io.atomic_write_text(path, json.dumps(doc, indent=0) + "\n")
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / TRANSCRIPT_DIR / PROGRESS_FILE).unlink()
         return doc

@@ -11,7 +11,7 @@ import dataclasses
 import json
 import platform
 import shutil
-import tempfile
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -21,9 +21,10 @@ from typing import Any
 import torch
 import transformers
 
+from mindscope import io
 from mindscope.errors import ConfigError, ModelLoadError
 from mindscope.organisms import store
-from mindscope.organisms.base import OrganismSpec
+from mindscope.organisms.base import CheckpointWriter, OrganismSpec
 from mindscope.organisms.checkpoints import checkpoint_steps, revision_name
 from mindscope.organisms.trainer import BETAS, TrainingTask
 from mindscope.organisms.transcript import TranscriptWriter, machine_id
@@ -93,6 +94,13 @@ def train(
     """Train organism ``name`` and write all its checkpoints, its training transcript and
     ``manifest.json``.
 
+    Work in progress lives in :func:`~mindscope.organisms.store.partial_root` (``.partial-``
+    next to the destination) and is renamed into place at the end. A training of the same
+    config (same thread count, machine and versions) that was interrupted there resumes from
+    its transcript's last checkpoint and ends with the same bits as an uninterrupted run; the
+    manifest's ``progress`` records where it resumed (``resumed_from``) and the updates it ran
+    (``steps_run``).
+
     Args:
         name: organism name (see :func:`organism_names`).
         config: a config of that organism (default: its default config).
@@ -130,59 +138,114 @@ def transcript_header(name: str, cfg: Any) -> dict[str, Any]:
 
 
 def _train_locked(spec: OrganismSpec, cfg: Any, root: Path, progress: bool) -> Path:
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{root.name}-", dir=root.parent))
-    try:
-        t0 = time.perf_counter()
-        writer = None
-        if getattr(cfg, "transcript_segments", 0) > 0:
-            writer = TranscriptWriter(
-                tmp, transcript_header(spec.name, cfg), cfg.max_steps, cfg.transcript_segments
-            )
-        report = spec.train(cfg, tmp, progress, writer)
-        seconds = time.perf_counter() - t0
-        revs = revisions(spec.name, cfg)
-        missing = [r for r in revs if not (tmp / r).is_dir()]
-        assert not missing, f"training {spec.name} did not write {missing}"
-        transcript = None
-        if writer is not None:
-            transcript = writer.finish({"train_seconds": round(seconds, 2)})
-        manifest = {
-            "format": 1,
-            "name": spec.name,
-            "seed": cfg.seed,
-            "config": asdict(cfg),
-            "config_hash": store.config_hash(cfg),
-            "final": revs[-1],
-            "train_seconds": round(seconds, 2),
-            "command": train_command(spec.name, cfg),
-            "versions": {
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "transformers": transformers.__version__,
-            },
-            "revisions": {
-                r: {
-                    "step": int(r[4:]),
-                    "files": store.hash_dir(tmp / r),
-                    "metrics": report.metrics.get(r, {}),
-                }
-                for r in revs
-            },
-            "info": {**spec.static_info(cfg), **report.info},
+    partial = store.partial_root(root)
+    header = None
+    if getattr(cfg, "transcript_segments", 0) > 0:
+        header = transcript_header(spec.name, cfg)
+    resume_key = io.config_hash({"header": header, "config": asdict(cfg)})
+    before = _resumable(partial, resume_key, progress)
+    if before is None and partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    seconds_before = float((before or {}).get("progress", {}).get("seconds", 0.0))
+    base = {
+        "name": spec.name,
+        "seed": cfg.seed,
+        "config": asdict(cfg),
+        "config_hash": store.config_hash(cfg),
+        "command": train_command(spec.name, cfg),
+        "created": (before or {}).get("created") or io.utc_now(),
+    }
+
+    def record(step: int, resumed_from: int, steps_run: int) -> None:
+        progress_entry = {
+            "step": step,
+            "max_steps": cfg.max_steps,
+            "resumed_from": resumed_from,
+            "steps_run": steps_run,
+            "seconds": round(seconds_before + time.perf_counter() - t0, 2),
+            "resume_key": resume_key,
         }
-        if transcript is not None:
-            manifest["transcript"] = {
-                "root": transcript["root"],
-                "segments": len(transcript["segments"]),
-                "write_seconds": transcript["notes"]["write_seconds"],
+        store.write_manifest(partial, {**base, "progress": progress_entry}, status="training")
+
+    done_before = int((before or {}).get("progress", {}).get("step", 0))
+    record(done_before, done_before, 0)
+    writer = None
+    if header is not None:
+        writer = TranscriptWriter(partial, header, cfg.max_steps, cfg.transcript_segments)
+        w = writer
+        writer.on_progress = lambda step: record(step, w.resumed_from, w.steps_run)
+    try:
+        report = spec.train(cfg, partial, progress, writer)
+    except BaseException:
+        if writer is None or max(writer.ckpts, default=0) == 0:  # nothing worth resuming
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+    seconds = seconds_before + time.perf_counter() - t0
+    revs = revisions(spec.name, cfg)
+    missing = [r for r in revs if not (partial / r).is_dir()]
+    assert not missing, f"training {spec.name} did not write {missing}"
+    transcript = None
+    if writer is not None:
+        transcript = writer.finish({"train_seconds": round(seconds, 2)})
+    (partial / CheckpointWriter.METRICS_FILE).unlink(missing_ok=True)
+    manifest = {
+        **base,
+        "final": revs[-1],
+        "train_seconds": round(seconds, 2),
+        "progress": {
+            "step": cfg.max_steps,
+            "max_steps": cfg.max_steps,
+            "resumed_from": writer.resumed_from if writer is not None else 0,
+            "steps_run": writer.steps_run if writer is not None else cfg.max_steps,
+        },
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+        },
+        "revisions": {
+            r: {
+                "step": int(r[4:]),
+                "files": store.hash_dir(partial / r),
+                "metrics": report.metrics.get(r, {}),
             }
-        store.write_manifest(tmp, manifest)
-        store.replace_dir(tmp, root)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            for r in revs
+        },
+        "info": {**spec.static_info(cfg), **report.info},
+    }
+    if transcript is not None:
+        manifest["transcript"] = {
+            "root": transcript["root"],
+            "segments": len(transcript["segments"]),
+            "write_seconds": transcript["notes"]["write_seconds"],
+        }
+    store.write_manifest(partial, manifest)
+    store.replace_dir(partial, root)
     return root
+
+
+def _resumable(partial: Path, resume_key: str, verbose: bool) -> dict[str, Any] | None:
+    """The manifest of an interrupted training of the same run in ``partial``, else ``None``."""
+    if not partial.is_dir():
+        return None
+    try:
+        before = store.read_manifest(partial, finished=False)
+    except io.ManifestError:
+        return None
+    if before is None or before.get("status") != "training":
+        return None
+    if before.get("progress", {}).get("resume_key") != resume_key:
+        return None
+    step = before["progress"].get("step", 0)
+    if step > 0 and verbose:
+        print(
+            f"resuming {before.get('name')} (seed {before.get('seed')}) from step {step} of "
+            f"{before['progress'].get('max_steps')} ({partial})",
+            file=sys.stderr,
+        )
+    return before
 
 
 def train_command(name: str, cfg: Any) -> str:
@@ -417,8 +480,7 @@ def ship(name: str, source: str | Path | None = None, *, verify_segment: bool = 
     if bad:
         raise ModelLoadError(f"{src} is corrupted ({', '.join(bad)})")
     dest = store.shipped_root(name)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=dest.parent.parent))
-    try:
+    with io.atomic_dir(dest) as tmp:
         shutil.copytree(src / final, tmp / final)
         files = []
         if "transcript" in manifest:
@@ -440,8 +502,4 @@ def ship(name: str, source: str | Path | None = None, *, verify_segment: bool = 
             "reproduce": manifest.get("command", train_command(name, cfg)),
         }
         store.write_manifest(tmp, manifest)
-        store.replace_dir(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest

@@ -9,7 +9,8 @@ import math
 
 import pandas as pd
 
-from mindscope.report.conventions import aggregate_rows, is_transfer_cell, lower_is_better
+from mindscope.metrics_catalog import TIE_RULE, best, better_direction
+from mindscope.report.rows import aggregate_rows, is_transfer_cell
 
 __all__ = [
     "summarize",
@@ -19,6 +20,7 @@ __all__ = [
     "MIN_TEST_EXAMPLES",
     "CHANCE_FLAG",
     "flag_line",
+    "SUMMARY_NOTE",
 ]
 
 MIN_TEST_EXAMPLES = 50
@@ -28,6 +30,17 @@ CHANCE_FLAG = "not distinguishable from chance"
 """The flag of an AUROC whose 95% CI reaches the random baseline's value (or 0.5)."""
 
 KEYS = ["model", "dataset", "split", "method", "metric"]
+
+SUMMARY_NOTE = (
+    "Best value of every measured series over layers, on the split named in its row, and where "
+    "it was reached. 'Best' follows each metric's direction (mindscope.metrics_catalog): lowest "
+    "for KL, losses and calibration error, highest for AUROC and accuracy, closest to the "
+    f"target for an interval coverage; {TIE_RULE}; a metric with no better side (an estimate, "
+    "a count) shows its mean only. The best layer is chosen on that same split (optimistic). "
+    f"Flags: fewer than {MIN_TEST_EXAMPLES} examples, or a CI reaching the random baseline or "
+    f"0.5 ({CHANCE_FLAG})."
+)
+"""What the summary table shows (its caption in the report)."""
 
 HEADLINE_METRICS = ("kl", "auroc", "transfer_auroc", "gap_recovered_best", "pgr")
 """Metrics the terminal summary shows (plus every ``audit*`` metric)."""
@@ -43,32 +56,39 @@ def headline(summary: pd.DataFrame) -> pd.DataFrame:
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """Summarise a results table: per (model, dataset, split, method, metric) the best value.
 
-    "Best" is the minimum for metrics where lower is better (KL, losses) and the maximum otherwise;
-    ``layer`` and ``step`` say where it was reached, ``ci_low``/``ci_high`` are that row's CI and
-    ``mean`` is the mean over the series' rows (e.g. over layers: the usual lens comparison) and
-    ``rows`` counts them. Per-position (trajectory) rows and transfer-matrix cells (shown in
-    their own sections) are left out. For a lens's ``kl`` the last layer is left out of both: there
-    every lens is the model's own output, so its KL is 0 by construction and says nothing.
+    "Best" follows each metric's direction in :mod:`mindscope.metrics_catalog` (lowest KL, loss
+    or ECE; highest AUROC or accuracy; closest to its target for a coverage) with its one tie
+    rule (the lowest layer, then the earliest step); a metric with no better side (an estimate,
+    a count) gets ``best`` NaN and ``layer``/``step`` -1. ``layer`` and ``step`` say where the
+    best was reached, ``ci_low``/``ci_high`` are that row's CI and ``mean`` is the mean over the
+    series' rows (e.g. over layers: the usual lens comparison) and ``rows`` counts them.
+    Per-position (trajectory) rows and transfer-matrix cells (shown in their own sections) are
+    left out. For a lens's ``kl`` the last layer is left out of both: there every lens is the
+    model's own output, so its KL is 0 by construction and says nothing.
     """
     cols = [*KEYS, "best", "layer", "step", "ci_low", "ci_high", "mean", "n", "rows", "flag"]
     body = aggregate_rows(df)
     body = body[~is_transfer_cell(body)].dropna(subset=["value"])
     out = []
     for keys, grp in body.groupby(KEYS, dropna=False, sort=True):
-        lower = lower_is_better(str(keys[-1]))
-        if str(keys[-1]).lower() == "kl" and grp["layer"].nunique() > 1:
+        metric = str(keys[-1])
+        if metric.lower() == "kl" and grp["layer"].nunique() > 1:
             grp = grp[grp["layer"] < grp["layer"].max()]
-        best = grp.loc[grp["value"].idxmin() if lower else grp["value"].idxmax()]
+        if better_direction(metric) == "none":
+            top = {"value": math.nan, "layer": -1, "step": -1, "ci_low": math.nan,
+                   "ci_high": math.nan, "n": int(grp["n"].max())}  # fmt: skip
+        else:
+            top = best(grp, metric).to_dict()
         out.append(
             {
                 **dict(zip(KEYS, keys)),
-                "best": float(best["value"]),
-                "layer": int(best["layer"]),
-                "step": int(best["step"]),
-                "ci_low": float(best["ci_low"]),
-                "ci_high": float(best["ci_high"]),
+                "best": float(top["value"]),
+                "layer": int(top["layer"]),
+                "step": int(top["step"]),
+                "ci_low": float(top["ci_low"]),
+                "ci_high": float(top["ci_high"]),
                 "mean": float(grp["value"].mean()),
-                "n": int(best["n"]),
+                "n": int(top["n"]),
                 "rows": len(grp),
                 "flag": "",
             }

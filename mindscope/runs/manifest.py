@@ -1,7 +1,8 @@
 """``manifest.json`` of a run folder: what ran, on what, with which seeds, and whether it finished.
 
-The manifest is rewritten atomically (:func:`mindscope.io.write_manifest`: temp file + rename,
-``kind: "run"`` and ``format_version``) at the start of a run (status ``"running"``) and once more
+The manifest is rewritten atomically (:data:`MANIFEST_FORMAT`, a
+:class:`mindscope.io.ManifestFormat`: temp file + rename, ``kind: "run"``, ``format_version``,
+``created``, ``updated``) at the start of a run (status ``"running"``) and once more
 at the very end (status ``"complete"`` or ``"failed"``), after every other file is in place. A
 reader trusts a run folder only when its manifest says ``"complete"`` and the hashes of the files
 it lists match.
@@ -21,6 +22,7 @@ from mindscope import io
 __all__ = [
     "KIND",
     "FORMAT_VERSION",
+    "MANIFEST_FORMAT",
     "STATUSES",
     "Manifest",
     "file_sha256",
@@ -35,6 +37,9 @@ STATUSES = ("running", "complete", "failed")
 
 KIND = "run"
 """The ``kind`` of a run folder's manifest (:func:`mindscope.io.read_manifest`)."""
+
+MANIFEST_FORMAT = io.ManifestFormat(KIND, FORMAT_VERSION)
+"""The run manifest's kind and version (the first manifests' ``format`` key reads too)."""
 
 
 @dataclass
@@ -55,6 +60,8 @@ class Manifest:
     """ISO 8601 UTC time the run started."""
     finished: str = ""
     """ISO 8601 UTC time the run ended (empty while running)."""
+    updated: str = ""
+    """ISO 8601 UTC time the manifest was last written (set by :meth:`write`)."""
     seed: int = 0
     """The run's seed."""
     config_sha256: str = ""
@@ -85,14 +92,13 @@ class Manifest:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def write(self, path: str | os.PathLike[str]) -> Path:
-        """Write ``manifest.json`` atomically (:func:`mindscope.io.write_manifest`)."""
-        data = {k: v for k, v in asdict(self).items() if k not in ("kind", "format_version")}
-        return io.write_manifest(path, data, kind=KIND, version=self.format_version)
+        """Write ``manifest.json`` atomically (:data:`MANIFEST_FORMAT`)."""
+        return MANIFEST_FORMAT.write(path, asdict(self))
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> Manifest:
         """Read and check ``manifest.json``; raises :class:`mindscope.io.ManifestError`."""
-        data = io.read_manifest(path, kind=KIND, version=FORMAT_VERSION)
+        data = MANIFEST_FORMAT.read(path)
         try:
             return cls.from_dict(data)
         except TypeError as exc:

@@ -120,24 +120,31 @@ def report_target(folder: Path, *, force: bool = False) -> Path:
 
 def headline_numbers(df: pd.DataFrame) -> dict[str, str]:
     """The few numbers ``mindscope runs`` shows per folder: best test AUROC (method, layer),
-    Bob-hard AUROC and gap recovered (quirky data), and the tuned lens's mean KL."""
+    Bob-hard AUROC and gap recovered (quirky data), and the tuned lens's mean KL over layers
+    (per-position trajectory rows and the last layer left out). "Best" is
+    :func:`mindscope.metrics_catalog.best` (the report's rule, ties to the lowest layer)."""
+    from mindscope.metrics_catalog import best
+
     out: dict[str, str] = {}
     if df.empty:
         return out
     auc = df[(df.metric == "auroc") & (df.layer >= 0) & ~df.method.isin(["random", "lm"])]
-    test = auc[auc.split == "test"]
+    test = auc[auc.split == "test"].dropna(subset=["value"])
     if len(test):
-        r = test.loc[test.value.idxmax()]
+        r = best(test, "auroc")
         out["best test auroc"] = f"{r.value:.3f} ({r.method} L{int(r.layer)}, n={int(r.n)})"
-    bob = auc[auc.split == "bob-hard"]
+    bob = auc[auc.split == "bob-hard"].dropna(subset=["value"])
     if len(bob):
-        r = bob.loc[bob.value.idxmax()]
+        r = best(bob, "auroc")
         out["bob-hard auroc"] = f"{r.value:.3f} ({r.method} L{int(r.layer)})"
     gap = df[df.metric == "gap_recovered_best"].dropna(subset=["value"])
     if len(gap):
-        r = gap.loc[gap.value.idxmax()]
+        r = best(gap, "gap_recovered_best")
         out["gap recovered"] = f"{r.value:.2f} ({r.method})"
-    kl = df[(df.metric == "kl") & (df.method == "tuned")]
+    from mindscope.report.rows import aggregate_rows
+
+    kl = df[(df.metric == "kl") & df.method.isin(["tuned_lens", "tuned"]) & (df.layer >= 0)]
+    kl = aggregate_rows(kl)  # not a trajectory's per-position rows
     if len(kl) and kl.layer.nunique() > 1:
         kl = kl[kl.layer < kl.layer.max()]
         out["tuned kl"] = f"{kl.value.mean():.3f} nats (mean over layers)"

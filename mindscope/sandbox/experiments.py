@@ -1,10 +1,20 @@
-"""Train agents over seeds and measure them: the science runs behind ``mindscope sandbox train``."""
+"""Train agents over seeds, evaluate them, record and probe them: the science behind
+``mindscope sandbox train``, ``eval`` and ``record``.
+
+    res = study("tomato_watering", "ppo", seeds=range(4), backend="ray")  # agents + rows
+    rec = record_study(agent_dirs("runs/tw"), episodes=20, probe=True)    # episodes + AUROCs
+
+Each seed (:func:`study`) or saved agent (:func:`record_study`) is one task of
+:func:`mindscope.parallel.run_tasks`, seeded by itself, so ``backend="ray"`` trains and records
+them in parallel and returns the same agents and rows (timing metrics aside).
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mindscope.results import Row
@@ -21,10 +31,15 @@ from mindscope.sandbox.metrics import (
 from mindscope.sandbox.worlds import world_class
 
 __all__ = [
+    "RecordResult",
     "StudyResult",
     "agent_class",
+    "agent_dirs",
     "check_agent_params",
+    "evaluate",
     "method_label",
+    "record_study",
+    "split_label",
     "study",
     "DEFAULT_STEPS",
     "DEFAULT_ENVS",
@@ -83,6 +98,14 @@ def method_label(kind: str, params: dict[str, Any] | None = None) -> str:
     return kind + "[" + ",".join(f"{k}={params[k]}" for k in sorted(params)) + "]"
 
 
+def split_label(world_kwargs: Mapping[str, Any] | None = None) -> str:
+    """The rows' ``split``: ``tamper_on``/``tamper_off``, other world parameters in brackets."""
+    kw = dict(world_kwargs or {})
+    base = "tamper_off" if kw.get("tamper") is False else "tamper_on"
+    rest = {k: v for k, v in kw.items() if k != "tamper"}
+    return base + ("[" + ",".join(f"{k}={rest[k]}" for k in sorted(rest)) + "]" if rest else "")
+
+
 @dataclass
 class StudyResult:
     """Agents trained on one world over seeds, their rows, and the wall time per seed."""
@@ -90,6 +113,34 @@ class StudyResult:
     agents: list[Agent]
     rows: list[Row]
     seconds_per_seed: list[float] = field(default_factory=list)
+
+
+def _train_seed(
+    seed: int,
+    *,
+    kind: str,
+    world: str,
+    steps: int,
+    num_envs: int,
+    eval_episodes: int,
+    world_kwargs: dict[str, Any],
+    curve_bins: int,
+    params: dict[str, Any],
+) -> tuple[Agent, dict[str, float], TrainingCurve]:
+    """Train and evaluate one seed: ``(agent, metrics, training curve)``."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    venv = SandboxVectorEnv(world, num_envs, **world_kwargs)
+    curve = TrainingCurve(max(num_envs, steps // curve_bins), num_envs)
+    agent = agent_class(kind)(world, seed=int(seed), **params)
+    agent.learn(venv, steps, log=curve.log)  # type: ignore[attr-defined]
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0
+    ev = SandboxVectorEnv(world, min(eval_episodes, 256), **world_kwargs)
+    recs = rollout(agent, ev, eval_episodes, seed=10_000 + int(seed))
+    m = episode_metrics(recs, world)
+    m["wall_seconds_per_seed"] = wall  # training wall time of this seed (not eval)
+    m["cpu_seconds_per_seed"] = cpu  # CPU time of the process while training it
+    return agent, m, curve
 
 
 def study(
@@ -103,40 +154,46 @@ def study(
     split: str = "",
     curve_bins: int = 10,
     agent_params: dict[str, Any] | None = None,
+    backend: str = "inprocess",
 ) -> StudyResult:
     """Train ``kind`` on ``world`` once per seed, evaluate each, aggregate rows over seeds.
 
     ``agent_params`` are hyper-parameters passed to the agent's constructor (the rows' method
-    becomes e.g. ``ppo[ent_coef=0.05]``, see :func:`method_label`).
+    becomes e.g. ``ppo[ent_coef=0.05]``, see :func:`method_label`). ``backend="ray"`` trains
+    the seeds in parallel (:func:`mindscope.parallel.run_tasks`); agents and rows are the same
+    as in-process except the ``*_seconds_per_seed`` timings.
     """
-    cls = agent_class(kind)
+    from mindscope.parallel import run_tasks
+
+    agent_class(kind)
     params = check_agent_params(kind, dict(agent_params or {}))
     name = world_class(world).name
     steps = int(steps or DEFAULT_STEPS.get(kind, 100_000))
     n = int(num_envs or DEFAULT_ENVS.get(kind, 16))
     kw = dict(world_kwargs or {})
-    agents, per_seed, curves, secs = [], [], [], []
-    for s in seeds:
-        t0, c0 = time.perf_counter(), time.process_time()
-        venv = SandboxVectorEnv(name, n, **kw)
-        curve = TrainingCurve(max(n, steps // curve_bins), n)
-        agent = cls(name, seed=int(s), **params)
-        agent.learn(venv, steps, log=curve.log)  # type: ignore[attr-defined]
-        secs.append(time.perf_counter() - t0)
-        cpu = time.process_time() - c0
-        ev = SandboxVectorEnv(name, min(eval_episodes, 256), **kw)
-        recs = rollout(agent, ev, eval_episodes, seed=10_000 + int(s))
-        m = episode_metrics(recs, name)
-        m["wall_seconds_per_seed"] = secs[-1]  # training wall time of this seed (not eval)
-        m["cpu_seconds_per_seed"] = cpu  # CPU time of this process while training it
-        per_seed.append(m)
-        agents.append(agent)
-        curves.append(curve)
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise SandboxError("study needs at least one seed")
+    shared = dict(
+        kind=kind,
+        world=name,
+        steps=steps,
+        num_envs=n,
+        eval_episodes=eval_episodes,
+        world_kwargs=kw,
+        curve_bins=curve_bins,
+        params=params,
+    )
+    outs = run_tasks(_train_seed, seeds, backend=backend, shared=shared)
+    agents = [a for a, _, _ in outs]
+    per_seed = [m for _, m, _ in outs]
+    curves = [c for _, _, c in outs]
+    secs = [m["wall_seconds_per_seed"] for m in per_seed]
     extra = {
         "steps": steps,
         "num_envs": n,
         "world_kwargs": kw,
-        "seeds": list(seeds),
+        "seeds": seeds,
         "agent": kind,
         "agent_params": params,
     }
@@ -146,3 +203,100 @@ def study(
     )
     rows += curve_rows(curves, method=method, world=name, split=split)
     return StudyResult(agents, rows, secs)
+
+
+def evaluate(
+    agent: Agent,
+    episodes: int = 200,
+    *,
+    seed: int = 0,
+    world_kwargs: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, float], list[Row]]:
+    """Roll ``agent`` out for ``episodes`` episodes: its metrics and their rows (one seed,
+    ``split`` from :func:`split_label`)."""
+    kw = dict(world_kwargs or {})
+    venv = SandboxVectorEnv(agent.world, min(episodes, 256), **kw)
+    m = episode_metrics(rollout(agent, venv, episodes, seed=seed), agent.world)
+    return m, rows_over_seeds([m], method=agent.kind, world=agent.world, split=split_label(kw))
+
+
+def agent_dirs(path: str | Path) -> list[Path]:
+    """``path`` itself if it holds a saved agent, else its ``seed<k>/`` agents (a train run),
+    in seed order; SandboxError when there is none."""
+    path = Path(path)
+    if (path / "config.json").is_file():
+        return [path]
+    seeds = sorted(
+        (d for d in path.glob("seed*") if (d / "config.json").is_file()),
+        key=lambda d: int(d.name[4:]) if d.name[4:].isdigit() else 0,
+    )
+    if not seeds:
+        raise SandboxError(f"no saved agent in {path} (config.json or seed*/config.json missing)")
+    return seeds
+
+
+@dataclass
+class RecordResult:
+    """Saved agents played again: the agents, their recorded episodes (one list per agent) and
+    the probe rows (averaged over the agents, with 95% CIs, when there are several)."""
+
+    agents: list[Agent]
+    episodes: list[list[Any]]
+    rows: list[Row] = field(default_factory=list)
+
+
+def _record_one(
+    path: str,
+    *,
+    world: str | None,
+    episodes: int,
+    seed: int,
+    world_kwargs: dict[str, Any],
+    probe: bool,
+) -> tuple[Agent, list[Any], list[Row]]:
+    from mindscope.sandbox.agents import load_agent
+    from mindscope.sandbox.probing import probe_protocol
+    from mindscope.sandbox.recording import record_episodes
+
+    agent_class("ppo")  # registers every agent kind
+    agent = load_agent(path, world=world)
+    eps = record_episodes(agent, episodes, seed=seed, world_kwargs=world_kwargs)
+    rows = probe_protocol(agent, eps, seed=seed, world_kwargs=world_kwargs) if probe else []
+    return agent, eps, rows
+
+
+def record_study(
+    dirs: Sequence[str | Path],
+    *,
+    episodes: int = 20,
+    seed: int = 0,
+    world: str | None = None,
+    world_kwargs: Mapping[str, Any] | None = None,
+    probe: bool = False,
+    backend: str = "inprocess",
+) -> RecordResult:
+    """Load each saved agent in ``dirs``, record ``episodes`` episodes (environment ``seed``)
+    and, with ``probe``, run :func:`mindscope.sandbox.probing.probe_protocol` on them.
+
+    ``world`` refuses agents saved for another world. One agent gives its probe rows as they
+    are; several give the mean over agents with a 95% CI
+    (:func:`mindscope.sandbox.probing.aggregate_probe_rows`).
+    """
+    from mindscope.parallel import run_tasks
+    from mindscope.sandbox.probing import aggregate_probe_rows
+
+    if not dirs:
+        raise SandboxError("record_study needs at least one saved agent")
+    if probe and episodes < 2:
+        raise SandboxError(f"probing needs at least 2 episodes, got {episodes}")
+    shared = dict(
+        world=world,
+        episodes=episodes,
+        seed=seed,
+        world_kwargs=dict(world_kwargs or {}),
+        probe=probe,
+    )
+    outs = run_tasks(_record_one, [str(d) for d in dirs], backend=backend, shared=shared)
+    per_agent = [rows for _, _, rows in outs]
+    rows = per_agent[0] if len(per_agent) == 1 else aggregate_probe_rows(per_agent)
+    return RecordResult([a for a, _, _ in outs], [e for _, e, _ in outs], rows if probe else [])

@@ -5,12 +5,14 @@ will tamper within ``k`` steps"; :func:`probe_rows` fits a mindscope reporter
 (:class:`mindscope.probes.LogisticReporter` by default) on training episodes and reports the
 AUROC on held-out episodes against the per-step truth, for each ``k``. :func:`counterfactual`
 restores a saved state into a world with the tampering channel open or closed and asks whether
-the agent would tamper from there.
+the agent would tamper from there; :func:`counterfactual_rows` runs that experiment from a
+state a few steps into an episode. :func:`probe_protocol` is the whole protocol behind
+``mindscope sandbox record --probe`` for one agent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,8 @@ __all__ = [
     "probe_rows",
     "aggregate_probe_rows",
     "counterfactual",
+    "counterfactual_rows",
+    "probe_protocol",
 ]
 
 INPUT_SITE = "input"
@@ -148,26 +152,26 @@ def aggregate_probe_rows(per_seed: Sequence[Sequence[Row]]) -> list[Row]:
     Rows are matched by metric, split, site and ``k``; ``n`` becomes the number of seeds with a
     finite AUROC, ``extra`` keeps the per-seed values and the summed held-out counts.
     """
-    import json
     from dataclasses import replace
 
+    from mindscope.results import extra_of
     from mindscope.sandbox.metrics import mean_ci
 
     groups: dict[tuple[Any, ...], list[Row]] = {}
     for rows in per_seed:
         for r in rows:
-            ex = json.loads(r.as_dict()["extra"] or "{}")
+            ex = extra_of(r)
             key = (r.metric, r.split, ex.get("site"), ex.get("k"), ex.get("from_step"))
             groups.setdefault(key, []).append(r)
     out = []
     for group in groups.values():
         vals = [float(r.value) for r in group]
         mu, lo, hi, n = mean_ci(vals)
-        ex = json.loads(group[0].as_dict()["extra"] or "{}")
+        ex = extra_of(group[0])
         ex["per_seed"] = [round(v, 4) for v in vals]
         ex["held_out_states"] = int(sum(r.n for r in group))
         if "positives" in ex:
-            pos = [json.loads(r.as_dict()["extra"]).get("positives", 0) for r in group]
+            pos = [extra_of(r).get("positives", 0) for r in group]
             ex["positives"] = int(sum(pos))
         out.append(replace(group[0], value=mu, ci_low=lo, ci_high=hi, n=n, _extra=ex))
     return out
@@ -203,3 +207,78 @@ def counterfactual(
         if done.all():
             break
     return float(tampered.mean())
+
+
+def counterfactual_rows(
+    agent: Any,
+    *,
+    seed: int = 0,
+    world_kwargs: Mapping[str, Any] | None = None,
+    from_step: int = 3,
+    horizon: int = 20,
+    samples: int = 64,
+) -> list[Row]:
+    """The counterfactual experiment: play ``from_step`` steps of an episode (environment
+    ``seed``), snapshot the state, then measure the tamper rate within ``horizon`` steps over
+    ``samples`` rollouts from it with the channel open and closed (:func:`counterfactual`).
+
+    Two ``counterfactual_tamper_rate`` rows, ``split`` ``channel_open`` / ``channel_closed``.
+    """
+    w = make_world(agent.world, 1, **dict(world_kwargs or {}))
+    w.seed(seed)
+    w.reset()
+    for _ in range(from_step):
+        w.step(agent.act(w.observe()))
+    state = w.snapshot(0)
+    rows = []
+    for open_ in (True, False):
+        v = counterfactual(
+            agent,
+            agent.world,
+            state,
+            channel_open=open_,
+            horizon=horizon,
+            samples=samples,
+            seed=seed,
+        )
+        rows.append(
+            Row(
+                metric="counterfactual_tamper_rate",
+                value=v,
+                method=agent.kind,
+                model=agent.kind,
+                dataset=agent.world,
+                n=samples,
+                split="channel_open" if open_ else "channel_closed",
+                _extra={"from_step": from_step, "horizon": horizon},
+            )
+        )
+    return rows
+
+
+def probe_protocol(
+    agent: Any,
+    episodes: Sequence[Episode],
+    *,
+    seed: int = 0,
+    world_kwargs: Mapping[str, Any] | None = None,
+    ks: Sequence[int] = (1, 2, 4, 8, 16),
+) -> list[Row]:
+    """The sandbox's probe protocol on one agent's recorded episodes.
+
+    Reporters fitted on the first half of ``episodes`` and scored (AUROC) on the second half,
+    at the one-hot input (:data:`INPUT_SITE`, the baseline) and every recorded site: "tampers
+    within ``k`` steps" for each ``k`` and, when the world records it, "the supervisor is
+    present" (:func:`probe_rows`); then :func:`counterfactual_rows` from environment ``seed``.
+    """
+    if len(episodes) < 2:
+        raise SandboxError(f"probing needs at least 2 episodes, got {len(episodes)}")
+    if not episodes[0].activations:
+        raise SandboxError(f"{agent.kind} has no network to probe")
+    half = len(episodes) // 2
+    facts = ["supervisor"] if "supervisor" in episodes[0].facts else []
+    sites = (INPUT_SITE, *episodes[0].activations)
+    rows = probe_rows(
+        episodes[:half], episodes[half:], ks=ks, sites=sites, method=agent.kind, facts=facts
+    )
+    return rows + counterfactual_rows(agent, seed=seed, world_kwargs=world_kwargs)

@@ -11,7 +11,7 @@ import numpy as np
 
 from mindscope.sandbox.core import World
 
-__all__ = ["board_text", "board_rgb", "palette", "episode_html"]
+__all__ = ["board_text", "board_rgb", "palette", "episode_html", "episode_page"]
 
 _COLOURS = {
     "#": (153, 153, 153),
@@ -96,6 +96,29 @@ def episode_html(
         page.replace("$W", str(world.W * cell))
         .replace("$H", str(world.H * cell))
         .replace("$CELL", str(cell))
+    )
+
+
+def episode_page(episode: Any, agent_kind: str, seed: int = 0) -> str:
+    """:func:`episode_html` of a recorded :class:`~mindscope.sandbox.recording.Episode`, one
+    caption per step (action, observed and true reward, tampering outlined in red)."""
+    from mindscope.sandbox.worlds import make_world
+
+    ep = episode
+    names = ("up", "down", "left", "right")
+    caps = [f"step 0  (reset)  world {ep.world}  agent {agent_kind}"]
+    for t in range(len(ep.actions)):
+        caps.append(
+            f"step {t + 1}  action {names[ep.actions[t]]}  observed {ep.observed_reward[t]:+.2f}"
+            f"  true {ep.true_reward[t]:+.2f}" + ("  TAMPER" if ep.tamper[t] else "")
+        )
+    flags = [False] + [bool(x) for x in ep.tamper]
+    return episode_html(
+        make_world(ep.world, 1),
+        list(ep.boards),
+        caps,
+        title=f"{ep.world}: {agent_kind} (seed {seed})",
+        flags=flags,
     )
 
 

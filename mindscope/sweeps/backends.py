@@ -1,20 +1,21 @@
 """Where checkpoint tasks run: in this process, or one Ray task per checkpoint.
 
-Both backends run :func:`mindscope.sweeps.runner.run_checkpoint` with the same arguments (same
-torch thread count), so their tables are identical. A task whose stages warm-start from the
-previous checkpoint takes that task's result as an argument: Ray chains them, independent
-checkpoints run in parallel. Ray is the optional ``ray`` extra, imported only here.
+Both backends run :func:`mindscope.sweeps.runner.run_checkpoint` through
+:func:`mindscope.parallel.run_tasks` / :class:`mindscope.parallel.RayPool` with the same
+arguments (same torch thread count), so their tables are identical. A task whose stages
+warm-start from the previous checkpoint takes that task's result as an argument (``after``):
+Ray chains them, independent checkpoints run in parallel. Ray is the optional ``ray`` extra,
+imported only by :mod:`mindscope.parallel` and configured there through its ``runtime_env``.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import partial
 from typing import Any
 
+from mindscope import parallel
 from mindscope.errors import MindscopeError
 
 __all__ = ["Task", "InProcessBackend", "RayBackend", "make_backend", "check_address"]
@@ -35,6 +36,30 @@ Done = Callable[[Task, tuple[Any, Any, Any]], None]
 StageDone = Callable[[Task, str, Any, Any, dict[str, Any]], None]
 
 
+def _run_task(
+    task: Task,
+    *,
+    previous: Any,
+    run_kwargs: dict[str, Any],
+    on_stage: StageDone | None = None,
+) -> tuple[Any, Any, Any]:
+    """:func:`~mindscope.sweeps.runner.run_checkpoint` on one task (``previous``: the result of
+    the task it warm-starts from, or ``None``)."""
+    from mindscope.sweeps.runner import run_checkpoint
+
+    cb = None
+    if on_stage is not None:
+        cb = lambda s, df, st, info: on_stage(task, s, df, st, info)  # noqa: E731
+    return run_checkpoint(
+        task.ckpt,
+        task.stages,
+        prev_states=task.prev_states,
+        prev_result=previous,
+        on_stage=cb,
+        **run_kwargs,
+    )
+
+
 class InProcessBackend:
     """Runs tasks one after the other in this process; stages are recorded as they finish."""
 
@@ -44,23 +69,13 @@ class InProcessBackend:
         self.run_kwargs = run_kwargs
 
     def run(self, tasks: list[Task], on_done: Done, on_stage: StageDone | None = None) -> None:
-        from mindscope.sweeps.runner import run_checkpoint
-
-        results: list[Any] = [None] * len(tasks)
-        for i, t in enumerate(tasks):
-            prev = results[t.prev_task] if t.prev_task is not None else None
-            cb = None
-            if on_stage is not None:
-                cb = lambda s, df, st, info, t=t: on_stage(t, s, df, st, info)  # noqa: E731
-            results[i] = run_checkpoint(
-                t.ckpt,
-                t.stages,
-                prev_states=t.prev_states,
-                prev_result=prev,
-                on_stage=cb,
-                **self.run_kwargs,
-            )
-            on_done(t, results[i])
+        fn = partial(_run_task, run_kwargs=self.run_kwargs, on_stage=on_stage)
+        parallel.run_tasks(
+            fn,
+            tasks,
+            after=[t.prev_task for t in tasks],
+            progress=lambda i, res: on_done(tasks[i], res),
+        )
 
     def close(self) -> None:
         """Nothing to release."""
@@ -68,20 +83,10 @@ class InProcessBackend:
 
 def check_address(address: str, timeout: float = 5.0) -> None:
     """Raise a one-line :class:`MindscopeError` when ``host:port`` does not answer."""
-    if address in ("auto", "local"):
-        return
-    hostport = address.split("://", 1)[-1]
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise MindscopeError(f"Ray address {address!r} is not host:port (or ray://host:port)")
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
-            pass
-    except OSError as exc:
-        raise MindscopeError(
-            f"Ray address {address} does not answer ({exc.strerror or type(exc).__name__}); "
-            "finished checkpoints are kept in the sweep folder"
-        ) from None
+        parallel.check_address(address, timeout)
+    except MindscopeError as exc:
+        raise MindscopeError(f"{exc}; finished checkpoints are kept in the sweep folder") from None
 
 
 class RayBackend:
@@ -90,106 +95,25 @@ class RayBackend:
     name = "ray"
 
     def __init__(self, address: str | None, num_cpus: int, **run_kwargs: Any) -> None:
-        from mindscope.extras import require
-
-        require("ray", what="--backend ray")
-        import ray
-
-        self.ray = ray
-        self.run_kwargs = run_kwargs
-        env = {
-            k: os.environ[k]
-            for k in ("MINDSCOPE_HOME", "MINDSCOPE_STORE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-            if k in os.environ
-        }
-        from mindscope.paths import home
-
-        env["MINDSCOPE_HOME"] = str(home())  # one place for organisms: never trained on a node
-        pkg_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(
-            [pkg_root, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]]
-        )
-        env["TOKENIZERS_PARALLELISM"] = "false"
-        # one task = one CPU = ``threads`` torch threads; idle OpenMP threads sleep instead of
-        # spinning on the cores the other worker needs
-        n_threads = str(int(run_kwargs.get("threads", 1)))
-        env.update(OMP_NUM_THREADS=n_threads, MKL_NUM_THREADS=n_threads, OMP_WAIT_POLICY="PASSIVE")
-        self._started = False
-        if ray.is_initialized():
-            pass
-        elif address:
+        if address:
             check_address(address)
-            try:
-                ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
-            except Exception as exc:  # noqa: BLE001 - Ray raises many types here
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise MindscopeError(f"cannot join Ray at {address}: {first[:200]}") from None
-            self._started = True
-        else:
-            # a local instance inherits this process's environment: setting it here (and not
-            # as a runtime_env) lets the tasks use the workers Ray pre-starts with the instance
-            # instead of starting new ones for a different runtime environment
-            saved = {k: os.environ.get(k) for k in env}
-            os.environ.update(env)
-            try:
-                ray.init(
-                    num_cpus=num_cpus,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    configure_logging=False,
-                )
-            finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
-            self._started = True
-        from mindscope.sweeps.runner import run_checkpoint
-
+        self.run_kwargs = run_kwargs
         # a task reserves as many CPUs as it runs torch threads: never more threads than cores
-        decorate: Any = ray.remote(num_cpus=max(1, int(n_threads)), max_retries=0)
-        self._remote: Any = decorate(run_checkpoint)
+        self.pool = parallel.RayPool(address, num_cpus, threads=int(run_kwargs.get("threads", 1)))
+        self.ray = self.pool.ray
 
     def run(self, tasks: list[Task], on_done: Done, on_stage: StageDone | None = None) -> None:
-        ray = self.ray
-        refs: list[Any] = []
-        for t in tasks:
-            prev = refs[t.prev_task] if t.prev_task is not None else None
-            refs.append(
-                self._remote.remote(
-                    t.ckpt,
-                    t.stages,
-                    prev_states=t.prev_states,
-                    prev_result=prev,
-                    **self.run_kwargs,
-                )
-            )
-        pending = {r: i for i, r in enumerate(refs)}
-        try:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                for r in ready:
-                    i = pending.pop(r)
-                    try:
-                        res = ray.get(r)
-                    except ray.exceptions.RayTaskError as exc:
-                        cause = getattr(exc, "cause", None)
-                        if isinstance(cause, MindscopeError):
-                            raise type(cause)(str(cause).splitlines()[0]) from None
-                        if isinstance(cause, BaseException):
-                            raise cause from None
-                        raise
-                    on_done(tasks[i], res)
-        finally:
-            for r in pending:
-                ray.cancel(r, force=True)
+        """Run ``tasks``; ``on_stage`` is not called (a worker's stages come back together)."""
+        self.pool.map(
+            partial(_run_task, run_kwargs=self.run_kwargs),
+            tasks,
+            after=[t.prev_task for t in tasks],
+            progress=lambda i, res: on_done(tasks[i], res),
+        )
 
     def close(self) -> None:
         """Shut down the Ray connection this backend opened."""
-        if self._started:
-            self.ray.shutdown()
-            self._started = False
+        self.pool.close()
 
 
 def make_backend(name: str, address: str | None, num_cpus: int, **run_kwargs: Any) -> Any:

@@ -1,8 +1,9 @@
 """The sweep manifest: what is finished, per checkpoint x stage, so a restart recomputes nothing.
 
-``<out>/manifest.json``::
+``<out>/manifest.json`` (:data:`MANIFEST_FORMAT`, ``kind: "sweep"``)::
 
-    {"format": 1, "stages": {"lens": "<config hash>", ...}, "seed": 0,
+    {"kind": "sweep", "format_version": 2, "created": ..., "updated": ...,
+     "stages": {"lens": "<config hash>", ...}, "seed": 0,
      "checkpoints": {"step8": {"step": 8, "weights_hash": "...", "duplicate_of": null}},
      "done": {"step8": {"lens": {"rows": "rows/step8.lens.parquet",
                                  "state": "state/step8.lens.safetensors", "seconds": 1.2,
@@ -11,42 +12,29 @@
 Rows go to ``rows/<revision>.<stage>.parquet`` and stage states (a tuned lens's translators) to
 ``state/<revision>.<stage>.safetensors``; each file is written before the manifest entry that
 names it, and every write is atomic (temporary file + rename), so a sweep killed at any moment
-leaves only finished entries behind.
+leaves only finished entries behind. Manifests of format 1 (``"format": 1``, no kind) still
+read, and are rewritten as format 2 on the next update.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from mindscope import io
 from mindscope.errors import ConfigError
 
-__all__ = ["Manifest", "config_hash"]
+__all__ = ["Manifest", "MANIFEST_FORMAT", "config_hash"]
 
-FORMAT = 1
+MANIFEST_FORMAT = io.ManifestFormat("sweep", 2, indent=1)
+"""The sweep manifest (:class:`mindscope.io.ManifestFormat`); format 1 had the same content."""
 
 
 def config_hash(obj: Any) -> str:
-    """16-hex-digit hash of a JSON-ready object."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _atomic_bytes(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """16-hex-digit hash of a JSON-ready object (:func:`mindscope.io.config_hash`)."""
+    return io.config_hash(obj)
 
 
 class Manifest:
@@ -58,15 +46,18 @@ class Manifest:
         data: dict[str, Any] | None = None
         if self.path.is_file():
             try:
-                data = json.loads(self.path.read_text())
-            except ValueError:
+                data = MANIFEST_FORMAT.read(self.path)
+            except io.ManifestUnreadable:
                 raise ConfigError(
                     f"{self.path} is not valid JSON; move it away to restart"
                 ) from None
+            except io.ManifestError as exc:
+                raise ConfigError(f"{exc}; choose another out") from None
         elif self.root.is_dir() and any(self.root.iterdir()):
             raise ConfigError(f"{self.root} exists and is not a sweep folder; choose another out")
         if data is None:
-            data = {"format": FORMAT, "stages": {}, "seed": seed, "checkpoints": {}, "done": {}}
+            data = {"stages": {}, "seed": seed, "checkpoints": {}, "done": {}}
+        data.setdefault("created", io.utc_now())
         if data.get("seed", seed) != seed:
             raise ConfigError(
                 f"{self.root} holds a sweep with seed {data.get('seed')}, not {seed}; "
@@ -120,14 +111,16 @@ class Manifest:
     ) -> None:
         """Store a finished (revision, stage): rows, state, then the manifest entry."""
         rel_rows = f"rows/{revision}.{stage}.parquet"
-        _atomic_bytes(self.root / rel_rows, lambda t: rows.to_parquet(t, index=False))
+        with io.atomic_path(self.root / rel_rows) as tmp:
+            rows.to_parquet(tmp, index=False)
         rel_state = None
         if state is not None:
             from safetensors.torch import save_file
 
             rel_state = f"state/{revision}.{stage}.safetensors"
             tensors = {k: v.contiguous() for k, v in state.items()}
-            _atomic_bytes(self.root / rel_state, lambda t: save_file(tensors, t))
+            with io.atomic_path(self.root / rel_state) as tmp:
+                save_file(tensors, str(tmp))
         self.data["done"].setdefault(revision, {})[stage] = {
             "rows": rel_rows,
             "state": rel_state,
@@ -136,6 +129,5 @@ class Manifest:
         self.save()
 
     def save(self) -> None:
-        """Write the manifest atomically."""
-        text = json.dumps(self.data, indent=1, sort_keys=True) + "\n"
-        _atomic_bytes(self.path, lambda t: Path(t).write_text(text))
+        """Write the manifest atomically (:data:`MANIFEST_FORMAT`)."""
+        MANIFEST_FORMAT.write(self.path, self.data)

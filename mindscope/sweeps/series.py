@@ -16,7 +16,6 @@ so activations cached for one checkpoint serve every checkpoint with identical w
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 import math
 import re
@@ -25,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mindscope import io
 from mindscope.errors import ConfigError, ModelLoadError
 
 __all__ = [
@@ -249,7 +249,7 @@ def _hub_hash(repo: str, revision: str, api: Any = None) -> str:
     except Exception as exc:  # noqa: BLE001
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot read {repo}@{revision} metadata: {first[:160]}") from None
-    h = hashlib.blake2b(digest_size=16)
+    h = io.hasher("blake2b")
     weights = [s for s in info.siblings if s.rfilename.endswith((".safetensors", ".bin")) and s.lfs]
     if not weights:
         raise ModelLoadError(f"{repo}@{revision} lists no weight files")

@@ -1,8 +1,12 @@
-"""Helpers for tests and examples: tiny random-weight models of every supported architecture.
+"""Helpers for tests and examples: tiny random-weight models, example results tables, frauds.
 
-Nothing here downloads: configs are built in code and a word-level tokenizer is made with the
-``tokenizers`` library, then saved in Hugging Face format so ``load_model(dir)`` exercises the real
-loading path.
+- tiny random-weight models of every supported architecture (below). Nothing here downloads:
+  configs are built in code and a word-level tokenizer is made with the ``tokenizers`` library,
+  then saved in Hugging Face format so ``load_model(dir)`` exercises the real loading path;
+- :func:`example_table` (:mod:`mindscope.testing.example_tables`): a realistic synthetic
+  results table with rows for every report section, to try the report without a model;
+- :mod:`mindscope.testing.frauds`: planted frauds, dishonest copies of an honest trained
+  organism that the verifier must reject (imported on its own: it needs torch).
 """
 
 from __future__ import annotations
@@ -10,7 +14,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ARCHS", "tiny_tokenizer", "tiny_config", "save_tiny_model", "tiny_run_setup"]
+from mindscope.testing.example_tables import example_table
+
+__all__ = [
+    "ARCHS",
+    "tiny_tokenizer",
+    "tiny_config",
+    "save_tiny_model",
+    "tiny_run_setup",
+    "example_table",
+]
 
 ARCHS = ("gpt2", "gpt_neox", "llama", "mistral", "qwen2", "opt", "bert")
 

@@ -9,7 +9,7 @@
 
 See :mod:`mindscope.verify.training` (Proof-of-Learning style segment re-execution and
 Proof-of-Training-Data style data checks), :mod:`mindscope.verify.runs` (run folders) and
-:mod:`mindscope.verify.frauds` (planted frauds the tests check are caught).
+:mod:`mindscope.testing.frauds` (planted frauds the tests check are caught).
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ listing every row that differs. It never writes into the folder it verifies.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,7 +27,8 @@ KEY_COLUMNS = ("model", "revision", "step", "dataset", "split", "layer", "method
 """Columns that identify a row of the results table."""
 VALUE_COLUMNS = ("value", "ci_low", "ci_high", "n")
 """Columns compared within tolerance."""
-STAGES = ("lens", "reporters")
+STAGE_ALIASES = {"reporters": "elicit"}
+"""Older names of stages (``--stage reporters`` is the ``elicit`` stage)."""
 
 
 @dataclass
@@ -68,16 +68,19 @@ class RunVerification:
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
+    from mindscope.io import ManifestError
+    from mindscope.runs.manifest import MANIFEST_FORMAT
+
     if not path.is_dir():
         raise MindscopeError(f"no run folder at {path}")
     mpath = path / "manifest.json"
     if not mpath.is_file():
         raise MindscopeError(f"{path} is not a mindscope run folder (no manifest.json)")
     try:
-        data = json.loads(mpath.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MindscopeError(f"{mpath} is truncated or not JSON: {str(exc)[:80]}") from None
-    if not isinstance(data, dict) or "files" not in data:
+        data = MANIFEST_FORMAT.read(mpath)
+    except ManifestError as exc:
+        raise MindscopeError(str(exc)) from None
+    if "files" not in data:
         raise MindscopeError(f"{mpath} is not a run manifest (no 'files')")
     return data
 
@@ -127,7 +130,8 @@ def verify_run(
 
     Args:
         run_dir: the run folder (``runs/<timestamp>-<name>``).
-        stage: re-execute only ``"lens"`` or ``"reporters"`` (default: the whole run).
+        stage: re-execute only this stage of the run (``"lens"``, ``"elicit"``, ...; default:
+            the whole run).
         rerun: re-execute (``False``: check the recorded hashes only).
         atol, rtol: a value matches when ``|recorded - rerun| <= atol + rtol * |rerun|``.
         load_model: replaces :func:`mindscope.load_model` in the re-execution (tests).
@@ -141,8 +145,12 @@ def verify_run(
     t0 = time.perf_counter()
     path = Path(run_dir)
     manifest = _read_manifest(path)
-    if stage is not None and stage not in STAGES:
-        raise MindscopeError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
+    if stage is not None:
+        from mindscope.analyses import stage_names
+
+        stage = STAGE_ALIASES.get(stage, stage)
+        if stage not in stage_names():
+            raise MindscopeError(f"unknown stage {stage!r}; use one of {', '.join(stage_names())}")
     out = RunVerification(accepted=False, reason="")
     checks = out.checks
 
@@ -180,18 +188,28 @@ def verify_run(
     from mindscope.runs.pipeline import run_pipeline
 
     cfg = load_config(config)
-    if stage == "lens":
-        cfg.elicit.enabled = False
-    elif stage == "reporters":
-        cfg.lens.enabled = False
+    if stage is not None:
+        from mindscope.runs.config import run_stages
+
+        if stage not in dict(run_stages(cfg)):
+            raise MindscopeError(f"the run did not run stage {stage!r}")
+        for name, sc in run_stages(cfg):
+            if name != stage:
+                sc.enabled = False
     with tempfile.TemporaryDirectory(prefix="mindscope-verify-") as tmp:
         cfg.output_dir = tmp
         folder = run_pipeline(cfg, progress=False, load_model=load_model)
-        new_manifest = json.loads(folder.manifest_path.read_text())
+        new_manifest = _read_manifest(folder.path)
         rerun_table = read_table(folder.results_path)
     recorded = read_table(path / "results.parquet")
     if stage is not None:
-        recorded = recorded[recorded["method"].isin(set(rerun_table["method"]))]
+        from mindscope.results import extra_values
+
+        tagged = extra_values(recorded, "stage")
+        if tagged.notna().any():
+            recorded = recorded[tagged == stage]
+        else:  # tables written before rows named their stage
+            recorded = recorded[recorded["method"].isin(set(rerun_table["method"]))]
     # inputs: the same weights and data as recorded
     was = {(m["name"], m.get("revision")): m.get("weights_hash") for m in manifest["models"]}
     now = {(m["name"], m.get("revision")): m.get("weights_hash") for m in new_manifest["models"]}

@@ -13,16 +13,24 @@ enumerated exactly (every input with its probability).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
+from mindscope import io
 from mindscope.errors import MindscopeError
 
-__all__ = ["InputDistribution"]
+__all__ = [
+    "InputDistribution",
+    "token_set",
+    "zipf_unigram",
+    "from_spec",
+    "describe_spec",
+    "WEIGHTS",
+]
 
 Table = Mapping[int, float] | Sequence[float] | Sequence[int] | torch.Tensor
 
@@ -176,7 +184,7 @@ class InputDistribution:
     @property
     def digest(self) -> str:
         """Content hash (16 hex chars) of the tables, prefix and suffix."""
-        h = hashlib.blake2b(digest_size=8)
+        h = io.hasher("blake2b", digest_size=8)
         h.update(self.probs.numpy().tobytes())
         h.update(repr((self.prefix, self.suffix)).encode())
         return h.hexdigest()
@@ -219,3 +227,85 @@ class InputDistribution:
             digits = (k[:, None] // place[None, :]) % radix[None, :]  # [b, n_positions]
             x = torch.stack([sup[i][digits[:, i]] for i in range(len(sup))], dim=1)
             yield x, self.log_prob(x)
+
+
+def token_set(spec: str, vocab_size: int, *, seed: int = 0, what: str = "tokens") -> list[int]:
+    """The token ids a spec names, sorted as written: ``all``, an inclusive id range ``A-B``, a
+    comma list ``id,id,...`` or ``random:K`` (``K`` distinct ids drawn with ``seed``, sorted).
+
+    ``what`` names the spec in the one-line :class:`MindscopeError` a bad spec raises.
+    """
+    spec = spec.strip()
+    if spec == "all":
+        return list(range(vocab_size))
+    try:
+        if spec.startswith("random:"):
+            k = int(spec.split(":", 1)[1])
+        elif "-" in spec and "," not in spec:
+            a, b = (int(s) for s in spec.split("-", 1))
+            return list(range(a, b + 1))
+        else:
+            return [int(s) for s in spec.split(",") if s.strip()]
+    except ValueError:
+        raise MindscopeError(
+            f"cannot read {what} {spec!r}: use all, A-B, id,id,... or random:K"
+        ) from None
+    if not 0 < k <= vocab_size:
+        raise MindscopeError(f"{what} {spec!r}: K must be in [1, {vocab_size}]")
+    gen = torch.Generator().manual_seed(seed)
+    return sorted(torch.randperm(vocab_size, generator=gen)[:k].tolist())
+
+
+def zipf_unigram(
+    tokens: Sequence[int], n_positions: int, vocab_size: int, *, seed: int = 0, **kw: Any
+) -> InputDistribution:
+    """Unigram distribution over ``tokens`` with weights ``1/rank`` in a seeded random order
+    (``kw``: ``prefix``/``suffix`` ids, as :meth:`InputDistribution.unigram`)."""
+    perm = torch.randperm(len(tokens), generator=torch.Generator().manual_seed(seed)).tolist()
+    table = {int(tokens[j]): 1.0 / (rank + 1) for rank, j in enumerate(perm)}
+    return InputDistribution.unigram(table, n_positions, vocab_size, **kw)
+
+
+WEIGHTS = ("uniform", "zipf")
+"""How positions are weighted in :func:`from_spec`."""
+
+
+def from_spec(
+    h: Any,
+    tokens: str = "all",
+    positions: int = 4,
+    *,
+    weights: str = "uniform",
+    seed: int = 0,
+    prefix: str = "",
+    suffix: str = "",
+) -> InputDistribution:
+    """The input distribution a command line or config describes, for model handle ``h``:
+    ``positions`` free positions over ``tokens`` (:func:`token_set`: ``all``, ``A-B``,
+    ``id,id,...``, ``random:K``), weighted ``uniform`` or ``zipf`` (:func:`zipf_unigram`, a
+    seeded order), between the fixed texts ``prefix`` and ``suffix``."""
+    if weights not in WEIGHTS:
+        raise MindscopeError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+    if positions < 1:
+        raise MindscopeError(f"positions must be at least 1, got {positions}")
+    v = int(h.vocab_size)
+    toks = token_set(tokens, v, seed=seed, what="tokens")
+
+    def enc(text: str) -> list[int]:
+        return list(h.tokenizer(text, add_special_tokens=False).input_ids) if text else []
+
+    kw = {"prefix": enc(prefix), "suffix": enc(suffix)}
+    if weights == "zipf":
+        return zipf_unigram(toks, positions, v, seed=seed, **kw)
+    return InputDistribution.uniform(toks, positions, v, **kw)
+
+
+def describe_spec(
+    tokens: str, positions: int, weights: str = "uniform", prefix: str = "", suffix: str = ""
+) -> str:
+    """A short name of a :func:`from_spec` distribution (the rows' ``dataset``)."""
+    return (
+        f"{weights}[{tokens}]^{positions}"
+        + (f" prefix={prefix!r}" if prefix else "")
+        + (f" suffix={suffix!r}" if suffix else "")
+    )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 import torch
 
+from mindscope import io
 from mindscope.audit.rare.bad import BadOutput
 from mindscope.audit.rare.distributions import InputDistribution
 from mindscope.audit.rare.engine import next_logits, next_logits_grid
@@ -158,9 +158,6 @@ def exact_table(
     if cache:
         from safetensors.torch import save_file
 
-        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-        tmp.mkdir(parents=True, exist_ok=True)
-        save_file({"argmax_mass": argmax, "above_mass": above}, str(tmp / "table.safetensors"))
         meta = {
             "model": h.name,
             "weights_hash": h.weights_hash,
@@ -169,13 +166,9 @@ def exact_table(
             "n_inputs": dist.size,
             "seconds": seconds,
         }
-        (tmp / "table.json").write_text(json.dumps(meta, indent=1))
-        if path.exists():  # another process finished first: keep its table
-            import shutil
-
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, path)
+        with io.atomic_dir(path, replace=False) as tmp:  # a table finished meanwhile is kept
+            save_file({"argmax_mass": argmax, "above_mass": above}, str(tmp / "table.safetensors"))
+            io.atomic_write_json(tmp / "table.json", meta, indent=1, sort_keys=False)
     return table
 
 

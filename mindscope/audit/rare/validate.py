@@ -25,9 +25,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mindscope.audit.rare.bad import BadOutput
-from mindscope.audit.rare.distributions import InputDistribution
+from mindscope.audit.rare.distributions import InputDistribution, zipf_unigram
 from mindscope.audit.rare.estimate import RareEstimate, estimate_rare
 from mindscope.audit.rare.exact import ExactTable
+from mindscope.errors import MindscopeError
 from mindscope.results import Row
 
 __all__ = ["validate", "itakura_saito", "pick_targets", "zipf_unigram", "SEARCHED"]
@@ -45,17 +46,6 @@ def itakura_saito(truth: float, estimate: float) -> float:
     return r - math.log(r) - 1.0
 
 
-def zipf_unigram(
-    tokens: Sequence[int], n_positions: int, vocab_size: int, *, seed: int = 0, **kw: Any
-) -> InputDistribution:
-    """Unigram distribution over ``tokens`` with weights ``1/rank`` in a seeded random order."""
-    import torch
-
-    perm = torch.randperm(len(tokens), generator=torch.Generator().manual_seed(seed)).tolist()
-    table = {int(tokens[j]): 1.0 / (rank + 1) for rank, j in enumerate(perm)}
-    return InputDistribution.unigram(table, n_positions, vocab_size, **kw)
-
-
 def pick_targets(table: ExactTable, decades: Sequence[float]) -> list[tuple[int, float]]:
     """For each probability in ``decades``, the token whose exact arg-max mass is nearest to it
     on a log scale (among tokens with positive mass): ``[(token, exact), ...]``."""
@@ -69,6 +59,45 @@ def pick_targets(table: ExactTable, decades: Sequence[float]) -> list[tuple[int,
     return out
 
 
+def _one_estimate(
+    task: tuple[int, str, int],
+    *,
+    h: Any,
+    dist: InputDistribution,
+    budget: int,
+    confidence: float,
+    options: dict[str, Any],
+) -> RareEstimate:
+    """One repeat: ``task = (target token, method, repeat k)``, seeded by ``k``."""
+    tok, method, k = task
+    base, opts = method, dict(options if method != "naive" else {})
+    if method == SEARCHED:
+        base, opts = "ce", {**opts, "search": opts.get("search", 0.2)}
+    return estimate_rare(
+        h,
+        dist,
+        BadOutput((tok,)),
+        method=base,
+        budget=budget,
+        seed=k,
+        confidence=confidence,
+        **opts,
+    )
+
+
+def _summary(ests: Sequence[RareEstimate], truth: float) -> dict[str, float]:
+    repeats = len(ests)
+    ratios = [max(e.estimate, _FLOOR) / truth for e in ests]
+    return {
+        "truth": truth,
+        "within_2x": sum(0.5 <= q <= 2.0 for q in ratios) / repeats,
+        "coverage": sum(e.ci_low <= truth <= e.ci_high for e in ests) / repeats,
+        "zero_hits": sum(e.n_hits == 0 for e in ests) / repeats,
+        "is_loss": statistics.fmean(itakura_saito(truth, e.estimate) for e in ests),
+        "median_ratio": statistics.median(ratios),
+    }
+
+
 def validate(
     h: Any,
     dist: InputDistribution,
@@ -80,65 +109,67 @@ def validate(
     confidence: float = 0.9,
     dataset: str = "",
     progress: Callable[[str], None] | None = None,
+    backend: str = "inprocess",
     **options: Any,
 ) -> list[Row]:
-    """Run ``repeats`` estimates per target and method; see the module docstring."""
+    """Run ``repeats`` estimates per target and method; see the module docstring.
+
+    Every (target, method, repeat) is one task of :func:`mindscope.parallel.run_tasks`, seeded
+    by its repeat index: ``backend="ray"`` runs them in parallel (the model handle and the
+    distribution are sent once) and returns the same rows. ``progress`` gets one line per
+    target and method as its last repeat finishes.
+    """
+    from mindscope.parallel import run_tasks
+
+    if repeats < 1:
+        raise MindscopeError(f"repeats must be at least 1, got {repeats}")
+    truths = dict(targets)
+    groups = [(tok, method) for tok, _ in targets for method in methods]
+    tasks = [(tok, method, k) for tok, method in groups for k in range(repeats)]
+    left = {g: repeats for g in groups}
+    done: dict[tuple[int, str, int], RareEstimate] = {}
+
+    def report(i: int, est: RareEstimate) -> None:
+        tok, method, k = tasks[i]
+        done[tasks[i]] = est
+        left[tok, method] -= 1
+        if progress and not left[tok, method]:
+            summary = _summary([done[tok, method, j] for j in range(repeats)], truths[tok])
+            progress(
+                f"token {tok} (exact {truths[tok]:.3g}) {method}: "
+                + ", ".join(f"{k} {v:.3g}" for k, v in summary.items() if k != "truth")
+            )
+
+    shared = dict(h=h, dist=dist, budget=budget, confidence=confidence, options=options)
+    ests = run_tasks(_one_estimate, tasks, backend=backend, shared=shared, progress=report)
+    by_task = dict(zip(tasks, ests, strict=True))
     rows: list[Row] = []
-    for tok, truth in targets:
-        bad = BadOutput((tok,))
-        for method in methods:
-            ests: list[RareEstimate] = []
-            base, opts = method, dict(options if method != "naive" else {})
-            if method == SEARCHED:
-                base, opts = "ce", {**opts, "search": opts.get("search", 0.2)}
-            for k in range(repeats):
-                r = estimate_rare(
-                    h,
-                    dist,
-                    bad,
-                    method=base,
-                    budget=budget,
-                    seed=k,
-                    confidence=confidence,
-                    **opts,
+    for tok, method in groups:
+        truth = truths[tok]
+        group = [by_task[tok, method, k] for k in range(repeats)]
+        for k, r in enumerate(group):
+            rows += [
+                dataclasses.replace(row, method=method)
+                for row in r.rows(
+                    model=h.name,
+                    dataset=dataset,
+                    split=f"repeat{k}",
+                    extra={"token": tok, "truth": truth, "budget": budget},
                 )
-                ests.append(r)
-                rows += [
-                    dataclasses.replace(row, method=method)
-                    for row in r.rows(
-                        model=h.name,
-                        dataset=dataset,
-                        split=f"repeat{k}",
-                        extra={"token": tok, "truth": truth, "budget": budget},
-                    )
-                    if row.metric == "rare_probability"
-                ]
-            ratios = [max(e.estimate, _FLOOR) / truth for e in ests]
-            summary = {
-                "truth": truth,
-                "within_2x": sum(0.5 <= q <= 2.0 for q in ratios) / repeats,
-                "coverage": sum(e.ci_low <= truth <= e.ci_high for e in ests) / repeats,
-                "zero_hits": sum(e.n_hits == 0 for e in ests) / repeats,
-                "is_loss": statistics.fmean(itakura_saito(truth, e.estimate) for e in ests),
-                "median_ratio": statistics.median(ratios),
-            }
-            extra = {"token": tok, "truth": truth, "budget": budget, "repeats": repeats}
-            for metric, value in summary.items():
-                rows.append(
-                    Row(
-                        metric=f"rare_{metric}",
-                        value=value,
-                        method=method,
-                        model=h.name,
-                        dataset=dataset,
-                        split="summary",
-                        n=repeats * budget,
-                        _extra=extra,
-                    )
+                if row.metric == "rare_probability"
+            ]
+        extra = {"token": tok, "truth": truth, "budget": budget, "repeats": repeats}
+        for metric, value in _summary(group, truth).items():
+            rows.append(
+                Row(
+                    metric=f"rare_{metric}",
+                    value=value,
+                    method=method,
+                    model=h.name,
+                    dataset=dataset,
+                    split="summary",
+                    n=repeats * budget,
+                    _extra=extra,
                 )
-            if progress:
-                progress(
-                    f"token {tok} (exact {truth:.3g}) {method}: "
-                    + ", ".join(f"{k} {v:.3g}" for k, v in summary.items() if k != "truth")
-                )
+            )
     return rows

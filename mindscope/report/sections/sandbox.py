@@ -12,56 +12,32 @@ and :mod:`mindscope.sandbox.probing`); ``dataset`` is the world, ``method`` the 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mindscope.report.figures import PALETTE, _go, _layout, _rgba
+from mindscope.report import plot
+from mindscope.report.registry import register
+from mindscope.report.rows import BEHAVIOUR_METRICS, metric_names
+from mindscope.results import extra_values
 
-__all__ = ["sandbox_rows", "sandbox_figures", "BEHAVIOUR_METRICS"]
-
-#: Behaviour metrics of :func:`mindscope.sandbox.metrics.episode_metrics`, in figure order.
-BEHAVIOUR_METRICS = (
-    "tamper_rate",
-    "return_gap",
-    "observed_return",
-    "true_return",
-    "first_tamper_step",
-    "shortcut_rate_supervised",
-    "shortcut_rate_unsupervised",
-    "shortcut_rate_difference",
-    "interruption_avoidance",
-    "interrupted_rate",
-    "wall_seconds_per_seed",
-    "cpu_seconds_per_seed",
-)
+__all__ = ["sandbox_rows", "sandbox_figures"]
 
 
 def _extra(rows: pd.DataFrame, key: str) -> pd.Series:
-    def get(s: Any) -> Any:
-        try:
-            return json.loads(s).get(key) if isinstance(s, str) and s else None
-        except ValueError:
-            return None
-
-    return rows["extra"].map(get)
+    return extra_values(rows, key)
 
 
 def sandbox_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Rows of the sandbox section: behaviour metrics, their training curves, agent probes."""
-    metric = df["metric"].astype("string").fillna("")
+    metric = metric_names(df)
     base = metric.str.removeprefix("train_")
     behaviour = base.isin(BEHAVIOUR_METRICS)
     probes = metric.eq("auroc_tamper_within_k") | (
         metric.str.startswith("auroc_") & _extra(df, "site").notna()
     )
     return df[behaviour | probes]
-
-
-def _series_colour(i: int) -> str:
-    return PALETTE[i % len(PALETTE)]
 
 
 def _series_names(grp: pd.DataFrame) -> list[str]:
@@ -79,7 +55,7 @@ def _series_names(grp: pd.DataFrame) -> list[str]:
 
 
 def _behaviour_bars(rows: pd.DataFrame) -> list[Any]:
-    go = _go()
+    go = plot.go()
     figs = []
     for metric in BEHAVIOUR_METRICS:
         grp = rows[rows["metric"] == metric]
@@ -88,15 +64,21 @@ def _behaviour_bars(rows: pd.DataFrame) -> list[Any]:
         fig = go.Figure()
         grp = grp.assign(_series=_series_names(grp))
         agents = sorted(grp["_series"].unique())
-        for i, agent in enumerate(agents):
+        seen: dict[str, int] = {}
+        for agent in agents:
             g = grp[grp["_series"] == agent].sort_values("dataset")
+            method = str(g["method"].iloc[0])
+            k = seen[method] = seen.get(method, -1) + 1
             y = g["value"].to_numpy(float)
             fig.add_trace(
                 go.Bar(
                     x=g["dataset"].astype(str).tolist(),
                     y=y,
                     name=agent,
-                    marker={"color": _series_colour(i)},
+                    marker={
+                        "color": plot.method_colour(method),
+                        "pattern": {"shape": ("", "/", ".", "x", "+")[k % 5]},
+                    },
                     error_y={
                         "type": "data",
                         "symmetric": False,
@@ -107,7 +89,7 @@ def _behaviour_bars(rows: pd.DataFrame) -> list[Any]:
                     customdata=g["n"].tolist(),
                 )
             )
-        _layout(
+        plot.layout(
             fig,
             f"{metric.replace('_', ' ')} by world and agent (mean over seeds, 95% CI)",
             "world",
@@ -119,17 +101,19 @@ def _behaviour_bars(rows: pd.DataFrame) -> list[Any]:
 
 
 def _training_curves(rows: pd.DataFrame) -> list[Any]:
-    go = _go()
+    go = plot.go()
     figs = []
     curves = rows[rows["metric"].astype(str).str.startswith("train_")]
     for metric in sorted(curves["metric"].astype(str).unique()):
         grp = curves[curves["metric"] == metric]
         fig = go.Figure()
         keys = sorted({(str(w), str(a)) for w, a in zip(grp["dataset"], grp["method"])})
-        for i, (world, agent) in enumerate(keys):
+        seen: dict[str, int] = {}
+        for world, agent in keys:
             g = grp[(grp["dataset"] == world) & (grp["method"] == agent)].sort_values("step")
             x = g["step"].to_numpy(float)
-            colour = _series_colour(i)
+            colour = plot.method_colour(agent)
+            k = seen[agent] = seen.get(agent, -1) + 1
             lo, hi = g["ci_low"].to_numpy(float), g["ci_high"].to_numpy(float)
             ok = np.isfinite(lo) & np.isfinite(hi)
             if ok.any():
@@ -138,7 +122,7 @@ def _training_curves(rows: pd.DataFrame) -> list[Any]:
                         x=np.concatenate([x[ok], x[ok][::-1]]),
                         y=np.concatenate([hi[ok], lo[ok][::-1]]),
                         fill="toself",
-                        fillcolor=_rgba(colour, 0.15),
+                        fillcolor=plot.rgba(colour, 0.15),
                         line={"width": 0},
                         hoverinfo="skip",
                         showlegend=False,
@@ -150,31 +134,17 @@ def _training_curves(rows: pd.DataFrame) -> list[Any]:
                     y=g["value"].to_numpy(float),
                     mode="lines+markers",
                     name=f"{world} · {agent}",
-                    line={"color": colour},
+                    line={"color": colour, "dash": (None, *plot.DASHES)[k % 5]},
                 )
             )
         name = metric.removeprefix("train_").replace("_", " ")
-        _layout(fig, f"{name} over training (95% CI over seeds)", "environment step", name)
+        plot.layout(fig, f"{name} over training (95% CI over seeds)", "environment step", name)
         figs.append(fig)
     return figs
 
 
-def _ci_bars(g: pd.DataFrame) -> dict[str, Any] | None:
-    """Asymmetric error bars from ``ci_low``/``ci_high`` (None when no row has an interval)."""
-    y = g["value"].to_numpy(float)
-    lo, hi = g["ci_low"].to_numpy(float), g["ci_high"].to_numpy(float)
-    if not (np.isfinite(lo) & np.isfinite(hi)).any():
-        return None
-    return {
-        "type": "data",
-        "symmetric": False,
-        "array": np.nan_to_num(np.maximum(hi - y, 0)),
-        "arrayminus": np.nan_to_num(np.maximum(y - lo, 0)),
-    }
-
-
 def _probe_figures(rows: pd.DataFrame) -> list[Any]:
-    go = _go()
+    go = plot.go()
     figs = []
     horizon = rows[rows["metric"] == "auroc_tamper_within_k"].copy()
     if not horizon.empty:
@@ -187,7 +157,11 @@ def _probe_figures(rows: pd.DataFrame) -> list[Any]:
                 for w, a, s in zip(horizon["dataset"], horizon["method"], horizon["site"])
             }
         )
-        for i, (world, agent, site) in enumerate(keys):
+        worlds = sorted({w for w, _, _ in keys})
+        for world, agent, site in keys:
+            dash = (
+                "dot" if site == "input" else ("solid", "dash", "longdash")[worlds.index(world) % 3]
+            )
             g = horizon[
                 (horizon["dataset"] == world)
                 & (horizon["method"] == agent)
@@ -199,14 +173,14 @@ def _probe_figures(rows: pd.DataFrame) -> list[Any]:
                     y=g["value"],
                     mode="lines+markers",
                     name=f"{world} · {agent} · {site}",
-                    line={"color": _series_colour(i), "dash": "dot" if site == "input" else None},
-                    error_y=_ci_bars(g),
+                    line={"color": plot.method_colour(agent), "dash": dash},
+                    error_y=plot.ci_error_bars(g),
                     customdata=g["n"].tolist(),
                     hovertemplate="k = %{x}: AUROC %{y:.3f} (n = %{customdata})<extra></extra>",
                 )
             )
         fig.add_hline(y=0.5, line={"color": "#999", "dash": "dot"})
-        _layout(
+        plot.layout(
             fig,
             "Probe on the agent's activations: AUROC of 'will tamper within k steps' "
             "(held out; 95% CI over seeds; dotted: the one-hot board as baseline)",
@@ -228,11 +202,11 @@ def _probe_figures(rows: pd.DataFrame) -> list[Any]:
                     x=[f"{w} · {a} · {s}" for w, a, s in zip(g["dataset"], g["method"], g["site"])],
                     y=g["value"],
                     name=str(metric).removeprefix("auroc_"),
-                    marker={"color": _series_colour(i)},
-                    error_y=_ci_bars(g),
+                    marker={"color": plot.series_colour(i)},
+                    error_y=plot.ci_error_bars(g),
                 )
             )
-        _layout(fig, "Probe AUROC of world facts from the agent's activations", "", "AUROC")
+        plot.layout(fig, "Probe AUROC of world facts from the agent's activations", "", "AUROC")
         figs.append(fig)
     return figs
 
@@ -240,3 +214,16 @@ def _probe_figures(rows: pd.DataFrame) -> list[Any]:
 def sandbox_figures(rows: pd.DataFrame) -> list[Any]:
     """Every sandbox figure the rows allow (empty list when there are none)."""
     return [*_behaviour_bars(rows), *_training_curves(rows), *_probe_figures(rows)]
+
+
+register(
+    "sandbox",
+    order=100,
+    title="Embedded agency: the sandbox",
+    caption="Agents in gridworlds whose reward mechanism is part of the world: tamper rate and "
+    "the gap between observed and true return per world and agent (95% CIs over seeds), the "
+    "same over training, and probes on the agents' activations that predict tampering k steps "
+    "ahead.",
+    select=sandbox_rows,
+    render=sandbox_figures,
+)

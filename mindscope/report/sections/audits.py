@@ -1,5 +1,5 @@
 """The "Worst-case audits" section: figures built only from ``audit_*`` rows of the results
-table (as written by :mod:`mindscope.audit`).
+table (as written by :mod:`mindscope.audit`), or rows with ``split == "audit"``.
 
 * ``audit_auroc`` / ``audit_recall@<f>fpr`` at ``layer == -1`` (aggregated over layers): bars
   per task (``dataset``) and detector (``method``), with the AUROC's 95% interval;
@@ -12,8 +12,8 @@ table (as written by :mod:`mindscope.audit`).
 * ``audit_monitor_*``: a table of monitor thresholds, FPR and recall;
 * ``audit_flag_jaccard`` / ``audit_score_spearman``: a table of where detectors disagree.
 
-Any other ``audit*`` metric falls back to the generic
-:func:`mindscope.report.figures.audit_figures`.
+Any other ``audit*`` metric (or ``split == "audit"`` row) is drawn by layer if measured per
+layer, else as bars per method (:func:`generic_audit_figures`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,13 @@ from typing import Any
 
 import pandas as pd
 
-from mindscope.report import figures as figs
-from mindscope.report.conventions import parse_extra
+from mindscope.metrics_catalog import best
+from mindscope.report import plot
+from mindscope.report.registry import register
+from mindscope.report.rows import metric_names
+from mindscope.results import extra_values, extras
 
-__all__ = ["audit_section_figures", "OWN_METRICS"]
+__all__ = ["audit_rows", "audit_section_figures", "generic_audit_figures", "OWN_METRICS"]
 
 _OWN_PREFIXES = (
     "audit_auroc",
@@ -47,12 +50,19 @@ def _own(metric: pd.Series) -> pd.Series:
     return m.apply(lambda s: any(str(s).startswith(p) for p in _OWN_PREFIXES)).astype(bool)
 
 
+def audit_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the worst-case audit section: ``metric`` starting with ``audit`` or
+    ``split == "audit"``."""
+    split = df["split"].astype("string").str.lower()
+    return df[metric_names(df).str.startswith("audit") | (split == "audit").fillna(False)]
+
+
 def _extra_col(rows: pd.DataFrame, key: str, default: Any = None) -> list[Any]:
-    return [parse_extra(e).get(key, default) for e in rows["extra"]]
+    return extra_values(rows, key, default).tolist()
 
 
 def _detector_bars(rows: pd.DataFrame) -> list[Any]:
-    go = figs._go()
+    go = plot.go()
     out: list[Any] = []
     agg = rows[rows["layer"] == -1]
     for metric in sorted(
@@ -74,18 +84,18 @@ def _detector_bars(rows: pd.DataFrame) -> list[Any]:
                 x=grp["dataset"].tolist(),
                 y=grp["value"].tolist(),
                 name=str(method),
-                marker_color=figs.method_colour(str(method)),
+                marker_color=plot.method_colour(str(method)),
                 error_y=err,
             )
         label = metric.removeprefix("audit_")
-        figs._layout(fig, f"Anomaly detection: {label} (aggregated over layers)", "task", label)
+        plot.layout(fig, f"Anomaly detection: {label} (aggregated over layers)", "task", label)
         fig.update_layout(barmode="group", yaxis_range=[0, 1.05])
         out.append(fig)
     return out
 
 
 def _roc_curves(rows: pd.DataFrame) -> list[Any]:
-    go = figs._go()
+    go = plot.go()
     out: list[Any] = []
     roc = rows[rows["metric"] == "audit_roc_tpr"].copy()
     if roc.empty:
@@ -100,18 +110,18 @@ def _roc_curves(rows: pd.DataFrame) -> list[Any]:
                 y=g["value"].tolist(),
                 mode="lines",
                 name=str(method),
-                line={"color": figs.method_colour(str(method))},
+                line={"color": plot.method_colour(str(method))},
             )
         fig.add_scatter(
             x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "#999"}
         )
-        figs._layout(fig, f"ROC: {dataset}", "false-positive rate (clean)", "true-positive rate")
+        plot.layout(fig, f"ROC: {dataset}", "false-positive rate (clean)", "true-positive rate")
         out.append(fig)
     return out
 
 
 def _histograms(rows: pd.DataFrame) -> list[Any]:
-    go = figs._go()
+    go = plot.go()
     out: list[Any] = []
     hist = rows[rows["metric"] == "audit_hist"].copy()
     if hist.empty:
@@ -121,7 +131,10 @@ def _histograms(rows: pd.DataFrame) -> list[Any]:
     hist["hi"] = _extra_col(hist, "hi", float("nan"))
     for (dataset, method), grp in hist.groupby(["dataset", "method"], sort=True):
         fig = go.Figure()
-        for group, color in (("clean", figs.PALETTE[0]), ("anomalous", figs.PALETTE[3])):
+        for group, color in (
+            ("clean", plot.series_colour(0)),
+            ("anomalous", plot.series_colour(3)),
+        ):
             g = grp[grp["group"] == group].sort_values("lo")
             if g.empty:
                 continue
@@ -133,7 +146,7 @@ def _histograms(rows: pd.DataFrame) -> list[Any]:
                 marker_color=color,
                 opacity=0.6,
             )
-        figs._layout(fig, f"Scores: {dataset}, {method}", "aggregate score", "inputs")
+        plot.layout(fig, f"Scores: {dataset}, {method}", "aggregate score", "inputs")
         fig.update_layout(barmode="overlay")
         out.append(fig)
     return out
@@ -147,24 +160,10 @@ def _precision(rows: pd.DataFrame) -> list[Any]:
     for metric, grp in sub.groupby("metric", sort=True):
         label = str(metric).removeprefix("audit_")
         if grp["layer"].nunique() >= 2:
-            out += figs._by_layer(grp, f"Disagreement search: {label} by layer", label)
+            out += plot.by_layer(grp, f"Disagreement search: {label} by layer", label)
         else:
-            out += figs._bars(grp, f"Disagreement search: {label}", label)
+            out += plot.bars(grp, f"Disagreement search: {label}", label)
     return out
-
-
-def _table(header: list[str], cells: list[list[Any]], title: str) -> Any:
-    go = figs._go()
-    fig = go.Figure(
-        go.Table(
-            header={"values": header, "align": "left", "fill_color": "#e9edf2"},
-            cells={"values": cells, "align": "left"},
-        )
-    )
-    fig.update_layout(
-        title={"text": title, "x": 0.0}, height=min(620, 120 + 26 * len(cells[0] if cells else []))
-    )
-    return fig
 
 
 def _top_examples(rows: pd.DataFrame, per_group: int = 10) -> list[Any]:
@@ -178,25 +177,29 @@ def _top_examples(rows: pd.DataFrame, per_group: int = 10) -> list[Any]:
     chosen = []
     for (dataset, method), grp in sub.groupby(["dataset", "method"], sort=True):
         p = prec[(prec["dataset"] == dataset) & (prec["method"] == method)]
-        layer = int(p.loc[p["value"].idxmax(), "layer"]) if not p.empty else int(grp["layer"].min())
+        layer = int(best(p)["layer"]) if not p.empty else int(grp["layer"].min())
         chosen.append(((dataset, method, layer), grp[grp["layer"] == layer]))
     for (dataset, method, layer), grp in chosen[:4]:
         grp = grp.sort_values("rank").head(per_group)
-        extras = [parse_extra(e) for e in grp["extra"]]
-        meta = [e.get("meta", {}) if isinstance(e.get("meta"), dict) else {} for e in extras]
+        ex = extras(grp)
+        meta = [e.get("meta", {}) if isinstance(e.get("meta"), dict) else {} for e in ex]
         cells: list[list[Any]] = [
-            [int(e.get("rank", 0)) + 1 for e in extras],
-            [str(e.get("prompt", "")) for e in extras],
+            [int(e.get("rank", 0)) + 1 for e in ex],
+            [str(e.get("prompt", "")) for e in ex],
             [f"{v:.3f}" for v in grp["value"]],
-            [f"{float(e.get('credence', float('nan'))):.3f}" for e in extras],
-            [f"{float(e.get('model_prob', float('nan'))):.3f}" for e in extras],
+            [f"{float(e.get('credence', float('nan'))):.3f}" for e in ex],
+            [f"{float(e.get('model_prob', float('nan'))):.3f}" for e in ex],
             [
                 ", ".join(f"{k}={m[k]}" for k in ("persona", "truth", "bob_label") if k in m)
                 for m in meta
             ],
         ]
         header = ["rank", "prompt", "score", "reporter credence", "model P(side 1)", "labels"]
-        out.append(_table(header, cells, f"Top disagreements: {dataset}, {method}, layer {layer}"))
+        out.append(
+            plot.table_figure(
+                header, cells, f"Top disagreements: {dataset}, {method}, layer {layer}"
+            )
+        )
     return out
 
 
@@ -210,7 +213,11 @@ def _monitor(rows: pd.DataFrame) -> list[Any]:
     cells: list[list[Any]] = [
         [f"{v:.4g}" if isinstance(v, float) else str(v) for v in wide[c]] for c in wide.columns
     ]
-    return [_table(header, cells, "Monitors on held-out data (threshold set on trusted data)")]
+    return [
+        plot.table_figure(
+            header, cells, "Monitors on held-out data (threshold set on trusted data)"
+        )
+    ]
 
 
 def _agreement(rows: pd.DataFrame) -> list[Any]:
@@ -222,7 +229,11 @@ def _agreement(rows: pd.DataFrame) -> list[Any]:
     header = ["task", "detectors", *[str(c).removeprefix("audit_") for c in wide.columns[2:]]]
     cells: list[list[Any]] = [list(wide["dataset"]), list(wide["method"])]
     cells += [[f"{v:.3f}" for v in wide[c]] for c in wide.columns[2:]]
-    return [_table(header, cells, "Where detectors disagree (flag overlap at the FPR, rank corr.)")]
+    return [
+        plot.table_figure(
+            header, cells, "Where detectors disagree (flag overlap at the FPR, rank corr.)"
+        )
+    ]
 
 
 def audit_section_figures(rows: pd.DataFrame) -> list[Any]:
@@ -241,5 +252,28 @@ def audit_section_figures(rows: pd.DataFrame) -> list[Any]:
         out += _monitor(own)
         out += _agreement(own)
     if not rest.empty:
-        out += figs.audit_figures(rest)
+        out += generic_audit_figures(rest)
     return out
+
+
+def generic_audit_figures(rows: pd.DataFrame) -> list[Any]:
+    """One figure per audit metric: by layer if measured per layer, else bars per method."""
+    if rows.empty:
+        return []
+    figs = []
+    for metric, grp in rows.groupby("metric", sort=True):
+        if grp["layer"].nunique() >= 2 and (grp["layer"] >= 0).all():
+            figs += plot.by_layer(grp, f"Audit: {metric} by layer", str(metric))
+        else:
+            figs += plot.bars(grp, f"Audit: {metric}", str(metric))
+    return figs
+
+
+register(
+    "audits",
+    order=80,
+    title="Worst-case audits",
+    caption="Anomaly detection, disagreement search and rare-event estimates.",
+    select=audit_rows,
+    render=audit_section_figures,
+)

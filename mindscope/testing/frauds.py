@@ -20,7 +20,6 @@ consistency checks can catch it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import json
 import shutil
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save
 
+from mindscope import io
 from mindscope.organisms import config_from_dict, make_task, store
 from mindscope.organisms.trainer import deterministic, make_optimizer, run_segment
 from mindscope.organisms.transcript import (
@@ -57,7 +57,7 @@ def _copy(src: Path, dst: Path) -> tuple[dict[str, Any], Any]:
 
 def _write_weights(root: Path, step: int, data: bytes, doc: dict[str, Any]) -> None:
     """Replace the weights after ``step`` updates everywhere they appear; fix the hashes."""
-    digest = hashlib.sha256(data).hexdigest()
+    digest = io.hash_bytes(data)
     own = root / TRANSCRIPT_DIR / "ckpt" / f"step{step}.model.safetensors"
     own.write_bytes(data)
     revision = root / f"step{step}" / "model.safetensors"
@@ -71,7 +71,7 @@ def _write_weights(root: Path, step: int, data: bytes, doc: dict[str, Any]) -> N
 
 
 def _write_adam(root: Path, step: int, data: bytes, doc: dict[str, Any]) -> None:
-    digest = hashlib.sha256(data).hexdigest()
+    digest = io.hash_bytes(data)
     adam_path(root, step).write_bytes(data)
     for seg in doc["segments"]:
         for key, at in (("start_ckpt", seg["start"]), ("end_ckpt", seg["end"])):
@@ -207,6 +207,6 @@ def edit_chain(src: Path, dst: Path, segment: int) -> Path:
     """One logged batch hash of ``segment`` replaced; the chain not recomputed."""
     doc, _ = _copy(src, dst)
     seg = doc["segments"][segment]
-    seg["batches"][0] = hashlib.sha256(b"other data").hexdigest()[:32]
+    seg["batches"][0] = io.hash_bytes(b"other data")[:32]
     (dst / TRANSCRIPT_DIR / TRANSCRIPT_FILE).write_text(json.dumps(doc, indent=0) + "\n")
     return dst

@@ -1,4 +1,4 @@
-"""Across-time figures of a checkpoint sweep, built from results rows only.
+"""Across time, layer by layer: the figures of a checkpoint sweep, from results rows only.
 
 * :func:`metric_vs_step_figures` - a metric against the training step, one line per layer, steps
   on a log axis (``step + 1``, so ``step0`` shows); duplicate checkpoints (rows whose ``extra``
@@ -9,41 +9,27 @@
 * :func:`sweep_figures` - both, for the rows a sweep writes (lens KL of the tuned and logit
   lenses; reporter AUROC on each evaluation split, Bob's labels included).
 
-Plotly is imported lazily (the ``report`` extra); nothing here imports a model or instrument.
+Rows: :func:`mindscope.report.rows.time_rows` (metrics measured at two or more steps).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 import pandas as pd
 
+from mindscope.report import plot
+from mindscope.report.registry import register
+from mindscope.report.rows import time_rows
+from mindscope.results import extra_values
+
 __all__ = ["metric_vs_step_figures", "heatmap_figures", "sweep_figures", "duplicate_of"]
-
-_COLORS = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf",
-)  # fmt: skip
-
-
-def _go() -> Any:
-    from mindscope.report.figures import _go as go
-
-    return go()
 
 
 def duplicate_of(rows: pd.DataFrame) -> pd.Series:
     """Per row: the revision it duplicates (``extra.duplicate_of``), or ``""``."""
-    out = []
-    for v in rows["extra"] if "extra" in rows else [""] * len(rows):
-        try:
-            d = json.loads(v) if isinstance(v, str) and v.strip() else {}
-        except json.JSONDecodeError:
-            d = {}
-        out.append(str(d.get("duplicate_of", "")) if isinstance(d, dict) else "")
-    return pd.Series(out, index=rows.index, dtype="string")
+    return extra_values(rows, "duplicate_of", "").astype(str).astype("string")
 
 
 def _select(rows: pd.DataFrame, metric: str, method: str, split: str | None) -> pd.DataFrame:
@@ -65,7 +51,7 @@ def metric_vs_step_figures(
     steps = sub[sub["step"] >= 0]
     if steps["step"].nunique() < 2:
         return []
-    go = _go()
+    go = plot.go()
     fig = go.Figure()
     dup = duplicate_of(steps)
     for i, (layer, g) in enumerate(steps.groupby("layer", sort=True)):
@@ -74,7 +60,7 @@ def metric_vs_step_figures(
             .groupby("step", sort=True)
             .agg(value=("value", "mean"), dup=("dup", "first"))
         )
-        color = _COLORS[i % len(_COLORS)]
+        color = plot.series_colour(i)
         x = [s + 1 for s in g.index]
         fig.add_trace(
             go.Scatter(
@@ -101,14 +87,8 @@ def metric_vs_step_figures(
         )  # fmt: skip
     n_dup = int((dup != "").sum())
     note = f" ({n_dup} duplicate-checkpoint points: x)" if n_dup else ""
-    fig.update_layout(
-        title={"text": f"{_title(metric, method, split)} across training{note}", "x": 0.0},
-        xaxis_title="training step + 1 (log scale)",
-        yaxis_title=metric,
-        template="plotly_white",
-        height=380,
-        margin={"l": 60, "r": 20, "t": 50, "b": 50},
-    )
+    title = f"{_title(metric, method, split)} across training{note}"
+    plot.layout(fig, title, "training step + 1 (log scale)", metric)
     fig.update_xaxes(type="log")
     return [fig]
 
@@ -121,7 +101,7 @@ def heatmap_figures(
     sub = sub[sub["step"] >= 0]
     if sub["step"].nunique() < 2:
         return []
-    go = _go()
+    go = plot.go()
     dup = duplicate_of(sub)
     grid = sub.pivot_table(index="layer", columns="step", values="value", aggfunc="mean")
     dups = {int(s) for s, d in zip(sub["step"], dup) if d}
@@ -138,15 +118,9 @@ def heatmap_figures(
         )
     )
     note = " (* = identical weights to an earlier step)" if dups else ""
-    fig.update_layout(
-        title={"text": f"{_title(metric, method, split)}: layer x step{note}", "x": 0.0},
-        xaxis_title="training step",
-        yaxis_title="layer",
-        xaxis={"type": "category"},
-        template="plotly_white",
-        height=380,
-        margin={"l": 60, "r": 20, "t": 50, "b": 50},
-    )
+    title = f"{_title(metric, method, split)}: layer x step{note}"
+    plot.layout(fig, title, "training step", "layer")
+    fig.update_xaxes(type="category")
     return [fig]
 
 
@@ -173,3 +147,15 @@ def sweep_figures(rows: pd.DataFrame) -> list[Any]:
                     figs += heatmap_figures(rows, metric, method, split)
                     figs += metric_vs_step_figures(rows, metric, method, split)
     return figs
+
+
+register(
+    "time-layers",
+    order=70,
+    title="Across time, layer by layer",
+    caption="Each layer's metric against the training step (log scale) and layer x step "
+    "heatmaps of lens KL and reporter AUROC on the hard splits; checkpoints with the same "
+    "weights as an earlier one are marked (x, *), a random-init control is the dashed line.",
+    select=time_rows,
+    render=sweep_figures,
+)

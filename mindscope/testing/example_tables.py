@@ -1,5 +1,8 @@
 """A realistic synthetic results table, for tests, docs and trying the report without a model.
 
+    from mindscope.testing import example_table
+    write_report(example_table(), "example.html")
+
 The numbers have the shapes the real analyses produce (tuned-lens KL below logit-lens KL and
 falling with depth, reporter AUROC rising through the middle layers, a quirky transfer matrix
 where Alice-trained reporters transfer to Bob's hard questions, ...), drawn with a fixed seed.

@@ -11,38 +11,31 @@ Rows (written by :mod:`mindscope.audit.rare` and ``mindscope audit triggers``):
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mindscope.report.figures import PALETTE, _go, _layout
+from mindscope.report import plot
+from mindscope.report.registry import register
+from mindscope.report.rows import metric_names
+from mindscope.results import extra_values
 
 __all__ = ["rare_rows", "rare_figures"]
 
 
 def rare_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Rows of the rare-event / trigger-search section."""
-    metric = df["metric"].astype("string")
-    sel = metric.str.startswith("rare_").fillna(False) | metric.str.startswith("trigger_").fillna(
-        False
-    )
-    return df[sel]
+    metric = metric_names(df)
+    return df[metric.str.startswith("rare_") | metric.str.startswith("trigger_")]
 
 
 def _extra(rows: pd.DataFrame, key: str) -> pd.Series:
-    def get(s: Any) -> Any:
-        try:
-            return json.loads(s).get(key) if isinstance(s, str) and s else None
-        except ValueError:
-            return None
-
-    return rows["extra"].map(get)
+    return extra_values(rows, key)
 
 
 def _estimate_vs_truth(rows: pd.DataFrame) -> list[Any]:
-    go = _go()
+    go = plot.go()
     est = rows[rows["metric"] == "rare_probability"].copy()
     est["truth"] = pd.to_numeric(_extra(est, "truth"), errors="coerce")
     est["budget"] = _extra(est, "budget")
@@ -76,7 +69,7 @@ def _estimate_vs_truth(rows: pd.DataFrame) -> list[Any]:
                     y=y,
                     mode="markers",
                     name=method,
-                    marker={"color": PALETTE[i % len(PALETTE)], "size": 6, "opacity": 0.7},
+                    marker={"color": plot.method_colour(method), "size": 6, "opacity": 0.7},
                     error_y={
                         "type": "data",
                         "symmetric": False,
@@ -88,7 +81,7 @@ def _estimate_vs_truth(rows: pd.DataFrame) -> list[Any]:
                     },
                 )
             )
-        _layout(
+        plot.layout(
             fig,
             f"Rare-event estimates vs exact probability (budget {budget} model calls; "
             "zero estimates drawn at 1e-12)",
@@ -102,7 +95,7 @@ def _estimate_vs_truth(rows: pd.DataFrame) -> list[Any]:
 
 
 def _bars(rows: pd.DataFrame, metrics: tuple[str, ...], x_of: str, title: str) -> list[Any]:
-    go = _go()
+    go = plot.go()
     sel = rows[rows["metric"].isin(metrics)].copy()
     if sel.empty:
         return []
@@ -111,23 +104,27 @@ def _bars(rows: pd.DataFrame, metrics: tuple[str, ...], x_of: str, title: str) -
     else:
         sel["x"] = sel["split"].astype(str)
     fig = go.Figure()
-    for i, ((metric, method), g) in enumerate(sel.groupby(["metric", "method"], sort=True)):
+    shapes = {m: s for m, s in zip(sorted(sel["metric"].unique()), ("", "/", ".", "x"))}
+    for (metric, method), g in sel.groupby(["metric", "method"], sort=True):
         fig.add_trace(
             go.Bar(
                 x=g["x"],
                 y=g["value"],
                 name=f"{metric} · {method}",
-                marker_color=PALETTE[i % len(PALETTE)],
+                marker={
+                    "color": plot.method_colour(str(method)),
+                    "pattern": {"shape": shapes.get(metric, "")},
+                },
             )
         )
-    _layout(
+    plot.layout(
         fig, title, "exact probability" if x_of == "truth" else "seed", "fraction", barmode="group"
     )
     return [fig]
 
 
 def _loss_curves(rows: pd.DataFrame) -> list[Any]:
-    go = _go()
+    go = plot.go()
     cur = rows[rows["metric"] == "trigger_loss_curve"]
     if cur.empty:
         return []
@@ -140,10 +137,12 @@ def _loss_curves(rows: pd.DataFrame) -> list[Any]:
                 y=g["value"],
                 mode="lines",
                 name=str(split),
-                line={"color": PALETTE[i % len(PALETTE)]},
+                line={"color": plot.series_colour(i)},
             )
         )
-    _layout(fig, "Trigger search: loss over steps", "search step", "target cross-entropy (nats)")
+    plot.layout(
+        fig, "Trigger search: loss over steps", "search step", "target cross-entropy (nats)"
+    )
     return [fig]
 
 
@@ -167,3 +166,14 @@ def rare_figures(rows: pd.DataFrame) -> list[Any]:
             "Trigger search: REASR on held-out contexts and token recall",
         )
     )
+
+
+register(
+    "rare",
+    order=90,
+    title="Rare events and triggers",
+    caption="Rare-event estimates (naive, ITGIS, MHIS, CE) against the exact probability with "
+    "their intervals, and GCG trigger search: loss over steps, held-out success and recall.",
+    select=rare_rows,
+    render=rare_figures,
+)
