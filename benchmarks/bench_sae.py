@@ -199,8 +199,15 @@ def main() -> None:
     print(json.dumps(figures, indent=1))
     if version:
         notes.append(f"SAELens {version}")
-    units = {"_s": "CPU s", "_mcc": "MCC", "mcc_gap": "MCC", "time_ratio": "x",
-             "rss_mb_1x": "MB", "rss_mb_10x": "MB", "rss_ratio_10x": "x"}
+    units = {
+        "_s": "CPU s",
+        "_mcc": "MCC",
+        "mcc_gap": "MCC",
+        "time_ratio": "x",
+        "rss_mb_1x": "MB",
+        "rss_mb_10x": "MB",
+        "rss_ratio_10x": "x",
+    }
     rec = {k: (v, next(u for s, u in units.items() if k.endswith(s))) for k, v in figures.items()}
     record("bench_sae", rec, reps=args.reps, idle=False, notes="; ".join(notes))
 

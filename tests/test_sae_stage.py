@@ -204,3 +204,16 @@ def test_cli_planted_bench(tmp_path, capsys):
     )
     assert code == 0, capsys.readouterr().err
     assert "mcc" in capsys.readouterr().out
+
+
+def test_report_section_draws_sae_rows(tiny):
+    from mindscope.analyses import run_stage
+    from mindscope.report.registry import build_sections
+
+    h, text, _ = tiny
+    out = run_stage("sae", h, _cfg(text, archs=["topk"], steps=5), seed=0)
+    sections = build_sections(out.rows)
+    sae = [s for s in sections if s.id == "sae"]
+    assert sae and sae[0].table is not None
+    assert set(sae[0].table["method"]) == {"sae:topk"}
+    assert len(sae[0].figures) == 4  # two sites x (loss recovered, dead fraction)
