@@ -3,6 +3,7 @@ recovered by splicing, save/load with the model's hash, resumption, one-line err
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -44,8 +45,11 @@ def test_stage_trains_scores_and_saves_with_the_hash(tiny, tmp_path):
     from mindscope.sae import load_sae
 
     h, text, _ = tiny
-    out = run_stage("sae", h, _cfg(text), seed=0)
+    out = run_stage("sae", h, _cfg(text, feature_cards=2), seed=0)
     df = out.rows
+    out.artefacts["sae-resid_post.0-topk-features.json"](tmp_path / "cards.json")
+    cards = json.loads((tmp_path / "cards.json").read_text())
+    assert len(cards) == 2 and cards[0]["site"] == "resid_post.0" and cards[0]["contexts"]
     assert set(df.method) == {"sae:topk", "sae:jumprelu"}
     assert set(df.layer) == {0, 1}
     l0 = df[(df.metric == "l0") & (df.method == "sae:topk")].value
@@ -217,3 +221,23 @@ def test_report_section_draws_sae_rows(tiny):
     assert sae and sae[0].table is not None
     assert set(sae[0].table["method"]) == {"sae:topk"}
     assert len(sae[0].figures) == 4  # two sites x (loss recovered, dead fraction)
+
+
+def test_feature_card_finds_the_top_contexts(tiny):
+    from mindscope.sae import TopKSAE, feature_card, site_activations, token_windows
+
+    h, text, _ = tiny
+    w = token_windows(h, text.read_text().split("\n\n"), 16)[:12]
+    x = site_activations(h, w, ["resid_post.1"])["resid_post.1"]
+    model = TopKSAE(32, 3, n_steps=20, batch_size=64).fit(x)
+    z = model.transform(x)
+    latent = int((z > 0).sum(0).argmax())
+    card = feature_card(h, model, "resid_post.1", w, latent, top=3)
+    acts = [c["activation"] for c in card["contexts"]]
+    assert acts == sorted(acts, reverse=True)
+    assert acts[0] == pytest.approx(float(z[:, latent].max()), rel=1e-5)
+    best = card["contexts"][0]
+    assert best["window"] * 16 + best["position"] == int(z[:, latent].argmax())
+    assert len(card["logit_effect"]["promoted"]) == 3
+    assert sum(card["histogram"]["counts"]) == int((z[:, latent] > 0).sum())
+    json.dumps(card)  # JSON-ready

@@ -23,7 +23,14 @@ from typing import Any
 
 from pydantic import Field
 
-from mindscope.analyses.base import Artefact, CheckContext, StageConfig, StageOutput, register
+from mindscope.analyses.base import (
+    Artefact,
+    CheckContext,
+    StageConfig,
+    StageOutput,
+    json_artefact,
+    register,
+)
 from mindscope.analyses.checks import check_file
 from mindscope.errors import MindscopeError
 from mindscope.results import Row
@@ -74,6 +81,12 @@ class SaeConfig(StageConfig):
     eval_windows: int = Field(default=64, description="Held-out windows scored.")
     loss_recovered: bool = Field(
         default=True, description="Splice each SAE in and measure the CE/KL loss it recovers."
+    )
+    feature_cards: int = Field(
+        default=0,
+        description="Write a feature card (top contexts, logit effect, activation histogram) "
+        "for this many of each SAE's most often firing latents (artefact "
+        "``sae-<site>-<arch>-features.json``).",
     )
     checkpoint: str | None = Field(
         default=None,
@@ -331,6 +344,13 @@ def sae_stage(
                     _extra=extra,
                 )
             )
+        if cfg.feature_cards > 0:
+            from mindscope.sae import feature_card
+
+            freq = (z > 0).sum(0)  # [n_latents]
+            picked = freq.argsort(descending=True)[: cfg.feature_cards].tolist()
+            cards = [feature_card(h, model, site, eval_windows, j) for j in picked if freq[j] > 0]
+            artefacts[f"sae-{site}-{arch}-features.json"] = json_artefact(cards)
         meta = {"model": h.name, "weights_hash": h.weights_hash, "site": site}
         artefacts[f"sae-{site}-{arch}"] = functools.partial(model.save, meta=meta)
     data = {

@@ -54,7 +54,7 @@ def _train(args: argparse.Namespace) -> int:
     df = stamp(res.rows, h)
     out.mkdir(parents=True)
     for name, write in res.artefacts.items():
-        write(out / "saes" / name.removeprefix("sae-"))
+        write(out / ("features" if name.endswith(".json") else "saes") / name.removeprefix("sae-"))
     write_table(df, out / "results.parquet")
     (out / "run.json").write_text(
         json.dumps(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from mindscope.sae.base import REGISTRY, Active, SparseAutoencoder, load_sae
 from mindscope.sae.evaluate import compare_planted, evaluate_planted, make_sae, planted_source
+from mindscope.sae.features import feature_card
 from mindscope.sae.jumprelu import L1SAE, JumpReLUSAE
 from mindscope.sae.matryoshka import MatryoshkaSAE
 from mindscope.sae.metrics import (
@@ -54,6 +55,7 @@ __all__ = [
     "make_sae",
     "load_sae",
     "evaluate_planted",
+    "feature_card",
     "compare_planted",
     "Matching",
     "match_features",
