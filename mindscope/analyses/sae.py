@@ -330,6 +330,13 @@ def sae_stage(
         metrics = reconstruction_metrics(x, model.reconstruct(x), z)
         if cfg.loss_recovered:
             metrics.update(loss_recovered(h, site, model, eval_windows, means[site]))
+        if abs(metrics["l0"] - cfg.k) > 0.5 * cfg.k:
+            msg = (
+                f"{arch} at {site}: held-out L0 {metrics['l0']:.1f} is far from the target "
+                f"k={cfg.k} (train longer, or compare architectures at the L0 reached)"
+            )
+            log.warning("%s", msg)
+            info.setdefault("warnings", []).append(msg)
         extra = {"site": site, "arch": arch, "k": cfg.k, "n_latents": n_latents}
         for metric, value in metrics.items():
             rows.append(

@@ -51,6 +51,8 @@ def _train(args: argparse.Namespace) -> int:
     cfg = _config(args)
     h = ms.load_model(args.model, revision=args.revision, device=args.device)
     res = run_stage("sae", h, cfg, seed=args.seed, progress=not args.quiet)
+    for msg in res.info.get("warnings", []):
+        print(f"mindscope: warning: {msg}", file=sys.stderr)
     df = stamp(res.rows, h)
     out.mkdir(parents=True)
     for name, write in res.artefacts.items():
