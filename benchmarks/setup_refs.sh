@@ -10,7 +10,8 @@
 #   benchmarks/.venvs/sgw        safety-gridworlds-gymnasium 2.0.4 + pycolab 1.2 + DeepMind's
 #                                ai_safety_gridworlds (source checkout in AISG_SRC; not on PyPI)
 #                                check_sandbox_reference.py, bench_sandbox.py   (no torch)
-# Usage: bash benchmarks/setup_refs.sh [tlens nnsight tuned-lens elk nanogcg interventions sandbox] (default:
+#   benchmarks/.venvs/saelens    SAELens 6.54                            bench_sae.py
+# Usage: bash benchmarks/setup_refs.sh [tlens nnsight tuned-lens elk nanogcg interventions saelens sandbox] (default:
 # the first five; sandbox needs AISG_SRC=/path/to/a/checkout/of/deepmind/ai-safety-gridworlds)
 # torch is pinned to the CPU build first (2.13.0 resolves to the local CPU wheel here; any other
 # torch spec pulls a multi-GB CUDA build). Override versions with TLENS_SPEC / NNSIGHT_SPEC.
@@ -27,6 +28,7 @@ nanogcg_spec="${NANOGCG_SPEC:-nanogcg==0.3.0}"
 erasure_spec="${ERASURE_SPEC:-concept-erasure==0.2.4}"
 steering_spec="${STEERING_SPEC:-steering-vectors==0.12.2}"
 repeng_spec="${REPENG_SPEC:-repeng}"
+saelens_spec="${SAELENS_SPEC:-sae-lens==6.54.0}"
 mkdir -p "$venvs"
 
 make_venv() {  # name, package spec
@@ -74,6 +76,7 @@ for name in "${@:-tlens nnsight tuned-lens elk nanogcg}"; do
 ', '.join(p + ' ' + m.version(p) for p in ('concept-erasure', 'steering-vectors', 'repeng', \
 'transformers', 'torch')))"
                 ;;
+            saelens) make_venv saelens "$saelens_spec" ;;
             sandbox)
                 # pycolab 1.2 (2018) needs numpy < 1.24 (np.fromstring on generators)
                 dir="$venvs/sgw"

@@ -29,6 +29,7 @@ __all__ = [
     "bayes",
     "report",
     "results",
+    "sae",
     "sweep",
     "sweeps",
     "verify",
@@ -65,6 +66,7 @@ _SUBPACKAGES = {
     "steering",
     "erasure",
     "patching",
+    "sae",
 }
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -26,6 +26,7 @@ from mindscope.analyses import (  # noqa: F401
     erase,
     lens,
     patch,
+    sae,
     sandbox,
     steer,
     w2s,
@@ -47,9 +48,10 @@ from mindscope.analyses.elicit import ElicitConfig
 from mindscope.analyses.erase import EraseConfig
 from mindscope.analyses.lens import LensConfig
 from mindscope.analyses.patch import PatchConfig
+from mindscope.analyses.sae import SaeConfig
 from mindscope.analyses.sandbox import SandboxConfig
-from mindscope.analyses.w2s import W2SConfig
 from mindscope.analyses.steer import SteerConfig
+from mindscope.analyses.w2s import W2SConfig
 
 __all__ = [
     "Artefact",
@@ -62,6 +64,7 @@ __all__ = [
     "PatchConfig",
     "SteerConfig",
     "LensConfig",
+    "SaeConfig",
     "SandboxConfig",
     "W2SConfig",
     "get_stage",

@@ -35,6 +35,7 @@ _COMMANDS = (
     "sandbox_cmd",
     "verify_cmd",
     "bayes_cmd",
+    "sae_cmd",
 )
 # Sub-commands of a group: (module, its register function), in the order `--help` lists them.
 _GROUPS = {

@@ -239,6 +239,17 @@ class HookedModule:
         with hooked(self._registrations(reads)):
             yield
 
+    @contextmanager
+    def patch(self, fns: Mapping[str, Callable[[torch.Tensor], torch.Tensor]]) -> Iterator[None]:
+        """:meth:`edit` whose replacements are cast to the site's dtype and device (e.g. a sparse
+        autoencoder's reconstruction spliced in at ``[batch, pos, d_model]``, or an ablation)."""
+
+        def cast(fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+            return lambda t: fn(t).to(dtype=t.dtype, device=t.device)
+
+        with self.edit({s: cast(fn) for s, fn in fns.items()}):
+            yield
+
     # ----------------------------------------------------------------- running
     def run(
         self,
