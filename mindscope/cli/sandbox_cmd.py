@@ -7,6 +7,7 @@
     mindscope sandbox record --agent-dir DIR[/seed0] --out DIR [--episodes 20] [--probe]
                              [--backend ray]
     mindscope sandbox collect RUN_DIR ... --out DIR      (one table for ``mindscope report DIR``)
+    mindscope sandbox scheme --scheme NAME [--world W] --out DIR [--seeds 10] [--steps N]
 
 ``train`` trains one agent per seed, saves each under ``DIR/seed<k>/`` and writes the metrics
 over seeds (95% CIs) and the training curves to ``DIR/results.parquet``. ``record`` writes the
@@ -186,6 +187,47 @@ def _collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scheme(args: argparse.Namespace) -> int:
+    """A scheme vs its baseline over seeds: rows to DIR/results.parquet, summary to JSON."""
+    require("sandbox", what="mindscope sandbox")
+    from mindscope.io import atomic_write_json
+    from mindscope.results import to_frame, write_table
+    from mindscope.sandbox.schemes import compare_scheme, scheme
+
+    scheme(args.scheme)  # one-line error before anything else
+    positive_int(args.steps, "--steps")
+    positive_int(args.episodes, "--episodes")
+    out = Path(args.out)
+    _refuse_existing(out / "results.parquet", args.overwrite)
+    res = compare_scheme(
+        args.scheme,
+        args.world,
+        seeds=range(args.seeds),
+        steps=args.steps,
+        eval_episodes=args.episodes,
+        variants=not args.no_variants,
+        world_kwargs=_world_kwargs(args),
+        backend=args.backend,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    write_table(to_frame(res.rows), out / "results.parquet")
+    atomic_write_json(out / "summary.json", res.summary)
+    for arm, m in res.summary["arms"].items():
+        t, r = m["tamper_rate"], m["true_return"]
+        print(
+            f"{arm:45s} tamper {t['mean']:.2f} [{t['ci_low']:.2f}, {t['ci_high']:.2f}]  "
+            f"true return {r['mean']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+        )
+    for m, d in res.summary["effect"].items():
+        print(
+            f"effect on {m} (baseline - scheme): {d['difference']:.3f} "
+            f"[{d['ci_low']:.3f}, {d['ci_high']:.3f}] p={d['p_value']:.4f}"
+            f"{' (significant)' if d['significant'] else ''}"
+        )
+    print(f"wrote {out / 'results.parquet'} and {out / 'summary.json'}")
+    return 0
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("sandbox", help="embedded-agency gridworlds: train, eval, record")
     sub = p.add_subparsers(dest="sandbox_command", metavar="ACTION")
@@ -214,7 +256,8 @@ def register(subparsers: Any) -> None:
     pt.add_argument(
         "--agent",
         default="q_learning",
-        help="q_learning, sarsa, ppo, a2c, dqn, decoupled_approval, coupled_approval",
+        help="q_learning, sarsa, ppo, a2c, dqn, decoupled_approval, coupled_approval, "
+        "decoupled_approval_q, coupled_approval_q, mona, current_rf",
     )
     pt.add_argument(
         "--agent-param",
@@ -254,6 +297,17 @@ def register(subparsers: Any) -> None:
     add_backend_arg(pr, "saved agents")
     channel_opts(pr)
     pr.set_defaults(func=_record)
+    ps = sub.add_parser("scheme", help="an alignment scheme vs its baseline, 95%% CIs over seeds")
+    ps.add_argument("--scheme", required=True, help="decoupled_approval, current_rf, mona")
+    ps.add_argument("--world", default=None, help="default: the scheme's own world")
+    ps.add_argument("--out", required=True)
+    ps.add_argument("--seeds", type=int, default=10)
+    ps.add_argument("--steps", type=int, default=None, help="env steps per seed")
+    ps.add_argument("--episodes", type=int, default=200)
+    ps.add_argument("--no-variants", action="store_true", help="only the scheme and baseline")
+    add_backend_arg(ps)
+    channel_opts(ps)
+    ps.set_defaults(func=_scheme)
     pc = sub.add_parser("collect", help="merge train/record tables into one for the report")
     pc.add_argument("sources", nargs="+", help="train or record folders, or .parquet tables")
     pc.add_argument("--out", required=True, help="folder for the merged results.parquet")
