@@ -234,6 +234,7 @@ class OpenWorld:
         self.switch_cell = c + [2, 2]
         self.super_home = c + [-2, 2]
         self._rows = np.arange(n)
+        self._base = self._rows * S * S  # flat offset of each env's map
         self.mat = np.zeros((n, S, S), dtype=np.uint8)
         self.occ = np.zeros((n, S, S), dtype=np.uint8)
         self.pos = np.zeros((n, 2), dtype=np.int64)
@@ -387,27 +388,27 @@ class OpenWorld:
         """``[n, k]``: slot positions ``[n, k, 2]`` equal ``p [n, 2]``."""
         return (slots[..., 0] == p[:, None, 0]) & (slots[..., 1] == p[:, None, 1])
 
+    def _flat(self, p: np.ndarray) -> np.ndarray:
+        """``[n]`` flat index of cell ``p [n, 2]`` (clipped into the map) in ``mat``/``occ``."""
+        q = np.clip(p, 0, self.S - 1)
+        return self._base + q[:, 0] * self.S + q[:, 1]
+
     def _mat_at(self, p: np.ndarray) -> np.ndarray:
         """``[n]`` material at ``p [n, 2]`` (0 outside the map)."""
-        ok = self._inside(p)
-        q = np.clip(p, 0, self.S - 1)
-        return np.where(ok, self.mat[self._rows, q[:, 0], q[:, 1]], 0)
+        return np.where(self._inside(p), self.mat.reshape(-1).take(self._flat(p)), 0)
 
     def _occ_at(self, p: np.ndarray) -> np.ndarray:
-        ok = self._inside(p)
-        q = np.clip(p, 0, self.S - 1)
-        return np.where(ok, self.occ[self._rows, q[:, 0], q[:, 1]], 0)
+        return np.where(self._inside(p), self.occ.reshape(-1).take(self._flat(p)), 0)
 
     def _move_slot(self, kind, pos, alive, step, mask):
         """Move creatures ``pos [n, 2]`` by ``step [n, 2]`` where ``mask`` and free; new pos."""
         tgt = pos + step
         free = mask & alive & self._inside(tgt) & ((step[:, 0] != 0) | (step[:, 1] != 0))
-        q = np.clip(tgt, 0, self.S - 1)
-        free &= WALK[self.mat[self._rows, q[:, 0], q[:, 1]]]
-        free &= self.occ[self._rows, q[:, 0], q[:, 1]] == 0
-        r = self._rows[free]
-        self.occ[r, pos[free, 0], pos[free, 1]] = 0
-        self.occ[r, tgt[free, 0], tgt[free, 1]] = kind
+        ft = self._flat(tgt)
+        occ = self.occ.reshape(-1)
+        free &= WALK[self.mat.reshape(-1).take(ft)] & (occ.take(ft) == 0)
+        occ[self._flat(pos)[free]] = 0
+        occ[ft[free]] = kind
         return np.where(free[:, None], tgt, pos)
 
     def _toward(self, src, dst, long_axis):
@@ -689,43 +690,50 @@ class OpenWorld:
         inv[:, I["health"]] -= down
 
     def _balance(self, light: np.ndarray) -> None:
-        """Every 10 steps: keep about ``3.5 - 3 * daylight`` zombies per 12x12 chunk's worth of
-        grass near the player's side of the map and cows toward ``1.5 + daylight`` per chunk,
-        spawning one or despawning one per env (a map-wide version of Crafter's chunk rule)."""
+        """Every 10 steps: keep about ``3.5 - 3 * daylight`` zombies per 12x12 chunk (scaled to
+        the slots) and at least half the cow slots filled, spawning or despawning one per env
+        (a map-wide version of Crafter's chunk rule)."""
         due = self.t % 10 == 0
         chunks = (self.S / 12) ** 2
         z_target = np.clip((3.5 - 3 * light) * chunks / 8, 0, self.Z)
         z_live = self.zalive.sum(1)
         u = self.rng.random((self.n, 2))
-        spawn = due & (z_live < np.floor(z_target)) & (u[:, 0] < 0.3)
-        idx = np.flatnonzero(spawn & (~self.zalive).any(1))
-        for i in idx:  # few per step
-            self._spawn_one(i, ZOMBIE, min_dist=6)
-        despawn = due & (z_live > np.ceil(z_target)) & (u[:, 1] < 0.4)
-        for i in np.flatnonzero(despawn):
-            k = int(np.flatnonzero(self.zalive[i])[0])
-            self.occ[i, self.zpos[i, k, 0], self.zpos[i, k, 1]] = 0
-            self.zalive[i, k] = False
-        c_live = self.calive.sum(1)
-        c_spawn = due & (c_live < self.C // 2) & (u[:, 0] < 0.1) & (~self.calive).any(1)
-        for i in np.flatnonzero(c_spawn):
-            self._spawn_one(i, COW, min_dist=5)
+        if self.Z:
+            spawn = due & (z_live < np.floor(z_target)) & (u[:, 0] < 0.3) & (~self.zalive).any(1)
+            self._spawn_some(np.flatnonzero(spawn), ZOMBIE, min_dist=6)
+            despawn = due & (z_live > np.ceil(z_target)) & (u[:, 1] < 0.4)
+            r = np.flatnonzero(despawn)
+            k = self.zalive[r].argmax(1)
+            self.occ[r, self.zpos[r, k, 0], self.zpos[r, k, 1]] = 0
+            self.zalive[r, k] = False
+        if self.C:
+            c_live = self.calive.sum(1)
+            c_spawn = due & (c_live < self.C // 2) & (u[:, 0] < 0.1) & (~self.calive).any(1)
+            self._spawn_some(np.flatnonzero(c_spawn), COW, min_dist=5)
 
-    def _spawn_one(self, i: int, kind: int, min_dist: int) -> None:
-        cand = (self.mat[i] == MAT["grass"]) & (self.occ[i] == 0)
-        xs, ys = np.nonzero(cand)
-        far = np.abs(xs - self.pos[i, 0]) + np.abs(ys - self.pos[i, 1]) >= min_dist
-        xs, ys = xs[far], ys[far]
-        if len(xs) == 0:
+    def _spawn_some(self, idx: np.ndarray, kind: int, min_dist: int, tries: int = 16) -> None:
+        """One creature in each env of ``idx`` on a free grass cell at L1 >= ``min_dist`` from
+        the player (the first fit of ``tries`` random cells; none if no try fits)."""
+        if len(idx) == 0:
             return
-        j = int(self.rng.integers(len(xs)))
+        xy = self.rng.integers(0, self.S, (len(idx), tries, 2))
+        r = idx[:, None]
+        ok = (self.mat[r, xy[..., 0], xy[..., 1]] == MAT["grass"]) & (
+            self.occ[r, xy[..., 0], xy[..., 1]] == 0
+        )
+        ok &= self._l1(xy, self.pos[idx][:, None, :]) >= min_dist
+        has = ok.any(1)
+        pick = xy[np.arange(len(idx)), ok.argmax(1)]  # [k, 2]
+        idx, pick = idx[has], pick[has]
         if kind == ZOMBIE:
-            k = int(np.flatnonzero(~self.zalive[i])[0])
-            self.zpos[i, k], self.zhp[i, k], self.zcd[i, k], self.zalive[i, k] = (xs[j], ys[j]), 5, 0, True
+            k = (~self.zalive[idx]).argmax(1)
+            self.zpos[idx, k], self.zhp[idx, k], self.zcd[idx, k] = pick, 5, 0
+            self.zalive[idx, k] = True
         else:
-            k = int(np.flatnonzero(~self.calive[i])[0])
-            self.cpos[i, k], self.chp[i, k], self.calive[i, k] = (xs[j], ys[j]), 3, True
-        self.occ[i, xs[j], ys[j]] = kind
+            k = (~self.calive[idx]).argmax(1)
+            self.cpos[idx, k], self.chp[idx, k] = pick, 3
+            self.calive[idx, k] = True
+        self.occ[idx, pick[:, 0], pick[:, 1]] = kind
 
     # ------------------------------------------------------------------ observation
     def local_view(self) -> np.ndarray:
