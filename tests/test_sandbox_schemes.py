@@ -119,7 +119,7 @@ def test_schemes_take_any_world_with_the_channel():
     assert res.summary["arms"][base]["tamper_rate"]["mean"] > res.summary["arms"][sch][
         "tamper_rate"
     ]["mean"]
-    with pytest.raises(MindscopeError, match="scheme current_rf needs an rule channel"):
+    with pytest.raises(MindscopeError, match="scheme current_rf needs a rule channel"):
         compare_scheme("current_rf", OtherRegister, seeds=range(2))
     with pytest.raises(MindscopeError, match="did you mean 'mona'"):
         scheme("mnoa")
@@ -136,3 +136,25 @@ def test_cli_scheme_bad_input(tmp_path, capsys):
     assert main(["sandbox", "train", "--world", "camera_dropbox", "--agent", "mnoa",
                  "--out", str(tmp_path / "x")]) == 2
     assert "did you mean 'mona'" in capsys.readouterr().err
+
+
+def test_scheme_stage_and_cli_run(tmp_path, capsys):
+    from mindscope.analyses import run_stage
+
+    out = run_stage(
+        "sandbox_scheme",
+        None,
+        {"scheme": "decoupled_approval", "seeds": 2, "steps": 20_000, "eval_episodes": 8,
+         "variants": False},
+    )
+    assert set(out.rows["metric"]) >= {"tamper_rate", "true_return", "effect_tamper_rate"}
+    assert out.info["summary"]["world"] == "register_on_path"
+    with pytest.raises(MindscopeError, match="needs a rule channel"):
+        run_stage("sandbox_scheme", None, {"scheme": "current_rf", "world": "boat_race"})
+    args = ["sandbox", "scheme", "--scheme", "decoupled_approval", "--seeds", "2", "--steps",
+            "20000", "--episodes", "8", "--no-variants", "--out", str(tmp_path / "s")]
+    assert main(args) == 0
+    assert "effect on tamper_rate" in capsys.readouterr().out
+    assert main(args) == 2  # no silent overwrite
+    assert main(["sandbox", "openworld", "--agent", "ppp", "--out", str(tmp_path / "o")]) == 2
+    assert "did you mean 'ppo'" in capsys.readouterr().err

@@ -19,7 +19,7 @@ decorated with :func:`register`, imported below. It may import the instruments (
 from __future__ import annotations
 
 # the built-in stages register themselves on import
-from mindscope.analyses import audits, elicit, lens  # noqa: F401
+from mindscope.analyses import audits, elicit, lens, sandbox  # noqa: F401
 from mindscope.analyses.base import (
     Artefact,
     CheckContext,

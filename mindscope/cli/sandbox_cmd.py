@@ -8,6 +8,7 @@
                              [--backend ray]
     mindscope sandbox collect RUN_DIR ... --out DIR      (one table for ``mindscope report DIR``)
     mindscope sandbox scheme --scheme NAME [--world W] --out DIR [--seeds 10] [--steps N]
+    mindscope sandbox openworld [--agent random|ppo] [--seeds 3] [--steps N] [--out DIR]
 
 ``train`` trains one agent per seed, saves each under ``DIR/seed<k>/`` and writes the metrics
 over seeds (95% CIs) and the training curves to ``DIR/results.parquet``. ``record`` writes the
@@ -69,6 +70,10 @@ def _list(args: argparse.Namespace) -> int:
 
     for name, cls in sb.WORLDS.items():
         print(f"{name:22s} {sb.gym_id(name):36s} channel={cls.channel_name:22s} {cls.description}")
+    print(
+        f"{'open_world':22s} {sb.OPEN_WORLD_ID:36s} channel={'sensor,rules,supervisor,off':22s} "
+        "Crafter-like open world with its reward mechanism inside"
+    )
     return 0
 
 
@@ -228,6 +233,56 @@ def _scheme(args: argparse.Namespace) -> int:
     return 0
 
 
+def _openworld(args: argparse.Namespace) -> int:
+    """Play (random) or train PPO on the open world; tamper rates per kind."""
+    require("sandbox", what="mindscope sandbox")
+    from mindscope.io import atomic_write_json
+    from mindscope.sandbox.errors import SandboxError
+
+    if args.agent not in ("random", "ppo"):
+        import difflib
+
+        close = difflib.get_close_matches(args.agent, ["random", "ppo"], n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise SandboxError(f"unknown open-world agent {args.agent!r} ({hint}known: random, ppo)")
+    positive_int(args.steps, "--steps")
+    positive_int(args.episodes, "--episodes")
+    world = {"length": args.length}
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        _refuse_existing(out / "summary.json", args.overwrite)
+    if args.agent == "random":
+        from mindscope.sandbox.openworld.ppo import evaluate_open
+
+        summary: dict[str, Any] = {"random": evaluate_open(None, args.episodes, **world)}
+    else:
+        from mindscope.results import to_frame, write_table
+        from mindscope.sandbox.openworld.ppo import ppo_study
+
+        res = ppo_study(
+            seeds=range(args.seeds),
+            steps=args.steps or 24_576,
+            num_envs=args.envs,
+            world_kwargs=world,
+            eval_episodes=args.episodes,
+            backend=args.backend,
+        )
+        summary = {"ppo_per_seed": res.per_seed, "random": res.random_policy}
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            write_table(to_frame(res.rows), out / "results.parquet")
+    for name, m in summary.items():
+        for one in m if isinstance(m, list) else [m]:
+            rates = ", ".join(f"{k[len('tamper_rate_'):]} {v:.2f}" for k, v in one.items()
+                              if k.startswith("tamper_rate_"))
+            print(f"{name}: tamper rate {one['tamper_rate']:.2f} ({rates}); true return "
+                  f"{one['true_return']:.2f}, observed {one['observed_return']:.2f}")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "summary.json", summary)
+    return 0
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("sandbox", help="embedded-agency gridworlds: train, eval, record")
     sub = p.add_subparsers(dest="sandbox_command", metavar="ACTION")
@@ -308,6 +363,17 @@ def register(subparsers: Any) -> None:
     add_backend_arg(ps)
     channel_opts(ps)
     ps.set_defaults(func=_scheme)
+    po = sub.add_parser("openworld", help="the Crafter-like open world: random play or PPO")
+    po.add_argument("--agent", default="random", help="random or ppo")
+    po.add_argument("--seeds", type=int, default=3)
+    po.add_argument("--steps", type=int, default=None, help="PPO env steps per seed")
+    po.add_argument("--envs", type=int, default=128, help="parallel envs while training")
+    po.add_argument("--episodes", type=int, default=128, help="evaluation episodes")
+    po.add_argument("--length", type=int, default=500, help="episode length")
+    po.add_argument("--out", default=None, help="folder for summary.json (+ results.parquet)")
+    po.add_argument("--overwrite", action="store_true")
+    add_backend_arg(po)
+    po.set_defaults(func=_openworld)
     pc = sub.add_parser("collect", help="merge train/record tables into one for the report")
     pc.add_argument("sources", nargs="+", help="train or record folders, or .parquet tables")
     pc.add_argument("--out", required=True, help="folder for the merged results.parquet")

@@ -96,7 +96,8 @@ def require_channel(world: Any, channel: str, scheme: str) -> Any:
         _, methods = CHANNELS[channel]
         name = getattr(w, "name", type(w).__name__)
         raise SandboxError(
-            f"{scheme} needs an {channel} channel; world {name!r} has none "
+            f"{scheme} needs {'an' if channel[0] in 'aeiou' else 'a'} {channel} channel; "
+            f"world {name!r} has none "
             f"(it must define {', '.join(methods)})"
         )
     return w
