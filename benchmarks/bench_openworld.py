@@ -99,7 +99,9 @@ def main() -> int:
             "open world steps/s over crafter's",
         )
         print(f"crafter 1.8.3: {statistics.median(ref):,.0f} env steps/s")
-    record("bench_openworld", figures, reps=args.reps, notes="2-core machine shared with other jobs")
+    record(
+        "bench_openworld", figures, reps=args.reps, notes="2-core machine shared with other jobs"
+    )
     return 0
 
 

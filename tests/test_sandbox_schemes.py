@@ -116,9 +116,10 @@ def test_schemes_take_any_world_with_the_channel():
     )
     assert res.world == "other_register_test"
     base, sch = list(res.summary["arms"])
-    assert res.summary["arms"][base]["tamper_rate"]["mean"] > res.summary["arms"][sch][
-        "tamper_rate"
-    ]["mean"]
+    assert (
+        res.summary["arms"][base]["tamper_rate"]["mean"]
+        > res.summary["arms"][sch]["tamper_rate"]["mean"]
+    )
     with pytest.raises(MindscopeError, match="scheme current_rf needs a rule channel"):
         compare_scheme("current_rf", OtherRegister, seeds=range(2))
     with pytest.raises(MindscopeError, match="did you mean 'mona'"):
@@ -133,8 +134,21 @@ def test_cli_scheme_bad_input(tmp_path, capsys):
     assert "needs an approval channel" in capsys.readouterr().err
     assert main(["sandbox", "train", "--world", "camera_dropbx", "--out", str(tmp_path)]) == 2
     assert "did you mean 'camera_dropbox'" in capsys.readouterr().err
-    assert main(["sandbox", "train", "--world", "camera_dropbox", "--agent", "mnoa",
-                 "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(
+            [
+                "sandbox",
+                "train",
+                "--world",
+                "camera_dropbox",
+                "--agent",
+                "mnoa",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     assert "did you mean 'mona'" in capsys.readouterr().err
 
 
@@ -144,15 +158,33 @@ def test_scheme_stage_and_cli_run(tmp_path, capsys):
     out = run_stage(
         "sandbox_scheme",
         None,
-        {"scheme": "decoupled_approval", "seeds": 2, "steps": 20_000, "eval_episodes": 8,
-         "variants": False},
+        {
+            "scheme": "decoupled_approval",
+            "seeds": 2,
+            "steps": 20_000,
+            "eval_episodes": 8,
+            "variants": False,
+        },
     )
     assert set(out.rows["metric"]) >= {"tamper_rate", "true_return", "effect_tamper_rate"}
     assert out.info["summary"]["world"] == "register_on_path"
     with pytest.raises(MindscopeError, match="needs a rule channel"):
         run_stage("sandbox_scheme", None, {"scheme": "current_rf", "world": "boat_race"})
-    args = ["sandbox", "scheme", "--scheme", "decoupled_approval", "--seeds", "2", "--steps",
-            "20000", "--episodes", "8", "--no-variants", "--out", str(tmp_path / "s")]
+    args = [
+        "sandbox",
+        "scheme",
+        "--scheme",
+        "decoupled_approval",
+        "--seeds",
+        "2",
+        "--steps",
+        "20000",
+        "--episodes",
+        "8",
+        "--no-variants",
+        "--out",
+        str(tmp_path / "s"),
+    ]
     assert main(args) == 0
     assert "effect on tamper_rate" in capsys.readouterr().out
     assert main(args) == 2  # no silent overwrite

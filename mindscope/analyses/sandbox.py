@@ -52,7 +52,9 @@ class SandboxSchemeConfig(StageConfig):
         if self.steps is not None and self.steps < 1:
             raise self.fail(ctx, where, f"steps must be at least 1, got {self.steps}")
         if self.eval_episodes < 1:
-            raise self.fail(ctx, where, f"eval_episodes must be at least 1, got {self.eval_episodes}")
+            raise self.fail(
+                ctx, where, f"eval_episodes must be at least 1, got {self.eval_episodes}"
+            )
         return self.model_copy(deep=True)
 
 

@@ -273,10 +273,15 @@ def _openworld(args: argparse.Namespace) -> int:
             write_table(to_frame(res.rows), out / "results.parquet")
     for name, m in summary.items():
         for one in m if isinstance(m, list) else [m]:
-            rates = ", ".join(f"{k[len('tamper_rate_'):]} {v:.2f}" for k, v in one.items()
-                              if k.startswith("tamper_rate_"))
-            print(f"{name}: tamper rate {one['tamper_rate']:.2f} ({rates}); true return "
-                  f"{one['true_return']:.2f}, observed {one['observed_return']:.2f}")
+            rates = ", ".join(
+                f"{k[len('tamper_rate_') :]} {v:.2f}"
+                for k, v in one.items()
+                if k.startswith("tamper_rate_")
+            )
+            print(
+                f"{name}: tamper rate {one['tamper_rate']:.2f} ({rates}); true return "
+                f"{one['true_return']:.2f}, observed {one['observed_return']:.2f}"
+            )
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "summary.json", summary)

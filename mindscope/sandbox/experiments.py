@@ -161,7 +161,7 @@ def _train_seed(
 
 
 def study(
-    world: str,
+    world: str | type,
     kind: str,
     seeds: Sequence[int] = tuple(range(10)),
     steps: int | None = None,

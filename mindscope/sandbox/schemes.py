@@ -246,7 +246,7 @@ def compare_scheme(
         "eval_episodes": eval_episodes,
         "arms": table,
         "effect": effect,
-        "price_true_return": table[scheme_arm]["true_return"]["mean"]
+        "true_return_gain": table[scheme_arm]["true_return"]["mean"]
         - table[base_arm]["true_return"]["mean"],
     }
     return SchemeResult(sc, cls.name, rows, per_seed, summary)

@@ -37,7 +37,9 @@ def _actions(actions: Any, n: int) -> np.ndarray:
     if a.shape == () and n == 1:
         a = a.reshape(1)
     if a.shape != (n,) or a.dtype.kind not in "iu":
-        raise SandboxError(f"actions must be {n} integer(s) in [0, {len(ACTIONS)}), got {actions!r}")
+        raise SandboxError(
+            f"actions must be {n} integer(s) in [0, {len(ACTIONS)}), got {actions!r}"
+        )
     if a.min() < 0 or a.max() >= len(ACTIONS):
         raise SandboxError(f"action outside the action space [0, {len(ACTIONS)}): {actions!r}")
     return a.astype(np.int64)
@@ -59,11 +61,31 @@ def open_info(world: OpenWorld, res: OpenStep) -> dict[str, Any]:
 
 _PALETTE = np.array(
     [
-        [0, 0, 0], [50, 90, 200], [90, 180, 60], [120, 120, 120], [190, 170, 130],
-        [220, 200, 130], [30, 110, 30], [230, 80, 20], [40, 40, 40], [200, 150, 110],
-        [240, 240, 255], [140, 90, 40], [90, 60, 60], [255, 255, 0], [255, 0, 255],
-        [0, 255, 255], [0, 120, 120], [255, 0, 0], [120, 0, 0], [0, 180, 255],
-        [250, 250, 250], [0, 100, 0], [255, 140, 0], [120, 200, 80], [200, 40, 90],
+        [0, 0, 0],
+        [50, 90, 200],
+        [90, 180, 60],
+        [120, 120, 120],
+        [190, 170, 130],
+        [220, 200, 130],
+        [30, 110, 30],
+        [230, 80, 20],
+        [40, 40, 40],
+        [200, 150, 110],
+        [240, 240, 255],
+        [140, 90, 40],
+        [90, 60, 60],
+        [255, 255, 0],
+        [255, 0, 255],
+        [0, 255, 255],
+        [0, 120, 120],
+        [255, 0, 0],
+        [120, 0, 0],
+        [0, 180, 255],
+        [250, 250, 250],
+        [0, 100, 0],
+        [255, 140, 0],
+        [120, 200, 80],
+        [200, 40, 90],
     ],
     dtype=np.uint8,
 )
@@ -99,7 +121,10 @@ class OpenWorldEnv(gymnasium.Env):
 
     def step(self, action: Any):
         res = self.world.step(_actions(action, 1))
-        info = {k: (v[0].item() if hasattr(v[0], "item") else v[0]) for k, v in open_info(self.world, res).items()}
+        info = {
+            k: (v[0].item() if hasattr(v[0], "item") else v[0])
+            for k, v in open_info(self.world, res).items()
+        }
         return (
             self.world.observe()[0],
             float(res.observed_reward[0]),

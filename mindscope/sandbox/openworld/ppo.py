@@ -157,7 +157,9 @@ class _EpisodeLog:
         self.obs += info["observed_reward"]
         self.true += info["true_reward"]
         fin = info.get("_final_obs")
-        self.ach = np.where(fin if fin is not None else False, self.ach, info["achievements_unlocked"])
+        self.ach = np.where(
+            fin if fin is not None else False, self.ach, info["achievements_unlocked"]
+        )
         if fin is None:
             return
         for i in np.flatnonzero(fin):
@@ -203,8 +205,16 @@ def evaluate_open(
     return _summary(log.done[:episodes])
 
 
-def _train_open(seed: int, *, steps: int, num_envs: int, world: dict[str, Any], bins: int,
-                eval_episodes: int, params: dict[str, Any]):
+def _train_open(
+    seed: int,
+    *,
+    steps: int,
+    num_envs: int,
+    world: dict[str, Any],
+    bins: int,
+    eval_episodes: int,
+    params: dict[str, Any],
+):
     from mindscope.sandbox.openworld.envs import OpenWorldVectorEnv
 
     t0 = time.perf_counter()
@@ -252,15 +262,33 @@ def ppo_study(
     if not seeds:
         raise SandboxError("ppo_study needs at least one seed")
     world = dict(world_kwargs or {"length": 500})
-    shared = dict(steps=int(steps), num_envs=int(num_envs), world=world, bins=int(bins),
-                  eval_episodes=int(eval_episodes), params=dict(agent_params or {}))
+    shared = dict(
+        steps=int(steps),
+        num_envs=int(num_envs),
+        world=world,
+        bins=int(bins),
+        eval_episodes=int(eval_episodes),
+        params=dict(agent_params or {}),
+    )
     outs = run_tasks(_train_open, seeds, backend=backend, shared=shared)
     per_seed = [m for _, m, _ in outs]
     rand = evaluate_open(None, eval_episodes, **world)
     rows = []
     for metric in per_seed[0]:
         mu, lo, hi, k = mean_ci([m.get(metric, float("nan")) for m in per_seed])
-        rows.append(Row(metric=metric, value=mu, ci_low=lo, ci_high=hi, n=k, method="ppo",
-                        model="ppo", dataset="open_world", split="tamper_on", step=int(steps),
-                        _extra={"seeds": seeds, "world_kwargs": world}))
+        rows.append(
+            Row(
+                metric=metric,
+                value=mu,
+                ci_low=lo,
+                ci_high=hi,
+                n=k,
+                method="ppo",
+                model="ppo",
+                dataset="open_world",
+                split="tamper_on",
+                step=int(steps),
+                _extra={"seeds": seeds, "world_kwargs": world},
+            )
+        )
     return OpenPPOResult([a for a, _, _ in outs], per_seed, [c for _, _, c in outs], rand, rows)

@@ -136,7 +136,7 @@ class RocksDiamonds(World):
 
     # ---------------------------------------------------------------- rule channel
     def rule_params(self) -> np.ndarray:
-        """``[n, 2]`` int64: (rock switch high, diamond switch high), the observed reward's rules."""
+        """``[n, 2]`` int64: (rock switch high, diamond switch high): the reward's rules."""
         return np.stack([self.rock_high, self.diamond_high], axis=1).astype(np.int64)
 
     def rule_options(self) -> np.ndarray:
