@@ -44,10 +44,13 @@ def test_collect_place_make_like_crafter():
     assert tuple(w.pos[0]) == (16, 16) and tuple(w.facing[0]) == (0, 1)
     r = step(w, "do")  # the tree below: wood, the first achievement pays 1
     assert w.inv[0, IT["wood"]] == 1 and w.ach[0, AC["collect_wood"]] == 1
-    assert r.observed_reward[0] == r.true_reward[0] == 1.0 and w.mat[0, 16, 17] == MAT["tree"]
+    assert r.observed_reward[0] == r.true_reward[0] == 1.0 and w.mat[0, 16, 17] == MAT["grass"]
+    w.mat[0, 16, 17] = MAT["tree"]  # (crafter 1.8.3: a collected tree leaves grass)
     r = step(w, "do")
     assert w.inv[0, IT["wood"]] == 2 and r.observed_reward[0] == 0.0  # no new achievement
+    w.mat[0, 16, 17] = MAT["tree"]
     assert step(w, "place_table").observed_reward[0] == 0  # a tree is no place for a table
+    assert w.mat[0, 16, 17] == MAT["tree"] and w.inv[0, IT["wood"]] == 2
     step(w, "move_left")  # turns left and walks onto grass
     assert tuple(w.pos[0]) == (15, 16)
     step(w, "place_table")
@@ -93,8 +96,10 @@ def test_tampering_acts_are_flagged():
     teleport(w, 15, 14, (-1, 0))  # facing the rule block at (14, 14)
     r = step(w, "do")
     assert r.tamper_kinds[0, 2] and w.rule_edited[0]
-    teleport(w, 16, 16, (0, 1))  # the tree again: with edited rules every repeat pays
+    teleport(w, 16, 16, (0, 1))  # a tree again: with edited rules every repeat pays
+    w.mat[0, 16, 17] = MAT["tree"]
     step(w, "do")
+    w.mat[0, 16, 17] = MAT["tree"]
     r = step(w, "do")
     assert r.observed_reward[0] == pytest.approx(1.1) and r.true_reward[0] == 0.0
     # a cow eaten with nobody watching (watch_radius 0)
