@@ -81,8 +81,17 @@ def main() -> int:
 
     assert ref[0]["items"] == list(ITEMS) and ref[0]["ach"] == list(ACHIEVEMENTS)
     n = len(ref)
-    w = OpenWorld(n, size=64, mechanism=False, cows=0, zombies=0, sapling_probability=0.0,
-                  cow_penalty=0.0, interrupt_probability=0.0, seed=0)
+    w = OpenWorld(
+        n,
+        size=64,
+        mechanism=False,
+        cows=0,
+        zombies=0,
+        sapling_probability=0.0,
+        cow_penalty=0.0,
+        interrupt_probability=0.0,
+        seed=0,
+    )
     w.reset(options={"map": np.array([r["map"] for r in ref]), "creatures": False})
     acts = np.array([r["actions"] for r in ref])  # [n, steps]
     alive = np.ones(n, dtype=bool)
@@ -94,19 +103,37 @@ def main() -> int:
             if i in bad or t >= len(ref[i]["traj"]):
                 continue
             x, y, fx, fy, inv, ach, r, done, sl = ref[i]["traj"][t]
-            mine = [int(w.pos[i, 0]), int(w.pos[i, 1]), int(w.facing[i, 0]), int(w.facing[i, 1]),
-                    w.inv[i].tolist(), w.ach[i].tolist(),
-                    round(float(res.observed_reward[i]), 6), bool(res.terminated[i]),
-                    bool(w.sleeping[i])]
+            mine = [
+                int(w.pos[i, 0]),
+                int(w.pos[i, 1]),
+                int(w.facing[i, 0]),
+                int(w.facing[i, 1]),
+                w.inv[i].tolist(),
+                w.ach[i].tolist(),
+                round(float(res.observed_reward[i]), 6),
+                bool(res.terminated[i]),
+                bool(w.sleeping[i]),
+            ]
             theirs = [x, y, fx, fy, inv, ach, r, done, sl]
             compared += 1
             if mine != theirs:
-                names = ["x", "y", "fx", "fy", "inventory", "achievements", "reward", "done",
-                         "sleeping"]
+                names = [
+                    "x",
+                    "y",
+                    "fx",
+                    "fy",
+                    "inventory",
+                    "achievements",
+                    "reward",
+                    "done",
+                    "sleeping",
+                ]
                 diff = [nm for nm, a, b in zip(names, mine, theirs, strict=True) if a != b]
-                bad[i] = f"sequence {i} step {t + 1} action {acts[i, t]}: {diff} " \
-                         f"ours {[mine[names.index(d)] for d in diff]} " \
-                         f"crafter {[theirs[names.index(d)] for d in diff]}"
+                bad[i] = (
+                    f"sequence {i} step {t + 1} action {acts[i, t]}: {diff} "
+                    f"ours {[mine[names.index(d)] for d in diff]} "
+                    f"crafter {[theirs[names.index(d)] for d in diff]}"
+                )
         alive &= ~res.terminated
     for i, r in enumerate(ref):
         if i not in bad and not np.array_equal(w.mat[i], np.array(r["final_map"])):

@@ -38,7 +38,8 @@ def figures(schemes: dict[str, Any]) -> dict[str, Any]:
                     out[f"{name}__{label}__{metric}__{part}"] = {
                         "value": m[metric][part],
                         "unit": "share of episodes" if metric == "tamper_rate" else "return",
-                        "what": f"{arm} on {s['world']}, {metric} {part} over {len(s['seeds'])} seeds",
+                        "what": f"{arm} on {s['world']}, {metric} {part} over "
+                        f"{len(s['seeds'])} seeds",
                     }
             out[f"{name}__{label}__seconds_per_seed"] = {
                 "value": m["wall_seconds_per_seed"],
