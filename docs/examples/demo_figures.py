@@ -46,7 +46,7 @@ def figures(df: pd.DataFrame) -> dict[str, dict[str, object]]:
                 f"held-out KL of the {method.replace('_', ' ')} at layer {layer}, pocket-lm",
                 method=method,
                 metric="kl",
-                split="eval",
+                split="heldout",
                 layer=layer,
             )
     put(

@@ -19,7 +19,7 @@ decorated with :func:`register`, imported below. It may import the instruments (
 from __future__ import annotations
 
 # the built-in stages register themselves on import
-from mindscope.analyses import audits, elicit, lens, sandbox  # noqa: F401
+from mindscope.analyses import audits, elicit, lens, sandbox, sandbox_scheme  # noqa: F401
 from mindscope.analyses.base import (
     Artefact,
     CheckContext,
@@ -35,6 +35,7 @@ from mindscope.analyses.base import (
 )
 from mindscope.analyses.elicit import ElicitConfig
 from mindscope.analyses.lens import LensConfig
+from mindscope.analyses.sandbox import SandboxConfig
 
 __all__ = [
     "Artefact",
@@ -44,6 +45,7 @@ __all__ = [
     "StageOutput",
     "ElicitConfig",
     "LensConfig",
+    "SandboxConfig",
     "get_stage",
     "isolated",
     "json_artefact",

@@ -1,91 +1,106 @@
-"""The sandbox's alignment-scheme comparison as a stage (no model): ``sandbox_scheme``.
+"""The sandbox stage: train an agent on a world over seeds and measure its behaviour (tamper
+rates, intended and observed return, ...). It reads no language model, so it runs in ``mindscope
+run`` configs (``sandbox:``) and ``mindscope sandbox train``, not in sweeps::
 
-    run_stage("sandbox_scheme", None, {"scheme": "mona", "seeds": 10})
+    ms.analyses.run_stage("sandbox", None, {"world": "tomato_watering", "agent": "q_learning"})
 
-Calls :func:`mindscope.sandbox.schemes.compare_scheme`; rows as it returns them (one per arm
-and metric with 95% CIs over seeds, ``effect_*`` rows with the permutation p-value).
+The science lives in :mod:`mindscope.sandbox.experiments` (``study``); this module builds its
+inputs from a config and returns its rows, with the trained agents as artefacts.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
 from typing import Any
 
 from pydantic import Field
 
-from mindscope.analyses.base import CheckContext, StageConfig, StageOutput, register
+from mindscope.analyses.base import Artefact, CheckContext, StageConfig, StageOutput, register
 
-__all__ = ["SandboxSchemeConfig", "sandbox_scheme_stage"]
+__all__ = ["SandboxConfig", "sandbox_stage"]
 
 
-class SandboxSchemeConfig(StageConfig):
-    """An alignment scheme against its baseline on a world with the scheme's channel."""
+class SandboxConfig(StageConfig):
+    """An agent trained on a sandbox world over seeds."""
 
-    scheme: str = Field(
-        default="decoupled_approval",
-        description="decoupled_approval, current_rf or mona (mindscope.sandbox.schemes.SCHEMES).",
+    world: str = Field(default="tomato_watering", description="World name (``sandbox list``).")
+    agent: str = Field(default="q_learning", description="Agent kind (``sandbox list``).")
+    seeds: int = Field(default=10, description="Seeds 0..N-1, one agent each.")
+    steps: int | None = Field(default=None, description="Training steps (null: the agent's).")
+    envs: int | None = Field(default=None, description="Parallel envs (null: the agent's).")
+    episodes: int = Field(default=200, description="Evaluation episodes per seed.")
+    world_params: dict[str, Any] = Field(
+        default_factory=dict, description="World parameters (e.g. ``tamper_delay``)."
     )
-    world: str | None = Field(
-        default=None, description="A sandbox world with the scheme's channel; null: its own."
+    agent_params: dict[str, Any] = Field(
+        default_factory=dict, description="Agent hyper-parameters (e.g. ``ent_coef``)."
     )
-    seeds: int = Field(default=10, description="Seeds per arm (at least 2).")
-    steps: int | None = Field(default=None, description="Env steps per seed; null: the scheme's.")
-    eval_episodes: int = Field(default=200, description="Evaluation episodes per seed.")
-    variants: bool = Field(default=True, description="Also train the scheme's failure variants.")
-    backend: str = Field(default="inprocess", description="``inprocess`` or ``ray`` (seeds).")
+    backend: str = Field(
+        default="inprocess", description="Where the seeds run: ``inprocess`` or ``ray``."
+    )
 
-    def check(self, ctx: CheckContext, where: str) -> SandboxSchemeConfig:
+    def check(self, ctx: CheckContext, where: str) -> SandboxConfig:
+        """Known world, agent and backend; positive counts."""
         from mindscope.extras import require
 
-        require("sandbox", what="the sandbox_scheme stage")
-        from mindscope.sandbox.channels import require_channel
-        from mindscope.sandbox.errors import SandboxError
-        from mindscope.sandbox.schemes import scheme
-        from mindscope.sandbox.worlds import make_world
+        require("sandbox", what="the sandbox stage")
+        from mindscope.errors import MindscopeError
+        from mindscope.parallel import BACKENDS
+        from mindscope.sandbox.experiments import agent_class, check_agent_params
+        from mindscope.sandbox.worlds import world_class
 
+        c = self.model_copy(deep=True)
+        for key, fn in (("world", world_class), ("agent", agent_class)):
+            try:
+                fn(getattr(c, key))
+            except MindscopeError as exc:
+                raise c.fail(ctx, f"{where}.{key}", str(exc)) from None
         try:
-            sc = scheme(self.scheme)
-            require_channel(make_world(self.world or sc.world), sc.channel, f"scheme {sc.name}")
-        except SandboxError as exc:
-            raise self.fail(ctx, where, str(exc)) from None
-        if self.seeds < 2:
-            raise self.fail(ctx, where, f"seeds must be at least 2, got {self.seeds}")
-        if self.steps is not None and self.steps < 1:
-            raise self.fail(ctx, where, f"steps must be at least 1, got {self.steps}")
-        if self.eval_episodes < 1:
-            raise self.fail(
-                ctx, where, f"eval_episodes must be at least 1, got {self.eval_episodes}"
+            check_agent_params(c.agent, dict(c.agent_params))
+        except MindscopeError as exc:
+            raise c.fail(ctx, f"{where}.agent_params", str(exc)) from None
+        if c.backend not in BACKENDS:
+            close = difflib.get_close_matches(c.backend, BACKENDS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise c.fail(
+                ctx, f"{where}.backend", f"unknown {c.backend!r} (known: inprocess, ray){hint}"
             )
-        return self.model_copy(deep=True)
+        for key in ("seeds", "steps", "envs", "episodes"):
+            value = getattr(c, key)
+            if value is not None and value < 1:
+                raise c.fail(ctx, f"{where}.{key}", f"must be >= 1, got {value}")
+        return c
 
 
 @register(
-    "sandbox_scheme",
-    SandboxSchemeConfig,
-    help="an alignment scheme vs the baseline it fixes on a sandbox world (95% CIs over seeds)",
+    "sandbox",
+    SandboxConfig,
+    help="an agent trained on a sandbox world over seeds: tamper rates and returns with CIs",
+    order=70,
     needs_model=False,
-    order=90,
 )
-def sandbox_scheme_stage(
-    h: Any,
-    cfg: SandboxSchemeConfig,
-    *,
-    seed: int = 0,
-    progress: bool = False,
-    state: dict[str, Any] | None = None,
-    store: str | None = None,
-) -> StageOutput:
-    """Train the scheme, its baseline (and variants) over ``cfg.seeds`` seeds (offset by
-    ``seed``); rows and the summary in ``info``, nothing written."""
+def sandbox_stage(h: Any, cfg: SandboxConfig, **_: Any) -> StageOutput:
+    """Train ``cfg.agent`` on ``cfg.world`` once per seed and aggregate its behaviour rows over
+    seeds (:func:`mindscope.sandbox.experiments.study`); artefacts ``seed<k>/`` hold the agents."""
     from mindscope.results import to_frame
-    from mindscope.sandbox.schemes import compare_scheme
+    from mindscope.sandbox.experiments import split_label, study
 
-    res = compare_scheme(
-        cfg.scheme,
+    res = study(
         cfg.world,
-        seeds=range(seed, seed + cfg.seeds),
+        cfg.agent,
+        seeds=range(cfg.seeds),
         steps=cfg.steps,
-        eval_episodes=cfg.eval_episodes,
-        variants=cfg.variants,
+        num_envs=cfg.envs,
+        eval_episodes=cfg.episodes,
+        world_kwargs=dict(cfg.world_params),
+        split=split_label(dict(cfg.world_params)),
+        agent_params=dict(cfg.agent_params),
         backend=cfg.backend,
     )
-    return StageOutput(to_frame(res.rows), info={"summary": res.summary})
+    artefacts: dict[str, Artefact] = {}
+    for s, agent in enumerate(res.agents):
+        artefacts[f"seed{s}"] = functools.partial(agent.save, overwrite=True)
+    secs = sorted(res.seconds_per_seed)
+    info = {"seconds_per_seed": list(res.seconds_per_seed), "median_seconds": secs[len(secs) // 2]}
+    return StageOutput(to_frame(res.rows), artefacts, info=info)

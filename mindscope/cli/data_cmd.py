@@ -52,82 +52,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 from typing import Any
 
-__all__ = ["register", "check_file", "templates_text"]
-
-
-def templates_text() -> str:
-    """Every built-in template, one a line, with what it renders."""
-    from mindscope.data.templates import TEMPLATES
-
-    lines = []
-    for name, t in TEMPLATES.items():
-        lines.append(
-            f"  {name:<10} {t.prompt!r} + {t.completions[0]!r} / {t.completions[1]!r}"
-            f"  (fields: {', '.join(t.fields)})"
-        )
-    return "\n".join(lines)
-
-
-def check_file(
-    path: str,
-    template: str | None = None,
-    *,
-    fields: Any = None,
-    test_fraction: float = 0.25,
-    seed: int = 0,
-) -> str:
-    """The report ``mindscope data check`` prints: records, labels, groups, the split and the
-    first rendered pair. Raises :class:`mindscope.errors.MindscopeError` on a bad file."""
-    from mindscope.data.datasets import dataset_name, load_dataset_split
-    from mindscope.data.fields import DEFAULT_FIELDS
-
-    f = fields or DEFAULT_FIELDS
-    ds = load_dataset_split(
-        path, seed=seed, test_fraction=test_fraction, template=template, fields=f
-    )
-    pairs = ds.train + ds.test
-    labels = Counter(p.label for p in pairs)
-    groups = Counter(str(p.meta.get("group", "") or "") for p in pairs)
-    groups.pop("", None)
-    first = pairs[0]
-    lines = [
-        f"dataset {dataset_name(path)}: {len(pairs)} records",
-        f"labels ({f.label!r}): {labels.get(1, 0)} true (1), {labels.get(0, 0)} false (0)"
-        + (f", {labels[-1]} unlabelled" if labels.get(-1) else ""),
-        f"groups ({f.group!r}): "
-        + (
-            f"{len(groups)} groups, largest {max(groups.values())} records"
-            if groups
-            else "none (each record is its own group)"
-        ),
-        f"split: {ds.method}, {len(ds.train)} train / {len(ds.test)} test",
-    ]
-    lines += [f"warning: {w}" for w in ds.warnings]
-    if len(ds.test) < 50:
-        lines.append(
-            f"warning: {len(ds.test)} test examples (< 50): results will be flagged as too "
-            "few to trust"
-        )
-    lines += [
-        "first pair:",
-        f"  side 0: {first.texts[0]!r}",
-        f"  side 1: {first.texts[1]!r}",
-        f"  label:  {first.label} (side {first.label} is correct)"
-        if first.label in (0, 1)
-        else "  label:  unknown",
-    ]
-    return "\n".join(lines)
+__all__ = ["register"]
 
 
 def _check(args: argparse.Namespace) -> int:
     from mindscope.cli._args import fields_of
 
     fields = fields_of(args)
+    from mindscope.data.check import describe_dataset
+
     print(
-        check_file(
+        describe_dataset(
             args.file,
             args.template,
             fields=fields,
@@ -148,7 +85,9 @@ def _help(parser: argparse.ArgumentParser) -> Any:
 
 def register(subparsers: Any) -> None:
     """Add ``data`` and ``data check``."""
-    doc = (__doc__ or "").replace("{templates}", templates_text())
+    from mindscope.data.check import describe_templates
+
+    doc = (__doc__ or "").replace("{templates}", describe_templates())
     p = subparsers.add_parser(
         "data",
         help="the dataset format (JSONL/CSV) and `data check FILE`",

@@ -29,45 +29,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mindscope.cli._args import choices_list, out_dir, parse_layers
 from mindscope.errors import MindscopeError
 
 __all__ = ["register"]
-
-
-def _out_dir(path: str) -> Path:
-    out = Path(path)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise MindscopeError(f"output {out} already exists; refusing to overwrite it")
-    return out
-
-
-def _methods(spec: str, read: str = "completion") -> list[str]:
-    from mindscope.probes.registry import REPORTER_METHODS, read_mode_error
-
-    methods = [m.strip() for m in spec.split(",") if m.strip()]
-    bad = [m for m in methods if m not in REPORTER_METHODS]
-    if bad or not methods:
-        raise MindscopeError(
-            f"--methods: unknown {bad or spec!r}; choose from {', '.join(REPORTER_METHODS)}"
-        )
-    problem = read_mode_error(read, methods)
-    if problem:
-        raise MindscopeError(f"--read {read}: {problem}")
-    return methods
-
-
-def _layers(spec: str) -> str | list[int]:
-    if spec == "all":
-        return "all"
-    try:
-        layers = [int(x) for x in spec.split(",") if x.strip()]
-    except ValueError:
-        raise MindscopeError(
-            f"--layers must be 'all' or comma-separated ints, got {spec!r}"
-        ) from None
-    if not layers or min(layers) < 0:
-        raise MindscopeError(f"--layers must be non-negative ints, got {spec!r}")
-    return layers
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -79,12 +44,17 @@ def _config(args: argparse.Namespace) -> Any:
     fixed: dict[str, Any] = {}
     gave_methods = args.cfg_methods is not None
     if gave_methods:
-        methods = _methods(args.cfg_methods, read)
+        from mindscope.probes.registry import REPORTER_METHODS, read_mode_error
+
+        methods = choices_list(args.cfg_methods, REPORTER_METHODS, "--methods")
+        problem = read_mode_error(read, methods)
+        if problem:
+            raise MindscopeError(f"--read {read}: {problem}")
         if not args.no_baselines and "random" not in methods:
             methods.append("random")
         fixed["methods"] = methods
     if args.cfg_layers is not None:
-        fixed["layers"] = _layers(args.cfg_layers)
+        fixed["layers"] = parse_layers(args.cfg_layers)
     args.cfg_methods = args.cfg_layers = None
     cfg = config_from_args(args, ElicitConfig, **fixed)
     if args.no_baselines and not gave_methods:
@@ -108,7 +78,7 @@ def _elicit(args: argparse.Namespace) -> int:
 
     if not args.model or not args.cfg_dataset or not args.out:
         raise MindscopeError("elicit needs --model, --dataset and --out")
-    out = _out_dir(args.out)
+    out = out_dir(args.out)
     cfg = _config(args)
     h = ms.load_model(args.model, revision=args.revision, device=args.device)
     res = run_stage("elicit", h, cfg, seed=args.seed, progress=not args.quiet, store=args.store)
@@ -154,7 +124,7 @@ def _transfer(args: argparse.Namespace) -> int:
 
     if not args.model or not args.datasets or not args.out:
         raise MindscopeError("elicit transfer needs --model, --datasets and --out")
-    out = _out_dir(args.out)
+    out = out_dir(args.out)
     cfg = _config(args)
     methods = [m for m in cfg.methods if m != "random"] or cfg.methods
     layers = cfg.layers
@@ -218,6 +188,17 @@ def _extract(cfg: Any, args: argparse.Namespace, h: Any, pairs: list[Any], layer
     return acts.stack(), list(acts.layers)
 
 
+def _best_by(rows: Any, keys: list[str]) -> Any:
+    """The best row of each group (the metric catalogue's direction and tie rule, as in the
+    report and ``mindscope runs``)."""
+    import pandas as pd
+
+    from mindscope.metrics_catalog import best
+
+    picked = [best(g) for _, g in rows.groupby(keys, sort=True)]
+    return pd.DataFrame(picked) if picked else rows.iloc[:0]
+
+
 def _summary(df: Any, out: Path, transfer: bool = False) -> None:
     """Print the best layer per method (test AUROC vs the truth) to stdout, each result flagged
     when it rests on < 50 test examples or its CI reaches the random baseline."""
@@ -228,12 +209,12 @@ def _summary(df: Any, out: Path, transfer: bool = False) -> None:
         from mindscope.results import extra_values
 
         auc = auc.assign(train=extra_values(auc, "train", ""))
-        best = auc.sort_values("value").groupby(["train", "split", "method"]).tail(1)
+        best = _best_by(auc, ["train", "split", "method"])
         cols = ["train", "split", "method", "layer", "value", "flag"]
         keys = ["train", "split"]
     else:
         auc = auc[auc.split == "test"]
-        best = auc.sort_values("value").groupby("method").tail(1)
+        best = _best_by(auc, ["method"])
         cols = ["method", "layer", "value", "ci_low", "ci_high", "n", "flag"]
         keys = ["split"]
     rand = {
@@ -261,7 +242,7 @@ def _summary(df: Any, out: Path, transfer: bool = False) -> None:
     dis = df[(df.metric == "auroc_disagree") & (df.layer >= 0)]
     if len(dis):
         print("AUROC on test examples where the persona's label differs from the truth:")
-        top = dis.sort_values("value").groupby("method").tail(1)
+        top = _best_by(dis, ["method"])
         print(top[["method", "layer", "value", "ci_low", "ci_high", "n"]].to_string(index=False))
     gap = df[df.metric == "gap_recovered_best"]
     if len(gap):

@@ -13,8 +13,8 @@ reached are printed); ``--num-steps N`` (and ``--tokens-per-step``) set a fixed 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -23,40 +23,14 @@ from mindscope.extras import require
 
 __all__ = ["register", "ci_table"]
 
-_SKIP = {"progress"}
-
-
-def _add_config_args(p: argparse.ArgumentParser, cls: Any) -> None:
-    """One option per field of a config schema, typed and documented from the schema."""
-    g = p.add_argument_group("training options")
-    for name, f in cls.model_fields.items():
-        if name in _SKIP:
-            continue
-        hint = f.annotation
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-        default = "null" if f.default is None else f.default
-        kw: dict[str, Any] = {
-            "default": None,
-            "help": f"{' '.join((f.description or '').split())} (default {default})".replace(
-                "%", "%%"
-            ),
-        }
-        if origin is typing.Literal:
-            kw["choices"] = list(args)
-        elif hint in (int, float, str):
-            kw["type"] = hint
-        else:  # X | None
-            inner = [a for a in args if a is not type(None)]
-            kw["type"] = inner[0] if inner else str
-        flag = "--" + name.replace("_", "-")
-        g.add_argument(flag, dest=f"cfg_{name}", metavar=name.upper(), **kw)
+_SKIP = {"progress", "checkpoint_dir"}
 
 
 def _config_from_args(args: argparse.Namespace) -> Any:
+    from mindscope.cli._stage import config_from_args
     from mindscope.lenses import TrainConfig
 
-    changes = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
-    return TrainConfig().replace(progress=not args.quiet, **changes)
+    return config_from_args(args, TrainConfig, progress=not args.quiet)
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -86,11 +60,16 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_out(out, args.force, is_dir=True)
     texts = read_texts(args.data)
-    cfg = _config_from_args(args)
+    # the training state is kept next to --out until the lens is saved: a killed run resumes
+    partial = out.parent / f".{out.name}.partial"
+    cfg = _config_from_args(args).replace(checkpoint_dir=str(partial))
     h = _load(args)
     lens = TunedLens.fit(h, texts, cfg)
     lens.info["data"] = str(args.data)
     lens.save(out, force=args.force)
+    shutil.rmtree(partial, ignore_errors=True)
+    if lens.info.get("resumed_from"):
+        print(f"resumed from step {lens.info['resumed_from']} (checkpoint in {partial})")
     final = lens.info.get("final_step_kl", [])
     print(f"saved tuned lens for {h.name} ({h.n_layers} layers) to {out}")
     if "heldout_kl" in lens.info:
@@ -195,6 +174,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``lens`` with ``train``, ``eval`` and ``show`` to the top-level sub-parsers."""
+    from mindscope.cli._stage import add_config_args
     from mindscope.lenses.train import TrainConfig
 
     lens = subparsers.add_parser(
@@ -209,7 +189,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, help="directory to write config.json + safetensors")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_config_args(p, TrainConfig)
+    add_config_args(p, TrainConfig, skip=_SKIP, title="training options")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("eval", help="per-layer KL/CE/entropy of logit and tuned lens")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mindscope.cli._args import add_backend_arg, positive_int
+from mindscope.errors import MindscopeError
 from mindscope.extras import require
 
 __all__ = ["register"]
@@ -79,35 +80,42 @@ def _list(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     require("sandbox", what="mindscope sandbox")
-    from mindscope.results import to_frame, write_table
-    from mindscope.sandbox.experiments import split_label, study
+    from mindscope.analyses import CheckContext, SandboxConfig, run_stage
+    from mindscope.results import write_table
 
     out = Path(args.out)
     table = out / "results.parquet"
     _refuse_existing(table, args.overwrite)
     positive_int(args.seeds, "--seeds")
     positive_int(args.steps, "--steps")
-    kw = _world_kwargs(args)
-    res = study(
-        args.world,
-        args.agent,
-        seeds=range(args.seeds),
+    positive_int(args.envs, "--envs")
+    cfg = SandboxConfig(
+        world=args.world,
+        agent=args.agent,
+        seeds=args.seeds,
         steps=args.steps,
-        num_envs=args.envs,
-        eval_episodes=args.episodes,
-        world_kwargs=kw,
-        split=split_label(kw),
+        envs=args.envs,
+        episodes=args.episodes,
+        world_params=_world_kwargs(args),
         agent_params=_key_values(args.agent_param),
         backend=args.backend,
     )
-    for s, agent in enumerate(res.agents):
-        agent.save(out / f"seed{s}", overwrite=args.overwrite)
-    write_table(to_frame(res.rows), table)
-    for r in res.rows:
-        if not r.metric.startswith("train_"):
+    try:
+        cfg = cfg.check(CheckContext(base=Path.cwd()), "sandbox")
+    except MindscopeError as exc:
+        head, _, tail = str(exc).partition(":")
+        flag = {"world_params": "world-param", "agent_params": "agent-param"}.get(
+            head.removeprefix("sandbox."), head.removeprefix("sandbox.").replace("_", "-")
+        )
+        raise MindscopeError(f"--{flag}:{tail}") from None
+    res = run_stage("sandbox", None, cfg)
+    for name, write in res.artefacts.items():  # the results table was refused above if present
+        write(out / name)
+    write_table(res.rows, table)
+    for r in res.rows.itertuples():
+        if not str(r.metric).startswith("train_"):
             print(f"{r.metric:28s} {r.value:9.3f}  [{r.ci_low:9.3f}, {r.ci_high:9.3f}]  n={r.n}")
-    secs = sorted(res.seconds_per_seed)
-    print(f"train time per seed: median {secs[len(secs) // 2]:.1f} s; wrote {table}")
+    print(f"train time per seed: median {res.info['median_seconds']:.1f} s; wrote {table}")
     return 0
 
 

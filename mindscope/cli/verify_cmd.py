@@ -35,7 +35,9 @@ def register(subparsers: Any) -> None:
     g.add_argument("--root", default=None, help="published chain root the transcript must match")
     g.add_argument("--seed", type=int, default=0, help="seed of the random choice (0)")
     r = p.add_argument_group("verify RUN_DIR")
-    r.add_argument("--stage", choices=("lens", "reporters"), default=None, help="one stage only")
+    r.add_argument(
+        "--stage", default=None, help="one stage only (lens, elicit, anomaly, ...; a run's stage)"
+    )
     r.add_argument("--no-rerun", action="store_true", help="check hashes only")
     r.add_argument("--atol", type=float, default=1e-6, help="absolute tolerance (1e-6)")
     r.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (1e-4)")

@@ -8,7 +8,6 @@ unembedding matrix; :func:`tuned_lens_hash` recomputes it.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,9 @@ def tuned_lens_hash(weight: torch.Tensor) -> str:
         precision=8, threshold=1000, edgeitems=3, linewidth=75, suppress=False, legacy=False
     ):
         text = np.array_str(arr, precision=1)
-    return hashlib.sha256(text.encode()).hexdigest()
+    from mindscope.io import hash_bytes
+
+    return hash_bytes(text.encode())
 
 
 def load_tuned_lens_package(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
 import torch
@@ -26,6 +27,7 @@ from pydantic import ConfigDict, Field
 
 from mindscope.errors import ConfigError, MindscopeError
 from mindscope.lenses.base import residual_stack
+from mindscope.lenses.checkpoint import TrainState, load_state, save_state
 from mindscope.lenses.texts import default_seq_len, packed_sequences
 from mindscope.models import ModelHandle
 from mindscope.schema import Schema, parse
@@ -130,6 +132,15 @@ class TrainConfig(Schema):
         "result.",
     )
     progress: bool = Field(default=True, description="Show a tqdm progress bar.")
+    checkpoint_dir: str | None = Field(
+        default=None,
+        description="A folder where training saves its state every checkpoint_every steps; a "
+        "rerun with the same config, model and texts resumes there (bit-identical to an "
+        "uninterrupted run). Null: no checkpoints.",
+    )
+    checkpoint_every: int = Field(
+        default=10, description="Steps between checkpoints (with checkpoint_dir)."
+    )
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed; unknown names and wrong types raise
@@ -145,6 +156,7 @@ class TrainConfig(Schema):
         """Raise :class:`ConfigError` on an impossible setting."""
         names = ("max_steps", "tokens_per_step", "batch_size", "max_chunk_elements")
         names += ("heldout_tokens", "eval_every", "patience")  # type: ignore[assignment]
+        names += ("checkpoint_every",)  # type: ignore[assignment]
         for name in names:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -366,12 +378,33 @@ def train(lens: L, texts: Sequence[str], cfg: TrainConfig) -> L:
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(plan, desc="tuned lens", disable=not cfg.progress, unit="step")
+    ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
+    key = _checkpoint_key(lens, seqs, held, cfg) if ckpt is not None else ""
     lens.train()
     stopped = False
     steps_done = 0
-    if auto:
+    resumed = load_state(ckpt, key) if ckpt is not None else None
+    if resumed is not None:
+        weight, bias, st = resumed
+        with torch.no_grad():
+            lens.weight.copy_(weight.to(lens.weight.device))
+            lens.bias.copy_(bias.to(lens.bias.device))
+        opt.load_state_dict(st.optimizer)
+        sched.load_state_dict(st.scheduler)
+        steps_done, history, held_history = st.steps_done, st.history, st.held_history
+        evals_without_gain, best = st.evals_without_gain, st.best
+        plan = plan[steps_done:]
+    elif auto:
         evaluate_heldout(0)
+    resumed_from = steps_done
+    bar = tqdm(
+        plan,
+        desc="tuned lens",
+        disable=not cfg.progress,
+        unit="step",
+        initial=steps_done,
+        total=steps_done + len(plan),
+    )
     for step_batches in bar:
         opt.zero_grad(set_to_none=False)
         kl_sum = torch.zeros(h.n_layers, dtype=torch.float64)
@@ -400,6 +433,17 @@ def train(lens: L, texts: Sequence[str], cfg: TrainConfig) -> L:
             if evaluate_heldout(steps_done):
                 stopped = True
                 break
+        if ckpt is not None and steps_done % cfg.checkpoint_every == 0:
+            state = TrainState(
+                steps_done,
+                history,
+                held_history,
+                evals_without_gain,
+                best,
+                opt.state_dict(),
+                sched.state_dict(),
+            )
+            save_state(ckpt, key, lens.weight, lens.bias, state)
     bar.close()
     lens.eval()
     if history and not math.isfinite(sum(history[-1])):
@@ -412,6 +456,7 @@ def train(lens: L, texts: Sequence[str], cfg: TrainConfig) -> L:
             "epochs_over_data": steps_done * seqs_per_step / seqs.shape[0],
         },
         "steps_used": steps_done,
+        "resumed_from": resumed_from,
         "final_step_kl": history[-1] if history else [],
         "mean_kl_history": [sum(x) / len(x) for x in history],
     }
@@ -432,3 +477,25 @@ def train(lens: L, texts: Sequence[str], cfg: TrainConfig) -> L:
         )
     lens.info = info
     return lens
+
+
+def _checkpoint_key(
+    lens: Translators, seqs: torch.Tensor, held: torch.Tensor | None, cfg: TrainConfig
+) -> str:
+    """What a checkpoint must match to be resumed: the config (but where checkpoints go and the
+    progress bar), the model's weights, the lens's shape and the training sequences."""
+    from mindscope import io
+
+    data = io.hasher("blake2b")
+    for t in (seqs, held):
+        if t is not None:
+            data.update(t.cpu().numpy().tobytes())
+    settings = cfg.model_dump(exclude={"checkpoint_dir", "checkpoint_every", "progress"})
+    return io.config_hash(
+        {
+            "config": settings,
+            "weights": str(getattr(lens.handle, "weights_hash", "")),
+            "shape": list(lens.weight.shape),
+            "data": data.hexdigest(),
+        }
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mindscope import io
 from mindscope.errors import MindscopeError
 from mindscope.models.discovery import Parts
 from mindscope.models.hooked import HookedModule, SitePoint, module_weights_hash
@@ -182,7 +182,7 @@ class ModelHandle(HookedModule):
         """Hash of the head and unembedding weights; lenses carry it to refuse foreign models."""
         if self.unembed is None:
             raise MindscopeError(f"{self.name} is not a causal LM: it has no unembedding")
-        h = hashlib.blake2b(digest_size=16)
+        h = io.hasher("blake2b")
         for mod in (*self.parts.head, self.unembed):
             for name, t in sorted(mod.state_dict().items()):
                 h.update(name.encode())
@@ -368,7 +368,7 @@ class ModelHandle(HookedModule):
 
 def files_hash(paths: Sequence[Path]) -> str:
     """Hash (hex, 16 chars) of files' names and bytes, streamed in 4 MB chunks."""
-    h = hashlib.blake2b(digest_size=16)
+    h = io.hasher("blake2b")
     for p in sorted(paths, key=lambda q: q.name):
         h.update(p.name.encode())
         with open(p, "rb") as f:

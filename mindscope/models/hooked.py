@@ -16,7 +16,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mindscope import io
 from mindscope.errors import MindscopeError
 from mindscope.models.hooks import StopForward, first_tensor, hooked, replace_first
 
@@ -46,7 +46,7 @@ class SitePoint:
 
 def module_weights_hash(module: nn.Module) -> str:
     """Content hash (hex, 16 chars) of a module's parameters and buffers, in name order."""
-    h = hashlib.blake2b(digest_size=16)
+    h = io.hasher("blake2b")
     for name, t in sorted(module.state_dict().items()):
         h.update(name.encode())
         h.update(str(tuple(t.shape)).encode())

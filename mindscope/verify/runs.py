@@ -27,7 +27,8 @@ KEY_COLUMNS = ("model", "revision", "step", "dataset", "split", "layer", "method
 """Columns that identify a row of the results table."""
 VALUE_COLUMNS = ("value", "ci_low", "ci_high", "n")
 """Columns compared within tolerance."""
-STAGES = ("lens", "reporters")
+STAGE_ALIASES = {"reporters": "elicit"}
+"""Older names of stages (``--stage reporters`` is the ``elicit`` stage)."""
 
 
 @dataclass
@@ -129,7 +130,8 @@ def verify_run(
 
     Args:
         run_dir: the run folder (``runs/<timestamp>-<name>``).
-        stage: re-execute only ``"lens"`` or ``"reporters"`` (default: the whole run).
+        stage: re-execute only this stage of the run (``"lens"``, ``"elicit"``, ...; default:
+            the whole run).
         rerun: re-execute (``False``: check the recorded hashes only).
         atol, rtol: a value matches when ``|recorded - rerun| <= atol + rtol * |rerun|``.
         load_model: replaces :func:`mindscope.load_model` in the re-execution (tests).
@@ -143,8 +145,12 @@ def verify_run(
     t0 = time.perf_counter()
     path = Path(run_dir)
     manifest = _read_manifest(path)
-    if stage is not None and stage not in STAGES:
-        raise MindscopeError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
+    if stage is not None:
+        from mindscope.analyses import stage_names
+
+        stage = STAGE_ALIASES.get(stage, stage)
+        if stage not in stage_names():
+            raise MindscopeError(f"unknown stage {stage!r}; use one of {', '.join(stage_names())}")
     out = RunVerification(accepted=False, reason="")
     checks = out.checks
 
@@ -182,10 +188,14 @@ def verify_run(
     from mindscope.runs.pipeline import run_pipeline
 
     cfg = load_config(config)
-    if stage == "lens":
-        cfg.elicit.enabled = False
-    elif stage == "reporters":
-        cfg.lens.enabled = False
+    if stage is not None:
+        from mindscope.runs.config import run_stages
+
+        if stage not in dict(run_stages(cfg)):
+            raise MindscopeError(f"the run did not run stage {stage!r}")
+        for name, sc in run_stages(cfg):
+            if name != stage:
+                sc.enabled = False
     with tempfile.TemporaryDirectory(prefix="mindscope-verify-") as tmp:
         cfg.output_dir = tmp
         folder = run_pipeline(cfg, progress=False, load_model=load_model)
@@ -193,7 +203,13 @@ def verify_run(
         rerun_table = read_table(folder.results_path)
     recorded = read_table(path / "results.parquet")
     if stage is not None:
-        recorded = recorded[recorded["method"].isin(set(rerun_table["method"]))]
+        from mindscope.results import extra_values
+
+        tagged = extra_values(recorded, "stage")
+        if tagged.notna().any():
+            recorded = recorded[tagged == stage]
+        else:  # tables written before rows named their stage
+            recorded = recorded[recorded["method"].isin(set(rerun_table["method"]))]
     # inputs: the same weights and data as recorded
     was = {(m["name"], m.get("revision")): m.get("weights_hash") for m in manifest["models"]}
     now = {(m["name"], m.get("revision")): m.get("weights_hash") for m in new_manifest["models"]}
