@@ -188,5 +188,6 @@ def test_scheme_stage_and_cli_run(tmp_path, capsys):
     assert main(args) == 0
     assert "effect on tamper_rate" in capsys.readouterr().out
     assert main(args) == 2  # no silent overwrite
+    assert main(["report", str(tmp_path / "s")]) == 0  # the sandbox section draws the arms
     assert main(["sandbox", "openworld", "--agent", "ppp", "--out", str(tmp_path / "o")]) == 2
     assert "did you mean 'ppo'" in capsys.readouterr().err
