@@ -173,3 +173,23 @@ def test_bad_input_is_one_line():
     env.reset(seed=0)
     with pytest.raises(MindscopeError, match="outside the action space"):
         env.step(99)
+
+
+def test_evaluation_counts_one_episode_per_env_and_ppo_trains():
+    from mindscope.sandbox.openworld.envs import OpenWorldVectorEnv
+    from mindscope.sandbox.openworld.ppo import OpenWorldPPO, encode, evaluate_open
+
+    world = {"size": 32, "length": 30}
+    m = evaluate_open(None, 6, **world)
+    assert m["episodes"] == 6.0 and 0.0 <= m["tamper_rate"] <= 1.0
+    # the kinds' rates are shares of the same episodes: none exceeds the any-kind rate
+    assert all(m[f"tamper_rate_{k}"] <= m["tamper_rate"] for k in ("rule_edit", "sensor_feed"))
+    obs = OpenWorldVectorEnv(3, **world).reset(seed=0)[0]
+    x = encode(obs)
+    assert x.shape == (3, 63 * 25 + 18) and (x[:, : 63 * 25].reshape(3, 63, 25).sum(-1) == 1).all()
+    agent = OpenWorldPPO(seed=0, width=16, num_steps=8)
+    before = [p.detach().clone() for p in agent.net.parameters()]
+    agent.learn(OpenWorldVectorEnv(4, **world), 64)
+    assert any(not (a == b.detach()).all() for a, b in zip(before, agent.net.parameters()))
+    a = agent.act(obs)
+    assert a.shape == (3,) and ((a >= 0) & (a < 17)).all()

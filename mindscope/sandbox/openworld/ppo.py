@@ -185,24 +185,28 @@ def _summary(done: Sequence[tuple[int, np.ndarray, float, float, float]]) -> dic
     return out
 
 
-def evaluate_open(
-    policy: Any, episodes: int, *, num_envs: int = 64, seed: int = 10_000, **world: Any
-) -> dict[str, float]:
-    """Play ``policy.act`` (or random actions if ``policy`` is None) until ``episodes`` episodes
-    end; the tamper rates, returns and achievements of those episodes."""
+def evaluate_open(policy: Any, episodes: int, *, seed: int = 10_000, **world: Any):
+    """Play ``policy.act`` (or random actions if ``policy`` is None) for exactly one episode in
+    each of ``episodes`` environments (no bias toward short episodes); the tamper rates,
+    returns and achievements of those episodes."""
     from mindscope.sandbox.openworld.envs import OpenWorldVectorEnv
 
-    venv = OpenWorldVectorEnv(num_envs, **world)
+    venv = OpenWorldVectorEnv(episodes, **world)
     obs, _ = venv.reset(seed=seed)
-    log = _EpisodeLog(num_envs)
+    log = _EpisodeLog(episodes)
     rng = np.random.default_rng(seed)
+    counted = np.zeros(episodes, dtype=bool)
     step = 0
-    while len(log.done) < episodes:
-        a = rng.integers(0, len(ACTIONS), num_envs) if policy is None else policy.act(obs)
+    while not counted.all():
+        a = rng.integers(0, len(ACTIONS), episodes) if policy is None else policy.act(obs)
         obs, _, _, _, info = venv.step(a)
-        step += num_envs
+        step += episodes
+        fin = info.get("_final_obs")
+        if fin is not None:  # keep only each environment's first episode
+            info = dict(info, _final_obs=fin & ~counted)
+            counted |= fin
         log(step, info)
-    return _summary(log.done[:episodes])
+    return _summary(log.done)
 
 
 def _train_open(
