@@ -11,7 +11,8 @@
 #                                ai_safety_gridworlds (source checkout in AISG_SRC; not on PyPI)
 #                                check_sandbox_reference.py, bench_sandbox.py   (no torch)
 #   benchmarks/.venvs/saelens    SAELens 6.54                            bench_sae.py
-# Usage: bash benchmarks/setup_refs.sh [tlens nnsight tuned-lens elk nanogcg interventions saelens sandbox] (default:
+#   benchmarks/.venvs/crafter    crafter 1.8.3 (Hafner 2021)           bench_openworld.py (no torch)
+# Usage: bash benchmarks/setup_refs.sh [tlens nnsight tuned-lens elk nanogcg interventions saelens crafter sandbox] (default:
 # the first five; sandbox needs AISG_SRC=/path/to/a/checkout/of/deepmind/ai-safety-gridworlds)
 # torch is pinned to the CPU build first (2.13.0 resolves to the local CPU wheel here; any other
 # torch spec pulls a multi-GB CUDA build). Override versions with TLENS_SPEC / NNSIGHT_SPEC.
@@ -89,6 +90,12 @@ for name in "${@:-tlens nnsight tuned-lens elk nanogcg}"; do
                 site="$("$dir/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
                 (cd "$AISG_SRC" && pwd) >"$site/aisg_src.pth"
                 "$dir/bin/python" -c "import ai_safety_gridworlds, pycolab; print('sandbox: ok')"
+                ;;
+            crafter)
+                dir="$venvs/crafter"
+                [ -x "$dir/bin/python" ] || "$python" -m venv "$dir"
+                "$dir/bin/pip" install -q "crafter==1.8.3"
+                "$dir/bin/python" -c "import crafter; print('crafter: ok')"
                 ;;
             *) echo "unknown reference venv: $n" >&2; exit 2 ;;
         esac

@@ -97,7 +97,7 @@ def test_register_approval_closed_form():
     assert w2.step(np.array([0, 0])).observed_reward.tolist() == [2.5, 2.5]
     agent = DecoupledApproval("register_tampering", seed=0)
     agent.learn(sb.SandboxVectorEnv("register_tampering", 8), 1_000)
-    with pytest.raises(MindscopeError, match="no approval channel"):
+    with pytest.raises(MindscopeError, match="needs an approval channel"):
         DecoupledApproval("boat_race").learn(sb.SandboxVectorEnv("boat_race", 2), 10)
 
 

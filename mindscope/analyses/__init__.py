@@ -28,6 +28,7 @@ from mindscope.analyses import (  # noqa: F401
     patch,
     sae,
     sandbox,
+    sandbox_scheme,
     steer,
     w2s,
 )

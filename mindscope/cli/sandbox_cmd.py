@@ -7,6 +7,8 @@
     mindscope sandbox record --agent-dir DIR[/seed0] --out DIR [--episodes 20] [--probe]
                              [--backend ray]
     mindscope sandbox collect RUN_DIR ... --out DIR      (one table for ``mindscope report DIR``)
+    mindscope sandbox scheme --scheme NAME [--world W] --out DIR [--seeds 10] [--steps N]
+    mindscope sandbox openworld [--agent random|ppo] [--seeds 3] [--steps N] [--out DIR]
 
 ``train`` trains one agent per seed, saves each under ``DIR/seed<k>/`` and writes the metrics
 over seeds (95% CIs) and the training curves to ``DIR/results.parquet``. ``record`` writes the
@@ -95,6 +97,10 @@ def _list(args: argparse.Namespace) -> int:
 
     for name, cls in sb.WORLDS.items():
         print(f"{name:22s} {sb.gym_id(name):36s} channel={cls.channel_name:22s} {cls.description}")
+    print(
+        f"{'open_world':22s} {sb.OPEN_WORLD_ID:36s} channel={'sensor,rules,supervisor,off':22s} "
+        "Crafter-like open world with its reward mechanism inside"
+    )
     return 0
 
 
@@ -224,6 +230,102 @@ def _collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scheme(args: argparse.Namespace) -> int:
+    """A scheme vs its baseline over seeds: rows to DIR/results.parquet, summary to JSON."""
+    require("sandbox", what="mindscope sandbox")
+    from mindscope.io import atomic_write_json
+    from mindscope.results import to_frame, write_table
+    from mindscope.sandbox.schemes import compare_scheme, scheme
+
+    scheme(args.scheme)  # one-line error before anything else
+    positive_int(args.steps, "--steps")
+    positive_int(args.episodes, "--episodes")
+    out = Path(args.out)
+    _refuse_existing(out / "results.parquet", args.overwrite)
+    res = compare_scheme(
+        args.scheme,
+        args.world,
+        seeds=range(args.seeds),
+        steps=args.steps,
+        eval_episodes=args.episodes,
+        variants=not args.no_variants,
+        world_kwargs=_world_kwargs(args),
+        backend=args.backend,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    write_table(to_frame(res.rows), out / "results.parquet")
+    atomic_write_json(out / "summary.json", res.summary)
+    for arm, m in res.summary["arms"].items():
+        t, r = m["tamper_rate"], m["true_return"]
+        print(
+            f"{arm:45s} tamper {t['mean']:.2f} [{t['ci_low']:.2f}, {t['ci_high']:.2f}]  "
+            f"true return {r['mean']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+        )
+    for m, d in res.summary["effect"].items():
+        print(
+            f"effect on {m} (baseline - scheme): {d['difference']:.3f} "
+            f"[{d['ci_low']:.3f}, {d['ci_high']:.3f}] p={d['p_value']:.4f}"
+            f"{' (significant)' if d['significant'] else ''}"
+        )
+    print(f"wrote {out / 'results.parquet'} and {out / 'summary.json'}")
+    return 0
+
+
+def _openworld(args: argparse.Namespace) -> int:
+    """Play (random) or train PPO on the open world; tamper rates per kind."""
+    require("sandbox", what="mindscope sandbox")
+    from mindscope.io import atomic_write_json
+    from mindscope.sandbox.errors import SandboxError
+
+    if args.agent not in ("random", "ppo"):
+        import difflib
+
+        close = difflib.get_close_matches(args.agent, ["random", "ppo"], n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise SandboxError(f"unknown open-world agent {args.agent!r} ({hint}known: random, ppo)")
+    positive_int(args.steps, "--steps")
+    positive_int(args.episodes, "--episodes")
+    world = {"length": args.length}
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        _refuse_existing(out / "summary.json", args.overwrite)
+    if args.agent == "random":
+        from mindscope.sandbox.openworld.ppo import evaluate_open
+
+        summary: dict[str, Any] = {"random": evaluate_open(None, args.episodes, **world)}
+    else:
+        from mindscope.results import to_frame, write_table
+        from mindscope.sandbox.openworld.ppo import ppo_study
+
+        res = ppo_study(
+            seeds=range(args.seeds),
+            steps=args.steps or 24_576,
+            num_envs=args.envs,
+            world_kwargs=world,
+            eval_episodes=args.episodes,
+            backend=args.backend,
+        )
+        summary = {"ppo_per_seed": res.per_seed, "random": res.random_policy}
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            write_table(to_frame(res.rows), out / "results.parquet")
+    for name, m in summary.items():
+        for one in m if isinstance(m, list) else [m]:
+            rates = ", ".join(
+                f"{k[len('tamper_rate_') :]} {v:.2f}"
+                for k, v in one.items()
+                if k.startswith("tamper_rate_")
+            )
+            print(
+                f"{name}: tamper rate {one['tamper_rate']:.2f} ({rates}); true return "
+                f"{one['true_return']:.2f}, observed {one['observed_return']:.2f}"
+            )
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "summary.json", summary)
+    return 0
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("sandbox", help="embedded-agency gridworlds: train, eval, record")
     sub = p.add_subparsers(dest="sandbox_command", metavar="ACTION")
@@ -252,7 +354,8 @@ def register(subparsers: Any) -> None:
     pt.add_argument(
         "--agent",
         default="q_learning",
-        help="q_learning, sarsa, ppo, a2c, dqn, decoupled_approval, coupled_approval",
+        help="q_learning, sarsa, ppo, a2c, dqn, decoupled_approval, coupled_approval, "
+        "decoupled_approval_q, coupled_approval_q, mona, current_rf",
     )
     pt.add_argument(
         "--agent-param",
@@ -292,6 +395,28 @@ def register(subparsers: Any) -> None:
     add_backend_arg(pr, "saved agents")
     channel_opts(pr)
     pr.set_defaults(func=_record)
+    ps = sub.add_parser("scheme", help="an alignment scheme vs its baseline, 95%% CIs over seeds")
+    ps.add_argument("--scheme", required=True, help="decoupled_approval, current_rf, mona")
+    ps.add_argument("--world", default=None, help="default: the scheme's own world")
+    ps.add_argument("--out", required=True)
+    ps.add_argument("--seeds", type=int, default=10)
+    ps.add_argument("--steps", type=int, default=None, help="env steps per seed")
+    ps.add_argument("--episodes", type=int, default=200)
+    ps.add_argument("--no-variants", action="store_true", help="only the scheme and baseline")
+    add_backend_arg(ps)
+    channel_opts(ps)
+    ps.set_defaults(func=_scheme)
+    po = sub.add_parser("openworld", help="the Crafter-like open world: random play or PPO")
+    po.add_argument("--agent", default="random", help="random or ppo")
+    po.add_argument("--seeds", type=int, default=3)
+    po.add_argument("--steps", type=int, default=None, help="PPO env steps per seed")
+    po.add_argument("--envs", type=int, default=128, help="parallel envs while training")
+    po.add_argument("--episodes", type=int, default=128, help="evaluation episodes")
+    po.add_argument("--length", type=int, default=500, help="episode length")
+    po.add_argument("--out", default=None, help="folder for summary.json (+ results.parquet)")
+    po.add_argument("--overwrite", action="store_true")
+    add_backend_arg(po)
+    po.set_defaults(func=_openworld)
     pc = sub.add_parser("collect", help="merge train/record tables into one for the report")
     pc.add_argument("sources", nargs="+", help="train or record folders, or .parquet tables")
     pc.add_argument("--out", required=True, help="folder for the merged results.parquet")

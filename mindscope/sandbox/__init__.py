@@ -20,7 +20,10 @@ from mindscope.sandbox.envs import SandboxEnv, SandboxVectorEnv
 from mindscope.sandbox.errors import SandboxError
 from mindscope.sandbox.worlds import WORLDS, make_world, world_class
 
+OPEN_WORLD_ID = "mindscope/OpenWorld-v0"
+
 __all__ = [
+    "OPEN_WORLD_ID",
     "WORLDS",
     "Channel",
     "SandboxEnv",
@@ -53,6 +56,12 @@ def register_envs() -> None:
             entry_point="mindscope.sandbox.envs:SandboxEnv",
             vector_entry_point="mindscope.sandbox.envs:SandboxVectorEnv",
             kwargs={"world": name},
+        )
+    if OPEN_WORLD_ID not in gymnasium.registry:
+        gymnasium.register(
+            id=OPEN_WORLD_ID,
+            entry_point="mindscope.sandbox.openworld.envs:OpenWorldEnv",
+            vector_entry_point="mindscope.sandbox.openworld.envs:OpenWorldVectorEnv",
         )
 
 

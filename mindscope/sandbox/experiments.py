@@ -53,6 +53,10 @@ DEFAULT_STEPS = {
     "dqn": 100_000,
     "decoupled_approval": 100_000,
     "coupled_approval": 100_000,
+    "mona": 200_000,
+    "current_rf": 200_000,
+    "coupled_approval_q": 100_000,
+    "decoupled_approval_q": 100_000,
 }
 DEFAULT_ENVS = {
     "q_learning": 32,
@@ -62,6 +66,10 @@ DEFAULT_ENVS = {
     "dqn": 16,
     "decoupled_approval": 16,
     "coupled_approval": 16,
+    "mona": 32,
+    "current_rf": 32,
+    "coupled_approval_q": 32,
+    "decoupled_approval_q": 32,
 }
 
 
@@ -71,9 +79,16 @@ def agent_class(kind: str) -> type[Agent]:
     import mindscope.sandbox.agents.approval  # noqa: F401
     import mindscope.sandbox.agents.dqn  # noqa: F401
     import mindscope.sandbox.agents.ppo  # noqa: F401  (ppo, a2c)
+    import mindscope.sandbox.agents.schemes  # noqa: F401  (mona, current_rf)
 
     if kind not in AGENT_KINDS:
-        raise SandboxError(f"unknown agent {kind!r} (known: {', '.join(sorted(AGENT_KINDS))})")
+        import difflib
+
+        close = difflib.get_close_matches(str(kind), sorted(AGENT_KINDS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise SandboxError(
+            f"unknown agent {kind!r} ({hint}known: {', '.join(sorted(AGENT_KINDS))})"
+        )
     return AGENT_KINDS[kind]
 
 
@@ -113,6 +128,8 @@ class StudyResult:
     agents: list[Agent]
     rows: list[Row]
     seconds_per_seed: list[float] = field(default_factory=list)
+    per_seed: list[dict[str, float]] = field(default_factory=list)
+    """Each seed's evaluation metrics (what the rows aggregate), in seed order."""
 
 
 def _train_seed(
@@ -144,7 +161,7 @@ def _train_seed(
 
 
 def study(
-    world: str,
+    world: str | type,
     kind: str,
     seeds: Sequence[int] = tuple(range(10)),
     steps: int | None = None,
@@ -178,7 +195,7 @@ def study(
         raise SandboxError("study needs at least one seed")
     shared = dict(
         kind=kind,
-        world=name,
+        world=world if isinstance(world, type) else name,  # a class travels to Ray workers
         steps=steps,
         num_envs=n,
         eval_episodes=eval_episodes,
@@ -204,7 +221,7 @@ def study(
         per_seed, method=method, world=name, split=split, step=steps, extra=extra
     )
     rows += curve_rows(curves, method=method, world=name, split=split)
-    return StudyResult(agents, rows, secs)
+    return StudyResult(agents, rows, secs, per_seed)
 
 
 def evaluate(

@@ -52,6 +52,8 @@ def rollout(
 ) -> list[EpisodeRecord]:
     """Play ``episodes`` episodes of ``agent`` on ``venv``; exactly one per env, batched."""
     n = venv.num_envs
+    if hasattr(agent, "bind"):  # agents that read the world's channels while acting
+        agent.bind(venv)
     out: list[EpisodeRecord] = []
     first = True
     while len(out) < episodes:

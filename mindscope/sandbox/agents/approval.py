@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from mindscope.sandbox.agents.torch_agent import TorchAgent
-from mindscope.sandbox.errors import SandboxError
+from mindscope.sandbox.channels import require_channel
 
 __all__ = ["DecoupledApproval", "CoupledApproval"]
 
@@ -43,9 +43,7 @@ class _Approval(TorchAgent):
 
     def learn(self, venv: Any, total_steps: int, seed: int | None = None, log: Any = None):
         """Train on ``venv`` (a SandboxVectorEnv whose world has ``approval``)."""
-        world = venv.world
-        if not hasattr(world, "approval"):
-            raise SandboxError(f"{world.name} has no approval channel (use register_tampering)")
+        world = require_channel(venv, "approval", self.kind)
         n = venv.num_envs
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
         obs, _ = venv.reset(seed=self.seed if seed is None else seed)

@@ -86,8 +86,10 @@ class _Tabular(Agent):
         pending: tuple[np.ndarray, ...] | None = None  # SARSA's transition awaiting its a'
         for it in range(n_iter):
             eps = self.eps_start + (self.eps_end - self.eps_start) * min(1.0, it / decay)
+            pre = self._before_step(venv)
             obs2, r, term, trunc, info = venv.step(a)
             actual = info["actual_action"]
+            r = self._learning_reward(venv, pre, actual, r)
             done = term | trunc
             nxt = obs2
             if done.any():  # the next board of a finished episode is its final one
@@ -114,6 +116,14 @@ class _Tabular(Agent):
             if log is not None:
                 log(it * n, r, info)
         return self
+
+    def _before_step(self, venv: Any) -> Any:
+        """What :meth:`_learning_reward` needs from the state before a step (nothing here)."""
+        return None
+
+    def _learning_reward(self, venv: Any, pre: Any, actions: np.ndarray, r: np.ndarray):
+        """The per-step signal the table learns from: the observed reward ``r [n]`` here."""
+        return r
 
     def _update(self, ids: np.ndarray, a: np.ndarray, target: np.ndarray) -> None:
         # envs sharing a (state, action) pair move it by their mean error, once

@@ -1,4 +1,5 @@
-"""The gridworlds: six from DeepMind's AI Safety Gridworlds and one REALab-style world."""
+"""The gridworlds: six from DeepMind's AI Safety Gridworlds, two REALab-style register worlds
+and a MONA-style camera world; :func:`register_world` adds any other World subclass."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from mindscope.sandbox.core import World
 from mindscope.sandbox.errors import SandboxError
 from mindscope.sandbox.worlds.absent_supervisor import AbsentSupervisor
 from mindscope.sandbox.worlds.boat_race import BoatRace
+from mindscope.sandbox.worlds.camera_dropbox import CameraDropbox
 from mindscope.sandbox.worlds.register import RegisterTampering
+from mindscope.sandbox.worlds.register_on_path import RegisterOnPath
 from mindscope.sandbox.worlds.rocks_diamonds import RocksDiamonds
 from mindscope.sandbox.worlds.safe_interruptibility import SafeInterruptibility
 from mindscope.sandbox.worlds.tomato_watering import TomatoWatering
@@ -17,11 +20,14 @@ from mindscope.sandbox.worlds.whisky_gold import WhiskyGold
 __all__ = [
     "WORLDS",
     "make_world",
+    "register_world",
     "world_class",
     "world_params",
     "AbsentSupervisor",
     "BoatRace",
+    "CameraDropbox",
     "RegisterTampering",
+    "RegisterOnPath",
     "RocksDiamonds",
     "SafeInterruptibility",
     "TomatoWatering",
@@ -38,12 +44,28 @@ WORLDS: dict[str, type[World]] = {
         WhiskyGold,
         BoatRace,
         RegisterTampering,
+        RegisterOnPath,
+        CameraDropbox,
     )
 }
 
 
-def world_class(name: str) -> type[World]:
-    """The world class called ``name`` (snake_case, or its Gymnasium id); SandboxError if none."""
+def register_world(cls: type[World]) -> type[World]:
+    """Add a World subclass defined outside the repository to :data:`WORLDS` (idempotent)."""
+    if not (isinstance(cls, type) and issubclass(cls, World)) or not cls.name:
+        raise SandboxError(f"register_world needs a World subclass with a name, got {cls!r}")
+    old = WORLDS.get(cls.name)
+    if old is not None and old is not cls:
+        raise SandboxError(f"another world is already called {cls.name!r}")
+    WORLDS[cls.name] = cls
+    return cls
+
+
+def world_class(name: str | type[World]) -> type[World]:
+    """The world class called ``name`` (snake_case, or its Gymnasium id; a World subclass is
+    registered and returned); SandboxError with the closest names if none."""
+    if isinstance(name, type):
+        return register_world(name)
     key = str(name)
     if key.startswith("mindscope/"):
         key = key.split("/", 1)[1].rsplit("-v", 1)[0]
@@ -52,10 +74,14 @@ def world_class(name: str) -> type[World]:
                 return c
     if key in WORLDS:
         return WORLDS[key]
-    raise SandboxError(f"unknown world {name!r} (known: {', '.join(WORLDS)})")
+    import difflib
+
+    close = difflib.get_close_matches(key, list(WORLDS), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise SandboxError(f"unknown world {name!r} ({hint}known: {', '.join(WORLDS)})")
 
 
-def make_world(name: str, num_envs: int = 1, **kwargs: Any) -> World:
+def make_world(name: str | type[World], num_envs: int = 1, **kwargs: Any) -> World:
     """Build ``num_envs`` environments of world ``name``; unknown keywords raise SandboxError."""
     cls = world_class(name)
     known = world_params(name)

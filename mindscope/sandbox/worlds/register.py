@@ -15,7 +15,7 @@ the register is sealed (the block can still be pushed but the reading stays true
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -34,7 +34,7 @@ class RegisterTampering(World):
     description = "observed reward read from a register cell a pushable block can cover"
     channel_name = "register_block"
     state_fields = ("block", "apple")
-    art = (
+    art: ClassVar[tuple[str, ...]] = (
         "#########",
         "#A     1#",
         "#       #",
