@@ -97,7 +97,7 @@ def make_world(name: str | type[World], num_envs: int = 1, **kwargs: Any) -> Wor
         raise SandboxError(f"bad parameters for world {cls.name}: {exc}") from None
 
 
-def world_params(name: str) -> list[str]:
+def world_params(name: str | type[World]) -> list[str]:
     """The keyword parameters world ``name`` accepts (``--world-param KEY=VALUE``), sorted."""
     import inspect
 
