@@ -144,7 +144,9 @@ def test_disagree_cli_reports_precision_and_top_examples(tiny_quirky: Path, tmp_
     curve = df[(df.metric == "audit_pr_precision") & (df.method == "lr") & (df.layer == 2)]
     ks = [json.loads(e)["k"] for e in curve.extra]
     recalls = [json.loads(e)["recall"] for e in curve.extra]
-    assert ks == sorted(ks) and ks[-1] == 240 and recalls == sorted(recalls) and recalls[-1] == 1
+    # the curve runs over the whole pool, each distinct prompt once (240 drawn, a few repeat)
+    assert ks == sorted(ks) and 200 <= ks[-1] <= 240
+    assert recalls == sorted(recalls) and recalls[-1] == 1
     assert curve.value.iloc[-1] == pytest.approx(json.loads(curve.extra.iloc[-1])["base_rate"])
     ap = df[(df.metric == "audit_average_precision") & (df.method == "lr") & (df.layer == 2)]
     assert len(ap) == 1 and 0 < ap.value.iloc[0] <= 1
@@ -192,7 +194,7 @@ def test_disagreements_api_refuses_a_layered_reporter(tiny_quirky: Path) -> None
     pairs = quirky_arith(32, seed=0)
     x = ms.extract(h, [p.prompt for p in pairs], layers=[1, 2], progress=False)
     y = torch.tensor([p.meta["truth"] for p in pairs])
-    with pytest.raises(MindscopeError, match="one layer"):
+    with pytest.raises(MindscopeError, match="several layers"):
         disagreements(h, LogisticReporter().fit(x.stack(), y), pairs, layer=1)
     rep = LogisticReporter().fit(x[1], y)
     ranked = disagreements(h, rep, pairs, layer=1)
