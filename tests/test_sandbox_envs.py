@@ -172,7 +172,7 @@ def test_episodes_truncate_at_100_steps():
         (lambda: sb.SandboxVectorEnv("boat_race", 0), "at least 1"),
         (lambda: sb.SandboxEnv("boat_race").reset(seed=1.5), "seed must be an integer"),
         (lambda: sb.SandboxEnv("boat_race").reset(seed="3"), "seed must be an integer"),
-        (lambda: sb.SandboxEnv("boat_race", colour=3), "bad parameters"),
+        (lambda: sb.SandboxEnv("boat_race", colour=3), "unknown parameter"),
         (lambda: sb.SandboxEnv("boat_race", tamper_delay=-1), "tamper_delay"),
     ],
 )
