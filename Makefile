@@ -41,8 +41,9 @@ browser:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || true; \
 	  fi; }
 
+# two workers of one torch thread each: the 2 cores shared without OpenMP spin-waiting
 unit: setup
-	$(PY) -m pytest -q
+	OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2
 
 test: lint typecheck browser unit
 
