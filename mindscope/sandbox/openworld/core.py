@@ -359,8 +359,8 @@ class OpenWorld:
         self.t = np.zeros(n, dtype=np.int64)
         # creature positions are stored x-plane then y-plane ([2, n, slots], so each plane is
         # contiguous for the batched updates); ``cpos``/``zpos`` are [n, slots, 2] views
-        self._cxy = np.zeros((2, n, self.C), dtype=np.int64)
-        self._zxy = np.zeros((2, n, self.Z), dtype=np.int64)
+        self._cxy = np.zeros((2, n, self.C), dtype=np.int16)
+        self._zxy = np.zeros((2, n, self.Z), dtype=np.int16)
         self.cpos = self._cxy.transpose(1, 2, 0)
         self.chp = np.zeros((n, self.C), dtype=np.int64)
         self.calive = np.zeros((n, self.C), dtype=bool)
@@ -749,8 +749,9 @@ class OpenWorld:
         iron tools) in the 3x3 area around the player, and the materials."""
         inv = self.inv
         near = self._matf[pf[r][:, None] + self._near_off]  # [k, 9]
-        ok = (near == MAT["table"]).any(1)
-        ok &= ~MAKE_FURNACE[which] | (near == MAT["furnace"]).any(1)
+        table = (near == MAT["table"]).any(1)
+        r, which, near = r[table], which[table], near[table]
+        ok = ~MAKE_FURNACE[which] | (near == MAT["furnace"]).any(1)
         uses = MAKE_USES[which]  # [k, 16]
         ok &= (inv[r] >= uses).all(1)
         ro = r[ok]
@@ -833,7 +834,8 @@ class OpenWorld:
 
     def _offsets(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``[n, k]`` offsets from creatures ``xy [2, n, k]`` to the player (x, y)."""
-        return self.pos[:, 0, None] - xy[0], self.pos[:, 1, None] - xy[1]
+        px, py = self.pos[:, 0, None].astype(np.int16), self.pos[:, 1, None].astype(np.int16)
+        return px - xy[0], py - xy[1]
 
     def _cows(self) -> None:
         """Crafter's Cow.update: with probability 0.5 a step in a uniform direction."""
@@ -844,7 +846,7 @@ class OpenWorld:
         np.abs(dy, out=dy)
         dx += dy
         go = (dx < 18) & (b < 128) & self.calive
-        self._movers(self._cxy, go, (b & 3).astype(np.int64), COW)
+        self._movers(self._cxy, go, (b & 3).view(np.int8), COW)
 
     def _zombies(self) -> None:
         """Crafter's Zombie.update: toward the player (L1 <= 8, probability 0.9; the longer
@@ -867,7 +869,7 @@ class OpenWorld:
         toward = TOWARD[
             pick_x.view(np.int8), np.sign(ox.reshape(-1)[idx]) + 1, np.sign(oy.reshape(-1)[idx]) + 1
         ]
-        dirs = np.full((self.n, Z), -1, dtype=np.int64)
+        dirs = np.full((self.n, Z), -1, dtype=np.int8)
         dirs.reshape(-1)[idx] = np.where(chase, toward, self.rng.integers(0, 4, m))
         self._movers(self._zxy, near, dirs, ZOMBIE)
         # attacks by the zombies next to the player after moving
@@ -1015,7 +1017,7 @@ class OpenWorld:
             "off_switch_disabled": self.switch_disabled.copy(),
             "supervisor_watching": (self._l1(self.spos, self.pos) <= self.watch_radius)
             & self.mechanism,
-            "achievements_unlocked": self.unlocked.sum(axis=1),
+            "achievements_unlocked": np.count_nonzero(self.unlocked, axis=1),
             "first_tamper_step": self.first_tamper.copy(),
             "step": self.t.copy(),
         }
