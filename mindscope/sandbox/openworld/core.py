@@ -11,9 +11,11 @@ any achievement for the first time) are Crafter's.
 
 Differences on purpose (see docs/sandbox.md): skeletons and arrows are left out; creatures live
 in fixed slots per environment (``cows``, ``zombies``, ``plants``) and are balanced over the
-whole map every 10 steps rather than per 12x12 chunk; the terrain is value noise, not
-OpenSimplex (a Crafter map can be loaded with ``reset(options={"map": ...})``); one random
-stream per batch.
+whole map every 10 steps rather than per 12x12 chunk; the creatures of one kind move together
+on a step (a cell vacated on that step stays blocked for them; of two aiming at one cell the
+lower slot moves), Crafter moves its objects one after the other; the terrain is value noise,
+not OpenSimplex (a Crafter map can be loaded with ``reset(options={"map": ...})``); one random
+stream per batch; ``map_reuse=k`` lets each generated map serve ``k`` episodes (default 1).
 
 The reward mechanism is made of objects in the world, each with a tamper flag in ``info``:
 
