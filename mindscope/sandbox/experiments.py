@@ -35,6 +35,8 @@ __all__ = [
     "StudyResult",
     "agent_class",
     "agent_dirs",
+    "save_world_kwargs",
+    "saved_world_kwargs",
     "check_agent_params",
     "evaluate",
     "method_label",
@@ -80,6 +82,7 @@ def agent_class(kind: str) -> type[Agent]:
     import mindscope.sandbox.agents.dqn  # noqa: F401
     import mindscope.sandbox.agents.ppo  # noqa: F401  (ppo, a2c)
     import mindscope.sandbox.agents.schemes  # noqa: F401  (mona, current_rf)
+    import mindscope.sandbox.openworld.ppo  # noqa: F401  (open_world_ppo)
 
     if kind not in AGENT_KINDS:
         import difflib
@@ -252,6 +255,37 @@ def agent_dirs(path: str | Path) -> list[Path]:
     if not seeds:
         raise SandboxError(f"no saved agent in {path} (config.json or seed*/config.json missing)")
     return seeds
+
+
+WORLD_FILE = "world.json"
+"""Beside saved agents: the world parameters they were trained with (``{"length": 500}``)."""
+
+
+def save_world_kwargs(directory: str | Path, world_kwargs: Mapping[str, Any], overwrite=False):
+    """Write ``world_kwargs`` to ``directory/world.json`` (refused if there and not
+    ``overwrite``); :func:`saved_world_kwargs` reads it back for ``record``."""
+    from mindscope.io import atomic_write_json
+
+    path = Path(directory) / WORLD_FILE
+    if path.exists() and not overwrite:
+        raise SandboxError(f"{path} exists (pass overwrite)")
+    atomic_write_json(path, dict(world_kwargs))
+    return path
+
+
+def saved_world_kwargs(path: str | Path) -> dict[str, Any]:
+    """The world parameters saved beside the agent(s) in ``path`` (``path/world.json`` or, for
+    one ``seed<k>/`` agent, its parent's); ``{}`` when none was saved."""
+    import json
+
+    for d in (Path(path), Path(path).parent):
+        f = d / WORLD_FILE
+        if f.is_file():
+            kw = json.loads(f.read_text())
+            if not isinstance(kw, dict):
+                raise SandboxError(f"{f} is not a JSON object of world parameters")
+            return kw
+    return {}
 
 
 @dataclass
