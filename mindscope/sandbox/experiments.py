@@ -306,6 +306,7 @@ def _record_one(
     seed: int,
     world_kwargs: dict[str, Any],
     probe: bool,
+    probe_kwargs: dict[str, Any] | None = None,
 ) -> tuple[Agent, list[Any], list[Row]]:
     from mindscope.sandbox.agents import load_agent
     from mindscope.sandbox.probing import probe_protocol
@@ -314,7 +315,11 @@ def _record_one(
     agent_class("ppo")  # registers every agent kind
     agent = load_agent(path, world=world)
     eps = record_episodes(agent, episodes, seed=seed, world_kwargs=world_kwargs)
-    rows = probe_protocol(agent, eps, seed=seed, world_kwargs=world_kwargs) if probe else []
+    rows = (
+        probe_protocol(agent, eps, seed=seed, world_kwargs=world_kwargs, **(probe_kwargs or {}))
+        if probe
+        else []
+    )
     return agent, eps, rows
 
 
@@ -327,13 +332,14 @@ def record_study(
     world_kwargs: Mapping[str, Any] | None = None,
     probe: bool = False,
     backend: str = "inprocess",
+    probe_kwargs: Mapping[str, Any] | None = None,
 ) -> RecordResult:
     """Load each saved agent in ``dirs``, record ``episodes`` episodes (environment ``seed``)
     and, with ``probe``, run :func:`mindscope.sandbox.probing.probe_protocol` on them.
 
-    ``world`` refuses agents saved for another world. One agent gives its probe rows as they
-    are; several give the mean over agents with a 95% CI
-    (:func:`mindscope.sandbox.probing.aggregate_probe_rows`).
+    ``world`` refuses agents saved for another world; ``probe_kwargs`` go to the protocol
+    (``ks``, ``max_states``). One agent gives its probe rows as they are; several give the
+    mean over agents with a 95% CI (:func:`mindscope.sandbox.probing.aggregate_probe_rows`).
     """
     from mindscope.parallel import run_tasks
     from mindscope.sandbox.probing import aggregate_probe_rows
@@ -348,6 +354,7 @@ def record_study(
         seed=seed,
         world_kwargs=dict(world_kwargs or {}),
         probe=probe,
+        probe_kwargs=dict(probe_kwargs or {}),
     )
     outs = run_tasks(_record_one, [str(d) for d in dirs], backend=backend, shared=shared)
     per_agent = [rows for _, _, rows in outs]

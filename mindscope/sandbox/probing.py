@@ -91,14 +91,20 @@ def fact_data(episodes: Sequence[Episode], fact: str, site: str) -> tuple[np.nda
 
 
 def probe_auroc(x_tr, y_tr, x_te, y_te, reporter: Any = None) -> float:
-    """Held-out AUROC of a reporter fitted on ``(x_tr, y_tr)``; NaN if a split has one class."""
+    """Held-out AUROC of a reporter fitted on ``(x_tr, y_tr)`` (``[m, d]``, ``[m]``), on the
+    columns that vary over the training states; NaN if a split has one class."""
     from mindscope.probes import LogisticReporter
 
     if len(set(y_tr.tolist())) < 2 or len(set(y_te.tolist())) < 2:
         return float("nan")
+    # columns constant over the training states carry nothing a probe could use (the one-hot
+    # input of a large world is mostly such columns): drop them, which keeps the fit small
+    keep = (x_tr != x_tr[:1]).any(axis=0)
+    if not keep.any():
+        return float("nan")
     rep = reporter if reporter is not None else LogisticReporter(C=1.0)
-    rep.fit(x_tr.astype(np.float32), y_tr)
-    return float(rep.score(x_te.astype(np.float32), y_te))
+    rep.fit(x_tr[:, keep].astype(np.float32), y_tr)
+    return float(rep.score(x_te[:, keep].astype(np.float32), y_te))
 
 
 def probe_rows(
@@ -108,16 +114,26 @@ def probe_rows(
     sites: Sequence[str] = ("hidden1", "hidden2"),
     method: str = "",
     facts: Sequence[str] = (),
+    max_states: int | None = None,
 ) -> list[Row]:
     """AUROC rows: ``tamper_within_k`` per ``k`` (in ``extra``) and site; one per fact.
 
     ``layer`` is the site's position in ``sites`` (1-based; 0 for :data:`INPUT_SITE`).
+    ``max_states`` fits each reporter on at most that many training states (a seeded random
+    subset, the same for every site); every held-out state is scored.
     """
     rows = []
+
+    def cap(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if max_states is None or len(y) <= max_states:
+            return x, y
+        idx = np.sort(np.random.default_rng(0).choice(len(y), max_states, replace=False))
+        return x[idx], y[idx]
+
     world = train[0].world if train else ""
     for li, site in enumerate(sites):
         for k in ks:
-            xtr, ytr = tamper_horizon_data(train, k, site)
+            xtr, ytr = cap(*tamper_horizon_data(train, k, site))
             xte, yte = tamper_horizon_data(test, k, site)
             auc = probe_auroc(xtr, ytr, xte, yte)
             rows.append(
@@ -134,7 +150,7 @@ def probe_rows(
                 )
             )
         for fact in facts:
-            xtr, ytr = fact_data(train, fact, site)
+            xtr, ytr = cap(*fact_data(train, fact, site))
             xte, yte = fact_data(test, fact, site)
             rows.append(
                 Row(
@@ -309,6 +325,7 @@ def probe_protocol(
     seed: int = 0,
     world_kwargs: Mapping[str, Any] | None = None,
     ks: Sequence[int] = (1, 2, 4, 8, 16),
+    max_states: int | None = None,
 ) -> list[Row]:
     """The sandbox's probe protocol on one agent's recorded episodes.
 
@@ -326,6 +343,12 @@ def probe_protocol(
     facts = [f for f in wanted if f in episodes[0].facts]
     sites = (INPUT_SITE, *episodes[0].activations)
     rows = probe_rows(
-        episodes[:half], episodes[half:], ks=ks, sites=sites, method=agent.kind, facts=facts
+        episodes[:half],
+        episodes[half:],
+        ks=ks,
+        sites=sites,
+        method=agent.kind,
+        facts=facts,
+        max_states=max_states,
     )
     return rows + counterfactual_rows(agent, seed=seed, world_kwargs=world_kwargs)
