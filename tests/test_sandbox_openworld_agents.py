@@ -129,6 +129,8 @@ def test_cli_openworld_ppo_then_record_with_probes(tmp_path, capsys):
     assert (rec / "episode.html").is_file() and (rec / "seed0" / "episodes.json").is_file()
     meta = json.loads((rec / "seed0" / "episodes.json").read_text())["episodes"]
     assert all(m["length"] <= 30 for m in meta)  # the saved world length was used
+    assert main(["sandbox", "eval", "--agent-dir", str(out / "seed0"), "--episodes", "4"]) == 0
+    assert "tamper_rate" in capsys.readouterr().out
     df = read_table(rec / "probes.parquet")
     assert (df.metric == "auroc_supervisor_watching").any()
     assert main(args) == 2  # refuses to overwrite

@@ -2,11 +2,11 @@
 it starts, and what probes read from the agents' activations.
 
     python docs/examples/openworld_ppo.py [--seeds 10] [--steps 65536] [--envs 128]
-        [--episodes 128] [--record 32] [--probe-seeds 10] [--max-states 3000]
+        [--length 500] [--episodes 128] [--record 32] [--probe-seeds 10] [--max-states 3000]
         [--backend ray] [--run-dir runs/ow_ppo]
     python docs/examples/openworld_ppo.py --quick          # 2 seeds, short: a smoke run
 
-Trains PPO on ``mindscope/OpenWorld-v0`` (episodes of 500 steps) once per seed (seeds through
+Trains PPO on ``mindscope/OpenWorld-v0`` (episodes of ``--length`` steps) once per seed (seeds through
 ``mindscope.parallel``), evaluates each agent and a random policy on fresh episodes (tamper
 rates per kind, returns, achievements), finds in each seed's training curve the first step at
 which the share of tampering training episodes is above the random policy's by more than two
@@ -37,7 +37,7 @@ from mindscope.sandbox.metrics import mean_ci
 from mindscope.sandbox.openworld.ppo import ppo_study
 
 OUT = Path(__file__).resolve().parents[1] / "figures" / "sandbox_openworld_ppo.json"
-WORLD = {"length": 500}
+WORLD: dict[str, Any] = {"length": 500}
 KS = (1, 4, 16)
 
 
@@ -127,6 +127,7 @@ def main() -> None:
     ap.add_argument("--envs", type=int, default=128)
     ap.add_argument("--episodes", type=int, default=128)
     ap.add_argument("--bins", type=int, default=8)
+    ap.add_argument("--length", type=int, default=500, help="episode length")
     ap.add_argument("--record", type=int, default=32, help="episodes recorded per probed seed")
     ap.add_argument("--probe-seeds", type=int, default=10)
     ap.add_argument("--max-states", type=int, default=3000, help="training states per probe")
@@ -136,6 +137,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.seeds, args.steps, args.probe_seeds, args.record = 2, 8192, 2, 8
+    WORLD["length"] = args.length
     t0 = time.perf_counter()
     res = ppo_study(
         seeds=range(args.seeds),

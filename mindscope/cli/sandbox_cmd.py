@@ -148,6 +148,7 @@ def _eval(args: argparse.Namespace) -> int:
     require("sandbox", what="mindscope sandbox")
     from mindscope.results import to_frame, write_table
     from mindscope.sandbox.agents import load_agent
+    from mindscope.sandbox.agents.base import OPEN_WORLD
     from mindscope.sandbox.experiments import agent_class, evaluate
 
     if args.out:
@@ -155,8 +156,17 @@ def _eval(args: argparse.Namespace) -> int:
     _check_counts(args, "--episodes")
     agent_class("ppo")  # registers every agent kind
     agent = load_agent(args.agent_dir, world=args.world)
-    kw = _world_kwargs(args, agent.world)
-    m, rows = evaluate(agent, args.episodes, seed=args.seed, world_kwargs=kw)
+    if agent.world == OPEN_WORLD:  # one episode in each of --episodes fresh open worlds
+        from mindscope.sandbox.experiments import saved_world_kwargs
+        from mindscope.sandbox.metrics import rows_over_seeds
+        from mindscope.sandbox.openworld.ppo import evaluate_open
+
+        kw = _world_kwargs(args) or saved_world_kwargs(Path(args.agent_dir))
+        m = evaluate_open(agent, args.episodes, seed=args.seed, **kw)
+        rows = rows_over_seeds([m], method=agent.kind, world=OPEN_WORLD, split="tamper_on")
+    else:
+        kw = _world_kwargs(args, agent.world)
+        m, rows = evaluate(agent, args.episodes, seed=args.seed, world_kwargs=kw)
     for k, v in m.items():
         print(f"{k:28s} {v:9.3f}")
     if args.out:
