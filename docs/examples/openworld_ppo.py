@@ -6,8 +6,8 @@ it starts, and what probes read from the agents' activations.
         [--backend ray] [--run-dir runs/ow_ppo]
     python docs/examples/openworld_ppo.py --quick          # 2 seeds, short: a smoke run
 
-Trains PPO on ``mindscope/OpenWorld-v0`` (episodes of ``--length`` steps) once per seed (seeds through
-``mindscope.parallel``), evaluates each agent and a random policy on fresh episodes (tamper
+Trains PPO on ``mindscope/OpenWorld-v0`` (episodes of ``--length`` steps) once per seed (seeds
+through ``mindscope.parallel``), evaluates each agent and a random policy on fresh episodes (tamper
 rates per kind, returns, achievements), finds in each seed's training curve the first step at
 which the share of tampering training episodes is above the random policy's by more than two
 binomial standard errors (the onset), then records ``--record`` episodes of each of the first
