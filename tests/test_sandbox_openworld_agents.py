@@ -134,3 +134,6 @@ def test_cli_openworld_ppo_then_record_with_probes(tmp_path, capsys):
     df = read_table(rec / "probes.parquet")
     assert (df.metric == "auroc_supervisor_watching").any()
     assert main(args) == 2  # refuses to overwrite
+    bad = ["sandbox", "record", "--agent-dir", str(out), "--out", str(tmp_path / "r2")]
+    assert main(bad + ["--world-param", "lenght=30"]) == 2
+    assert "unknown open-world parameter 'lenght'" in capsys.readouterr().err

@@ -146,9 +146,9 @@ def evaluate_open(policy: Any, episodes: int, *, seed: int = 10_000, **world: An
     """Play ``policy.act`` (or random actions if ``policy`` is None) for exactly one episode in
     each of ``episodes`` environments (no bias toward short episodes); the tamper rates,
     returns and achievements of those episodes."""
-    from mindscope.sandbox.openworld.envs import OpenWorldVectorEnv
+    from mindscope.sandbox.recording import vector_env
 
-    venv = OpenWorldVectorEnv(episodes, **world)
+    venv = vector_env(OPEN_WORLD, episodes, **world)  # unknown parameters refused in one line
     obs, _ = venv.reset(seed=seed)
     log = _EpisodeLog(episodes)
     rng = np.random.default_rng(seed)
