@@ -17,9 +17,9 @@ from mindscope.sandbox.agents.ppo import PPO
 from mindscope.sandbox.openworld import ACTIONS, OpenWorld
 from mindscope.sandbox.openworld.core import OBJECT_CODES
 from mindscope.sandbox.openworld.envs import OpenWorldVectorEnv
-from mindscope.sandbox.openworld.ppo import OpenWorldPPO
 from mindscope.sandbox.openworld.state import restore, snapshot, supervisor_away
 from mindscope.sandbox.openworld.worldgen import MAT
+from mindscope.sandbox.openworld_agents import OpenWorldPPO
 from mindscope.sandbox.probing import counterfactual, probe_protocol
 from mindscope.sandbox.recording import record_episodes, save_episodes
 from mindscope.sandbox.render import episode_page

@@ -34,7 +34,7 @@ from mindscope.io import atomic_write_json
 from mindscope.results import extra_of
 from mindscope.sandbox.experiments import record_study, save_world_kwargs
 from mindscope.sandbox.metrics import mean_ci
-from mindscope.sandbox.openworld.ppo import ppo_study
+from mindscope.sandbox.openworld_agents import ppo_study
 
 OUT = Path(__file__).resolve().parents[1] / "figures" / "sandbox_openworld_ppo.json"
 WORLD: dict[str, Any] = {"length": 500}

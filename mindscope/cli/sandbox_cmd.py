@@ -159,7 +159,7 @@ def _eval(args: argparse.Namespace) -> int:
     if agent.world == OPEN_WORLD:  # one episode in each of --episodes fresh open worlds
         from mindscope.sandbox.experiments import saved_world_kwargs
         from mindscope.sandbox.metrics import rows_over_seeds
-        from mindscope.sandbox.openworld.ppo import evaluate_open
+        from mindscope.sandbox.openworld_agents import evaluate_open
 
         kw = _world_kwargs(args) or saved_world_kwargs(Path(args.agent_dir))
         m = evaluate_open(agent, args.episodes, seed=args.seed, **kw)
@@ -303,12 +303,12 @@ def _openworld(args: argparse.Namespace) -> int:
     if out is not None:
         _refuse_existing(out / "summary.json", args.overwrite)
     if args.agent == "random":
-        from mindscope.sandbox.openworld.ppo import evaluate_open
+        from mindscope.sandbox.openworld_agents import evaluate_open
 
         summary: dict[str, Any] = {"random": evaluate_open(None, args.episodes, **world)}
     else:
         from mindscope.results import to_frame, write_table
-        from mindscope.sandbox.openworld.ppo import ppo_study
+        from mindscope.sandbox.openworld_agents import ppo_study
 
         res = ppo_study(
             seeds=range(args.seeds),

@@ -60,18 +60,10 @@ class Episode:
 def vector_env(world: str, num_envs: int, **world_kwargs: Any) -> Any:
     """A vector env of ``world``: the open world's (:data:`OPEN_WORLD`) or a gridworld's."""
     if world == OPEN_WORLD:
-        import inspect
-
-        from mindscope.sandbox.openworld.core import OpenWorld
         from mindscope.sandbox.openworld.envs import OpenWorldVectorEnv
+        from mindscope.sandbox.openworld.features import check_world_kwargs
 
-        known = set(inspect.signature(OpenWorld.__init__).parameters) - {"self", "num_envs"}
-        bad = sorted(set(world_kwargs) - known)
-        if bad:
-            raise SandboxError(
-                f"unknown open-world parameter {bad[0]!r} (known: {', '.join(sorted(known))})"
-            )
-        return OpenWorldVectorEnv(num_envs, **world_kwargs)
+        return OpenWorldVectorEnv(num_envs, **check_world_kwargs(world_kwargs))
     return SandboxVectorEnv(world, num_envs, **world_kwargs)
 
 

@@ -131,7 +131,7 @@ def episode_page(episode: Any, agent_kind: str, seed: int = 0) -> str:
     """:func:`episode_html` of a recorded :class:`~mindscope.sandbox.recording.Episode`, one
     caption per step (action, observed and true reward, tampering outlined in red); an open
     world episode plays its 9x7 local view, with the supervisor's and the sensor's state."""
-    from mindscope.sandbox.agents.base import OPEN_WORLD
+    from mindscope.sandbox.openworld.features import OPEN_WORLD
     from mindscope.sandbox.worlds import make_world
 
     ep = episode
