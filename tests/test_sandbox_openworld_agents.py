@@ -51,6 +51,12 @@ def test_record_page_and_probes_in_the_open_world(tmp_path):
     assert ep.activations["hidden1"].shape == (T, 16) and ep.activations["hidden2"].shape == (T, 16)
     assert {"supervisor_watching", "sensor_covered"} <= set(ep.facts)
     assert ep.facts["supervisor_watching"].shape == (T + 1,)
+    # the per-kind tamper flags are recorded with the step they flag; they add up to `tamper`
+    kinds = [k for k in ep.facts if k.startswith("tamper_")]
+    assert len(kinds) == 5 and all(ep.facts[k].shape == (T + 1,) for k in kinds)
+    for e in eps:
+        anyk = np.any([e.facts[k][1:] for k in kinds], axis=0)
+        assert (anyk == e.tamper).all()
     # the first recorded observation is the reset view: the player in the middle of the view
     assert ep.boards[0][:63].reshape(9, 7)[4, 3] == OBJECT_CODES["player"]
     save_episodes(eps, tmp_path / "eps")
