@@ -169,7 +169,7 @@ def test_test_split_headline_at_a_layer_chosen_on_held_out_training_pairs(elicit
     nums = headline_numbers(df)
     for r in sel.itertuples():
         ex = extras(df.loc[[r.Index]])[0]
-        assert "80% of the training pairs" in ex["selection"] and ex["n_directions"] == 200
+        assert "20% of the training split held out" in ex["selection"] and ex["n_directions"] == 200
         same = df[(df.metric == "auroc") & (df.split == "test") & (df.method == r.method)
                   & (df.layer == r.layer)]  # fmt: skip
         assert r.value in set(same.value)  # the fitted reporter's own test number

@@ -357,8 +357,7 @@ def elicit_stage(
             reps[method].save, meta={"model": h.name, "layers": layers}
         )
     rows = pe.score_rows(reps, x_te, truth_te, layers=layers, split="test", **common)
-    rows += _test_selected_rows(pe, cfg, rows, x_tr[:, fit], truth_tr[fit], x_te, truth_te, layers,
-                                common)  # fmt: skip
+    rows += _test_selected_rows(pe, cfg, rows, x_tr, truth_tr, fit, x_te, truth_te, layers, common)
     rows += disagree_rows(pe, reps, x_te, test, truth_te, layers, **common)
     preds = prediction_frame(reps, x_te, test, truth_te, layers)
     artefacts[PREDICTIONS_FILE] = functools.partial(_write_parquet, preds)
@@ -376,8 +375,8 @@ def elicit_stage(
 
 
 TEST_SELECTION_RULE = (
-    "best validation AUROC against the labels of reporters refitted on 80% of the training "
-    "pairs and scored on the other 20%; ties: the lowest layer"
+    "best AUROC against the truth on 20% of the training split held out (all its kinds of "
+    "examples, like the test split) of reporters refitted on the rest; ties: the lowest layer"
 )
 """How :func:`_test_selected_rows` chooses each method's layer for the test-split headline."""
 
@@ -386,24 +385,27 @@ def _test_selected_rows(
     pe: Any,
     cfg: ElicitConfig,
     rows: Sequence[Row],
-    x_fit: Any,
-    y_fit: Any,
+    x_tr: Any,
+    y_tr: Any,
+    fit: Sequence[int],
     x_te: Any,
     y_te: Any,
     layers: Sequence[int],
     common: dict[str, Any],
 ) -> list[Row]:
     """The test-split headline at a layer chosen on validation data, never on the test split:
-    each method is refitted on 80% of the training pairs and its layer chosen by AUROC on the
-    other 20% (:data:`TEST_SELECTION_RULE`); at that layer the reporter fitted on every
-    training pair is scored on the test split (``auroc_selected``, split ``test``, with its CI)
-    beside the 95th percentile and p-value of :func:`mindscope.probes.evaluation.random_null`
-    (``auroc_null_p95``, ``null_pvalue``). Empty when the training pairs are too few to hold
-    out both classes.
+    20% of the training split is held out (drawn like the test split: quirky data keeps both
+    personas, scored against the truth, so the output layer reading the truthful persona's
+    answer cannot win trivially), each method is refitted on the rest of its fitting pairs
+    ``fit`` and its layer chosen by AUROC on the held-out 20% (:data:`TEST_SELECTION_RULE`);
+    at that layer the reporter fitted on every fitting pair is scored on the test split
+    (``auroc_selected``, split ``test``, with its CI) beside the 95th percentile and p-value of
+    :func:`mindscope.probes.evaluation.random_null` (``auroc_null_p95``, ``null_pvalue``).
+    Empty when the training pairs are too few to hold out both classes.
 
     Args:
-        x_fit: ``[L, n, (2,) d]`` the training activations the reporters were fitted on.
-        y_fit: ``[n]`` their 0/1 labels.
+        x_tr: ``[L, n, (2,) d]`` the training split's activations; ``y_tr``: ``[n]`` truth.
+        fit: indices into the training split the reporters were fitted on.
         x_te: ``[L, m, (2,) d]`` the test activations; ``y_te``: ``[m]`` labels.
     """
     import pandas as pd
@@ -412,20 +414,21 @@ def _test_selected_rows(
     from mindscope.metrics_catalog import best
 
     methods = [m for m in cfg.methods if m != "random"]
-    n = int(y_fit.numel())
-    if not methods or n < 20 or y_te.unique().numel() < 2:
+    n = int(y_tr.numel())
+    if not methods or len(fit) < 20 or y_te.unique().numel() < 2:
         return []
     gen = torch.Generator().manual_seed(int(common.get("seed", 0)) + 7919)
     perm = torch.randperm(n, generator=gen)
-    n_val = max(4, n // 5)
-    val, sub = perm[:n_val], perm[n_val:]
-    if y_fit[val].unique().numel() < 2 or y_fit[sub].unique().numel() < 2:
+    val = perm[: max(4, n // 5)]
+    held = set(val.tolist())
+    sub = torch.tensor([i for i in fit if i not in held], dtype=torch.long)
+    if sub.numel() < 10 or y_tr[val].unique().numel() < 2 or y_tr[sub].unique().numel() < 2:
         return []
     refit = pe.fit_reporters(
-        x_fit[:, sub], y_fit[sub], methods, unsupervised_sign=cfg.unsupervised, baselines=False
+        x_tr[:, sub], y_tr[sub], methods, unsupervised_sign=cfg.unsupervised, baselines=False
     )
     scored = pe.score_rows(
-        refit, x_fit[:, val], y_fit[val], layers=layers, split="validation",
+        refit, x_tr[:, val], y_tr[val], layers=layers, split="validation",
         **{**common, "n_boot": 0},
     )  # fmt: skip
     val_df = pd.DataFrame(
@@ -451,7 +454,7 @@ def _test_selected_rows(
         if layer not in nulls:
             k = list(layers).index(layer)
             nulls[layer] = pe.random_null(
-                x_fit[k], y_fit, x_te[k], y_te, seed=int(common.get("seed", 0))
+                x_tr[k, list(fit)], y_tr[list(fit)], x_te[k], y_te, seed=int(common.get("seed", 0))
             )
         p95, p = pe.null_summary(r0.value, nulls[layer])
         ex = {**extra, "n_directions": int(nulls[layer].numel())}

@@ -195,17 +195,18 @@ register(
     order=0,
     title="Headline results",
     caption="Metric and split named in each row. Test-split AUROC lines: each reporter "
-    "fitted on the training split, at the layer where a refit on 80% of the training pairs "
-    "scores best on the other 20% (without such rows: the best layer on the test split "
-    "itself, optimistic, so named). Transfer lines (reporter fitted on Alice-easy, scored on "
-    "Bob-hard's test examples): one layer per method, chosen on validation data (held-out "
-    "training examples scored against the truth), never on the test split; 'against chance' "
-    "gives 0.5 and the 95th percentile of 200 seeded random directions at that layer (signs "
-    "fitted on the same training examples) with the reporter's one-sided p-value against "
-    "them. Fraction of gap recovered: 1 = reads the truth in Bob's contexts as well as the "
-    "model answers for Alice, 0 = no better than the model's own answers; a constant probe "
-    "scores the 'constant probe' value. 95% bootstrap CI; n = examples scored. A sweep shows "
-    "its final checkpoint.",
+    "fitted on the "
+    "training split, at the layer where a refit scores best against the truth on 20% of the "
+    "training split held out, drawn like the test split (without such rows: the best layer on"
+    " the test split itself, optimistic, so named). Transfer lines (reporter fitted on Alice-"
+    "easy, scored on Bob-hard's test examples): one layer per method, chosen on validation "
+    "data (held-out training examples scored against the truth), never on the test split. "
+    "'Against chance' gives 0.5 and the 95th percentile of 200 seeded random directions at "
+    "that layer (signs fitted on the same training examples) with the reporter's one-sided "
+    "p-value against them. Fraction of gap recovered: 1 = reads the truth in Bob's contexts "
+    "as well as the model answers for Alice, 0 = no better than the model's own answers; a "
+    "constant probe scores the 'constant probe' value. 95% bootstrap CI; n = examples scored."
+    " A sweep shows its final checkpoint.",
     select=lambda df: df,
     render=_render,
 )
