@@ -139,6 +139,14 @@ class W2SConfig(StageConfig):
     oracle_k: int = Field(default=0, description="Training examples given their true label.")
     filter_fraction: float = Field(default=0.1, description="Share the ``filter`` method drops.")
     n_boot: int = Field(default=1000, description="Bootstrap draws of the intervals.")
+    backend: str = Field(
+        default="inprocess",
+        description="Where the students train: ``inprocess`` (one after the other) or ``ray`` "
+        "(in parallel, one torch thread each; the results are the same).",
+    )
+    workers: int | None = Field(
+        default=None, description="``ray``: CPUs of the local instance (null: this machine's)."
+    )
     min_gap: float = Field(
         default=0.02, description="Refuse PGR when ceiling - weak is below this or within noise."
     )
@@ -180,6 +188,14 @@ class W2SConfig(StageConfig):
         ):
             if getattr(c, key) < low:
                 raise c.fail(ctx, f"{where}.{key}", f"must be >= {low}, got {getattr(c, key)}")
+        from mindscope.parallel import BACKENDS
+
+        if c.backend not in BACKENDS:
+            raise c.fail(
+                ctx, f"{where}.backend", f"unknown {c.backend!r} (known: {', '.join(BACKENDS)})"
+            )
+        if c.workers is not None and c.workers < 1:
+            raise c.fail(ctx, f"{where}.workers", f"must be >= 1, got {c.workers}")
         for key in ("val_fraction", "supervisor_fraction", "filter_fraction"):
             if not 0 <= getattr(c, key) < 1:
                 raise c.fail(ctx, f"{where}.{key}", f"must be in [0, 1), got {getattr(c, key)}")
@@ -282,6 +298,8 @@ def w2s_stage(
         dataset=name,
         store=store,
         progress=progress,
+        backend=cfg.backend,
+        workers=cfg.workers,
     )
     summary = {
         f"{s}/{m}/{k}": {
