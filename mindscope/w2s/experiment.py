@@ -250,8 +250,10 @@ def run_w2s(
         },
         progress=lambda i, out: None if bar.update() else None,
     )
-    for i, (p_te, p_tr, best) in zip(order, outs, strict=True):
+    task_cpu: dict[str, float] = {}
+    for i, (p_te, p_tr, best, cpu) in zip(order, outs, strict=True):
         name, m, seed = keys[i]
+        task_cpu[f"{name or 'ceiling'}/{m}/{seed}"] = cpu
         if not name:
             ceil[(m, seed)] = (p_te, p_tr)
             continue
@@ -284,6 +286,8 @@ def run_w2s(
         "methods": list(methods),
         "supervisors": {n: getattr(s, "kind", type(s).__name__) for n, s in supervisors.items()},
         "oracle_k": oracle_k,
+        "backend": backend,
+        "student_cpu_s": task_cpu,
         "refused": {f"{s}/{m}/{k}": p.refused for (s, m, k), p in pgrs.items() if p.refused},
     }
     return W2SResult(rows, frames_df, pgrs, info)
@@ -299,13 +303,17 @@ def _student_task(
     x_te: Any,
     student: dict[str, Any],
     filter_fraction: float,
-) -> tuple[np.ndarray, np.ndarray, int | None]:
+) -> tuple[np.ndarray, np.ndarray, int | None, float]:
     """One student: ``(test credences [n_test], training credences [n_student], best step or
-    None)``; ``task`` holds the method, the labels ``[n_student]`` it learns from and the seed."""
+    None, CPU seconds)``; ``task`` holds the method, the labels ``[n_student]`` it learns from
+    and the seed."""
+    import time
+
+    t0 = time.process_time()
     m, labels, seed = task["method"], task["labels"], task["seed"]
     if m == "reporter":
         r = ReporterStudent(seed=seed).fit(x_st, labels)
-        return r.predict_proba(x_te), r.predict_proba(x_st), None
+        return r.predict_proba(x_te), r.predict_proba(x_st), None, time.process_time() - t0
     pairs = enc_st
     if m == "relabel":
         labels = iv.probe_relabel(x_st, labels, seed=seed)
@@ -314,7 +322,8 @@ def _student_task(
         pairs, labels = enc_st.take(keep), labels[keep]
     loss = "logconf" if m == "logconf" else "ce"
     s = FineTunedStudent(loss=loss, seed=seed, **student).fit(h, pairs, labels)
-    return s.predict_proba(enc_te), s.predict_proba(enc_st), s.best_step_
+    p_te, p_tr = s.predict_proba(enc_te), s.predict_proba(enc_st)
+    return p_te, p_tr, s.best_step_, time.process_time() - t0
 
 
 def _row(

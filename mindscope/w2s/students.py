@@ -231,6 +231,10 @@ class FineTunedStudent:
         eval_every: steps between validations.
         logconf_weight, warmup: the auxiliary confidence loss's weight and ramp share.
         seed: head initialisation, batches and the validation split.
+        lora_rank: 0 fine-tunes the trained blocks' weights; ``r > 0`` trains LoRA adapters of
+            rank ``r`` on every linear layer of those blocks instead (the ``lora`` extra: peft),
+            at learning rate ``lr``.
+        lora_alpha: the adapters' scale numerator (``None``: ``2 * lora_rank``).
         cache: run the blocks below the trained ones once (:func:`encode_pairs`) instead of at
             every step; the credences are those of the full forward pass (checked on a few
             examples before training: a model where they differ trains without the cache).
@@ -251,6 +255,8 @@ class FineTunedStudent:
         logconf_weight: float = 0.5,
         warmup: float = 0.1,
         seed: int = 0,
+        lora_rank: int = 0,
+        lora_alpha: int | None = None,
         cache: bool = True,
     ) -> None:
         get_loss(loss)
@@ -260,6 +266,14 @@ class FineTunedStudent:
             raise MindscopeError(f"val_fraction must be in [0, 1), got {val_fraction}")
         if steps < 1 or batch_size < 1 or eval_every < 1:
             raise MindscopeError("steps, batch_size and eval_every must be >= 1")
+        if lora_rank < 0:
+            raise MindscopeError(f"lora_rank must be >= 0, got {lora_rank}")
+        if lora_rank and train_layers == 0:
+            raise MindscopeError("lora_rank needs trained blocks (train_layers >= 1 or 'all')")
+        if lora_rank:
+            from mindscope.extras import require
+
+            require("lora", what="a LoRA student (lora_rank > 0)")
         self.layer = layer
         self.train_layers = train_layers
         self.loss = loss
@@ -273,10 +287,14 @@ class FineTunedStudent:
         self.logconf_weight = logconf_weight
         self.warmup = warmup
         self.seed = seed
+        self.lora_rank = lora_rank
+        self.lora_alpha = lora_alpha
         self.cache = cache
 
     # ------------------------------------------------------------------ internals
     def _trainable(self, h: Any, k: int) -> list[nn.Parameter]:
+        """Unfreeze what trains in ``h`` (a private copy): the chosen blocks' weights, or LoRA
+        adapters injected into their linear layers; returns those parameters."""
         for p in h.model.parameters():
             p.requires_grad_(False)
         blocks = list(h.layers)[:k]
@@ -284,10 +302,29 @@ class FineTunedStudent:
             mods: list[nn.Module] = [*blocks, h.model.get_input_embeddings()]
         else:
             mods = blocks[max(0, k - int(self.train_layers)) :]
+        if self.lora_rank:
+            return self._lora(h, [m for m in mods if m in blocks])
         params = [p for m in mods for p in m.parameters()]
         for p in params:
             p.requires_grad_(True)
         return params
+
+    def _lora(self, h: Any, blocks: list[nn.Module]) -> list[nn.Parameter]:
+        """Inject peft LoRA adapters (rank ``lora_rank``) into every ``nn.Linear`` of
+        ``blocks``; only the adapters train."""
+        from peft import LoraConfig, inject_adapter_in_model
+
+        linear = {id(m) for b in blocks for m in b.modules() if isinstance(m, nn.Linear)}
+        names = [n for n, m in h.model.named_modules() if id(m) in linear]
+        if not names:
+            raise MindscopeError(f"{h.name}'s trained blocks have no linear layer to adapt")
+        alpha = self.lora_alpha if self.lora_alpha is not None else 2 * self.lora_rank
+        cfg = LoraConfig(r=self.lora_rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=names)
+        torch.manual_seed(self.seed)
+        inject_adapter_in_model(cfg, h.model)
+        for n, p in h.model.named_parameters():
+            p.requires_grad_("lora_" in n)
+        return [p for p in h.model.parameters() if p.requires_grad]
 
     def frozen_blocks(self, h: Any) -> int:
         """How many of ``h``'s first blocks never train (their output can be cached)."""
