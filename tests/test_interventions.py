@@ -220,6 +220,16 @@ def test_leace_bad_input_and_audit():
     x, y = _concept_data()
     with pytest.raises(MindscopeError, match="one class"):
         erasure.LeaceFitter().fit(x, torch.zeros(len(x), dtype=torch.long))
+    for bad in (float("nan"), float("inf")):
+        xb = x.clone()
+        xb[5, 2] = bad
+        with pytest.raises(MindscopeError, match="NaN or infinite"):
+            erasure.LeaceFitter().fit(xb, y)
+    fitter = erasure.LeaceFitter(dtype=torch.float32).fit(x[:600], y[:600])
+    first = fitter.eraser_
+    bias = first.bias.clone()
+    fitter.update(x[600:], y[600:])  # a later update leaves an eraser already taken alone
+    assert torch.equal(first.bias, bias) and not torch.equal(fitter.eraser_.bias, bias)
     audit = erasure.erasure_audit(x[:800], y[:800], x[800:], y[800:], n_boot=50)
     lo, hi = audit["linear_auroc_after"][1:]
     assert audit["linear_auroc_before"][0] > 0.9 and lo <= 0.5 <= hi + 0.02
