@@ -285,6 +285,39 @@ def test_mean_difference_recovers_a_planted_direction(circuit):
     assert deep.site == "resid_post.3" and deep.d == h.d_model
 
 
+@pytest.fixture(scope="module")
+def planted_dir():
+    return steering.planted_direction(seed=0, steps=100, batch=48)
+
+
+def test_planted_direction_controls_the_answer_and_caa_recovers_it(planted_dir):
+    pd = planted_dir
+    h, u = pd.handle, pd.direction
+    pos, neg = pd.contrast(100, seed=7)
+    neutral = pd.prompts(100, 0, seed=8)
+    # the organism: polarity letters decide the answer, and so does the planted direction
+    assert float((pd.answer_margin(pos) > 0).float().mean()) > 0.95
+    assert float((pd.answer_margin(neg) < 0).float().mean()) > 0.95
+    assert float((pd.answer_margin(neutral, pd.scale * u) > 0).float().mean()) > 0.95
+    assert float((pd.answer_margin(neutral, -pd.scale * u) < 0).float().mean()) > 0.95
+    caa = steering.mean_difference(h, pos, neg, pd.site)
+    pca = steering.pca_difference(h, pos, neg, pd.site)
+    assert caa.cosine(u) > 0.95 and abs(pca.cosine(u)) > 0.9
+    # the recovered vector steers as the planted one does (half of it: one unit of polarity)
+    half = caa.vector * 0.5
+    assert float((pd.answer_margin(neutral, half) > 0).float().mean()) > 0.9
+    # a random direction of the same size is no such control
+    g = torch.Generator().manual_seed(0)
+    r = torch.randn(h.d_model, generator=g)
+    r = r - (r @ u) * u
+    r = pd.scale * r / r.norm()
+    up = float((pd.answer_margin(neutral, r) > 0).float().mean())
+    down = float((pd.answer_margin(neutral, -r) < 0).float().mean())
+    assert min(up, down) < 0.9
+    with pytest.raises(MindscopeError, match="layer"):
+        steering.planted_direction(layer=2, n_layers=3)
+
+
 def test_steering_positions_and_padding(circuit):
     h = circuit.handle
     prompts = ["abcde", "fg", "hijk"]

@@ -462,7 +462,7 @@ class ModelHandle(HookedModule):
 
 
 @functools.lru_cache(maxsize=64)
-def _takes_logits_to_keep(cls: type) -> bool:
+def _takes_logits_to_keep(cls: Any) -> bool:
     """Whether a model class's ``forward`` computes logits for chosen positions only."""
     try:
         return "logits_to_keep" in inspect.signature(cls.forward).parameters

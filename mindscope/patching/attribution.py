@@ -85,11 +85,11 @@ def attribution_patching(
         # rows are independent: the gradient of the sum is each row's own gradient
         grads = torch.autograd.grad(m_corr.sum(), wrt, allow_unused=True)
         for i, s in enumerate(sites):
-            kind, layer = s.rsplit(".", 1)
+            kind, site_layer = s.rsplit(".", 1)
             g = grads[i]
             diff = clean_acts[s] - corr_acts[s].detach()  # [b, pos, d]
             est = (diff * g).sum(-1) if g is not None else torch.zeros(diff.shape[:2])
-            effects[kind][sl, int(layer)] = est.float().cpu()
+            effects[kind][sl, int(site_layer)] = est.float().cpu()
         for j, layer in enumerate(head_layers):
             g = grads[len(sites) + j]  # [b, pos, H, dh]
             dz = clean_z[layer] - corr_z[layer].detach()
