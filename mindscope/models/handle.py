@@ -291,7 +291,7 @@ class ModelHandle(HookedModule):
             if not -n_pos <= int(logits_at) < n_pos:
                 raise MindscopeError(f"logits_at {logits_at} out of range for {n_pos} positions")
             keep = int(logits_at) % n_pos
-            if _takes_logits_to_keep(type(self.model)):
+            if _takes_logits_to_keep(type(self.model)):  # type: ignore[arg-type]
                 last = keep == n_pos - 1
                 kwargs["logits_to_keep"] = 1 if last else torch.tensor([keep], device=dev)
                 keep = None  # already one position
