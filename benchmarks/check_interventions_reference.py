@@ -11,7 +11,7 @@ data (the shipped ``quirky-arith`` organism; ``--n`` Bob/Alice prompt pairs).
   ``resid_post.3``'s last token): max difference of the erased test rows (target <= 1e-5) and
   the fit-time ratio (target <= 1.0), both fits timed in this process, interleaved, in CPU
   time (concept-erasure is pure Python on torch: its package is imported from the reference
-  venv onto the same torch version), beside the ratio to the reference venv's own timing;
+  venv onto the same torch version);
 * exact residual patching (``patching.activation_patching``, resid_pre) vs TransformerLens 4.3
   ``patching.get_act_patch_resid_pre`` on ``TransformerBridge``: max difference of the
   [layers, pos] map of the mean logit difference (target <= 1e-4) and the time ratio (target
@@ -20,7 +20,8 @@ data (the shipped ``quirky-arith`` organism; ``--n`` Bob/Alice prompt pairs).
 The reference side runs in ``benchmarks/.venvs/interventions`` (steering-vectors, repeng,
 concept-erasure) and ``benchmarks/.venvs/tlens`` (TransformerLens; ``bash
 benchmarks/setup_refs.sh interventions tlens``) as subprocesses (``interventions_ref_worker.py``).
-The machine is shared: timings are medians, measured in separate processes.
+The machine is shared: timings are medians; the LEACE fits are timed in one process (CPU time), the
+patching times in separate processes (wall time).
 
     OMP_NUM_THREADS=1 python benchmarks/check_interventions_reference.py
 """
@@ -190,11 +191,6 @@ def main() -> None:
                 statistics.median(ts["ours"]) / statistics.median(ts["ref"]),
                 "x",
                 f"mindscope fit time over concept-erasure's, both in float{name}, same process",
-            )
-            figs[f"leace_fit_ratio{name}_separate"] = (
-                statistics.median(ts["ours"]) / info[f"leace_fit{name}_s"],
-                "x",
-                "the same, the reference timed in its own venv's process (wall time)",
             )
         ours32 = erasure.LeaceFitter(dtype=torch.float32).fit(x_tr, y_tr).eraser_
         figs["leace_max_diff_both32"] = (
