@@ -147,6 +147,7 @@ def _reference_step(model: sae.SparseAutoencoder, x: torch.Tensor) -> dict[str, 
         e = (xn - x_hat).detach()
         e_hat = (torch.relu(pre) * amask) @ p["W_dec_"]
         aux = ((e_hat - e) ** 2).sum(-1).mean() / ((e - e.mean(0)) ** 2).sum(-1).mean()
+        aux = aux * ((xn - xn.mean(0)) ** 2).sum(-1).mean()  # in the main loss's units
         loss = loss + model.aux_coef * aux
     loss.backward()
     w = p["W_dec_"]

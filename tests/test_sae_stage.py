@@ -241,3 +241,48 @@ def test_feature_card_finds_the_top_contexts(tiny):
     assert len(card["logit_effect"]["promoted"]) == 3
     assert sum(card["histogram"]["counts"]) == int((z[:, latent] > 0).sum())
     json.dumps(card)  # JSON-ready
+
+
+def test_trains_from_the_activation_store_at_two_layers(tiny, tmp_path, monkeypatch):
+    import mindscope as ms
+    from mindscope.analyses.sae import train_saes
+    from mindscope.sae import SparseAutoencoder, store_source
+
+    h, _, _ = tiny
+    texts = [f"cat {i} on {i % 7}" for i in range(200)]
+    acts = ms.extract(h, texts, layers=[1, 2], position="mean", store=tmp_path / "store")
+    src = store_source(acts, [1, 2], batch_size=48, seed=3)
+    b = src(2)
+    assert set(b) == {1, 2} and b[1].shape == (48, acts.shape[-1])
+    full1, full2 = acts[1], acts[2]
+    # the batch holds store rows, the same rows at both layers, and the same rows again
+    idx = torch.cdist(b[1], full1).argmin(1)
+    assert torch.equal(full1[idx], b[1]) and torch.equal(full2[idx], b[2])
+    assert torch.equal(store_source(acts, [1, 2], batch_size=48, seed=3)(2)[2], b[2])
+    # an epoch visits distinct rows (200 // 48 = 4 batches)
+    seen = torch.cat([torch.cdist(src(s)[1], full1).argmin(1) for s in range(4)])
+    assert len(seen.unique()) == 4 * 48
+    kw = dict(n_latents=32, k=3, steps=60, batch_size=48, seed=1)
+    full = train_saes(None, None, [1, 2], ["topk"], source=src, **kw)
+    step = SparseAutoencoder.partial_fit
+
+    def dies(self, x):
+        if getattr(self, "step_", 0) == 45:
+            raise KeyboardInterrupt
+        return step(self, x)
+
+    monkeypatch.setattr(SparseAutoencoder, "partial_fit", dies)
+    with pytest.raises(KeyboardInterrupt):
+        train_saes(None, None, [1, 2], ["topk"], source=src, checkpoint=tmp_path / "c", **kw)
+    monkeypatch.setattr(SparseAutoencoder, "partial_fit", step)
+    again = store_source(acts, [1, 2], batch_size=48, seed=3)  # a fresh process's source
+    resumed = train_saes(
+        None, None, [1, 2], ["topk"], source=again, checkpoint=tmp_path / "c", **kw
+    )
+    for layer in (1, 2):
+        a, r = full[(layer, "topk")], resumed[(layer, "topk")]
+        assert r.step_ == 60 and torch.allclose(a.W_dec_, r.W_dec_, atol=1e-6)
+    from mindscope.errors import MindscopeError
+
+    with pytest.raises(MindscopeError, match="not in the activation store"):
+        store_source(acts, [0])

@@ -151,7 +151,7 @@ def _texts(cfg: SaeConfig) -> tuple[list[str], list[str], str]:
 def train_saes(
     hm: Any,
     inputs: Any,
-    sites: Sequence[str],
+    sites: Sequence[Any],
     archs: Sequence[str],
     *,
     n_latents: int,
@@ -164,9 +164,15 @@ def train_saes(
     seed: int = 0,
     checkpoint: str | Path | None = None,
     progress: bool = False,
-) -> dict[tuple[str, str], Any]:
+    source: Any = None,
+) -> dict[tuple[Any, str], Any]:
     """Train one SAE per (site, architecture) on activations of ``hm`` streamed from
     ``inputs [n, ...]`` (one model pass per buffer serves every site).
+
+    Args:
+        source: instead of ``hm`` and ``inputs``, a step -> ``{site: [batch, d]}`` function
+            (:func:`mindscope.sae.store_source` reads the activation store; ``sites`` are then
+            its keys, e.g. store layers); ``hm`` and ``inputs`` are ignored.
 
     Returns:
         ``{(site, arch): fitted SparseAutoencoder}``. With ``checkpoint``, each SAE's state is
@@ -176,9 +182,10 @@ def train_saes(
 
     from mindscope.sae import activation_source, make_sae
 
-    source = activation_source(
-        hm, inputs, sites, batch_size=batch_size, buffer_inputs=buffer_inputs, seed=seed
-    )
+    if source is None:
+        source = activation_source(
+            hm, inputs, sites, batch_size=batch_size, buffer_inputs=buffer_inputs, seed=seed
+        )
     saes = {
         (s, a): make_sae(
             a,
@@ -193,7 +200,7 @@ def train_saes(
         for s in sites
         for a in archs
     }
-    folders = {key: Path(checkpoint) / key[0] / key[1] for key in saes} if checkpoint else {}
+    folders = {key: Path(checkpoint) / str(key[0]) / key[1] for key in saes} if checkpoint else {}
     start = 0
     for key, model in saes.items():
         if key in folders and (folders[key] / "state.json").is_file():

@@ -316,7 +316,11 @@ class SparseAutoencoder:
         e = (xn - x_hat).detach()
         e_hat = self._decode_active(Active(rows, cols, vals), params["W_dec_"], len(xn))
         denom = (e - e.mean(0)).pow(2).sum(-1).mean().clamp_min(1e-12)
-        return (e_hat - e).pow(2).sum(-1).mean() / denom
+        # Gao et al. weigh a *normalised* AuxK error against a normalised main error; the main
+        # loss here is the summed squared error (normalised error times the inputs' variance),
+        # so the AuxK term is put in the same units (without it, AuxK is ~d times weaker)
+        var_x = (xn - xn.mean(0)).pow(2).sum(-1).mean().clamp_min(1e-12)
+        return (e_hat - e).pow(2).sum(-1).mean() / denom * var_x
 
     def _adam_step(
         self, params: dict[str, Tensor], b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
