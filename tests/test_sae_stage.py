@@ -223,6 +223,35 @@ def test_report_section_draws_sae_rows(tiny):
     assert len(sae[0].figures) == 4  # two sites x (loss recovered, dead fraction)
 
 
+def test_report_draws_a_feature_page_per_card(tiny, tmp_path):
+    from mindscope.analyses import run_stage
+    from mindscope.report import write_report
+    from mindscope.report.registry import build_sections
+    from mindscope.results import read_table, write_table
+
+    h, text, _ = tiny
+    cfg = _cfg(text, archs=["topk"], sites=["resid_post.1"], steps=10, feature_cards=3)
+    out = run_stage("sae", h, cfg, seed=0)
+    out.artefacts["sae-resid_post.1-topk-features.json"](tmp_path / "cards.json")
+    cards = json.loads((tmp_path / "cards.json").read_text())
+    write_table(out.rows, tmp_path / "results.parquet")  # the page is read back from the rows
+    df = read_table(tmp_path / "results.parquet")
+    page = [s for s in build_sections(df) if s.id == "sae-features"]
+    assert page, "no feature pages"
+    table = page[0].table
+    assert len(table) == len(cards) == 3
+    assert len(page[0].figures) == 2 * len(cards)  # a histogram and a table per latent
+    by_latent = {c["latent"]: c for c in cards}
+    for _, row in table.iterrows():
+        card = by_latent[row["latent"]]
+        assert row["top_context"] == card["contexts"][0]["context"]
+        assert row["fire_rate"] == pytest.approx(card["histogram"]["fire_rate"], abs=1e-4)
+    hist = page[0].figures[0].data[0]
+    assert list(hist.y) == by_latent[table["latent"].iloc[0]]["histogram"]["counts"]
+    html = write_report(df, tmp_path / "r.html").read_text()
+    assert "top contexts" in html and "promoted tokens" in html
+
+
 def test_feature_card_finds_the_top_contexts(tiny):
     from mindscope.sae import TopKSAE, feature_card, site_activations, token_windows
 

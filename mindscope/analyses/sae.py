@@ -265,6 +265,29 @@ def loss_recovered(
     return out
 
 
+def _card_row(card: dict[str, Any], arch: str, dataset: str, n: int, extra: dict[str, Any]) -> Row:
+    """A feature card as one results row (metric ``feature_fire_rate``): the report's feature
+    pages read the card (top contexts, logit effect, histogram) from its ``extra``."""
+    return Row(
+        metric="feature_fire_rate",
+        value=float(card["histogram"]["fire_rate"]),
+        method=f"sae:{arch}",
+        layer=_layer(card["site"]),
+        dataset=dataset,
+        split="heldout",
+        n=n,
+        _extra={
+            **extra,
+            "latent": int(card["latent"]),
+            "contexts": [[c["activation"], c["context"]] for c in card["contexts"]],
+            "promoted": card["logit_effect"]["promoted"],
+            "suppressed": card["logit_effect"]["suppressed"],
+            "hist_edges": card["histogram"]["edges"],
+            "hist_counts": card["histogram"]["counts"],
+        },
+    )
+
+
 def _layer(site: str) -> int:
     tail = site.rsplit(".", 1)[-1]
     return int(tail) if tail.lstrip("-").isdigit() else -1
@@ -365,6 +388,7 @@ def sae_stage(
             picked = freq.argsort(descending=True)[: cfg.feature_cards].tolist()
             cards = [feature_card(h, model, site, eval_windows, j) for j in picked if freq[j] > 0]
             artefacts[f"sae-{site}-{arch}-features.json"] = json_artefact(cards)
+            rows += [_card_row(card, arch, data_name, len(x), extra) for card in cards]
         meta = {"model": h.name, "weights_hash": h.weights_hash, "site": site}
         artefacts[f"sae-{site}-{arch}"] = functools.partial(model.save, meta=meta)
     data = {
