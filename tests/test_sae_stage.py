@@ -315,3 +315,21 @@ def test_trains_from_the_activation_store_at_two_layers(tiny, tmp_path, monkeypa
 
     with pytest.raises(MindscopeError, match="not in the activation store"):
         store_source(acts, [0])
+
+
+def test_transcoder_trained_from_a_model_in_the_same_pass(tiny):
+    from mindscope.analyses.sae import train_saes
+    from mindscope.sae import reconstruction_metrics, site_activations, token_windows
+
+    h, text, _ = tiny
+    w = token_windows(h, text.read_text().split("\n\n"), 16)
+    kw = dict(n_latents=64, k=4, batch_size=64, buffer_inputs=16, seed=0, steps=80)
+    pair = ("resid_post.0", "mlp_out.1")
+    out = train_saes(h, w, ["resid_post.1"], ["topk"], transcoders=[pair], **kw)
+    assert set(out) == {("resid_post.1", "topk"), ("resid_post.0->mlp_out.1", "topk")}
+    tc = out[("resid_post.0->mlp_out.1", "topk")]
+    assert tc.transcoder_ and not out[("resid_post.1", "topk")].transcoder_
+    acts = site_activations(h, w[-8:], list(pair))
+    x, y = acts[pair[0]], acts[pair[1]]
+    r = reconstruction_metrics(y, tc.reconstruct(x), tc.transform(x))
+    assert r["fve"] > 0.3, r  # predicts the MLP's output from the residual before it

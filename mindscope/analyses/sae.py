@@ -165,6 +165,7 @@ def train_saes(
     checkpoint: str | Path | None = None,
     progress: bool = False,
     source: Any = None,
+    transcoders: Sequence[tuple[Any, Any]] = (),
 ) -> dict[tuple[Any, str], Any]:
     """Train one SAE per (site, architecture) on activations of ``hm`` streamed from
     ``inputs [n, ...]`` (one model pass per buffer serves every site).
@@ -173,6 +174,9 @@ def train_saes(
         source: instead of ``hm`` and ``inputs``, a step -> ``{site: [batch, d]}`` function
             (:func:`mindscope.sae.store_source` reads the activation store; ``sites`` are then
             its keys, e.g. store layers); ``hm`` and ``inputs`` are ignored.
+        transcoders: ``(input_site, output_site)`` pairs: one transcoder per pair and
+            architecture (latents read the first site, the decoder predicts the second), keyed
+            ``("<input>-><output>", arch)``, trained in the same pass as the SAEs.
 
     Returns:
         ``{(site, arch): fitted SparseAutoencoder}``. With ``checkpoint``, each SAE's state is
@@ -182,9 +186,11 @@ def train_saes(
 
     from mindscope.sae import activation_source, make_sae
 
+    pairs = {f"{a}->{b}": (a, b) for a, b in transcoders}
     if source is None:
+        read = list(dict.fromkeys([*sites, *(s for pair in pairs.values() for s in pair)]))
         source = activation_source(
-            hm, inputs, sites, batch_size=batch_size, buffer_inputs=buffer_inputs, seed=seed
+            hm, inputs, read, batch_size=batch_size, buffer_inputs=buffer_inputs, seed=seed
         )
     saes = {
         (s, a): make_sae(
@@ -197,7 +203,7 @@ def train_saes(
             dead_tokens=dead_tokens,
             seed=seed,
         )
-        for s in sites
+        for s in [*sites, *pairs]
         for a in archs
     }
     folders = {key: Path(checkpoint) / str(key[0]) / key[1] for key in saes} if checkpoint else {}
@@ -213,7 +219,10 @@ def train_saes(
     for step in tqdm(range(start, steps), desc="sae", disable=not progress, unit="step"):
         batch = source(step)
         for (site, _), model in saes.items():
-            model.partial_fit(batch[site])
+            if site in pairs:
+                model.partial_fit(batch[pairs[site][0]], batch[pairs[site][1]])
+            else:
+                model.partial_fit(batch[site])
         if folders and ((step + 1) % 100 == 0 or step + 1 == steps):
             for key, model in saes.items():
                 model.save_state(folders[key])
