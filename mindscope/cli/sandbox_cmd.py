@@ -9,6 +9,7 @@
     mindscope sandbox collect RUN_DIR ... --out DIR      (one table for ``mindscope report DIR``)
     mindscope sandbox scheme --scheme NAME [--world W] --out DIR [--seeds 10] [--steps N]
     mindscope sandbox openworld [--agent random|ppo] [--seeds 3] [--steps N] [--out DIR]
+                                (PPO agents saved under DIR/seed<k>/, ready for ``record``)
 
 ``train`` trains one agent per seed, saves each under ``DIR/seed<k>/`` and writes the metrics
 over seeds (95% CIs) and the training curves to ``DIR/results.parquet``. ``record`` writes the
@@ -147,6 +148,7 @@ def _eval(args: argparse.Namespace) -> int:
     require("sandbox", what="mindscope sandbox")
     from mindscope.results import to_frame, write_table
     from mindscope.sandbox.agents import load_agent
+    from mindscope.sandbox.agents.base import OPEN_WORLD
     from mindscope.sandbox.experiments import agent_class, evaluate
 
     if args.out:
@@ -154,8 +156,17 @@ def _eval(args: argparse.Namespace) -> int:
     _check_counts(args, "--episodes")
     agent_class("ppo")  # registers every agent kind
     agent = load_agent(args.agent_dir, world=args.world)
-    kw = _world_kwargs(args, agent.world)
-    m, rows = evaluate(agent, args.episodes, seed=args.seed, world_kwargs=kw)
+    if agent.world == OPEN_WORLD:  # one episode in each of --episodes fresh open worlds
+        from mindscope.sandbox.experiments import saved_world_kwargs
+        from mindscope.sandbox.metrics import rows_over_seeds
+        from mindscope.sandbox.openworld.ppo import evaluate_open
+
+        kw = _world_kwargs(args) or saved_world_kwargs(Path(args.agent_dir))
+        m = evaluate_open(agent, args.episodes, seed=args.seed, **kw)
+        rows = rows_over_seeds([m], method=agent.kind, world=OPEN_WORLD, split="tamper_on")
+    else:
+        kw = _world_kwargs(args, agent.world)
+        m, rows = evaluate(agent, args.episodes, seed=args.seed, world_kwargs=kw)
     for k, v in m.items():
         print(f"{k:28s} {v:9.3f}")
     if args.out:
@@ -167,13 +178,15 @@ def _record(args: argparse.Namespace) -> int:
     require("sandbox", what="mindscope sandbox")
     from mindscope.results import extra_of, to_frame, write_table
     from mindscope.sandbox.errors import SandboxError
-    from mindscope.sandbox.experiments import agent_dirs, record_study
+    from mindscope.sandbox.experiments import agent_dirs, record_study, saved_world_kwargs
     from mindscope.sandbox.recording import save_episodes
     from mindscope.sandbox.render import episode_page
 
     _check_counts(args, "--episodes")
     kw = _world_kwargs(args, args.world)
     dirs = agent_dirs(args.agent_dir)
+    if not kw:  # the world parameters the agents were trained with, when saved beside them
+        kw = saved_world_kwargs(Path(args.agent_dir))
     out = Path(args.out)
     if (out / "episodes.json").exists() and not args.overwrite:
         raise SandboxError(f"{out} already holds recorded episodes (pass --overwrite)")
@@ -307,8 +320,13 @@ def _openworld(args: argparse.Namespace) -> int:
         )
         summary = {"ppo_per_seed": res.per_seed, "random": res.random_policy}
         if out is not None:
+            from mindscope.sandbox.experiments import save_world_kwargs
+
             out.mkdir(parents=True, exist_ok=True)
             write_table(to_frame(res.rows), out / "results.parquet")
+            for seed, agent in zip(range(args.seeds), res.agents, strict=True):
+                agent.save(out / f"seed{seed}", overwrite=args.overwrite)
+            save_world_kwargs(out, world, overwrite=args.overwrite)
     for name, m in summary.items():
         for one in m if isinstance(m, list) else [m]:
             rates = ", ".join(
