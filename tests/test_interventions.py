@@ -170,6 +170,16 @@ def test_patching_grouped_query_attention():
     assert heads.effects["head"].shape == (4, 2, 4)
 
 
+def test_forward_logits_at_one_position(circuit):
+    h = circuit.handle
+    ids = _tokens(3, 7)
+    full = h.forward(ids)
+    for at in (-1, 2, 0, -7):
+        assert torch.allclose(h.forward(ids, logits_at=at), full[:, at % 7][:, None], atol=1e-6)
+    with pytest.raises(MindscopeError, match="out of range"):
+        h.forward(ids, logits_at=7)
+
+
 def test_patching_bad_input(circuit):
     h = circuit.handle
     clean, corr, ans, wrong = _inputs(h)

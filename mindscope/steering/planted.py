@@ -119,7 +119,7 @@ def planted_direction(
     lr: float = 3e-3,
     seed: int = 0,
 ) -> PlantedDirection:
-    """Train the planted-direction organism (a few seconds on one CPU core).
+    """Train the planted-direction organism (10-15 s on one CPU core).
 
     Args:
         layer: the layer whose output ``resid_post.layer`` the direction acts on.
