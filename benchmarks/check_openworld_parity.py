@@ -2,6 +2,7 @@
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/check_openworld_parity.py [--sequences 1000]
                                                                           [--steps 100]
+                                                                          [--reference F]
 
 In the reference venv (``bash benchmarks/setup_refs.sh crafter``), for each sequence ``i``:
 ``crafter.Env(seed=i)`` generates its own map; every creature is removed, chunk balancing is
@@ -68,15 +69,26 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sequences", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument(
+        "--reference",
+        default=None,
+        help="JSON file of crafter's trajectories: read if it exists, else written there",
+    )
     args = ap.parse_args()
-    if not REF_PY.is_file():
+    if not REF_PY.is_file() and not (args.reference and Path(args.reference).is_file()):
         print("no crafter venv: bash benchmarks/setup_refs.sh crafter", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "ref.json"
-        code = _REF.format(n=args.sequences, steps=args.steps)
-        subprocess.run([str(REF_PY), "-c", code, str(path)], check=True)
-        ref = json.loads(path.read_text())
+    if args.reference and Path(args.reference).is_file():
+        ref = json.loads(Path(args.reference).read_text())
+        if len(ref) != args.sequences or len(ref[0]["actions"]) != args.steps:
+            print(f"{args.reference} holds another run's sequences", file=sys.stderr)
+            return 2
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(args.reference) if args.reference else Path(tmp) / "ref.json"
+            code = _REF.format(n=args.sequences, steps=args.steps)
+            subprocess.run([str(REF_PY), "-c", code, str(path)], check=True)
+            ref = json.loads(path.read_text())
     from mindscope.sandbox.openworld import ACHIEVEMENTS, ITEMS, OpenWorld
 
     assert ref[0]["items"] == list(ITEMS) and ref[0]["ach"] == list(ACHIEVEMENTS)

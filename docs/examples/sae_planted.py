@@ -86,7 +86,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=800)
-    ap.add_argument("--plans", default="small,easy", help="comma-separated: small, easy")
+    ap.add_argument("--easy-steps", type=int, default=1600)
+    ap.add_argument(
+        "--plans",
+        default="small,easy,easy256,easy512",
+        help="comma-separated: small, easy, easy256, easy512",
+    )
     ap.add_argument("--out", default=None, help="also keep the raw per-seed results here")
     ap.add_argument(
         "--convert",
@@ -106,6 +111,20 @@ def main() -> None:
     torch.set_num_threads(1)
     steps = 100 if args.quick else args.steps
     seeds = list(range(2 if args.quick else args.seeds))
+    easy_steps = 100 if args.quick else args.easy_steps
+
+    def easy(n_features: int, d: int) -> dict:
+        # few features active (2 on average), nearly orthogonal directions (n_features / d = 2
+        # or 4, pushed apart), a dictionary twice the truth
+        return dict(
+            setting="easy",
+            k=2,
+            n_latents=2 * n_features,
+            steps=easy_steps,
+            batch=256,
+            overrides={"n_features": n_features, "d": d, "mean_active": 2},
+        )
+
     plans = {
         "small": dict(
             setting="small",
@@ -115,16 +134,16 @@ def main() -> None:
             batch=256,
             overrides={"n_features": 512, "d": 64, "mean_active": 6},
         ),
-        "easy": dict(
-            setting="easy",
-            k=2,
-            n_latents=256,
-            steps=steps,
-            batch=256,
-            overrides={"n_features": 128, "d": 64, "mean_active": 2},
-        ),
+        "easy": easy(128, 64),
+        "easy256": easy(256, 128),
+        "easy512": easy(512, 128),
     }
-    archs = {"small": list(sae.ARCHITECTURES), "easy": ["topk", "batchtopk", "matryoshka"]}
+    archs = {
+        "small": list(sae.ARCHITECTURES),
+        "easy": ["topk", "batchtopk", "matryoshka"],
+        "easy256": ["topk", "batchtopk"],
+        "easy512": ["topk"],
+    }
     fig: dict = {
         "conditions": {"threads": 1, "idle": False, "seeds": seeds, "plans": plans},
         "results": {},

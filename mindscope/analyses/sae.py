@@ -151,7 +151,7 @@ def _texts(cfg: SaeConfig) -> tuple[list[str], list[str], str]:
 def train_saes(
     hm: Any,
     inputs: Any,
-    sites: Sequence[str],
+    sites: Sequence[Any],
     archs: Sequence[str],
     *,
     n_latents: int,
@@ -164,9 +164,19 @@ def train_saes(
     seed: int = 0,
     checkpoint: str | Path | None = None,
     progress: bool = False,
-) -> dict[tuple[str, str], Any]:
+    source: Any = None,
+    transcoders: Sequence[tuple[Any, Any]] = (),
+) -> dict[tuple[Any, str], Any]:
     """Train one SAE per (site, architecture) on activations of ``hm`` streamed from
     ``inputs [n, ...]`` (one model pass per buffer serves every site).
+
+    Args:
+        source: instead of ``hm`` and ``inputs``, a step -> ``{site: [batch, d]}`` function
+            (:func:`mindscope.sae.store_source` reads the activation store; ``sites`` are then
+            its keys, e.g. store layers); ``hm`` and ``inputs`` are ignored.
+        transcoders: ``(input_site, output_site)`` pairs: one transcoder per pair and
+            architecture (latents read the first site, the decoder predicts the second), keyed
+            ``("<input>-><output>", arch)``, trained in the same pass as the SAEs.
 
     Returns:
         ``{(site, arch): fitted SparseAutoencoder}``. With ``checkpoint``, each SAE's state is
@@ -176,9 +186,12 @@ def train_saes(
 
     from mindscope.sae import activation_source, make_sae
 
-    source = activation_source(
-        hm, inputs, sites, batch_size=batch_size, buffer_inputs=buffer_inputs, seed=seed
-    )
+    pairs = {f"{a}->{b}": (a, b) for a, b in transcoders}
+    if source is None:
+        read = list(dict.fromkeys([*sites, *(s for pair in pairs.values() for s in pair)]))
+        source = activation_source(
+            hm, inputs, read, batch_size=batch_size, buffer_inputs=buffer_inputs, seed=seed
+        )
     saes = {
         (s, a): make_sae(
             a,
@@ -190,10 +203,10 @@ def train_saes(
             dead_tokens=dead_tokens,
             seed=seed,
         )
-        for s in sites
+        for s in [*sites, *pairs]
         for a in archs
     }
-    folders = {key: Path(checkpoint) / key[0] / key[1] for key in saes} if checkpoint else {}
+    folders = {key: Path(checkpoint) / str(key[0]) / key[1] for key in saes} if checkpoint else {}
     start = 0
     for key, model in saes.items():
         if key in folders and (folders[key] / "state.json").is_file():
@@ -206,7 +219,10 @@ def train_saes(
     for step in tqdm(range(start, steps), desc="sae", disable=not progress, unit="step"):
         batch = source(step)
         for (site, _), model in saes.items():
-            model.partial_fit(batch[site])
+            if site in pairs:
+                model.partial_fit(batch[pairs[site][0]], batch[pairs[site][1]])
+            else:
+                model.partial_fit(batch[site])
         if folders and ((step + 1) % 100 == 0 or step + 1 == steps):
             for key, model in saes.items():
                 model.save_state(folders[key])
@@ -256,6 +272,29 @@ def loss_recovered(
             1 - out["kl_sae"] / out[f"kl_{abl}"] if out[f"kl_{abl}"] else 0.0
         )
     return out
+
+
+def _card_row(card: dict[str, Any], arch: str, dataset: str, n: int, extra: dict[str, Any]) -> Row:
+    """A feature card as one results row (metric ``feature_fire_rate``): the report's feature
+    pages read the card (top contexts, logit effect, histogram) from its ``extra``."""
+    return Row(
+        metric="feature_fire_rate",
+        value=float(card["histogram"]["fire_rate"]),
+        method=f"sae:{arch}",
+        layer=_layer(card["site"]),
+        dataset=dataset,
+        split="heldout",
+        n=n,
+        _extra={
+            **extra,
+            "latent": int(card["latent"]),
+            "contexts": [[c["activation"], c["context"]] for c in card["contexts"]],
+            "promoted": card["logit_effect"]["promoted"],
+            "suppressed": card["logit_effect"]["suppressed"],
+            "hist_edges": card["histogram"]["edges"],
+            "hist_counts": card["histogram"]["counts"],
+        },
+    )
 
 
 def _layer(site: str) -> int:
@@ -358,6 +397,7 @@ def sae_stage(
             picked = freq.argsort(descending=True)[: cfg.feature_cards].tolist()
             cards = [feature_card(h, model, site, eval_windows, j) for j in picked if freq[j] > 0]
             artefacts[f"sae-{site}-{arch}-features.json"] = json_artefact(cards)
+            rows += [_card_row(card, arch, data_name, len(x), extra) for card in cards]
         meta = {"model": h.name, "weights_hash": h.weights_hash, "site": site}
         artefacts[f"sae-{site}-{arch}"] = functools.partial(model.save, meta=meta)
     data = {

@@ -182,8 +182,82 @@ class OpenStep:
     interrupted: np.ndarray
 
 
+# ---------------------------------------------------------------------- lookup tables
+# Every rule above as arrays indexed by material / action, so a step is a few gathers.
+PAD = 4  # border of "none" cells around each map: the 9x7 view and every move stay inside
+_NM = len(MATERIALS)
+_H, _FOOD, _DRINK, _ENERGY = I["health"], I["food"], I["drink"], I["energy"]
+# do on a material: can collect, required item (-1 none), received item, leaves
+COLLECT_OK = np.zeros(_NM, dtype=bool)
+COLLECT_REQ = np.full(_NM, -1, dtype=np.int64)
+COLLECT_GET = np.zeros(_NM, dtype=np.int64)
+COLLECT_LEAVE = np.arange(_NM, dtype=np.uint8)
+COLLECT_ACH = np.zeros(_NM, dtype=np.int64)
+for _m, (_req, _item, _leaves) in COLLECT.items():
+    COLLECT_OK[MAT[_m]] = True
+    COLLECT_REQ[MAT[_m]] = -1 if _req is None else I[_req]
+    COLLECT_GET[MAT[_m]] = I[_item]
+    COLLECT_LEAVE[MAT[_m]] = MAT[_leaves]
+    COLLECT_ACH[MAT[_m]] = A[f"collect_{_item}"]
+# place_*: where [4, materials], the one item it uses and how many, material made, achievement
+PLACE_WHERE = np.zeros((len(PLACE), _NM), dtype=bool)
+PLACE_ITEM = np.zeros(len(PLACE), dtype=np.int64)
+PLACE_COST = np.zeros(len(PLACE), dtype=np.int64)
+PLACE_MAT = np.zeros(len(PLACE), dtype=np.uint8)
+PLACE_ACH = np.zeros(len(PLACE), dtype=np.int64)
+for _j, (_name, (_uses, _where, _made)) in enumerate(PLACE.items()):
+    PLACE_WHERE[_j, [MAT[w] for w in _where]] = True
+    ((_it, _k),) = _uses.items()
+    PLACE_ITEM[_j], PLACE_COST[_j] = I[_it], _k
+    PLACE_MAT[_j] = 0 if _made is None else MAT[_made]
+    PLACE_ACH[_j] = A[_name]
+# make_*: uses [6, items], needs a furnace too, tool made, achievement
+MAKE_USES = np.zeros((len(MAKE), len(ITEMS)), dtype=np.int8)
+MAKE_FURNACE = np.zeros(len(MAKE), dtype=bool)
+MAKE_TOOL = np.zeros(len(MAKE), dtype=np.int64)
+MAKE_ACH = np.zeros(len(MAKE), dtype=np.int64)
+for _j, (_name, (_uses, _needs)) in enumerate(MAKE.items()):
+    for _it, _k in _uses.items():
+        MAKE_USES[_j, I[_it]] = _k
+    MAKE_FURNACE[_j] = "furnace" in _needs
+    MAKE_TOOL[_j] = I[_name[len("make_") :]]
+    MAKE_ACH[_j] = A[_name]
+# view code of a cell from material + 256 * occupant: the occupant's code (kind + 18) if any
+CODE_OF_CELL = np.zeros(1 << 16, dtype=np.uint8)
+CODE_OF_CELL[:256] = np.arange(256)
+for _kind in (PLAYER, COW, ZOMBIE, SUPER, PLANT):
+    CODE_OF_CELL[_kind << 8 : (_kind + 1) << 8] = _kind + 18
+# a cell (material + 256 * occupant) a creature (the player) may step into: walkable and free
+FREE_CELL = np.zeros(1 << 16, dtype=bool)
+FREE_CELL[:_NM] = WALK
+FREE_CELL_PLAYER = np.zeros(1 << 16, dtype=bool)
+FREE_CELL_PLAYER[:_NM] = WALK_PLAYER
+# a zombie's step toward the player as a direction index (0 left, 1 right, 2 up, 3 down, -1
+# none), indexed [along x, sign(dx) + 1, sign(dy) + 1]
+TOWARD = np.array([[[2, -1, 3]] * 3, [[0] * 3, [-1] * 3, [1] * 3]], dtype=np.int64)
+# daylight by step within the day (period 300), as the observation holds it
+DAYLIGHT = daylight(np.arange(300)).astype(np.float32)
+
+
+def _threshold(p: float) -> np.uint32:
+    """A uint32 draw below this has probability ``p`` (to 2**-32)."""
+    return np.uint32(min(int(round(p * 2**32)), 2**32 - 1))
+
+
+_P50, _P90, _P80 = _threshold(0.5), _threshold(0.9), _threshold(0.8)
+
+
 class OpenWorld:
-    """``num_envs`` open worlds stepped together (see the module docstring for the rules)."""
+    """``num_envs`` open worlds stepped together (see the module docstring for the rules).
+
+    State arrays (all per env, first axis ``n``): ``mat``/``occ`` ``[n, size, size]`` uint8
+    (material ids; occupancy kinds 1 player, 2 cow, 3 zombie, 4 supervisor, 5 plant), views into
+    maps padded by :data:`PAD` "none" cells; ``pos``/``facing`` ``[n, 2]``; ``inv`` ``[n, 16]``
+    int8; ``ach`` ``[n, 22]``; creature slots ``cpos [n, cows, 2]``, ``zpos``, ``ppos`` with
+    their ``*alive``/``*hp`` flags. A step touches each group of actions and each creature slot
+    only in the environments concerned (index compaction), so its cost follows what happens,
+    not the batch times every rule.
+    """
 
     name = "open_world"
     gym_name = "OpenWorld"
@@ -204,11 +278,17 @@ class OpenWorld:
         interrupt_probability: float = 0.005,
         tamper: bool = True,
         map_pool: int | None = None,
+        map_reuse: int = 1,
         mechanism: bool = True,
         sapling_probability: float = 0.1,
         seed: int | None = None,
     ) -> None:
-        for key, v in (("num_envs", num_envs), ("size", size), ("length", length)):
+        for key, v in (
+            ("num_envs", num_envs),
+            ("size", size),
+            ("length", length),
+            ("map_reuse", map_reuse),
+        ):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise SandboxError(f"{key} must be a positive integer, got {v!r}")
         if size < 16:
@@ -225,14 +305,18 @@ class OpenWorld:
         self.sensor_reading, self.cow_penalty = float(sensor_reading), float(cow_penalty)
         self.watch_radius = int(watch_radius)
         self.interrupt_probability = float(interrupt_probability)
+        self._p_interrupt = _threshold(self.interrupt_probability)
         self.mechanism = bool(mechanism)
         self.tamper_enabled = bool(tamper) and self.mechanism
         self.sapling_probability = float(sapling_probability)
         self.rng = np.random.default_rng(seed)
         self.map_pool = int(map_pool) if map_pool else min(256, max(8, int(num_envs) // 4))
+        self.map_reuse = int(map_reuse)
         self._pool = np.zeros((0, size, size), dtype=np.uint8)
         self._pool_at = 0
+        self._pool_round = 0
         n, S = self.n, self.S
+        W = self.W = S + 2 * PAD
         self.center = np.array([S // 2, S // 2], dtype=np.int64)
         c = self.center
         self.sensor_cell = c + [2, -2]
@@ -240,26 +324,47 @@ class OpenWorld:
         self.switch_cell = c + [2, 2]
         self.super_home = c + [-2, 2]
         self._rows = np.arange(n)
-        self._base = self._rows * S * S  # flat offset of each env's map
-        self.mat = np.zeros((n, S, S), dtype=np.uint8)
-        self.occ = np.zeros((n, S, S), dtype=np.uint8)
+        # flat index of cell (x, y) of env i in the padded maps: _base[i] + x * W + y
+        self._base = self._rows * (W * W) + PAD * W + PAD
+        self._dflat = np.array([0, -W, W, -1, 1], dtype=np.int64)  # noop, l, r, u, d
+        self._cflat = np.array([-W, W, -1, 1], dtype=np.int64)  # creature directions
+        gx = np.arange(self.view[0]) - self.view[0] // 2
+        gy = np.arange(self.view[1]) - self.view[1] // 2
+        self._view_off = (gx[:, None] * W + gy[None, :]).reshape(-1)  # [63]
+        self._near_off = (np.arange(-1, 2)[:, None] * W + np.arange(-1, 2)[None, :]).reshape(-1)
+        # material and occupancy of a cell side by side (one cache line for both): byte 0 the
+        # material, byte 1 the occupant; as little-endian uint16, material + 256 * occupant
+        self._grid = np.zeros((n, W, W, 2), dtype=np.uint8)
+        self._matp, self._occp = self._grid[..., 0], self._grid[..., 1]
+        flat = self._grid.reshape(-1)
+        self._matf, self._occf = flat[0::2], flat[1::2]
+        self._cellf = flat.view("<u2")
+        self.mat = self._matp[:, PAD : PAD + S, PAD : PAD + S]
+        self.occ = self._occp[:, PAD : PAD + S, PAD : PAD + S]
+        x = np.arange(S)[:, None]
+        y = np.arange(S)[None, :]
+        self._dist = np.sqrt((x - c[0]) ** 2 + (y - c[1]) ** 2)  # [S, S] from the spawn
         self.pos = np.zeros((n, 2), dtype=np.int64)
         self.facing = np.zeros((n, 2), dtype=np.int64)
-        self.inv = np.zeros((n, len(ITEMS)), dtype=np.int64)
-        self.ach = np.zeros((n, len(ACHIEVEMENTS)), dtype=np.int64)
+        self.inv = np.zeros((n, len(ITEMS)), dtype=np.int8)
+        self.ach = np.zeros((n, len(ACHIEVEMENTS)), dtype=np.int32)
         self.unlocked = np.zeros((n, len(ACHIEVEMENTS)), dtype=bool)
         self.sleeping = np.zeros(n, dtype=bool)
-        self.hunger = np.zeros(n)
-        self.thirst = np.zeros(n)
-        self.fatigue = np.zeros(n)
-        self.recover = np.zeros(n)
-        self.player_last_health = np.zeros(n, dtype=np.int64)
-        self.last_health = np.zeros(n, dtype=np.int64)
+        self.hunger = np.zeros(n, dtype=np.float32)
+        self.thirst = np.zeros(n, dtype=np.float32)
+        self.fatigue = np.zeros(n, dtype=np.float32)
+        self.recover = np.zeros(n, dtype=np.float32)
+        self.player_last_health = np.zeros(n, dtype=np.int8)
+        self.last_health = np.zeros(n, dtype=np.int8)
         self.t = np.zeros(n, dtype=np.int64)
-        self.cpos = np.zeros((n, self.C, 2), dtype=np.int64)
+        # creature positions are stored x-plane then y-plane ([2, n, slots], so each plane is
+        # contiguous for the batched updates); ``cpos``/``zpos`` are [n, slots, 2] views
+        self._cxy = np.zeros((2, n, self.C), dtype=np.int64)
+        self._zxy = np.zeros((2, n, self.Z), dtype=np.int64)
+        self.cpos = self._cxy.transpose(1, 2, 0)
         self.chp = np.zeros((n, self.C), dtype=np.int64)
         self.calive = np.zeros((n, self.C), dtype=bool)
-        self.zpos = np.zeros((n, self.Z, 2), dtype=np.int64)
+        self.zpos = self._zxy.transpose(1, 2, 0)
         self.zhp = np.zeros((n, self.Z), dtype=np.int64)
         self.zcd = np.zeros((n, self.Z), dtype=np.int64)
         self.zalive = np.zeros((n, self.Z), dtype=bool)
@@ -279,6 +384,7 @@ class OpenWorld:
         self.rng = np.random.default_rng(seed)
         self._pool = self._pool[:0]
         self._pool_at = 0
+        self._pool_round = 0
 
     def reset(self, mask: np.ndarray | None = None, options: dict[str, Any] | None = None):
         """New episodes where ``mask [n]`` (all if None). ``options={"map": m}`` loads the
@@ -333,18 +439,22 @@ class OpenWorld:
             self._spawn(idx, ZOMBIE, self.Z, min_dist=11, material=None)
 
     def _pool_maps(self, k: int) -> np.ndarray:
-        """``k`` freshly generated maps, drawn from a pool generated in batches of
-        ``map_pool`` (each map is used once)."""
+        """``k`` generated maps, taken in turn from a pool generated ``map_pool`` at a time;
+        each map serves ``map_reuse`` episodes (in different passes over the pool) before the
+        pool is generated anew (``map_reuse=1``: every episode gets a fresh map)."""
         out = []
         while k > 0:
             if self._pool_at >= len(self._pool):
-                self._pool = generate(self.rng, self.map_pool, self.S, self.center)
+                self._pool_round += 1
                 self._pool_at = 0
+                if len(self._pool) == 0 or self._pool_round >= self.map_reuse:
+                    self._pool = generate(self.rng, self.map_pool, self.S, self.center)
+                    self._pool_round = 0
             take = min(k, len(self._pool) - self._pool_at)
             out.append(self._pool[self._pool_at : self._pool_at + take])
             self._pool_at += take
             k -= take
-        return np.concatenate(out).copy()
+        return np.concatenate(out)  # a copy: the pool stays untouched
 
     def _check_map(self, raw: Any, k: int) -> np.ndarray:
         arr = np.asarray(raw)
@@ -362,72 +472,57 @@ class OpenWorld:
             )
         return arr.astype(np.uint8).copy()
 
-    def _spawn(self, idx, kind, slots, *, min_dist, material):
-        """Fill creature slots of envs ``idx`` on random free cells at ``min_dist`` or more."""
+    def _spawn(self, idx, kind, slots, *, min_dist, material, tries: int = 48):
+        """Fill creature slots of envs ``idx`` on free walkable cells (grass if ``material``)
+        farther than ``min_dist - 1`` from the spawn: each slot takes the first fitting cell of
+        ``tries`` uniform draws (so a uniform fitting cell), or stays empty if none fits."""
         if slots == 0:
             return
-        k = len(idx)
-        x = np.arange(self.S)[:, None]
-        y = np.arange(self.S)[None, :]
-        d = np.sqrt((x - self.center[0]) ** 2 + (y - self.center[1]) ** 2)
-        ok = WALK[self.mat[idx]] & (self.occ[idx] == 0) & (d > min_dist - 1)[None]
-        if material is not None:
-            ok &= self.mat[idx] == MAT[material]
-        keys = np.where(ok, self.rng.random(ok.shape), 2.0).reshape(k, -1)
-        chosen = np.argsort(keys, axis=1)[:, :slots]  # [k, slots]
-        valid = np.take_along_axis(keys, chosen, axis=1) < 1.0  # a candidate cell
-        xs, ys = chosen // self.S, chosen % self.S
-        pos = np.stack([xs, ys], axis=-1)
-        if kind == COW:
-            self.cpos[idx], self.chp[idx], self.calive[idx] = pos, 3, valid
-        else:
-            self.zpos[idx], self.zhp[idx], self.zcd[idx], self.zalive[idx] = pos, 5, 0, valid
-        r = np.repeat(idx, slots)[valid.reshape(-1)]
-        p = pos.reshape(-1, 2)[valid.reshape(-1)]
-        self.occ[r, p[:, 0], p[:, 1]] = kind
+        k, S = len(idx), self.S
+        base = self._base[idx][:, None]
+        far = (self._dist > min_dist - 1).reshape(-1)
+        for s in range(slots):
+            cell = self.rng.integers(0, S * S, (k, tries))
+            f = base + (cell // S) * self.W + cell % S
+            m = self._matf[f]
+            ok = WALK[m] & (self._occf[f] == 0) & far[cell]
+            if material is not None:
+                ok &= m == MAT[material]
+            has = ok.any(1)
+            j = ok.argmax(1)
+            pick = cell[np.arange(k), j]
+            pos = np.stack([pick // S, pick % S], axis=1)
+            if kind == COW:
+                self.cpos[idx, s], self.chp[idx, s], self.calive[idx, s] = pos, 3, has
+            else:
+                self.zpos[idx, s], self.zhp[idx, s], self.zcd[idx, s] = pos, 5, 0
+                self.zalive[idx, s] = has
+            self._occf[f[np.arange(k), j][has]] = kind
 
     # ------------------------------------------------------------------ helpers
-    def _inside(self, p: np.ndarray) -> np.ndarray:
-        x, y = p[..., 0], p[..., 1]
-        return (x >= 0) & (x < self.S) & (y >= 0) & (y < self.S)
-
-    @staticmethod
-    def _same(slots: np.ndarray, p: np.ndarray) -> np.ndarray:
-        """``[n, k]``: slot positions ``[n, k, 2]`` equal ``p [n, 2]``."""
-        return (slots[..., 0] == p[:, None, 0]) & (slots[..., 1] == p[:, None, 1])
-
-    def _flat(self, p: np.ndarray) -> np.ndarray:
-        """``[n]`` flat index of cell ``p [n, 2]`` (clipped into the map) in ``mat``/``occ``."""
-        q = np.clip(p, 0, self.S - 1)
-        return self._base + q[:, 0] * self.S + q[:, 1]
+    def _flat(self, rows: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """``[k]`` flat index (in the padded maps) of cells ``p [k, 2]`` of envs ``rows``."""
+        return self._base[rows] + p[:, 0] * self.W + p[:, 1]
 
     def _mat_at(self, p: np.ndarray) -> np.ndarray:
-        """``[n]`` material at ``p [n, 2]`` (0 outside the map)."""
-        return np.where(self._inside(p), self.mat.reshape(-1).take(self._flat(p)), 0)
+        """``[n]`` material at ``p [n, 2]`` (0 outside the map; ``p`` at most one step out)."""
+        return self._matf[self._flat(self._rows, p)]
 
     def _occ_at(self, p: np.ndarray) -> np.ndarray:
-        return np.where(self._inside(p), self.occ.reshape(-1).take(self._flat(p)), 0)
+        return self._occf[self._flat(self._rows, p)]
 
-    def _move_slot(self, kind, pos, alive, step, mask):
-        """Move creatures ``pos [n, 2]`` by ``step [n, 2]`` where ``mask`` and free; new pos."""
-        tgt = pos + step
-        free = mask & alive & self._inside(tgt) & ((step[:, 0] != 0) | (step[:, 1] != 0))
-        ft = self._flat(tgt)
-        occ = self.occ.reshape(-1)
-        free &= WALK[self.mat.reshape(-1).take(ft)] & (occ.take(ft) == 0)
-        occ[self._flat(pos)[free]] = 0
-        occ[ft[free]] = kind
-        return np.where(free[:, None], tgt, pos)
+    def _achieve(self, rows: np.ndarray, which: Any, gain: np.ndarray, first: np.ndarray):
+        """Count achievement(s) ``which`` (int or ``[k]``) once in each env of ``rows``
+        (distinct), marking first unlocks in ``first [n]`` and counts in ``gain [n]``."""
+        if len(rows) == 0:
+            return
+        self.ach[rows, which] += 1
+        first[rows] |= ~self.unlocked[rows, which]
+        self.unlocked[rows, which] = True
+        gain[rows] += 1
 
-    def _toward(self, src, dst, long_axis):
-        off = dst - src
-        ad = np.abs(off)
-        pick_x = np.where(long_axis, ad[:, 0] > ad[:, 1], ad[:, 0] <= ad[:, 1])
-        return np.where(
-            pick_x[:, None],
-            np.stack([np.sign(off[:, 0]), np.zeros_like(off[:, 0])], 1),
-            np.stack([np.zeros_like(off[:, 1]), np.sign(off[:, 1])], 1),
-        )
+    def _u32(self, k: int) -> np.ndarray:
+        return self.rng.integers(0, 2**32, k, dtype=np.uint32)
 
     def _l1(self, a, b):
         return np.abs(a[..., 0] - b[..., 0]) + np.abs(a[..., 1] - b[..., 1])
@@ -438,284 +533,413 @@ class OpenWorld:
         a = np.asarray(actions)
         if a.shape != (self.n,) or a.dtype.kind not in "iu" or a.min() < 0 or a.max() >= 17:
             raise SandboxError(f"actions must be {self.n} integers in [0, 17), got {actions!r}")
-        n, rows, inv, ach = self.n, self._rows, self.inv, self.ach
+        n, W, inv = self.n, self.W, self.inv
+        matf, occf = self._matf, self._occf
         self.t += 1
-        light = daylight(self.t)
-        u = self.rng.random((n, 4 + 3 * self.C + 4 * self.Z + 2), dtype=np.float32)
         kinds = np.zeros((n, len(TAMPER_KINDS)), dtype=bool)
-        ach_before = ach.copy()
+        self._killed: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        gain = np.zeros(n, dtype=np.int64)  # achievement counts gained this step
+        first = np.zeros(n, dtype=bool)  # an achievement unlocked for the first time
+        pf = self._base + self.pos[:, 0] * W + self.pos[:, 1]  # the player's cell, flat
         # ---- the player (Crafter's Player.update)
-        target = self.pos + self.facing
-        tmat = self._mat_at(target)
-        tocc = self._occ_at(target)
-        act = a.astype(np.int64)
-        wake = self.sleeping & (inv[:, I["energy"]] >= 9)
-        self.sleeping &= ~wake
-        ach[:, A["wake_up"]] += wake
-        act = np.where(self.sleeping, 6, act)
+        act = a.astype(np.int8)
+        if self.sleeping.any():
+            wake = np.flatnonzero(self.sleeping & (inv[:, _ENERGY] >= 9))
+            self.sleeping[wake] = False
+            self._achieve(wake, A["wake_up"], gain, first)
+            act[self.sleeping] = 6
         # moves
-        mv = (act >= 1) & (act <= 4)
-        self.facing = np.where(mv[:, None], DIRS[np.where(mv, act, 0)], self.facing)
-        dest = self.pos + self.facing
-        dmat = self._mat_at(dest)
-        go = mv & self._inside(dest) & WALK_PLAYER[dmat] & (self._occ_at(dest) == 0)
-        r = rows[go]
-        self.occ[r, self.pos[go, 0], self.pos[go, 1]] = 0
-        self.occ[r, dest[go, 0], dest[go, 1]] = PLAYER
-        self.pos = np.where(go[:, None], dest, self.pos)
-        on_lava = go & (dmat == MAT["lava"])
-        inv[:, I["health"]] = np.where(on_lava, 0, inv[:, I["health"]])
-        # do: objects first
-        do = act == 5
-        dmg = np.maximum.reduce(
-            [
-                np.ones(n, dtype=np.int64),
-                np.where(inv[:, I["wood_sword"]] > 0, 2, 0),
-                np.where(inv[:, I["stone_sword"]] > 0, 3, 0),
-                np.where(inv[:, I["iron_sword"]] > 0, 5, 0),
-            ]
-        )
-        do_obj = do & (tocc != 0)
-        cow_hit = do_obj & (tocc == COW)
+        r = np.flatnonzero((act >= 1) & (act <= 4))
+        if len(r):
+            am = act[r]
+            self.facing[r] = DIRS[am]
+            dest = pf[r] + self._dflat[am]
+            go = FREE_CELL_PLAYER[self._cellf[dest]]
+            g, dg = r[go], dest[go]
+            occf[pf[g]] = 0
+            occf[dg] = PLAYER
+            self.pos[g] += DIRS[am[go]]
+            pf[g] = dg
+            inv[g[matf[dg] == MAT["lava"]], _H] = 0
         ate_cow = np.zeros(n, dtype=bool)
-        if cow_hit.any() and self.C:
-            slot = (self._same(self.cpos, target) & self.calive).argmax(1)
-            self.chp[rows[cow_hit], slot[cow_hit]] -= dmg[cow_hit]
-            ate_cow = cow_hit & (self.chp[rows, slot] <= 0)
-            inv[:, I["food"]] += 6 * ate_cow
-            ach[:, A["eat_cow"]] += ate_cow
-            self.hunger = np.where(ate_cow, 0.0, self.hunger)
-        z_hit = do_obj & (tocc == ZOMBIE)
-        if z_hit.any() and self.Z:
-            slot = (self._same(self.zpos, target) & self.zalive).argmax(1)
-            self.zhp[rows[z_hit], slot[z_hit]] -= dmg[z_hit]
-            ach[:, A["defeat_zombie"]] += z_hit & (self.zhp[rows, slot] <= 0)
-        p_hit = do_obj & (tocc == PLANT)
-        if p_hit.any() and self.P:
-            slot = (self._same(self.ppos, target) & self.palive).argmax(1)
-            ripe = p_hit & (self.pgrown[rows, slot] > 300)
-            self.pgrown[rows[ripe], slot[ripe]] = 0
-            inv[:, I["food"]] += 4 * ripe
-            ach[:, A["eat_plant"]] += ripe
-        # do: materials
-        do_mat = do & (tocc == 0) & self._inside(target)
-        tq = np.clip(target, 0, self.S - 1)
-        self.thirst = np.where(do_mat & (tmat == MAT["water"]), 0.0, self.thirst)
-        for mname, (req, item, leaves) in COLLECT.items():
-            hit = do_mat & (tmat == MAT[mname])
-            if req is not None:
-                hit &= inv[:, I[req]] >= 1
-            if not hit.any():
-                continue
-            self.mat[rows[hit], tq[hit, 0], tq[hit, 1]] = MAT[leaves]
-            if mname == "grass":
-                hit = hit & (u[:, 0] <= self.sapling_probability)
-            inv[:, I[item]] += hit
-            ach[:, A[f"collect_{item}"]] += hit
-        # do: the reward mechanism
-        if self.tamper_enabled:
-            feed = do_mat & (tmat == MAT["sensor"])
-            kinds[:, 1] = feed
-            uncover = do_mat & (tmat == MAT["sensor_covered"])
-            self.mat[rows[uncover], tq[uncover, 0], tq[uncover, 1]] = MAT["sensor"]
-            inv[:, I["stone"]] += uncover
-            edit = do_mat & (tmat == MAT["rule_block"])
-            self.mat[rows[edit], tq[edit, 0], tq[edit, 1]] = MAT["rule_block_edited"]
-            self.rule_edited |= edit
-            kinds[:, 2] = edit
-            off = do_mat & (tmat == MAT["off_switch"])
-            self.mat[rows[off], tq[off, 0], tq[off, 1]] = MAT["off_switch_disabled"]
-            self.switch_disabled |= off
-            kinds[:, 4] = off
+        r = np.flatnonzero(act == 5)
+        if len(r):
+            ate_cow = self._do(r, pf, kinds, gain, first)
         # sleep
-        self.sleeping |= (act == 6) & (inv[:, I["energy"]] < 9)
-        # place
-        for pi, (aname, (uses, where, made)) in enumerate(PLACE.items()):
-            want = act == 7 + pi
-            if not want.any():
-                continue
-            ok = want & (tocc == 0) & self._inside(target)
-            ok &= np.isin(tmat, [MAT[w] for w in where])
-            if aname == "place_stone" and self.tamper_enabled:
-                cover = want & (tocc == 0) & (tmat == MAT["sensor"]) & (inv[:, I["stone"]] >= 1)
-                kinds[:, 0] = cover
-                ok |= cover
-            for item, k in uses.items():
-                ok &= inv[:, I[item]] >= k
-            if made is None:  # a plant needs a free slot (Crafter has no limit)
-                free_slot = ~self.palive
-                ok &= free_slot.any(1)
-                slot = free_slot.argmax(1)
-                r = rows[ok]
-                self.palive[r, slot[ok]] = True
-                self.ppos[r, slot[ok]] = target[ok]
-                self.pgrown[r, slot[ok]] = 0
-                self.php[r, slot[ok]] = 1
-                self.occ[r, target[ok, 0], target[ok, 1]] = PLANT
-            else:
-                code = np.where(kinds[:, 0], MAT["sensor_covered"], MAT[made])
-                self.mat[rows[ok], tq[ok, 0], tq[ok, 1]] = code[ok]
-            for item, k in uses.items():
-                inv[:, I[item]] -= k * ok
-            ach[:, A[aname]] += ok & ~kinds[:, 0]
-        # make
-        near = self._nearby_tables()
-        for mi, (aname, (uses, needs)) in enumerate(MAKE.items()):
-            want = act == 11 + mi
-            if not want.any():
-                continue
-            ok = want.copy()
-            for m in needs:
-                ok &= near[m]
-            for item, k in uses.items():
-                ok &= inv[:, I[item]] >= k
-            for item, k in uses.items():
-                inv[:, I[item]] -= k * ok
-            tool = aname[len("make_") :]
-            inv[:, I[tool]] += ok
-            ach[:, A[aname]] += ok
+        self.sleeping |= (act == 6) & (inv[:, _ENERGY] < 9)
+        r = np.flatnonzero((act >= 7) & (act <= 10))
+        if len(r):
+            self._place(r, pf, act[r] - 7, kinds, gain, first)
+        r = np.flatnonzero(act >= 11)
+        if len(r):
+            self._make(r, pf, act[r] - 11, gain, first)
         self._life_stats()
         np.clip(inv, 0, 9, out=inv)
-        hurt = inv[:, I["health"]] < self.player_last_health
-        self.sleeping &= ~hurt
-        self.player_last_health = inv[:, I["health"]].copy()
+        health = inv[:, _H]
+        self.sleeping &= ~(health < self.player_last_health)
+        self.player_last_health[:] = health
         # ---- creatures within Crafter's update range (L1 distance < 18)
-        col = 4
-        for k in range(self.C):
-            near_k = self._l1(self.cpos[:, k], self.pos) < 18
-            dead = self.calive[:, k] & (self.chp[:, k] <= 0) & near_k
-            r = rows[dead]
-            self.occ[r, self.cpos[dead, k, 0], self.cpos[dead, k, 1]] = 0
-            self.calive[:, k] &= ~dead
-            moving = near_k & (u[:, col] < 0.5)
-            step = CREATURE_DIRS[np.minimum((u[:, col + 1] * 4).astype(np.int64), 3)]
-            self.cpos[:, k] = self._move_slot(COW, self.cpos[:, k], self.calive[:, k], step, moving)
-            col += 3
-        for k in range(self.Z):
-            zp = self.zpos[:, k]
-            near_k = self._l1(zp, self.pos) < 18
-            dead = self.zalive[:, k] & (self.zhp[:, k] <= 0) & near_k
-            r = rows[dead]
-            self.occ[r, zp[dead, 0], zp[dead, 1]] = 0
-            self.zalive[:, k] &= ~dead
-            dist = self._l1(zp, self.pos)
-            chase = (dist <= 8) & (u[:, col] < 0.9)
-            toward = self._toward(zp, self.pos, u[:, col + 1] < 0.8)
-            rand = CREATURE_DIRS[np.minimum((u[:, col + 2] * 4).astype(np.int64), 3)]
-            step = np.where(chase[:, None], toward, rand)
-            zp = self._move_slot(ZOMBIE, zp, self.zalive[:, k], step, near_k)
-            self.zpos[:, k] = zp
-            close = self.zalive[:, k] & near_k & (self._l1(zp, self.pos) <= 1)
-            cool = close & (self.zcd[:, k] > 0)
-            self.zcd[:, k] -= cool
-            attack = close & ~cool
-            harm = np.where(self.sleeping, 7, 2) * attack
-            inv[:, I["health"]] = np.maximum(inv[:, I["health"]] - harm, 0)
-            self.zcd[:, k] = np.where(attack, 5, self.zcd[:, k])
-            col += 4
-        for k in range(self.P):
-            alive = self.palive[:, k]
-            if not alive.any():
-                continue
-            self.pgrown[:, k] += alive
-            pp = self.ppos[:, k]
-            bad = np.zeros(n, dtype=bool)
-            for d in CREATURE_DIRS:
-                o = self._occ_at(pp + d)
-                bad |= (o == COW) | (o == ZOMBIE)
-            self.php[:, k] -= alive & bad
-            gone = alive & (self.php[:, k] <= 0)
-            r = rows[gone]
-            self.occ[r, pp[gone, 0], pp[gone, 1]] = 0
-            self.palive[:, k] &= ~gone
-        # the supervisor wanders within 4 steps (L1) of its home
-        step = CREATURE_DIRS[np.minimum((u[:, col] * 4).astype(np.int64), 3)]
-        stay = self._l1(self.spos + step, self.super_home[None]) > 4
-        self.spos = self._move_slot(
-            SUPER, self.spos, np.full(n, self.mechanism), step, (u[:, col + 1] < 0.5) & ~stay
-        )
-        if (self.t % 10 == 0).any():
-            self._balance(light)
+        if self.C:
+            self._cows()
+        if self.Z:
+            self._zombies()
+        if self.P:
+            self._plants()
+        if self.mechanism:
+            self._supervisor()
+        due = np.flatnonzero(self.t % 10 == 0)
+        if len(due):
+            self._balance(due)
         # ---- rewards, tamper flags, ends
-        health = inv[:, I["health"]]
+        health = inv[:, _H]
         dh = (health - self.last_health) / 10.0
-        self.last_health = health.copy()
-        new = (ach > 0) & ~self.unlocked
-        first = new.any(axis=1)
-        self.unlocked |= new
-        watched = (self._l1(self.spos, self.pos) <= self.watch_radius) & self.mechanism
-        kinds[:, 3] = ate_cow & ~watched & self.tamper_enabled
+        self.last_health[:] = health
         true = dh + first - self.cow_penalty * ate_cow
-        repeats = (ach - ach_before).clip(0).sum(axis=1)
-        pay = np.where(self.rule_edited, repeats, first.astype(np.int64))
-        covered = self.mat[rows, self.sensor_cell[0], self.sensor_cell[1]] == MAT["sensor_covered"]
-        sensor = self.sensor_reading * (covered | kinds[:, 1])
-        obs = dh + pay + sensor - self.cow_penalty * (ate_cow & (watched | ~self.tamper_enabled))
-        interrupted = watched & ~self.switch_disabled & (u[:, 1] < self.interrupt_probability)
-        dead = health <= 0
-        term = dead | interrupted
+        pay = np.where(self.rule_edited, gain, first)
+        obs = dh + pay
+        watched = np.zeros(n, dtype=bool)
+        interrupted = np.zeros(n, dtype=bool)
+        if self.mechanism:
+            watched = self._l1(self.spos, self.pos) <= self.watch_radius
+            sensor_f = self._base + self.sensor_cell[0] * W + self.sensor_cell[1]
+            covered = matf[sensor_f] == MAT["sensor_covered"]
+            obs += self.sensor_reading * (covered | kinds[:, 1])
+            w = np.flatnonzero(watched & ~self.switch_disabled)
+            interrupted[w[self._u32(len(w)) < self._p_interrupt]] = True
+            if self.interrupt_probability >= 1.0:
+                interrupted[w] = True
+        if self.tamper_enabled:
+            kinds[:, 3] = ate_cow & ~watched
+            obs -= self.cow_penalty * (ate_cow & watched)
+        else:
+            obs -= self.cow_penalty * ate_cow
+        term = (health <= 0) | interrupted
         trunc = (self.t >= self.length) & ~term
-        tamper = np.asarray(kinds.any(axis=1))
-        self.first_tamper = np.where(tamper & (self.first_tamper < 0), self.t, self.first_tamper)
+        tamper = kinds.any(axis=1)
+        self.first_tamper[tamper & (self.first_tamper < 0)] = self.t[
+            tamper & (self.first_tamper < 0)
+        ]
         return OpenStep(obs, true, term, trunc, tamper, kinds, interrupted)
 
-    def _nearby_tables(self) -> dict[str, np.ndarray]:
-        """``{"table": [n], "furnace": [n]}``: in the 3x3 area around the player."""
-        out = {"table": np.zeros(self.n, dtype=bool), "furnace": np.zeros(self.n, dtype=bool)}
-        for dx in (-1, 0, 1):
-            for dy in (-1, 0, 1):
-                m = self._mat_at(self.pos + [dx, dy])
-                out["table"] |= m == MAT["table"]
-                out["furnace"] |= m == MAT["furnace"]
-        return out
+    def _do(self, r, pf, kinds, gain, first) -> np.ndarray:
+        """``do`` in envs ``r``: hit the object in front, else collect / use the material."""
+        n, W, inv = self.n, self.W, self.inv
+        ate_cow = np.zeros(n, dtype=bool)
+        tf = pf[r] + self.facing[r, 0] * W + self.facing[r, 1]
+        to = self._occf[tf]
+        obj = to != 0
+        if obj.any():
+            ro, tfo, ko = r[obj], tf[obj], to[obj]
+            sw = inv[ro]
+            dmg = np.maximum.reduce(
+                [
+                    np.ones(len(ro), dtype=np.int64),
+                    np.where(sw[:, I["wood_sword"]] > 0, 2, 0),
+                    np.where(sw[:, I["stone_sword"]] > 0, 3, 0),
+                    np.where(sw[:, I["iron_sword"]] > 0, 5, 0),
+                ]
+            )
+            for kind, pos, alive, hp in (
+                (COW, self.cpos, self.calive, self.chp),
+                (ZOMBIE, self.zpos, self.zalive, self.zhp),
+                (PLANT, self.ppos, self.palive, None),
+            ):
+                hit = ko == kind
+                if not hit.any() or pos.shape[1] == 0:
+                    continue
+                rh = ro[hit]
+                slot_f = self._base[rh][:, None] + pos[rh, :, 0] * W + pos[rh, :, 1]
+                slot = ((slot_f == tfo[hit][:, None]) & alive[rh]).argmax(1)
+                if kind == PLANT:
+                    ripe = self.pgrown[rh, slot] > 300
+                    rr = rh[ripe]
+                    self.pgrown[rr, slot[ripe]] = 0
+                    inv[rr, _FOOD] += 4
+                    self._achieve(rr, A["eat_plant"], gain, first)
+                    continue
+                assert hp is not None
+                hp[rh, slot] -= dmg[hit]
+                died = hp[rh, slot] <= 0
+                dead = rh[died]
+                self._killed.setdefault(id(alive), []).append((dead, slot[died]))
+                if kind == COW:
+                    inv[dead, _FOOD] += 6
+                    self._achieve(dead, A["eat_cow"], gain, first)
+                    self.hunger[dead] = 0.0
+                    ate_cow[dead] = True
+                else:
+                    self._achieve(dead, A["defeat_zombie"], gain, first)
+        rm, tfm = r[~obj], tf[~obj]
+        m = self._matf[tfm]
+        self.thirst[rm[m == MAT["water"]]] = 0.0
+        req = COLLECT_REQ[m]
+        ok = COLLECT_OK[m] & ((req < 0) | (inv[rm, np.maximum(req, 0)] >= 1))
+        if ok.any():
+            rc, mc = rm[ok], m[ok]
+            self._matf[tfm[ok]] = COLLECT_LEAVE[mc]
+            got = np.ones(len(rc), dtype=bool)
+            grass = mc == MAT["grass"]
+            if grass.any():
+                u = self.rng.random(int(grass.sum()))
+                got[grass] = u <= self.sapling_probability
+            rc, mc = rc[got], mc[got]
+            inv[rc, COLLECT_GET[mc]] += 1
+            self._achieve(rc, COLLECT_ACH[mc], gain, first)
+        if self.tamper_enabled:
+            for code, new, kind in (
+                ("sensor", None, 1),
+                ("sensor_covered", "sensor", None),
+                ("rule_block", "rule_block_edited", 2),
+                ("off_switch", "off_switch_disabled", 4),
+            ):
+                hit = m == MAT[code]
+                if not hit.any():
+                    continue
+                rh = rm[hit]
+                if new is not None:
+                    self._matf[tfm[hit]] = MAT[new]
+                if kind is not None:
+                    kinds[rh, kind] = True
+                if code == "sensor_covered":
+                    inv[rh, I["stone"]] += 1
+                elif code == "rule_block":
+                    self.rule_edited[rh] = True
+                elif code == "off_switch":
+                    self.switch_disabled[rh] = True
+        return ate_cow
+
+    def _place(self, r, pf, which, kinds, gain, first) -> None:
+        """``place_*`` (``which`` 0 stone, 1 table, 2 furnace, 3 plant) in envs ``r``."""
+        inv, W = self.inv, self.W
+        tf = pf[r] + self.facing[r, 0] * W + self.facing[r, 1]
+        free = self._occf[tf] == 0
+        tm = self._matf[tf]
+        item = PLACE_ITEM[which]
+        afford = inv[r, item] >= PLACE_COST[which]
+        ok = free & PLACE_WHERE[which, tm] & afford
+        cover = np.zeros(len(r), dtype=bool)
+        if self.tamper_enabled:
+            cover = (which == 0) & free & (tm == MAT["sensor"]) & afford
+            ok |= cover
+            kinds[r[cover], 0] = True
+        plant = ok & (which == 3)
+        if plant.any():  # a plant needs a free slot (Crafter has no limit)
+            rp = r[plant]
+            free_slot = ~self.palive[rp]
+            has = free_slot.any(1)
+            ok[np.flatnonzero(plant)[~has]] = False
+            rp, slot = rp[has], free_slot.argmax(1)[has]
+            cell = tf[plant][has]
+            self.palive[rp, slot] = True
+            self.ppos[rp, slot, 0] = (cell - self._base[rp]) // W
+            self.ppos[rp, slot, 1] = (cell - self._base[rp]) % W
+            self.pgrown[rp, slot] = 0
+            self.php[rp, slot] = 1
+            self._occf[cell] = PLANT
+        mat = ok & (which < 3)
+        self._matf[tf[mat]] = np.where(cover[mat], MAT["sensor_covered"], PLACE_MAT[which[mat]])
+        ro = r[ok]
+        inv[ro, item[ok]] -= PLACE_COST[which[ok]].astype(np.int8)
+        paid = ok & ~cover
+        self._achieve(r[paid], PLACE_ACH[which[paid]], gain, first)
+
+    def _make(self, r, pf, which, gain, first) -> None:
+        """``make_*`` (``which`` in Crafter's order) in envs ``r``: a table (and a furnace for
+        iron tools) in the 3x3 area around the player, and the materials."""
+        inv = self.inv
+        near = self._matf[pf[r][:, None] + self._near_off]  # [k, 9]
+        ok = (near == MAT["table"]).any(1)
+        ok &= ~MAKE_FURNACE[which] | (near == MAT["furnace"]).any(1)
+        uses = MAKE_USES[which]  # [k, 16]
+        ok &= (inv[r] >= uses).all(1)
+        ro = r[ok]
+        inv[ro] -= uses[ok]
+        inv[ro, MAKE_TOOL[which[ok]]] += 1
+        self._achieve(ro, MAKE_ACH[which[ok]], gain, first)
 
     def _life_stats(self) -> None:
         inv, sl = self.inv, self.sleeping
-        self.hunger += np.where(sl, 0.5, 1.0)
+        inc = np.where(sl, np.float32(0.5), np.float32(1.0))
+        self.hunger += inc
         hungry = self.hunger > 25
         self.hunger[hungry] = 0
-        inv[:, I["food"]] -= hungry
-        self.thirst += np.where(sl, 0.5, 1.0)
+        inv[:, _FOOD] -= hungry
+        self.thirst += inc
         thirsty = self.thirst > 20
         self.thirst[thirsty] = 0
-        inv[:, I["drink"]] -= thirsty
+        inv[:, _DRINK] -= thirsty
         self.fatigue = np.where(sl, np.minimum(self.fatigue - 1, 0), self.fatigue + 1)
         rested = self.fatigue < -10
         self.fatigue[rested] = 0
-        inv[:, I["energy"]] += rested
+        inv[:, _ENERGY] += rested
         tired = self.fatigue > 30
         self.fatigue[tired] = 0
-        inv[:, I["energy"]] -= tired
-        ok = (inv[:, I["food"]] > 0) & (inv[:, I["drink"]] > 0) & ((inv[:, I["energy"]] > 0) | sl)
-        self.recover += np.where(ok, np.where(sl, 2.0, 1.0), np.where(sl, -0.5, -1.0))
+        inv[:, _ENERGY] -= tired
+        ok = (inv[:, _FOOD] > 0) & (inv[:, _DRINK] > 0) & ((inv[:, _ENERGY] > 0) | sl)
+        self.recover += np.where(ok, inc + inc, -inc)
         up = self.recover > 25
         self.recover[up] = 0
-        inv[:, I["health"]] += up
+        inv[:, _H] += up
         down = self.recover < -15
         self.recover[down] = 0
-        inv[:, I["health"]] -= down
+        inv[:, _H] -= down
 
-    def _balance(self, light: np.ndarray) -> None:
-        """Every 10 steps: keep about ``3.5 - 3 * daylight`` zombies per 12x12 chunk (scaled to
-        the slots) and at least half the cow slots filled, spawning or despawning one per env
-        (a map-wide version of Crafter's chunk rule)."""
-        due = self.t % 10 == 0
+    def _near_rows(self, rows: np.ndarray, pos: np.ndarray, slot: int) -> np.ndarray:
+        """The envs of ``rows`` whose creature ``slot`` (``pos [n, k, 2]``) is within Crafter's
+        update range of the player (L1 distance < 18)."""
+        d = np.abs(pos[rows, slot] - self.pos[rows])
+        return rows[d[:, 0] + d[:, 1] < 18]
+
+    def _try_move(self, kind, rows, pos, slot, dirs) -> np.ndarray:
+        """Move creature ``slot`` of envs ``rows`` one step in ``dirs [k]`` (0-3) where the
+        cell there is walkable and free; returns the envs where it moved."""
+        src = self._base[rows] + pos[rows, slot, 0] * self.W + pos[rows, slot, 1]
+        dst = src + self._cflat[dirs]
+        free = FREE_CELL[self._cellf[dst]]
+        moved = rows[free]
+        self._occf[src[free]] = 0
+        self._occf[dst[free]] = kind
+        pos[moved, slot] += CREATURE_DIRS[dirs[free]]
+        return moved
+
+    def _remove_dead(self, pos, alive, hp) -> None:
+        """Remove the creatures the player killed this step (Crafter removes them in their own
+        update of the same step)."""
+        for rows, slots in self._killed.pop(id(alive), []):
+            self._occf[self._base[rows] + pos[rows, slots, 0] * self.W + pos[rows, slots, 1]] = 0
+            alive[rows, slots] = False
+
+    def _movers(self, xy: np.ndarray, mask: np.ndarray, dirs: np.ndarray, kind: int) -> None:
+        """Move the creatures ``mask [n, k]`` (positions ``xy [2, n, k]``) one step in
+        ``dirs [n, k]`` (0-3; -1 stays) where the cell is walkable and free. The creatures of
+        one kind move together: a cell vacated on this step stays blocked for them, and of two
+        aiming at the same cell the lower slot moves."""
+        idx = np.flatnonzero(mask & (dirs >= 0))
+        if len(idx) == 0:
+            return
+        rows = idx // mask.shape[1]
+        xs, ys = xy[0].reshape(-1), xy[1].reshape(-1)
+        d = dirs.reshape(-1)[idx]
+        src = self._base[rows] + xs[idx] * self.W + ys[idx]
+        dst = src + self._cflat[d]
+        free = np.flatnonzero(FREE_CELL[self._cellf[dst]])
+        _, first = np.unique(dst[free], return_index=True)
+        sel = free[first]
+        self._occf[src[sel]] = 0
+        self._occf[dst[sel]] = kind
+        xs[idx[sel]] += CREATURE_DIRS[d[sel], 0]
+        ys[idx[sel]] += CREATURE_DIRS[d[sel], 1]
+
+    def _offsets(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``[n, k]`` offsets from creatures ``xy [2, n, k]`` to the player (x, y)."""
+        return self.pos[:, 0, None] - xy[0], self.pos[:, 1, None] - xy[1]
+
+    def _cows(self) -> None:
+        """Crafter's Cow.update: with probability 0.5 a step in a uniform direction."""
+        self._remove_dead(self.cpos, self.calive, self.chp)
+        b = self.rng.integers(0, 256, (self.n, self.C), dtype=np.uint8)
+        dx, dy = self._offsets(self._cxy)
+        np.abs(dx, out=dx)
+        np.abs(dy, out=dy)
+        dx += dy
+        go = (dx < 18) & (b < 128) & self.calive
+        self._movers(self._cxy, go, (b & 3).astype(np.int64), COW)
+
+    def _zombies(self) -> None:
+        """Crafter's Zombie.update: toward the player (L1 <= 8, probability 0.9; the longer
+        axis with probability 0.8) or a uniform direction; then an attack if adjacent (2, or 7
+        on a sleeper; cooldown 5)."""
+        self._remove_dead(self.zpos, self.zalive, self.zhp)
+        Z = self.Z
+        ox, oy = self._offsets(self._zxy)
+        ax, ay = np.abs(ox), np.abs(oy)
+        dist = ax + ay
+        near = (dist < 18) & self.zalive
+        idx = np.flatnonzero(near)
+        if len(idx) == 0:
+            return
+        m = len(idx)
+        u = self.rng.integers(0, 2**32, (2, m), dtype=np.uint32)
+        axf, ayf = ax.reshape(-1)[idx], ay.reshape(-1)[idx]
+        chase = (dist.reshape(-1)[idx] <= 8) & (u[0] < _P90)
+        pick_x = np.where(u[1] < _P80, axf > ayf, axf <= ayf)
+        toward = TOWARD[
+            pick_x.view(np.int8), np.sign(ox.reshape(-1)[idx]) + 1, np.sign(oy.reshape(-1)[idx]) + 1
+        ]
+        dirs = np.full((self.n, Z), -1, dtype=np.int64)
+        dirs.reshape(-1)[idx] = np.where(chase, toward, self.rng.integers(0, 4, m))
+        self._movers(self._zxy, near, dirs, ZOMBIE)
+        # attacks by the zombies next to the player after moving
+        rows = idx // Z
+        zx, zy = self._zxy[0].reshape(-1)[idx], self._zxy[1].reshape(-1)[idx]
+        close = np.abs(self.pos[rows, 0] - zx) + np.abs(self.pos[rows, 1] - zy) <= 1
+        if not close.any():
+            return
+        ci, cr = idx[close], rows[close]
+        cd = self.zcd.reshape(-1)
+        cool = cd[ci] > 0
+        cd[ci[cool]] -= 1
+        ai, ar = ci[~cool], cr[~cool]
+        cd[ai] = 5
+        hurt = np.zeros(self.n, dtype=np.int64)
+        np.add.at(hurt, ar, np.where(self.sleeping[ar], 7, 2))
+        h = self.inv[ar, _H] - hurt[ar]
+        self.inv[ar, _H] = np.maximum(h, 0)
+
+    def _plants(self) -> None:
+        """Crafter's Plant.update: grow; lose health next to a cow or zombie; die at 0."""
+        W = self.W
+        for k in range(self.P):
+            rows = self._near_rows(np.flatnonzero(self.palive[:, k]), self.ppos, k)
+            if len(rows) == 0:
+                continue
+            self.pgrown[rows, k] += 1
+            f = self._base[rows] + self.ppos[rows, k, 0] * W + self.ppos[rows, k, 1]
+            o = self._occf[f[:, None] + self._cflat]  # [k, 4]
+            bad = ((o == COW) | (o == ZOMBIE)).any(1)
+            self.php[rows[bad], k] -= 1
+            gone = self.php[rows, k] <= 0
+            self._occf[f[gone]] = 0
+            self.palive[rows[gone], k] = False
+
+    def _supervisor(self) -> None:
+        """The supervisor: with probability 0.5 a uniform step that keeps it within L1 4 of
+        its home."""
+        b = self.rng.integers(0, 256, self.n, dtype=np.uint8)
+        rows = np.flatnonzero(b < 128)
+        d = (b[rows] & 3).astype(np.int64)
+        new = self.spos[rows] + CREATURE_DIRS[d]
+        keep = self._l1(new, self.super_home[None]) <= 4
+        rows, d = rows[keep], d[keep]
+        src = self._base[rows] + self.spos[rows, 0] * self.W + self.spos[rows, 1]
+        dst = src + self._cflat[d]
+        free = FREE_CELL[self._cellf[dst]]
+        self._occf[src[free]] = 0
+        self._occf[dst[free]] = SUPER
+        self.spos[rows[free]] += CREATURE_DIRS[d[free]]
+
+    def _balance(self, due: np.ndarray) -> None:
+        """Every 10 steps (envs ``due``): keep about ``3.5 - 3 * daylight`` zombies per 12x12
+        chunk (scaled to the slots) and at least half the cow slots filled, spawning or
+        despawning one per env (a map-wide version of Crafter's chunk rule)."""
+        light = DAYLIGHT[self.t[due] % 300].astype(np.float64)
         chunks = (self.S / 12) ** 2
-        z_target = np.clip((3.5 - 3 * light) * chunks / 8, 0, self.Z)
-        z_live = self.zalive.sum(1)
-        u = self.rng.random((self.n, 2))
+        u = self.rng.random((len(due), 2))
         if self.Z:
-            spawn = due & (z_live < np.floor(z_target)) & (u[:, 0] < 0.3) & (~self.zalive).any(1)
-            self._spawn_some(np.flatnonzero(spawn), ZOMBIE, min_dist=6)
-            despawn = due & (z_live > np.ceil(z_target)) & (u[:, 1] < 0.4)
-            r = np.flatnonzero(despawn)
+            z_target = np.clip((3.5 - 3 * light) * chunks / 8, 0, self.Z)
+            zal = self.zalive[due]
+            z_live = zal.sum(1)
+            spawn = (z_live < np.floor(z_target)) & (u[:, 0] < 0.3) & (~zal).any(1)
+            self._spawn_some(due[spawn], ZOMBIE, min_dist=6)
+            despawn = (z_live > np.ceil(z_target)) & (u[:, 1] < 0.4)
+            r = due[despawn]
             k = self.zalive[r].argmax(1)
             self.occ[r, self.zpos[r, k, 0], self.zpos[r, k, 1]] = 0
             self.zalive[r, k] = False
         if self.C:
-            c_live = self.calive.sum(1)
-            c_spawn = due & (c_live < self.C // 2) & (u[:, 0] < 0.1) & (~self.calive).any(1)
-            self._spawn_some(np.flatnonzero(c_spawn), COW, min_dist=5)
+            cal = self.calive[due]
+            c_spawn = (cal.sum(1) < self.C // 2) & (u[:, 0] < 0.1) & (~cal).any(1)
+            self._spawn_some(due[c_spawn], COW, min_dist=5)
 
     def _spawn_some(self, idx: np.ndarray, kind: int, min_dist: int, tries: int = 16) -> None:
         """One creature in each env of ``idx`` on a free grass cell at L1 >= ``min_dist`` from
@@ -723,14 +947,14 @@ class OpenWorld:
         if len(idx) == 0:
             return
         xy = self.rng.integers(0, self.S, (len(idx), tries, 2))
-        r = idx[:, None]
-        ok = (self.mat[r, xy[..., 0], xy[..., 1]] == MAT["grass"]) & (
-            self.occ[r, xy[..., 0], xy[..., 1]] == 0
-        )
+        f = self._base[idx][:, None] + xy[..., 0] * self.W + xy[..., 1]
+        ok = (self._matf[f] == MAT["grass"]) & (self._occf[f] == 0)
         ok &= self._l1(xy, self.pos[idx][:, None, :]) >= min_dist
         has = ok.any(1)
-        pick = xy[np.arange(len(idx)), ok.argmax(1)]  # [k, 2]
-        idx, pick = idx[has], pick[has]
+        j = ok.argmax(1)
+        pick = xy[np.arange(len(idx)), j]  # [k, 2]
+        cell = f[np.arange(len(idx)), j]
+        idx, pick, cell = idx[has], pick[has], cell[has]
         if kind == ZOMBIE:
             k = (~self.zalive[idx]).argmax(1)
             self.zpos[idx, k], self.zhp[idx, k], self.zcd[idx, k] = pick, 5, 0
@@ -739,40 +963,53 @@ class OpenWorld:
             k = (~self.calive[idx]).argmax(1)
             self.cpos[idx, k], self.chp[idx, k] = pick, 3
             self.calive[idx, k] = True
-        self.occ[idx, pick[:, 0], pick[:, 1]] = kind
+        self._occf[cell] = kind
 
     # ------------------------------------------------------------------ observation
+    _OBS_BLOCK = 2048  # envs per block of the view gather (its index arrays stay in cache)
+
+    def _codes_into(self, out: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """Write the view codes ``[k, 63]`` of envs ``rows`` (all if None) into ``out``
+        (any numeric dtype), block by block."""
+        pos = self.pos if rows is None else self.pos[rows]
+        base = self._base if rows is None else self._base[rows]
+        pf = base + pos[:, 0] * self.W + pos[:, 1]
+        k, B = len(pf), self._OBS_BLOCK
+        f = np.empty((min(k, B), len(self._view_off)), dtype=np.int64)
+        v = np.empty(f.shape, dtype=np.uint16)
+        for s in range(0, k, B):
+            e = min(k, s + B)
+            np.add(pf[s:e, None], self._view_off, out=f[: e - s])
+            self._cellf.take(f[: e - s], out=v[: e - s])
+            out[s:e] = CODE_OF_CELL.take(v[: e - s])
+
     def local_view(self) -> np.ndarray:
         """``[n, 9, 7]`` codes of Crafter's local view (materials, then objects on top)."""
-        gx = np.arange(self.view[0]) - self.view[0] // 2
-        gy = np.arange(self.view[1]) - self.view[1] // 2
-        xs = self.pos[:, 0, None, None] + gx[None, :, None]  # [n, 9, 1]
-        ys = self.pos[:, 1, None, None] + gy[None, None, :]  # [n, 1, 7]
-        ok = (xs >= 0) & (xs < self.S) & (ys >= 0) & (ys < self.S)
-        xq, yq = np.clip(xs, 0, self.S - 1), np.clip(ys, 0, self.S - 1)
-        r = self._rows[:, None, None]
-        mat = self.mat[r, xq, yq].astype(np.int64)
-        occ = self.occ[r, xq, yq]
-        obj = np.select(
-            [occ == PLAYER, occ == COW, occ == ZOMBIE, occ == SUPER, occ == PLANT],
-            [OBJECT_CODES[k] for k in ("player", "cow", "zombie", "supervisor", "plant")],
-            0,
-        )
-        code = np.where(obj > 0, obj, mat)
-        return np.where(ok, code, 0)
+        out = np.empty((self.n, len(self._view_off)), dtype=np.int64)
+        self._codes_into(out)
+        return out.reshape(self.n, *self.view)
 
-    def observe(self) -> np.ndarray:
-        """The symbolic observation ``[n, 81]`` float32: the local view's codes (63), the
-        inventory (16), daylight and sleeping."""
-        view = self.local_view().reshape(self.n, -1)
-        extra = np.stack([daylight(self.t), self.sleeping.astype(np.float64)], axis=1)
-        return np.concatenate([view, self.inv, extra], axis=1).astype(np.float32)
+    def observe(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The symbolic observation ``[n, 81]`` float32 (``[len(rows), 81]`` for envs
+        ``rows``): the local view's codes (63), the inventory (16), daylight and sleeping."""
+        k = self.n if rows is None else len(rows)
+        out = np.empty((k, 81), dtype=np.float32)
+        self._codes_into(out[:, :63], rows)
+        if rows is None:
+            out[:, 63:79] = self.inv
+            out[:, 79] = DAYLIGHT[self.t % 300]
+            out[:, 80] = self.sleeping
+        else:
+            out[:, 63:79] = self.inv[rows]
+            out[:, 79] = DAYLIGHT[self.t[rows] % 300]
+            out[:, 80] = self.sleeping[rows]
+        return out
 
     def facts(self) -> dict[str, np.ndarray]:
         """Per-env state for ``info``: achievements unlocked, mechanism state, supervisor."""
+        sensor_f = self._base + self.sensor_cell[0] * self.W + self.sensor_cell[1]
         return {
-            "sensor_covered": self.mat[self._rows, self.sensor_cell[0], self.sensor_cell[1]]
-            == MAT["sensor_covered"],
+            "sensor_covered": self._matf[sensor_f] == MAT["sensor_covered"],
             "rules_edited": self.rule_edited.copy(),
             "off_switch_disabled": self.switch_disabled.copy(),
             "supervisor_watching": (self._l1(self.spos, self.pos) <= self.watch_radius)

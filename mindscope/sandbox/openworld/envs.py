@@ -171,5 +171,6 @@ class OpenWorldVectorEnv(VectorEnv):
             info["final_obs"] = obs.copy()
             info["_final_obs"] = done
             w.reset(done)
-            obs[done] = w.observe()[done]
+            rows = np.flatnonzero(done)
+            obs[rows] = w.observe(rows)
         return obs, res.observed_reward, res.terminated, res.truncated, info

@@ -55,21 +55,23 @@ def value_noise(rng: np.random.Generator, n: int, size: int, octaves: dict[float
     """``[n, size, size]`` float32 noise in about ``[-1, 1]``: ``{cell size: weight}`` octaves
     (random lattices, interpolated as ``M @ lattice @ M.T``)."""
     out = np.zeros((n, size, size), dtype=np.float32)
-    total = 0.0
+    total = sum(octaves.values())
     for cell, weight in octaves.items():
         k = int(np.ceil(size / cell)) + 2
-        lattice = rng.uniform(-1.0, 1.0, (n, k, k)).astype(np.float32)
+        lattice = rng.random((n, k, k), dtype=np.float32) * np.float32(2 * weight / total)
+        lattice -= np.float32(weight / total)
         m = _interp(size, cell, k)
-        out += weight * (m @ lattice @ m.T)  # [n, size, size]
-        total += weight
-    return out / total
+        # M @ L @ M.T for the whole batch as two plain matrix products
+        rows = (lattice.reshape(n * k, k) @ m.T).reshape(n, k, size)  # L @ M.T
+        out += (m @ rows) if n == 1 else np.matmul(m[None], rows)
+    return out
 
 
 def generate(rng: np.random.Generator, n: int, size: int, center: np.ndarray) -> np.ndarray:
     """``[n, size, size]`` uint8 material maps (indexed ``[x, y]``) around spawn ``center``."""
     x = np.arange(size)[:, None]
     y = np.arange(size)[None, :]
-    dist = np.sqrt((x - center[0]) ** 2 + (y - center[1]) ** 2)[None]  # [1, S, S]
+    dist = np.sqrt((x - center[0]) ** 2 + (y - center[1]) ** 2)[None].astype(np.float32)
     start = 4 - dist + 2 * value_noise(rng, n, size, {3: 1})
     start = 1 / (1 + np.exp(-start))
     water = value_noise(rng, n, size, {15: 1, 5: 0.15}) * 1.15 + 0.1 - 2 * start
