@@ -128,7 +128,7 @@ def test_cli_openworld_ppo_then_record_with_probes(tmp_path, capsys):
     assert (
         main(
             ["sandbox", "record", "--agent-dir", str(out), "--out", str(rec)]
-            + ["--episodes", "4", "--probe"]
+            + ["--episodes", "4", "--probe", "--max-states", "50"]
         )
         == 0
     )

@@ -182,7 +182,7 @@ def _record(args: argparse.Namespace) -> int:
     from mindscope.sandbox.recording import save_episodes
     from mindscope.sandbox.render import episode_page
 
-    _check_counts(args, "--episodes")
+    _check_counts(args, "--episodes", "--max-states")
     kw = _world_kwargs(args, args.world)
     dirs = agent_dirs(args.agent_dir)
     if not kw:  # the world parameters the agents were trained with, when saved beside them
@@ -198,6 +198,7 @@ def _record(args: argparse.Namespace) -> int:
         world_kwargs=kw,
         probe=args.probe,
         backend=args.backend,
+        probe_kwargs={"max_states": args.max_states} if args.max_states else None,
     )
     # one agent: its episodes in OUT/; a train folder: seed k's under OUT/seed<k>/ (all seeds)
     one_agent = (Path(args.agent_dir) / "config.json").is_file()
@@ -409,6 +410,12 @@ def register(subparsers: Any) -> None:
         "--probe",
         action="store_true",
         help="fit reporters: will tamper within k steps, supervisor present",
+    )
+    pr.add_argument(
+        "--max-states",
+        type=int,
+        default=None,
+        help="fit each reporter on at most this many training states (a seeded subset)",
     )
     add_backend_arg(pr, "saved agents")
     channel_opts(pr)
