@@ -5,9 +5,9 @@ L0 target on the same stream of planted activations, for several seeds (the seed
 dictionary, the data stream and the SAE's initialisation), and scored against the truth: MCC
 (Hungarian), firing F1, variance explained, dead fraction. Intervals are 95% t-intervals over
 seeds. The easy regime (few features active, nearly orthogonal features, a dictionary twice
-the truth) is run too.
+the truth) is run at 128, 256 and 512 features.
 
-    python docs/examples/sae_planted.py                 # about 2 CPU-minutes
+    python docs/examples/sae_planted.py                 # about 6 CPU-minutes
     python docs/examples/sae_planted.py --quick         # a smoke run
 """
 
@@ -104,8 +104,8 @@ def main() -> None:
         raws = [json.loads(Path(p).read_text()) for p in args.convert]
         record_figures(
             raws,
-            "python docs/examples/sae_planted.py  (plans run separately: "
-            "--plans small, --plans easy)",
+            "python docs/examples/sae_planted.py  (plans run as two processes: "
+            "--plans easy,easy256 and --plans small,easy512)",
         )
         return
     torch.set_num_threads(1)
