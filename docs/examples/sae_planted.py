@@ -87,10 +87,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=800)
     ap.add_argument("--easy-steps", type=int, default=1600)
+    ap.add_argument("--large-steps", type=int, default=1000)
     ap.add_argument(
         "--plans",
         default="small,easy,easy256,easy512",
-        help="comma-separated: small, easy, easy256, easy512",
+        help="comma-separated: small, easy, easy256, easy512, large (not in the default)",
     )
     ap.add_argument("--out", default=None, help="also keep the raw per-seed results here")
     ap.add_argument(
@@ -134,12 +135,23 @@ def main() -> None:
             batch=256,
             overrides={"n_features": 512, "d": 64, "mean_active": 6},
         ),
+        # closer to SynthSAEBench (16,384 features in 768 dimensions, 34 active): 4096 features
+        # in 256 dimensions, 16 active, the hierarchy and correlations of `small`
+        "large": dict(
+            setting="small",
+            k=16,
+            n_latents=None,
+            steps=100 if args.quick else args.large_steps,
+            batch=256,
+            overrides={"n_features": 4096, "d": 256, "mean_active": 16},
+        ),
         "easy": easy(128, 64),
         "easy256": easy(256, 128),
         "easy512": easy(512, 128),
     }
     archs = {
         "small": list(sae.ARCHITECTURES),
+        "large": list(sae.ARCHITECTURES),
         "easy": ["topk", "batchtopk", "matryoshka"],
         "easy256": ["topk", "batchtopk"],
         "easy512": ["topk"],
