@@ -91,7 +91,8 @@ def main() -> None:
     ap.add_argument(
         "--plans",
         default="small,easy,easy256,easy512",
-        help="comma-separated: small, easy, easy256, easy512, large (not in the default)",
+        help="comma-separated: small, easy, easy256, easy512, small4x, large (the last two "
+        "are not in the default)",
     )
     ap.add_argument("--out", default=None, help="also keep the raw per-seed results here")
     ap.add_argument(
@@ -135,6 +136,15 @@ def main() -> None:
             batch=256,
             overrides={"n_features": 512, "d": 64, "mean_active": 6},
         ),
+        # the same with four times the steps: does the ranking change with the budget?
+        "small4x": dict(
+            setting="small",
+            k=6,
+            n_latents=None,
+            steps=4 * steps,
+            batch=256,
+            overrides={"n_features": 512, "d": 64, "mean_active": 6},
+        ),
         # closer to SynthSAEBench (16,384 features in 768 dimensions, 34 active): 4096 features
         # in 256 dimensions, 16 active, the hierarchy and correlations of `small`
         "large": dict(
@@ -151,6 +161,7 @@ def main() -> None:
     }
     archs = {
         "small": list(sae.ARCHITECTURES),
+        "small4x": list(sae.ARCHITECTURES),
         "large": list(sae.ARCHITECTURES),
         "easy": ["topk", "batchtopk", "matryoshka"],
         "easy256": ["topk", "batchtopk"],
