@@ -37,8 +37,10 @@ from mindscope.results import Row
 __all__ = ["validate", "itakura_saito", "pick_targets", "zipf_unigram", "SEARCHED"]
 
 SEARCHED = "ce+search"
-"""Method name in :func:`validate` for CE started from :func:`search_inputs` (20% of the budget;
-``search=`` in the options changes it)."""
+"""Method name in :func:`validate` for CE whose restarts each start from their own
+:func:`~mindscope.audit.rare.estimate.search_inputs` (30% of the budget in all;
+``search=`` in the options changes it) and whose known bad inputs are expanded to their
+neighbours (10%, ``expand=``)."""
 
 _FLOOR = 1e-12
 
@@ -75,7 +77,15 @@ def _one_estimate(
     tok, method, k = task
     base, opts = method, dict(options if method != "naive" else {})
     if method == SEARCHED:
-        base, opts = "ce", {**opts, "search": opts.get("search", 0.2)}
+        base, opts = (
+            "ce",
+            {
+                "search": 0.3,
+                "expand": 0.1,
+                "per_restart_search": True,
+                **opts,
+            },
+        )
     return estimate_rare(
         h,
         dist,
