@@ -60,7 +60,7 @@ def main() -> None:
         res: dict[str, dict[str, float]] = {}
         for r in rows:
             if r.split == "summary":
-                tok = json.loads(r.extra)["token"] if isinstance(r.extra, str) else r.extra["token"]
+                tok = json.loads(r.extra or "{}").get("token") if r.extra else r._extra["token"]
                 res.setdefault(str(tok), {})[r.metric.removeprefix("rare_")] = r.value
         key = f"{method}|budget{args.budget}"
         before = out.get(key, {}).get("targets", {})
