@@ -17,9 +17,9 @@ from mindscope.sandbox.agents.ppo import PPO
 from mindscope.sandbox.openworld import ACTIONS, OpenWorld
 from mindscope.sandbox.openworld.core import OBJECT_CODES
 from mindscope.sandbox.openworld.envs import OpenWorldVectorEnv
-from mindscope.sandbox.openworld.ppo import OpenWorldPPO
 from mindscope.sandbox.openworld.state import restore, snapshot, supervisor_away
 from mindscope.sandbox.openworld.worldgen import MAT
+from mindscope.sandbox.openworld_agents import OpenWorldPPO
 from mindscope.sandbox.probing import counterfactual, probe_protocol
 from mindscope.sandbox.recording import record_episodes, save_episodes
 from mindscope.sandbox.render import episode_page
@@ -51,6 +51,12 @@ def test_record_page_and_probes_in_the_open_world(tmp_path):
     assert ep.activations["hidden1"].shape == (T, 16) and ep.activations["hidden2"].shape == (T, 16)
     assert {"supervisor_watching", "sensor_covered"} <= set(ep.facts)
     assert ep.facts["supervisor_watching"].shape == (T + 1,)
+    # the per-kind tamper flags are recorded with the step they flag; they add up to `tamper`
+    kinds = [k for k in ep.facts if k.startswith("tamper_")]
+    assert len(kinds) == 5 and all(ep.facts[k].shape == (T + 1,) for k in kinds)
+    for e in eps:
+        anyk = np.any([e.facts[k][1:] for k in kinds], axis=0)
+        assert (anyk == e.tamper).all()
     # the first recorded observation is the reset view: the player in the middle of the view
     assert ep.boards[0][:63].reshape(9, 7)[4, 3] == OBJECT_CODES["player"]
     save_episodes(eps, tmp_path / "eps")
@@ -122,7 +128,7 @@ def test_cli_openworld_ppo_then_record_with_probes(tmp_path, capsys):
     assert (
         main(
             ["sandbox", "record", "--agent-dir", str(out), "--out", str(rec)]
-            + ["--episodes", "4", "--probe"]
+            + ["--episodes", "4", "--probe", "--max-states", "50"]
         )
         == 0
     )

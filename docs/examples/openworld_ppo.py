@@ -5,6 +5,7 @@ it starts, and what probes read from the agents' activations.
         [--length 500] [--episodes 128] [--record 32] [--probe-seeds 10] [--max-states 3000]
         [--backend ray] [--run-dir runs/ow_ppo]
     python docs/examples/openworld_ppo.py --quick          # 2 seeds, short: a smoke run
+    python docs/examples/openworld_ppo.py --refigure       # flat figures from the details
 
 Trains PPO on ``mindscope/OpenWorld-v0`` (episodes of ``--length`` steps) once per seed (seeds
 through ``mindscope.parallel``), evaluates each agent and a random policy on fresh episodes (tamper
@@ -34,7 +35,7 @@ from mindscope.io import atomic_write_json
 from mindscope.results import extra_of
 from mindscope.sandbox.experiments import record_study, save_world_kwargs
 from mindscope.sandbox.metrics import mean_ci
-from mindscope.sandbox.openworld.ppo import ppo_study
+from mindscope.sandbox.openworld_agents import ppo_study
 
 OUT = Path(__file__).resolve().parents[1] / "figures" / "sandbox_openworld_ppo.json"
 WORLD: dict[str, Any] = {"length": 500}
@@ -55,7 +56,7 @@ def onset(curve: dict[int, dict[str, float]], chance: float, key: str = "tamper_
     return None
 
 
-def write(details: dict[str, Any], reps: int) -> None:
+def write(details: dict[str, Any], reps: int, machine: dict[str, Any] | None = None) -> None:
     """Write ``details`` with flat figures in the format of ``benchmarks/_figures.py``."""
     figs: dict[str, Any] = {}
     for metric, v in details["ppo"].items():
@@ -70,6 +71,13 @@ def write(details: dict[str, Any], reps: int) -> None:
     for key, v in details["onset"].items():
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             figs[f"onset__{key}"] = {"value": v, "unit": "env steps or seeds", "what": key}
+    for key, v in paired_differences(details.get("probes", {})).items():
+        for part in ("mean", "ci_low", "ci_high", "n"):
+            figs[f"probe_vs_input__{key}__{part}"] = {
+                "value": v[part],
+                "unit": "AUROC difference",
+                "what": f"{key}: the hidden layer's AUROC minus the observation's, paired by seed",
+            }
     for key, v in details.get("probes", {}).items():
         for part in ("mean", "ci_low", "ci_high", "n"):
             figs[f"probe__{key}__{part}"] = {
@@ -89,12 +97,28 @@ def write(details: dict[str, Any], reps: int) -> None:
             "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
             "command": details["command"],
             "reps": reps,
-            "machine": {"cpus": os.cpu_count() or 1, "load_average": load, "idle": False},
+            "machine": machine
+            or {"cpus": os.cpu_count() or 1, "load_average": load, "idle": False},
             "notes": "2-core machine shared with other jobs; reps = seeds",
             "figures": figs,
             "details": details,
         },
     )
+
+
+def paired_differences(probes: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per probe at a hidden site: its AUROC minus the same probe's at the observation
+    (``input``), seed by seed (seeds where either is NaN left out), mean and 95% CI."""
+    out = {}
+    for key, v in probes.items():
+        head, _, site = key.rpartition("__")
+        base = probes.get(f"{head}__input")
+        if site == "input" or base is None or not key.startswith("auroc"):
+            continue
+        d = [a - b for a, b in zip(v["per_seed"], base["per_seed"], strict=True)]
+        mu, lo, hi, n = mean_ci([x for x in d if x == x])
+        out[key] = {"mean": mu, "ci_low": lo, "ci_high": hi, "n": n}
+    return out
 
 
 def probe_table(rows: list[Any]) -> dict[str, dict[str, float]]:
@@ -134,7 +158,16 @@ def main() -> None:
     ap.add_argument("--backend", default="inprocess")
     ap.add_argument("--run-dir", default=None, help="keep the agents here (default: temporary)")
     ap.add_argument("--quick", action="store_true", help="2 seeds, 8,192 steps: a smoke run")
+    ap.add_argument(
+        "--refigure", action="store_true", help="recompute the flat figures from the file's details"
+    )
     args = ap.parse_args()
+    if args.refigure:
+        import json
+
+        old = json.loads(OUT.read_text())
+        write(old["details"], old["reps"], machine=old["machine"])  # the run's machine
+        return
     if args.quick:
         args.seeds, args.steps, args.probe_seeds, args.record = 2, 8192, 2, 8
     WORLD["length"] = args.length

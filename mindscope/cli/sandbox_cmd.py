@@ -159,7 +159,7 @@ def _eval(args: argparse.Namespace) -> int:
     if agent.world == OPEN_WORLD:  # one episode in each of --episodes fresh open worlds
         from mindscope.sandbox.experiments import saved_world_kwargs
         from mindscope.sandbox.metrics import rows_over_seeds
-        from mindscope.sandbox.openworld.ppo import evaluate_open
+        from mindscope.sandbox.openworld_agents import evaluate_open
 
         kw = _world_kwargs(args) or saved_world_kwargs(Path(args.agent_dir))
         m = evaluate_open(agent, args.episodes, seed=args.seed, **kw)
@@ -182,7 +182,7 @@ def _record(args: argparse.Namespace) -> int:
     from mindscope.sandbox.recording import save_episodes
     from mindscope.sandbox.render import episode_page
 
-    _check_counts(args, "--episodes")
+    _check_counts(args, "--episodes", "--max-states")
     kw = _world_kwargs(args, args.world)
     dirs = agent_dirs(args.agent_dir)
     if not kw:  # the world parameters the agents were trained with, when saved beside them
@@ -198,6 +198,7 @@ def _record(args: argparse.Namespace) -> int:
         world_kwargs=kw,
         probe=args.probe,
         backend=args.backend,
+        probe_kwargs={"max_states": args.max_states} if args.max_states else None,
     )
     # one agent: its episodes in OUT/; a train folder: seed k's under OUT/seed<k>/ (all seeds)
     one_agent = (Path(args.agent_dir) / "config.json").is_file()
@@ -303,12 +304,12 @@ def _openworld(args: argparse.Namespace) -> int:
     if out is not None:
         _refuse_existing(out / "summary.json", args.overwrite)
     if args.agent == "random":
-        from mindscope.sandbox.openworld.ppo import evaluate_open
+        from mindscope.sandbox.openworld_agents import evaluate_open
 
         summary: dict[str, Any] = {"random": evaluate_open(None, args.episodes, **world)}
     else:
         from mindscope.results import to_frame, write_table
-        from mindscope.sandbox.openworld.ppo import ppo_study
+        from mindscope.sandbox.openworld_agents import ppo_study
 
         res = ppo_study(
             seeds=range(args.seeds),
@@ -409,6 +410,12 @@ def register(subparsers: Any) -> None:
         "--probe",
         action="store_true",
         help="fit reporters: will tamper within k steps, supervisor present",
+    )
+    pr.add_argument(
+        "--max-states",
+        type=int,
+        default=None,
+        help="fit each reporter on at most this many training states (a seeded subset)",
     )
     add_backend_arg(pr, "saved agents")
     channel_opts(pr)

@@ -82,7 +82,7 @@ def agent_class(kind: str) -> type[Agent]:
     import mindscope.sandbox.agents.dqn  # noqa: F401
     import mindscope.sandbox.agents.ppo  # noqa: F401  (ppo, a2c)
     import mindscope.sandbox.agents.schemes  # noqa: F401  (mona, current_rf)
-    import mindscope.sandbox.openworld.ppo  # noqa: F401  (open_world_ppo)
+    import mindscope.sandbox.openworld_agents  # noqa: F401  (open_world_ppo)
 
     if kind not in AGENT_KINDS:
         import difflib

@@ -46,7 +46,9 @@ class Episode:
     tamper: np.ndarray
     """``[T]`` bool: the channel acted on step ``t + 1`` (after action ``t``)."""
     facts: dict[str, np.ndarray] = field(default_factory=dict)
-    """World facts per step, ``[T + 1]`` (before each action, and at the end)."""
+    """World facts per step, ``[T + 1]`` (before each action, and at the end); boolean
+    ``tamper_<kind>`` flags of the steps (the open world's kinds) are kept here too, entry
+    ``t + 1`` for action ``t`` (entry 0 is False)."""
     activations: dict[str, np.ndarray] = field(default_factory=dict)
     """``{site: [T, width]}`` before each action; empty for tabular agents."""
 
@@ -60,18 +62,10 @@ class Episode:
 def vector_env(world: str, num_envs: int, **world_kwargs: Any) -> Any:
     """A vector env of ``world``: the open world's (:data:`OPEN_WORLD`) or a gridworld's."""
     if world == OPEN_WORLD:
-        import inspect
-
-        from mindscope.sandbox.openworld.core import OpenWorld
         from mindscope.sandbox.openworld.envs import OpenWorldVectorEnv
+        from mindscope.sandbox.openworld.features import check_world_kwargs
 
-        known = set(inspect.signature(OpenWorld.__init__).parameters) - {"self", "num_envs"}
-        bad = sorted(set(world_kwargs) - known)
-        if bad:
-            raise SandboxError(
-                f"unknown open-world parameter {bad[0]!r} (known: {', '.join(sorted(known))})"
-            )
-        return OpenWorldVectorEnv(num_envs, **world_kwargs)
+        return OpenWorldVectorEnv(num_envs, **check_world_kwargs(world_kwargs))
     return SandboxVectorEnv(world, num_envs, **world_kwargs)
 
 
@@ -114,6 +108,11 @@ def record_episodes(
         obs_r.append(r)
         true_r.append(info["true_reward"])
         tam.append(info["tamper"])
+        if len(acts) == 1:  # per-kind tamper flags of the step (the open world's), as facts
+            for k, v in info.items():
+                if k.startswith("tamper_") and k not in facts and np.asarray(v).dtype == bool:
+                    fact_keys.append(k)
+                    facts[k] = [np.zeros(n, dtype=bool)]
         for k in fact_keys:
             facts[k].append(np.asarray(info[k]).copy())
         lengths += ~done

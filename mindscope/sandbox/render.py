@@ -131,7 +131,7 @@ def episode_page(episode: Any, agent_kind: str, seed: int = 0) -> str:
     """:func:`episode_html` of a recorded :class:`~mindscope.sandbox.recording.Episode`, one
     caption per step (action, observed and true reward, tampering outlined in red); an open
     world episode plays its 9x7 local view, with the supervisor's and the sensor's state."""
-    from mindscope.sandbox.agents.base import OPEN_WORLD
+    from mindscope.sandbox.openworld.features import OPEN_WORLD
     from mindscope.sandbox.worlds import make_world
 
     ep = episode
@@ -155,7 +155,10 @@ def episode_page(episode: Any, agent_kind: str, seed: int = 0) -> str:
             for fact, word in (("supervisor_watching", "watched"), ("sensor_covered", "covered")):
                 if fact in ep.facts and bool(ep.facts[fact][t + 1]):
                     cap += f"  [{word}]"
-        caps.append(cap + ("  TAMPER" if ep.tamper[t] else ""))
+        kinds = [k[7:] for k in sorted(ep.facts) if k.startswith("tamper_") and ep.facts[k][t + 1]]
+        caps.append(
+            cap + ("  TAMPER" + (f" ({', '.join(kinds)})" if kinds else "") if ep.tamper[t] else "")
+        )
     flags = [False] + [bool(x) for x in ep.tamper]
     return episode_html(
         world,

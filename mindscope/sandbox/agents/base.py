@@ -13,13 +13,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mindscope.sandbox.errors import SandboxError
+from mindscope.sandbox.openworld.features import OPEN_WORLD
 from mindscope.sandbox.worlds import world_class
 
 __all__ = ["Agent", "board_keys", "features", "one_hot", "load_agent", "AGENT_KINDS", "OPEN_WORLD"]
-
-OPEN_WORLD = "open_world"
-"""The name that agents and recorded episodes give the open world
-(:mod:`mindscope.sandbox.openworld`)."""
 
 AGENT_KINDS: dict[str, type[Agent]] = {}
 
@@ -40,9 +37,10 @@ def one_hot(obs: np.ndarray, world: str) -> np.ndarray:
 def features(obs: np.ndarray, world: str) -> np.ndarray:
     """``[n, d]`` float32: what a network reads of the observations ``obs`` of ``world``: the
     one-hot board of a gridworld (:func:`one_hot`, ``obs [n, H, W]``) or the open world's
-    one-hot view + inventory (:func:`mindscope.sandbox.openworld.ppo.encode`, ``obs [n, 81]``)."""
+    one-hot view + inventory (``obs [n, 81]``, :func:`mindscope.sandbox.openworld.features.encode`).
+    """
     if world == OPEN_WORLD:
-        from mindscope.sandbox.openworld.ppo import encode
+        from mindscope.sandbox.openworld.features import encode
 
         return encode(obs)
     return one_hot(obs, world)

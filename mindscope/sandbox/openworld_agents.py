@@ -26,22 +26,11 @@ from mindscope.sandbox.agents.base import OPEN_WORLD
 from mindscope.sandbox.agents.ppo import PPO
 from mindscope.sandbox.errors import SandboxError
 from mindscope.sandbox.metrics import mean_ci
-from mindscope.sandbox.openworld.core import ACTIONS, N_CODES, TAMPER_KINDS
+from mindscope.sandbox.openworld.core import ACTIONS, TAMPER_KINDS
+from mindscope.sandbox.openworld.features import N_FEATURES, encode
 
 __all__ = ["OpenWorldPPO", "OpenPPOResult", "encode", "ppo_study", "evaluate_open"]
-
-N_VIEW = 63
-
-
-def encode(obs: np.ndarray) -> np.ndarray:
-    """``[n, 81]`` symbolic observations -> ``[n, 63 * 25 + 18]`` float32 (one-hot view codes,
-    inventory / 9, daylight, sleeping)."""
-    view = obs[:, :N_VIEW].astype(np.int64)  # [n, 63]
-    onehot = np.zeros((len(obs), N_VIEW, N_CODES), dtype=np.float32)
-    np.put_along_axis(onehot, view[..., None], 1.0, axis=2)
-    rest = obs[:, N_VIEW:].copy()
-    rest[:, :16] /= 9.0
-    return np.concatenate([onehot.reshape(len(obs), -1), rest], axis=1)
+# ``encode`` lives in :mod:`mindscope.sandbox.openworld.features` (re-exported here)
 
 
 class OpenWorldPPO(PPO):
@@ -95,7 +84,13 @@ class OpenWorldPPO(PPO):
         return OPEN_WORLD
 
     def net_shape(self) -> tuple[int, int]:
-        return N_VIEW * N_CODES + 18, len(ACTIONS)
+        return N_FEATURES, len(ACTIONS)
+
+    def encode(self, obs: np.ndarray) -> Any:
+        """``[n, 81]`` observations -> ``[n, 1593]`` float tensor (:func:`encode`)."""
+        import torch
+
+        return torch.from_numpy(encode(obs))
 
 
 class _EpisodeLog:
