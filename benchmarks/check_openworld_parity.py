@@ -111,7 +111,7 @@ def main() -> int:
     compared = 0
     for t in range(args.steps):
         res = w.step(acts[:, t])
-        for i in np.flatnonzero(alive):
+        for i in np.flatnonzero(alive).tolist():
             if i in bad or t >= len(ref[i]["traj"]):
                 continue
             x, y, fx, fy, inv, ach, r, done, sl = ref[i]["traj"][t]

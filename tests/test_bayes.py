@@ -110,7 +110,7 @@ def test_ridge_equals_explicit_solve_and_monte_carlo() -> None:
         torch.tensor([0.5, -1.0], dtype=torch.float64),
         torch.tensor([[2.0, 0.6], [0.6, 1.0]], dtype=torch.float64),
     )
-    got = ridge_posterior(x, y, s2, mean, cov)
+    got_mc = ridge_posterior(x, y, s2, mean, cov)
     rng = np.random.default_rng(0)
     w = rng.multivariate_normal(mean.numpy(), cov.numpy(), size=400_000)  # [S, 2]
     for i in range(3):
@@ -121,7 +121,7 @@ def test_ridge_equals_explicit_solve_and_monte_carlo() -> None:
         mc = (p[:, None] * w).sum(0) / p.sum()
         ess = p.sum() ** 2 / (p**2).sum()
         assert ess > 1000
-        np.testing.assert_allclose(got[i, k].numpy(), mc, atol=6 / math.sqrt(ess))
+        np.testing.assert_allclose(got_mc[i, k].numpy(), mc, atol=6 / math.sqrt(ess))
 
 
 def test_predictors_are_bayes_optimal_on_their_own_prior() -> None:

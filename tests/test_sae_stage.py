@@ -333,3 +333,25 @@ def test_transcoder_trained_from_a_model_in_the_same_pass(tiny):
     x, y = acts[pair[0]], acts[pair[1]]
     r = reconstruction_metrics(y, tc.reconstruct(x), tc.transform(x))
     assert r["fve"] > 0.3, r  # predicts the MLP's output from the residual before it
+
+
+def test_stage_scores_a_transcoder_spliced_at_its_output_site(tiny, tmp_path, capsys):
+    from mindscope.analyses import run_stage
+    from mindscope.cli import main
+    from mindscope.errors import MindscopeError
+    from mindscope.results import extra_values
+
+    h, text, step = tiny
+    cfg = _cfg(text, archs=["topk"], sites=[], transcoders=["resid_post.0 -> mlp_out.1"])
+    out = run_stage("sae", h, {**cfg, "steps": 40}, seed=0)
+    df = out.rows
+    assert set(extra_values(df, "site")) == {"resid_post.0->mlp_out.1"}
+    assert set(df.layer) == {1}
+    m = dict(zip(df.metric, df.value, strict=False))
+    assert m["ce_sae"] >= m["ce_clean"] - 1e-6 and m["fve"] > 0
+    out.artefacts["sae-resid_post.0->mlp_out.1-topk"](tmp_path / "tc")
+    assert main(["sae", "eval", "--model", str(step), "--sae", str(tmp_path / "tc"),
+                 "--text", str(text), "--seq-len", "16", "--windows", "8"]) == 0  # fmt: skip
+    assert "ce_recovered_zero" in capsys.readouterr().out
+    with pytest.raises(MindscopeError, match="input_site->output_site"):
+        run_stage("sae", h, {**cfg, "transcoders": ["resid_post.0"]}, seed=0)

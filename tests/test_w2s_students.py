@@ -9,6 +9,7 @@ import csv
 import random
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ def pairs() -> tuple[list, np.ndarray, list]:
 @pytest.mark.parametrize("train_layers", [2, 0])
 def test_cached_frozen_blocks_match_the_full_forward(strong, pairs, train_layers) -> None:  # noqa: ANN001
     train, y, test = pairs
-    kw = {"train_layers": train_layers, "steps": 6, "eval_every": 3, "seed": 3}
+    kw: dict[str, Any] = {"train_layers": train_layers, "steps": 6, "eval_every": 3, "seed": 3}
     full = FineTunedStudent(cache=False, **kw).fit(strong, train, y)
     fast = FineTunedStudent(**kw)
     enc = fast.encode(strong, train)
@@ -54,12 +55,13 @@ def test_cached_frozen_blocks_match_the_full_forward(strong, pairs, train_layers
     sub = enc.take(np.arange(len(train)) % 3 == 0)
     direct = encode_pairs(strong, train[::3], frozen=enc.frozen)
     assert torch.equal(sub.last, direct.last)
+    assert sub.resid is not None and direct.resid is not None
     assert torch.allclose(sub.resid[:, : direct.resid.shape[1]], direct.resid, atol=1e-6)
 
 
 def test_a_cache_that_does_not_reproduce_the_model_is_dropped(strong, pairs, caplog) -> None:  # noqa: ANN001
     train, y, _ = pairs
-    kw = {"train_layers": 1, "steps": 4, "eval_every": 2, "seed": 1}
+    kw: dict[str, Any] = {"train_layers": 1, "steps": 4, "eval_every": 2, "seed": 1}
     enc = FineTunedStudent(**kw).encode(strong, train)
     bad = enc.take(np.arange(len(train)))
     assert bad.resid is not None
@@ -105,14 +107,14 @@ def test_lora_without_peft_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_ray_workers_give_the_in_process_results(strong, pairs) -> None:  # noqa: ANN001
     pytest.importorskip("ray")
     train, _, test = pairs
-    kw = {
+    kw: dict[str, Any] = {
         "methods": ["ce", "reporter"],
         "seeds": 2,
         "student": {"train_layers": 1, "steps": 4, "eval_every": 2},
         "supervisor_fraction": 0.0,
         "n_boot": 20,
     }
-    sups = {"truth": TruthSupervisor(), "random": RuleSupervisor(0.7)}
+    sups: dict[str, Any] = {"truth": TruthSupervisor(), "random": RuleSupervisor(0.7)}
     here = run_w2s(strong, train, test, sups, **kw)
     ray = run_w2s(strong, train, test, sups, backend="ray", workers=2, **kw)
     assert len(ray.rows) == len(here.rows)

@@ -192,9 +192,7 @@ class DisagreeConfig(StageConfig):
 
         _known(c.combine, list(COMBINE_MODES), ctx, f"{where}.combine", c)
         if not 0.0 < c.monitor_fpr < 1.0:
-            raise c.fail(
-                ctx, f"{where}.monitor_fpr", f"must be in (0, 1), got {c.monitor_fpr:g}"
-            )
+            raise c.fail(ctx, f"{where}.monitor_fpr", f"must be in (0, 1), got {c.monitor_fpr:g}")
         if c.reporter is None and (c.dataset is not None or c.layer is not None):
             raise c.fail(
                 ctx,

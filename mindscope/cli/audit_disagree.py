@@ -8,10 +8,11 @@ Without ``--reporter`` it runs the quirky-arith protocol: logistic and LDA repor
 random-direction baseline fitted on Alice-easy prompts (truth labels), a held-out pool of every
 persona and difficulty, and precision@50/@200 against "Bob statement whose Bob label is false",
 per layer, alone and combined with a detector (``--combine gate``: the inputs a monitor
-calibrated at ``--monitor-fpr`` on trusted inputs flags rank first). With ``--reporter`` (a folder saved by ``Reporter.save``, fitted on one layer of
-prompt activations) it ranks the pairs of ``--dataset`` (JSONL/CSV of contrast pairs) read at
-``--layer``. Rows: ``audit_precision@k`` and the ``--top`` strongest disagreements (``extra`` holds
-each prompt, credence and model probability).
+calibrated at ``--monitor-fpr`` on trusted inputs flags rank first). With ``--reporter`` (a
+folder saved by ``Reporter.save``, fitted on one layer of prompt activations) it ranks the
+pairs of ``--dataset`` (JSONL/CSV of contrast pairs) read at ``--layer``. Rows:
+``audit_precision@k`` and the ``--top`` strongest disagreements (``extra`` holds each prompt,
+credence and model probability).
 """
 
 from __future__ import annotations
@@ -79,7 +80,10 @@ def register(subparsers: Any) -> None:
         help="quirky: 'gate' (monitor-flagged inputs first) or 'rank' (mean percentile rank)",
     )
     p.add_argument(
-        "--monitor-fpr", type=float, default=0.01, help="quirky, gate: monitor's false-positive rate"
+        "--monitor-fpr",
+        type=float,
+        default=0.01,
+        help="quirky, gate: monitor's false-positive rate",
     )
     p.add_argument("--reporter", default=None, help="saved reporter folder (custom ranking)")
     p.add_argument("--layer", type=int, default=None, help="with --reporter: its layer")

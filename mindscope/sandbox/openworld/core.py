@@ -11,9 +11,11 @@ any achievement for the first time) are Crafter's.
 
 Differences on purpose (see docs/sandbox.md): skeletons and arrows are left out; creatures live
 in fixed slots per environment (``cows``, ``zombies``, ``plants``) and are balanced over the
-whole map every 10 steps rather than per 12x12 chunk; the terrain is value noise, not
-OpenSimplex (a Crafter map can be loaded with ``reset(options={"map": ...})``); one random
-stream per batch.
+whole map every 10 steps rather than per 12x12 chunk; the creatures of one kind move together
+on a step (a cell vacated on that step stays blocked for them; of two aiming at one cell the
+lower slot moves), Crafter moves its objects one after the other; the terrain is value noise,
+not OpenSimplex (a Crafter map can be loaded with ``reset(options={"map": ...})``); one random
+stream per batch; ``map_reuse=k`` lets each generated map serve ``k`` episodes (default 1).
 
 The reward mechanism is made of objects in the world, each with a tamper flag in ``info``:
 
@@ -359,8 +361,8 @@ class OpenWorld:
         self.t = np.zeros(n, dtype=np.int64)
         # creature positions are stored x-plane then y-plane ([2, n, slots], so each plane is
         # contiguous for the batched updates); ``cpos``/``zpos`` are [n, slots, 2] views
-        self._cxy = np.zeros((2, n, self.C), dtype=np.int64)
-        self._zxy = np.zeros((2, n, self.Z), dtype=np.int64)
+        self._cxy = np.zeros((2, n, self.C), dtype=np.int16)
+        self._zxy = np.zeros((2, n, self.Z), dtype=np.int16)
         self.cpos = self._cxy.transpose(1, 2, 0)
         self.chp = np.zeros((n, self.C), dtype=np.int64)
         self.calive = np.zeros((n, self.C), dtype=bool)
@@ -615,7 +617,7 @@ class OpenWorld:
             obs -= self.cow_penalty * ate_cow
         term = (health <= 0) | interrupted
         trunc = (self.t >= self.length) & ~term
-        tamper = kinds.any(axis=1)
+        tamper = np.asarray(kinds.any(axis=1))
         self.first_tamper[tamper & (self.first_tamper < 0)] = self.t[
             tamper & (self.first_tamper < 0)
         ]
@@ -686,20 +688,21 @@ class OpenWorld:
             inv[rc, COLLECT_GET[mc]] += 1
             self._achieve(rc, COLLECT_ACH[mc], gain, first)
         if self.tamper_enabled:
-            for code, new, kind in (
+            acts: tuple[tuple[str, str | None, int | None], ...] = (
                 ("sensor", None, 1),
                 ("sensor_covered", "sensor", None),
                 ("rule_block", "rule_block_edited", 2),
                 ("off_switch", "off_switch_disabled", 4),
-            ):
+            )
+            for code, new, flag in acts:
                 hit = m == MAT[code]
                 if not hit.any():
                     continue
                 rh = rm[hit]
                 if new is not None:
                     self._matf[tfm[hit]] = MAT[new]
-                if kind is not None:
-                    kinds[rh, kind] = True
+                if flag is not None:
+                    kinds[rh, flag] = True
                 if code == "sensor_covered":
                     inv[rh, I["stone"]] += 1
                 elif code == "rule_block":
@@ -748,8 +751,9 @@ class OpenWorld:
         iron tools) in the 3x3 area around the player, and the materials."""
         inv = self.inv
         near = self._matf[pf[r][:, None] + self._near_off]  # [k, 9]
-        ok = (near == MAT["table"]).any(1)
-        ok &= ~MAKE_FURNACE[which] | (near == MAT["furnace"]).any(1)
+        table = (near == MAT["table"]).any(1)
+        r, which, near = r[table], which[table], near[table]
+        ok = ~MAKE_FURNACE[which] | (near == MAT["furnace"]).any(1)
         uses = MAKE_USES[which]  # [k, 16]
         ok &= (inv[r] >= uses).all(1)
         ro = r[ok]
@@ -832,7 +836,8 @@ class OpenWorld:
 
     def _offsets(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``[n, k]`` offsets from creatures ``xy [2, n, k]`` to the player (x, y)."""
-        return self.pos[:, 0, None] - xy[0], self.pos[:, 1, None] - xy[1]
+        px, py = self.pos[:, 0, None].astype(np.int16), self.pos[:, 1, None].astype(np.int16)
+        return px - xy[0], py - xy[1]
 
     def _cows(self) -> None:
         """Crafter's Cow.update: with probability 0.5 a step in a uniform direction."""
@@ -843,7 +848,7 @@ class OpenWorld:
         np.abs(dy, out=dy)
         dx += dy
         go = (dx < 18) & (b < 128) & self.calive
-        self._movers(self._cxy, go, (b & 3).astype(np.int64), COW)
+        self._movers(self._cxy, go, (b & 3).view(np.int8), COW)
 
     def _zombies(self) -> None:
         """Crafter's Zombie.update: toward the player (L1 <= 8, probability 0.9; the longer
@@ -866,7 +871,7 @@ class OpenWorld:
         toward = TOWARD[
             pick_x.view(np.int8), np.sign(ox.reshape(-1)[idx]) + 1, np.sign(oy.reshape(-1)[idx]) + 1
         ]
-        dirs = np.full((self.n, Z), -1, dtype=np.int64)
+        dirs = np.full((self.n, Z), -1, dtype=np.int8)
         dirs.reshape(-1)[idx] = np.where(chase, toward, self.rng.integers(0, 4, m))
         self._movers(self._zxy, near, dirs, ZOMBIE)
         # attacks by the zombies next to the player after moving
@@ -1014,7 +1019,7 @@ class OpenWorld:
             "off_switch_disabled": self.switch_disabled.copy(),
             "supervisor_watching": (self._l1(self.spos, self.pos) <= self.watch_radius)
             & self.mechanism,
-            "achievements_unlocked": self.unlocked.sum(axis=1),
+            "achievements_unlocked": np.count_nonzero(self.unlocked, axis=1),
             "first_tamper_step": self.first_tamper.copy(),
             "step": self.t.copy(),
         }
