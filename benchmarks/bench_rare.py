@@ -44,6 +44,7 @@ def main() -> None:
     import mindscope as ms
     from mindscope.audit.rare import BadOutput, InputDistribution, estimate_rare
     from mindscope.audit.rare.distributions import token_set, zipf_unigram
+    from mindscope.audit.rare.validate import method_options
 
     h = ms.load_model(args.model, device="cpu")
     v = int(h.vocab_size)
@@ -59,10 +60,8 @@ def main() -> None:
     for r in range(args.repeats):
         for method in per_call:
             t0 = time.perf_counter()
-            kw = {"search": 0.2} if method == "ce+search" else {}
-            est = estimate_rare(
-                h, dist, bad, method=method.split("+")[0], budget=args.budget, seed=r, **kw
-            )
+            base, kw = method_options(method)
+            est = estimate_rare(h, dist, bad, method=base, budget=args.budget, seed=r, **kw)
             per_call[method].append((time.perf_counter() - t0) / est.n_calls)
         print(
             f"rep {r}: " + ", ".join(f"{m} {v[-1] * 1e6:.0f} us/call" for m, v in per_call.items()),

@@ -16,6 +16,10 @@ the same order.
 2. **Memory is flat in the number of training tokens.** In a fresh subprocess per size,
    ``TopKSAE.fit`` streams planted batches (``planted_source``: never more than one batch held)
    for ``--mem-steps`` and for 10x as many steps; peak RSS (``VmHWM``) of the two are compared.
+3. **Memory is flat in the size of the activation store.** Two store shards of planted rows
+   (``--mem-steps x --batch`` rows and 10x as many, ``.npy`` files as the activation store
+   writes them) are each streamed for one full epoch by ``store_source`` into two SAEs at once
+   (two "layers"), in a fresh subprocess; peak RSS of the two are compared.
 
     .venv/bin/python benchmarks/bench_sae.py                 # defaults, 2 reps
     .venv/bin/python benchmarks/bench_sae.py --steps 100 --reps 1   # quick check
@@ -101,6 +105,46 @@ m.fit(sae.planted_source(gen, a["batch"], seed=1))
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
 print(json.dumps({"rss_mb": int(hwm) / 1024}))
 """
+
+
+STORE_MEMORY_WORKER = r"""
+import json, sys, numpy as np, torch
+torch.set_num_threads(1)
+from mindscope import sae
+a = json.loads(sys.argv[1])
+class Store:  # the two calls of mindscope.activations.Activations that store_source makes
+    layers = [0, 1]
+    def numpy(self, layer):
+        return np.load(a["shards"][layer], mmap_mode="r")
+rows = np.load(a["shards"][0], mmap_mode="r").shape[0]
+src = sae.store_source(Store(), [0, 1], batch_size=a["batch"], seed=0)
+steps = rows // a["batch"]  # one epoch: every row of both shards is read once
+models = [sae.TopKSAE(a["n_latents"], a["k"], n_steps=steps, batch_size=a["batch"])
+          for _ in range(2)]
+for t in range(steps):
+    b = src(t)
+    for layer, m in enumerate(models):
+        m.partial_fit(b[layer])
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
+print(json.dumps({"rss_mb": int(hwm) / 1024, "rows": rows}))
+"""
+
+
+def _store_shards(folder: Path, gen: Any, rows: int, seed: int) -> list[str]:
+    """Two float32 ``.npy`` shards ``[rows, d]`` of planted samples, written chunk by chunk."""
+    import numpy as np
+
+    paths = []
+    for layer in range(2):
+        path = folder / f"layer_{layer:03d}_{rows}.npy"
+        mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, gen.d))
+        for i in range(0, rows, 65536):
+            n = min(65536, rows - i)
+            mm[i : i + n] = gen.sample(n, seed=seed + 1000 * layer + i)[0].numpy()
+        mm.flush()
+        del mm
+        paths.append(str(path))
+    return paths
 
 
 def _run(python: str, code: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +240,22 @@ def main() -> None:
     figures["rss_mb_1x"] = small["rss_mb"]
     figures["rss_mb_10x"] = big["rss_mb"]
     figures["rss_ratio_10x"] = big["rss_mb"] / small["rss_mb"]
+    with tempfile.TemporaryDirectory() as tmp:
+        got = {}
+        for mult in (1, 10):
+            rows = mult * args.mem_steps * args.batch
+            shards = _store_shards(Path(tmp), gen, rows, seed=7)
+            got[mult] = _run(
+                sys.executable,
+                STORE_MEMORY_WORKER,
+                {"shards": shards, "batch": args.batch, "n_latents": args.n_features, "k": args.k},
+            )
+            for path in shards:
+                Path(path).unlink()
+    figures["store_rss_mb_1x"] = got[1]["rss_mb"]
+    figures["store_rss_mb_10x"] = got[10]["rss_mb"]
+    figures["store_rss_ratio_10x"] = got[10]["rss_mb"] / got[1]["rss_mb"]
+    notes.append(f"store shards of {got[1]['rows']} and {got[10]['rows']} rows, two layers")
     print(json.dumps(figures, indent=1))
     if version:
         notes.append(f"SAELens {version}")

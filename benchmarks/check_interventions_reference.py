@@ -9,7 +9,9 @@ data (the shipped ``quirky-arith`` organism; ``--n`` Bob/Alice prompt pairs).
 * LEACE (``erasure.LeaceFitter`` with concept-erasure's defaults) vs concept-erasure 0.2.4
   ``LeaceEraser.fit`` on 4,000 x 64 activations of the organism (the persona at
   ``resid_post.3``'s last token): max difference of the erased test rows (target <= 1e-5) and
-  the fit-time ratio (target <= 1.0);
+  the fit-time ratio (target <= 1.0), both fits timed in this process, interleaved, in CPU
+  time (concept-erasure is pure Python on torch: its package is imported from the reference
+  venv onto the same torch version);
 * exact residual patching (``patching.activation_patching``, resid_pre) vs TransformerLens 4.3
   ``patching.get_act_patch_resid_pre`` on ``TransformerBridge``: max difference of the
   [layers, pos] map of the mean logit difference (target <= 1e-4) and the time ratio (target
@@ -18,7 +20,8 @@ data (the shipped ``quirky-arith`` organism; ``--n`` Bob/Alice prompt pairs).
 The reference side runs in ``benchmarks/.venvs/interventions`` (steering-vectors, repeng,
 concept-erasure) and ``benchmarks/.venvs/tlens`` (TransformerLens; ``bash
 benchmarks/setup_refs.sh interventions tlens``) as subprocesses (``interventions_ref_worker.py``).
-The machine is shared: timings are medians, measured in separate processes.
+The machine is shared: timings are medians; the LEACE fits are timed in one process (CPU time), the
+patching times in separate processes (wall time).
 
     OMP_NUM_THREADS=1 python benchmarks/check_interventions_reference.py
 """
@@ -32,6 +35,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from _figures import record
@@ -42,6 +46,24 @@ VENVS = {
     "steering,erasure": HERE / ".venvs" / "interventions" / "bin" / "python",
     "tlens": HERE / ".venvs" / "tlens" / "bin" / "python",
 }
+
+
+def _concept_erasure() -> Any:
+    """concept-erasure's package from its reference venv, imported onto this process's torch
+    (it is pure Python on torch; the venv pins the same torch version)."""
+    import importlib.util
+    import sys
+
+    site = next((HERE / ".venvs" / "interventions" / "lib").glob("python3*/site-packages"))
+    pkg = site / "concept_erasure"
+    spec = importlib.util.spec_from_file_location(
+        "concept_erasure", pkg / "__init__.py", submodule_search_locations=[str(pkg)]
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["concept_erasure"] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def main() -> None:
@@ -146,17 +168,29 @@ def main() -> None:
             "abs",
             "concept-erasure float32 vs its float64 result, same data",
         )
+        ref_le = _concept_erasure()
         for name, dtype in (("64", torch.float64), ("32", torch.float32)):
-            erasure.LeaceFitter(dtype=dtype).fit(x_tr, y_tr)  # warm-up
-            ts = []
-            for _ in range(args.reps):
-                t = time.perf_counter()
-                _ = erasure.LeaceFitter(dtype=dtype).fit(x_tr, y_tr).eraser_
-                ts.append(time.perf_counter() - t)
+            # both fits in this process on the same torch, interleaved, CPU time; the
+            # reference gets its inputs already in ``dtype`` (as its own fit expects them)
+            xr, yr = x_tr.to(dtype), y_tr.to(dtype)
+            fns = {
+                "ours": lambda dtype=dtype: (
+                    erasure.LeaceFitter(dtype=dtype).fit(x_tr, y_tr).eraser_
+                ),
+                "ref": lambda xr=xr, yr=yr: ref_le.LeaceEraser.fit(xr, yr),
+            }
+            ts: dict[str, list[float]] = {k: [] for k in fns}
+            for f in fns.values():
+                f()  # warm-up
+            for i in range(max(args.reps, 3) * 5):
+                for k in list(fns)[:: (1 if i % 2 == 0 else -1)]:
+                    t = time.thread_time()
+                    fns[k]()
+                    ts[k].append(time.thread_time() - t)
             figs[f"leace_fit_ratio{name}"] = (
-                statistics.median(ts) / info[f"leace_fit{name}_s"],
+                statistics.median(ts["ours"]) / statistics.median(ts["ref"]),
                 "x",
-                f"mindscope fit time over concept-erasure's, both in float{name}",
+                f"mindscope fit time over concept-erasure's, both in float{name}, same process",
             )
         ours32 = erasure.LeaceFitter(dtype=torch.float32).fit(x_tr, y_tr).eraser_
         figs["leace_max_diff_both32"] = (

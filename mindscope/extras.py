@@ -22,6 +22,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "ray": ("ray",),
     "big": ("accelerate",),
     "datasets": ("datasets",),
+    "lora": ("peft",),
 }
 """Each extra of ``pyproject.toml`` -> the modules it installs (import names)."""
 

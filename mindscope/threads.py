@@ -8,8 +8,12 @@ every core even when other jobs already use them. The policy here:
   ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep) and, unless the user set it,
   ``OMP_NUM_THREADS`` to :func:`default_threads`; both only as defaults (``setdefault``).
 * :func:`default_threads` is the number of cores this process may use
-  (``os.sched_getaffinity``) minus the load other processes put on them (``os.getloadavg``,
-  1-minute), at least 1. ``MINDSCOPE_THREADS`` overrides it.
+  (``os.sched_getaffinity``) minus the cores other processes keep busy *now*
+  (:func:`busy_cores`: ``/proc/stat`` sampled over a tenth of a second; the 1-minute load
+  average only where that file is missing, since it lags a new neighbour by a minute), at
+  least 1. ``MINDSCOPE_THREADS`` overrides it.
+* A run (:func:`mindscope.runs.run_pipeline`) asks again before each stage, so a job that
+  starts or ends beside it changes its thread count at the next stage.
 * :func:`resolve` turns a ``--threads`` value (``None``: the default) into a count, used by
   :func:`mindscope.runs.run_pipeline` and every long command.
 
@@ -22,10 +26,24 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
+from pathlib import Path
 
 from mindscope.errors import MindscopeError
 
-__all__ = ["prepare", "usable_cores", "free_cores", "default_threads", "resolve", "apply"]
+__all__ = [
+    "prepare",
+    "usable_cores",
+    "busy_cores",
+    "free_cores",
+    "default_threads",
+    "resolve",
+    "apply",
+]
+
+AUTO_MARK = "MINDSCOPE_OMP_AUTO"
+"""Set by :func:`prepare` to the ``OMP_NUM_THREADS`` it chose, so that value is not mistaken
+for the user's own setting when the policy asks again."""
 
 
 def usable_cores() -> int:
@@ -36,13 +54,58 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _cpu_times(cpus: set[int]) -> tuple[float, float] | None:
+    """``(busy, total)`` jiffies summed over ``cpus`` from ``/proc/stat``; None if unreadable."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    busy = total = 0.0
+    seen = 0
+    for line in lines:
+        name, _, rest = line.partition(" ")
+        if not name.startswith("cpu") or name == "cpu" or not name[3:].isdigit():
+            continue
+        if int(name[3:]) not in cpus:
+            continue
+        fields = [float(v) for v in rest.split()[:8]]  # user nice system idle iowait irq ...
+        if len(fields) < 5:
+            return None
+        total += sum(fields)
+        busy += sum(fields) - fields[3] - fields[4]
+        seen += 1
+    return (busy, total) if seen else None
+
+
+def busy_cores(window: float = 0.1) -> float | None:
+    """Cores of this process's affinity set that are busy now: the non-idle share of their
+    time in ``/proc/stat`` over ``window`` seconds, times their number (this process sleeps
+    meanwhile, so the figure is other processes' use). None where ``/proc/stat`` is missing."""
+    try:
+        cpus = set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    first = _cpu_times(cpus)
+    if first is None:
+        return None
+    time.sleep(window)
+    second = _cpu_times(cpus)
+    if second is None or second[1] <= first[1]:
+        return None
+    share = (second[0] - first[0]) / (second[1] - first[1])
+    return max(0.0, min(1.0, share)) * len(cpus)
+
+
 def free_cores(load: float | None = None) -> int:
     """Usable cores not busy with other work: ``floor(cores - load + 0.5)``, at least 1.
 
     Args:
-        load: the run-queue load to subtract (default: the 1-minute load average).
+        load: the busy cores to subtract (default: :func:`busy_cores`, else the 1-minute load
+            average).
     """
     cores = usable_cores()
+    if load is None:
+        load = busy_cores()
     if load is None:
         try:
             load = os.getloadavg()[0]
@@ -56,6 +119,8 @@ def default_threads() -> int:
     ``OMP_NUM_THREADS`` if the user set it, else :func:`free_cores`."""
     for var in ("MINDSCOPE_THREADS", "OMP_NUM_THREADS"):
         raw = os.environ.get(var, "").strip()
+        if var == "OMP_NUM_THREADS" and raw and raw == os.environ.get(AUTO_MARK):
+            continue  # the policy's own earlier choice: ask again
         if raw:
             try:
                 value = int(raw)
@@ -71,8 +136,10 @@ def prepare() -> None:
     """Set the OpenMP defaults (passive waiting; a thread count from the free cores) for this
     process and its children, unless already set. Effective only before torch is imported."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_NUM_THREADS", str(default_threads()))
+    if "torch" not in sys.modules and "OMP_NUM_THREADS" not in os.environ:
+        n = str(default_threads())
+        os.environ["OMP_NUM_THREADS"] = n
+        os.environ[AUTO_MARK] = n
 
 
 def resolve(threads: int | None, flag: str = "--threads") -> int:

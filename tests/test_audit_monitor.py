@@ -138,3 +138,20 @@ def test_combined_ranking_and_precision_recall_rows_on_a_planted_pool() -> None:
     assert ap_of(worst) == pytest.approx(sum(j / (350 + j) for j in range(1, 51)) / 50)
     with pytest.raises(MindscopeError, match="anomaly scores must be"):
         rank_disagreements(cred, lo, pairs, anomaly=anomaly[:3])
+    # the gate: a monitor calibrated on trusted-looking inputs flags the anomalous ones; they
+    # come first, each group ordered by the gap, so the 50 positives fill the top but for the
+    # ordinary inputs the 1% gate lets through that also have a large gap (one here)
+    from mindscope.audit.monitor import Monitor
+
+    trusted = torch.randn(300, generator=gen, dtype=torch.float64) * 0.3
+    mon = Monitor(lambda x: x, fpr=0.01).calibrate(trusted)
+    flags = mon.flag(anomaly)
+    gated = rank_disagreements(cred, lo, pairs, anomaly=anomaly, flagged=flags)
+    top = [d.index for d in gated][:50]
+    assert float(positive[top].double().mean()) >= 0.95 > p_both
+    assert all(d.flagged for d in gated[:50]) and not gated[-1].flagged
+    assert [d.score for d in gated[:50]] == sorted((d.score for d in gated[:50]), reverse=True)
+    with pytest.raises(MindscopeError, match="flagged must be"):
+        rank_disagreements(cred, lo, pairs, flagged=flags[:3])
+    with pytest.raises(MindscopeError, match="flagged must be"):
+        rank_disagreements(cred, lo, pairs, flagged=flags.double())

@@ -269,6 +269,54 @@ def test_search_finds_only_bad_inputs_and_seeds_the_sampler(
         estimate_rare(tiny, dist, bad, method="ce", budget=1024, restarts=9)
 
 
+def test_neighbour_expansion_finds_the_bad_cluster_and_restarts_search_on_their_own(
+    tiny: ms.ModelHandle, setting: tuple[InputDistribution, torch.Tensor]
+) -> None:
+    """``expand_neighbours`` returns exactly the bad inputs reachable from the seeds by single
+    substitutions through bad inputs (brute force over every neighbourhood), within its calls;
+    ``ce+search`` (a search per restart, then expansion) keeps the known mass below the truth and
+    its calls within the budget."""
+    from mindscope.audit.rare.estimate import expand_neighbours, search_inputs
+    from mindscope.audit.rare.validate import method_options
+
+    dist, mass = setting
+    tok = _targets(mass, 1e-5, 1e-3, 1)[0]
+    bad = BadOutput((tok,))
+    seeds = search_inputs(Scorer(tiny, dist, bad), 1500, gen=torch.Generator().manual_seed(0))
+    assert len(seeds) >= 1
+    sup = dist.supports()
+    ref = Scorer(tiny, dist, bad)
+    closure = {tuple(r) for r in seeds.tolist()}
+    frontier = list(closure)
+    while frontier:
+        x = frontier.pop()
+        nb = []
+        for i in range(dist.n_positions):
+            for t in sup[i].tolist():
+                if t != x[i]:
+                    nb.append(x[:i] + (t,) + x[i + 1 :])
+        hit, _ = ref.evaluate(torch.tensor(nb))
+        for y, h in zip(nb, hit.tolist(), strict=True):
+            if h and y not in closure:
+                closure.add(y)
+                frontier.append(y)
+    scorer = Scorer(tiny, dist, bad)
+    more = expand_neighbours(scorer, seeds, 10**6)
+    got = {tuple(r) for r in more.tolist()}
+    assert got == closure - {tuple(r) for r in seeds.tolist()}
+    small = Scorer(tiny, dist, bad)
+    expand_neighbours(small, seeds, 100)
+    assert small.calls <= 100
+    base, opts = method_options("ce+search")
+    assert base == "ce" and opts["per_restart_search"] and opts["expand"] > 0
+    truth = float(mass[tok])
+    r = estimate_rare(tiny, dist, bad, method="ce", budget=8192, seed=0, **opts)
+    assert r.n_calls <= 8192 and r.extra["search_found"] >= 1
+    assert r.extra["trust"]["known_mass"] <= truth * (1 + 1e-9) <= r.ci_high / (1 - 1e-9)
+    with pytest.raises(MindscopeError, match=r"expand must be in \[0, 0.25\]"):
+        estimate_rare(tiny, dist, bad, method="ce", budget=4096, expand=0.4)
+
+
 def test_validate_rows_summarise_the_repeats(
     tiny: ms.ModelHandle, setting: tuple[InputDistribution, torch.Tensor]
 ) -> None:

@@ -114,6 +114,27 @@ def test_anomaly_cli_bad_input_is_one_line(
     assert err.startswith("mindscope: error:") and msg in err and "\n" not in err
 
 
+@pytest.mark.parametrize(
+    ("extra", "msg"),
+    [
+        (["--combine", "mean"], "unknown 'mean'"),
+        (["--monitor-fpr", "1.5"], "must be in (0, 1), got 1.5"),
+        (["--n-fit", "60"], "n_fit must be at least 107, got 60"),
+    ],
+)
+def test_disagree_cli_bad_combination_is_one_line(
+    extra: list[str],
+    msg: str,
+    tiny_quirky: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["audit", "disagree", "--model", str(tiny_quirky), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--n-pool", "40", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mindscope: error:") and msg in err and "\n" not in err
+
+
 def test_disagreement_ranking_puts_planted_lies_first() -> None:
     pairs = quirky_arith(64, seed=3)
     positive = bob_label_false(pairs)
@@ -135,10 +156,11 @@ def test_disagree_cli_reports_precision_and_top_examples(tiny_quirky: Path, tmp_
     assert main([*argv, "--n-pool", "240", "--top", "5", "--out", str(out), "--quiet"]) == 0
     df = read_table(out / "results.parquet")
     prec = df[df.metric == "audit_precision@50"]
-    combined = {"lr+mahalanobis", "random+mahalanobis"}
-    assert set(prec.method) == {"lr", "random", "mahalanobis"} | combined
+    combined = {"lr+mahalanobis", "lda+mahalanobis", "random+mahalanobis"}
+    nulls = {"mahalanobis", "constant+mahalanobis"}
+    assert set(prec.method) == {"lr", "lda", "random"} | combined | nulls
     assert sorted(prec[prec.method.isin(combined)].layer.unique()) == [1, 2]
-    assert prec[prec.method == "mahalanobis"].layer.tolist() == [-1]
+    assert prec[prec.method.isin(nulls)].layer.tolist() == [-1, -1]
     assert all(0 <= v <= 1 for v in prec.value)
     # the precision-recall curve: precision at k matches precision@50 where k = 50, recall rises
     curve = df[(df.metric == "audit_pr_precision") & (df.method == "lr") & (df.layer == 2)]

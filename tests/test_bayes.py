@@ -70,6 +70,33 @@ def test_dmmse_far_contexts_do_not_underflow() -> None:
     assert torch.isfinite(got).all()
 
 
+def test_dmmse_plain_path_equals_fused_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mindscope.bayes.regression as reg
+
+    tasks, x, y = _tiny(n=5, k=6, d=3, m=23)
+    lw = torch.rand(23, dtype=torch.float64).log()
+    fused = dmmse(tasks, 0.4, x, y, log_weights=lw, budget=60)  # several task chunks
+    monkeypatch.setattr(reg, "_fused_attention", lambda: None)
+    plain = dmmse(tasks, 0.4, x, y, log_weights=lw, budget=60)
+    torch.testing.assert_close(fused, plain, rtol=1e-10, atol=1e-12)
+
+
+def test_dmmse_float32_is_close_to_float64_brute_force() -> None:
+    """The organisms' sizes (d = 8, K = 16, s^2 = 0.25) in float32, against a float64 loop."""
+    gen = torch.Generator().manual_seed(3)
+    prior = FiniteTaskPrior.sample_pool(300, 8, 0.25, seed=2)
+    x, y = sample_contexts(prior.sample(40, gen), 16, 0.5, gen)
+    got = dmmse(prior.tasks, 0.25, x, y, budget=5000)  # float32, 2 contexts x 113 tasks a block
+    assert got.dtype == torch.float32
+    t, xn, yn = prior.tasks.double().numpy(), x.double().numpy(), y.double().numpy()
+    for i in range(40):
+        resid = (yn[i][:, None] - xn[i] @ t.T) ** 2  # [K, M]
+        ll = -(np.cumsum(resid, 0) - resid) / (2 * 0.25)
+        p = np.exp(ll - ll.max(1, keepdims=True))
+        want = (p @ t) / p.sum(1, keepdims=True)  # [K, d]
+        np.testing.assert_allclose(got[i].numpy(), want, atol=2e-4)
+
+
 def test_ridge_equals_explicit_solve_and_monte_carlo() -> None:
     _, x, y = _tiny(n=3, k=4, d=2)
     s2 = 0.5
@@ -83,7 +110,7 @@ def test_ridge_equals_explicit_solve_and_monte_carlo() -> None:
         torch.tensor([0.5, -1.0], dtype=torch.float64),
         torch.tensor([[2.0, 0.6], [0.6, 1.0]], dtype=torch.float64),
     )
-    got = ridge_posterior(x, y, s2, mean, cov)
+    got_mc = ridge_posterior(x, y, s2, mean, cov)
     rng = np.random.default_rng(0)
     w = rng.multivariate_normal(mean.numpy(), cov.numpy(), size=400_000)  # [S, 2]
     for i in range(3):
@@ -94,7 +121,7 @@ def test_ridge_equals_explicit_solve_and_monte_carlo() -> None:
         mc = (p[:, None] * w).sum(0) / p.sum()
         ess = p.sum() ** 2 / (p**2).sum()
         assert ess > 1000
-        np.testing.assert_allclose(got[i, k].numpy(), mc, atol=6 / math.sqrt(ess))
+        np.testing.assert_allclose(got_mc[i, k].numpy(), mc, atol=6 / math.sqrt(ess))
 
 
 def test_predictors_are_bayes_optimal_on_their_own_prior() -> None:

@@ -289,3 +289,90 @@ def test_training_transcript_verifies(kind: str, tmp_path: Path) -> None:
     root = organisms.train(name, cfg, out=tmp_path / kind, progress=False)
     report = ms.verify.training(root, q=1, n_random=1)
     assert report.accepted, report.summary()
+
+
+def test_lens_reporters_and_verify_on_the_hmm_organism(tiny_hmm: Path, tmp_path: Path) -> None:
+    """The general instruments on an ICL organism: a tuned lens trained on its sequences, a
+    reporter reading which HMM produced a prompt, the bayes stage, all in one run that
+    re-executes to the same table (ms.verify.run)."""
+    import yaml
+
+    from mindscope.cli import main
+    from mindscope.results import read_table
+
+    spec = json.loads((tiny_hmm / "manifest.json").read_text())["info"]["data_spec"]
+    mix = hmm_mixture(spec)
+    obs, comp, _ = mix.sample(96, 12, torch.Generator().manual_seed(5))
+    text = ["".join(spec["symbols"][int(o)] for o in seq) for seq in obs]
+    (tmp_path / "corpus.txt").write_text("\n\n".join(text[:32]))
+    pairs = [
+        {"prompt": t, "completions": ["a", "b"], "label": int(c), "meta": {"group": str(i)}}
+        for i, (t, c) in enumerate(zip(text, comp.tolist()))
+    ]
+    (tmp_path / "pairs.jsonl").write_text("\n".join(json.dumps(p) for p in pairs))
+    config = {
+        "name": "icl",
+        "model": {"name": str(tiny_hmm / "step12"), "device": "cpu"},
+        "lens": {
+            "train_text": "corpus.txt",
+            "steps": 2,
+            "tokens_per_step": 64,
+            "max_texts": 16,
+            "trajectory_prompt": "abca",
+        },
+        "elicit": {
+            "dataset": "pairs.jsonl",
+            "methods": ["lr", "random"],
+            "read": "prompt",
+            "layers": [0, 2],
+            "transfer": False,
+        },
+        "bayes": {"spec": spec, "n": 32},
+        "output_dir": "runs",
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    assert main(["run", str(tmp_path / "run.yaml")]) == 0
+    (folder,) = (tmp_path / "runs").iterdir()
+    df = read_table(folder / "results.parquet")
+    stages = {extra_of(e).get("stage") for e in df["extra"]}
+    assert {"lens", "elicit", "bayes"} <= stages, stages
+    lr = df[(df["method"] == "lr") & (df["metric"] == "auroc")]
+    assert len(lr) and lr["value"].between(0, 1).all()
+    assert (df[df["metric"] == "belief_point"]["n"] == 1).all()
+    r = ms.verify.run(folder)
+    assert r.accepted, r.summary()
+
+
+def test_report_draws_the_belief_simplex(tiny_hmm: Path) -> None:
+    from mindscope.analyses.bayes import SIMPLEX_POINTS
+    from mindscope.report.registry import build_sections
+    from mindscope.report.sections.bayes import simplex_xy
+    from mindscope.results import stamp
+
+    spec = json.loads((tiny_hmm / "manifest.json").read_text())["info"]["data_spec"]
+    h = ms.load_model(str(tiny_hmm / "step12"))
+    rows = stamp(run_stage("bayes", h, {"spec": spec, "n": 48}).rows, h)
+    pts = rows[rows["metric"] == "belief_point"]
+    for ds in ("train", "heldout"):
+        got = pts[pts["dataset"] == ds]
+        assert 0 < len(got) <= SIMPLEX_POINTS
+        e = extra_of(got["extra"].iloc[0])
+        assert e["axis"] == "hmm" and len(e["true"]) == len(e["probe"]) == 2
+        assert abs(sum(e["true"]) - 1) < 1e-3
+    sections = {s.id: s for s in build_sections(rows)}
+    figs = [f for f in sections["bayes"].figures if "simplex" in f.layout.title.text]
+    assert [f.layout.title.text.split(": ")[-1] for f in figs] == ["train", "heldout"]
+    # each panel: the simplex outline, then one marker per point
+    markers = [t for t in figs[0].data if t.mode == "markers"]
+    assert len(markers) == 2 and len(markers[0].x) == len(pts[pts["dataset"] == "train"])
+    # the points sit where their beliefs put them: vertices map to the polygon's corners
+    xs, ys = simplex_xy([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [1 / 3, 1 / 3, 1 / 3]])
+    assert abs(xs[0]) < 1e-9 and abs(ys[0] - 1) < 1e-9 and abs(xs[2]) + abs(ys[2]) < 1e-9
+    assert abs(xs[1] - 3**0.5 / 2) < 1e-9 and abs(ys[1] + 0.5) < 1e-9  # the third corner
+    # the aggregate sections do not see the points
+    assert all(
+        "belief_point" not in str(f.to_dict())
+        for s in sections.values()
+        if s.id != "bayes"
+        for f in s.figures
+    )

@@ -121,6 +121,13 @@ def test_head_patching_on_the_planted_circuit(n_heads):
         assert torch.allclose(e[:, pc.attn_layer, 0], want, atol=1e-5)
     rows = res.to_rows()
     assert all("head" in r["extra"] for r in rows)
+    # attribution patching per head: zero where the heads cannot matter, close where they do
+    atp = patching.attribution_patching(h, clean, corr, ans, wrong, kinds=(), heads=True)
+    a = atp.effects["head"]
+    assert a.shape == e.shape and float(a[:, closed].abs().max()) == 0.0
+    if n_heads > 1:
+        err = patching.atp_error(res, atp)["head"]
+        assert err["corr"] > 0.9
 
 
 def test_gaussian_noise_corruption_and_prob_metric(circuit):
@@ -161,6 +168,16 @@ def test_patching_grouped_query_attention():
     assert torch.isfinite(at.effects["attn_out"]).all()
     heads = patching.head_patching(h, clean, corr, ans, wrong)  # Llama's o_proj, 4 query heads
     assert heads.effects["head"].shape == (4, 2, 4)
+
+
+def test_forward_logits_at_one_position(circuit):
+    h = circuit.handle
+    ids = _tokens(3, 7)
+    full = h.forward(ids)
+    for at in (-1, 2, 0, -7):
+        assert torch.allclose(h.forward(ids, logits_at=at), full[:, at % 7][:, None], atol=1e-6)
+    with pytest.raises(MindscopeError, match="out of range"):
+        h.forward(ids, logits_at=7)
 
 
 def test_patching_bad_input(circuit):
@@ -220,6 +237,16 @@ def test_leace_bad_input_and_audit():
     x, y = _concept_data()
     with pytest.raises(MindscopeError, match="one class"):
         erasure.LeaceFitter().fit(x, torch.zeros(len(x), dtype=torch.long))
+    for bad in (float("nan"), float("inf")):
+        xb = x.clone()
+        xb[5, 2] = bad
+        with pytest.raises(MindscopeError, match="NaN or infinite"):
+            erasure.LeaceFitter().fit(xb, y)
+    fitter = erasure.LeaceFitter(dtype=torch.float32).fit(x[:600], y[:600])
+    first = fitter.eraser_
+    bias = first.bias.clone()
+    fitter.update(x[600:], y[600:])  # a later update leaves an eraser already taken alone
+    assert torch.equal(first.bias, bias) and not torch.equal(fitter.eraser_.bias, bias)
     audit = erasure.erasure_audit(x[:800], y[:800], x[800:], y[800:], n_boot=50)
     lo, hi = audit["linear_auroc_after"][1:]
     assert audit["linear_auroc_before"][0] > 0.9 and lo <= 0.5 <= hi + 0.02
@@ -273,6 +300,39 @@ def test_mean_difference_recovers_a_planted_direction(circuit):
     assert abs(pca.cosine(u)) > 0.99
     deep = steering.mean_difference(h, pos, neg, "resid_post.3")
     assert deep.site == "resid_post.3" and deep.d == h.d_model
+
+
+@pytest.fixture(scope="module")
+def planted_dir():
+    return steering.planted_direction(seed=0, steps=100, batch=48)
+
+
+def test_planted_direction_controls_the_answer_and_caa_recovers_it(planted_dir):
+    pd = planted_dir
+    h, u = pd.handle, pd.direction
+    pos, neg = pd.contrast(100, seed=7)
+    neutral = pd.prompts(100, 0, seed=8)
+    # the organism: polarity letters decide the answer, and so does the planted direction
+    assert float((pd.answer_margin(pos) > 0).float().mean()) > 0.95
+    assert float((pd.answer_margin(neg) < 0).float().mean()) > 0.95
+    assert float((pd.answer_margin(neutral, pd.scale * u) > 0).float().mean()) > 0.95
+    assert float((pd.answer_margin(neutral, -pd.scale * u) < 0).float().mean()) > 0.95
+    caa = steering.mean_difference(h, pos, neg, pd.site)
+    pca = steering.pca_difference(h, pos, neg, pd.site)
+    assert caa.cosine(u) > 0.95 and abs(pca.cosine(u)) > 0.9
+    # the recovered vector steers as the planted one does (half of it: one unit of polarity)
+    half = caa.vector * 0.5
+    assert float((pd.answer_margin(neutral, half) > 0).float().mean()) > 0.9
+    # a random direction of the same size is no such control
+    g = torch.Generator().manual_seed(0)
+    r = torch.randn(h.d_model, generator=g)
+    r = r - (r @ u) * u
+    r = pd.scale * r / r.norm()
+    up = float((pd.answer_margin(neutral, r) > 0).float().mean())
+    down = float((pd.answer_margin(neutral, -r) < 0).float().mean())
+    assert min(up, down) < 0.9
+    with pytest.raises(MindscopeError, match="layer"):
+        steering.planted_direction(layer=2, n_layers=3)
 
 
 def test_steering_positions_and_padding(circuit):
@@ -386,6 +446,105 @@ def test_cli_patch_and_bad_input(tmp_path, capsys):
     assert main(["patch", "--model", "organism:quirky-arith", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "refusing to overwrite" in err and "Traceback" not in err
+
+
+def test_patch_stage_on_any_dataset_with_corrupted_prompts(tmp_path, capsys):
+    import json
+
+    import mindscope as ms
+    from mindscope.analyses import run_stage
+    from mindscope.analyses._interventions import swap_persona
+    from mindscope.analyses.patch import quirky_patch_inputs
+    from mindscope.cli import main
+    from mindscope.data import quirky_arith
+
+    h = ms.load_model("organism:quirky-arith")
+    pairs = quirky_arith(80, seed=5, split="test")
+    path = tmp_path / "pairs.jsonl"
+    with path.open("w") as f:
+        for p in pairs:
+            rec = {
+                "prompt": swap_persona(p.prompt, "alice"),
+                "completions": list(p.completions),
+                "label": p.meta["alice_label"],
+                "meta": {
+                    "corrupted": swap_persona(p.prompt, "bob"),
+                    "corrupted_label": p.meta["bob_label"],
+                },
+            }
+            f.write(json.dumps(rec) + "\n")
+    cfg = {"dataset": str(path), "n": 12, "kinds": ["resid_pre"], "corruption": ["str"]}
+    res = run_stage("patch", h, {**cfg, "heads": True})
+    assert res.info["pairing"] == "meta" and res.info["n_used"] == 12
+    # the same pairs through the Python API give the same map
+    clean, corr, ans, wrong = quirky_patch_inputs(h, list(pairs), 12)
+    exact = patching.activation_patching(h, clean, corr, ans, wrong)
+    m, _ = exact.mean("resid_pre")
+    rows = res.rows[(res.rows.metric == "patch_logit_diff") & (res.rows.method == "activation")]
+    rows = rows[[json.loads(e)["site"] == "resid_pre" for e in rows.extra]]
+    got = {(int(r.layer), json.loads(r.extra)["position"]): r.value for r in rows.itertuples()}
+    assert all(abs(got[(la, po)] - float(m[la, po])) < 1e-5 for la, po in got)
+    sites = {json.loads(e)["site"] for e in res.rows[res.rows.metric == "atp_corr"].extra}
+    assert sites == {"resid_pre", "head"}  # AtP per head scored against exact head patching
+    # bad inputs: no corrupted prompts, prompts that do not align, a persona pairing elsewhere
+    with pytest.raises(MindscopeError, match="corrupted prompt"):
+        run_stage("patch", h, {**cfg, "dataset": "facts"})
+    bad = tmp_path / "unaligned.jsonl"
+    bad.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "prompt": f"{i} + 1 = 2. Alice:",
+                    "completions": [" False", " True"],
+                    "label": 1,
+                    "meta": {"corrupted": f"{i} + 1 + 1 = 2. Bob:"},
+                }
+            )
+            + "\n"
+            for i in range(10)
+        )
+    )
+    with pytest.raises(MindscopeError, match="same token length"):
+        run_stage("patch", h, {**cfg, "dataset": str(bad)})
+    with pytest.raises(MindscopeError, match="persona"):
+        run_stage("patch", h, {**cfg, "dataset": str(bad), "pairing": "persona"})
+    out = tmp_path / "cli"
+    assert (
+        main(
+            [
+                "patch",
+                "--model",
+                "organism:quirky-arith",
+                "--out",
+                str(out),
+                "--dataset",
+                str(path),
+                "--n",
+                "6",
+                "--kinds",
+                "resid_pre",
+                "--corruption",
+                "noise",
+                "--no-heads",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "patch",
+                "--model",
+                "organism:quirky-arith",
+                "--out",
+                str(tmp_path / "c2"),
+                "--dataset",
+                str(bad),
+            ]
+        )
+        == 2
+    )
+    assert "same token length" in capsys.readouterr().err
 
 
 def test_stages_feed_the_report_sections():

@@ -96,7 +96,7 @@ def test_selected_rows_are_the_transfer_cell_at_the_validation_layer(elicit_rows
     rows = [Row(**{k: v for k, v in r.items() if k in Row.__dataclass_fields__})
             for r in df.to_dict("records")]  # fmt: skip
     chosen = select_layers(rows)
-    sel = df[df.metric == "auroc_selected"]
+    sel = df[(df.metric == "auroc_selected") & (df.split == "bob-hard")]
     assert set(sel.method) == set(chosen) and len(sel)
     ex = extras(df)
     for r in sel.itertuples():
@@ -113,8 +113,8 @@ def test_selected_rows_are_the_transfer_cell_at_the_validation_layer(elicit_rows
         cell = df[(df.metric == "auroc") & (df.method == r.method) & (df.layer == r.layer)
                   & (df.split == "bob-hard") & is_cell]  # fmt: skip
         assert r.value in set(cell.value)  # the same number as the matrix's cell
-        null = df[(df.metric == "auroc_null_p95") & (df.method == r.method)]
-        pv = df[(df.metric == "null_pvalue") & (df.method == r.method)]
+        null = df[(df.metric == "auroc_null_p95") & (df.method == r.method) & (df.split == r.split)]
+        pv = df[(df.metric == "null_pvalue") & (df.method == r.method) & (df.split == r.split)]
         assert len(null) == len(pv) == 1 and 0.5 <= null.value.iloc[0] <= 1
         assert 1 / 201 <= pv.value.iloc[0] <= 1
         gap = df[(df.metric == "gap_recovered_selected") & (df.method == r.method)]
@@ -135,13 +135,14 @@ def test_headline_shows_the_bob_hard_lines_from_the_table(elicit_rows) -> None:
     df = elicit_rows
     table = headline_table(summarize(df), df)
     bob = table[table.result.str.contains("reporter fitted on alice-easy")]
-    sel = df[df.metric == "auroc_selected"]
+    sel = df[(df.metric == "auroc_selected") & (df.split == "bob-hard")]
     assert len(bob) == len(sel) > 0
     for r in sel.itertuples():
         line = bob[bob.method == r.method].iloc[0]
         assert line.value == f"{r.value:.3f}"
         assert line["where"].startswith(f"layer {r.layer} ")
-        pv = df[(df.metric == "null_pvalue") & (df.method == r.method)].value.iloc[0]
+        pv = df[(df.metric == "null_pvalue") & (df.method == r.method) & (df.split == r.split)]
+        pv = pv.value.iloc[0]
         assert f"p = {pv:.3f}" in line["against chance"]
     model = table[table.method == "model"]
     lines = bob_hard_lines(df)
@@ -150,10 +151,46 @@ def test_headline_shows_the_bob_hard_lines_from_the_table(elicit_rows) -> None:
     assert not table.result.str.contains("train Alice-easy").any()
 
 
+def test_test_split_headline_at_a_layer_chosen_on_held_out_training_pairs(elicit_rows) -> None:
+    """The test-split headline is each reporter's test AUROC at the layer its refit on 80% of
+    the training pairs scores best on the other 20% (never the test split's best layer), with
+    a 200-direction random null at that layer; the headline and `mindscope runs` show exactly
+    these rows."""
+    from mindscope.report.sections.headline import test_lines
+    from mindscope.runs.outputs import headline_numbers
+
+    df = elicit_rows
+    sel = df[(df.metric == "auroc_selected") & (df.split == "test")]
+    assert set(sel.method) == {"lr", "diffmean"}  # the random baseline is the null instead
+    table = headline_table(summarize(df), df)
+    test_head = table[table.result == "AUROC vs truth, test split"]
+    assert len(test_head) == len(sel)
+    assert not table.result.str.contains("best layer on that split").any()
+    nums = headline_numbers(df)
+    for r in sel.itertuples():
+        ex = extras(df.loc[[r.Index]])[0]
+        assert "20% of the training split held out" in ex["selection"] and ex["n_directions"] == 200
+        same = df[(df.metric == "auroc") & (df.split == "test") & (df.method == r.method)
+                  & (df.layer == r.layer)]  # fmt: skip
+        assert r.value in set(same.value)  # the fitted reporter's own test number
+        line = test_head[test_head.method == r.method].iloc[0]
+        assert line.value == f"{r.value:.3f}" and line["where"].startswith(f"layer {r.layer} ")
+        pv = df[(df.metric == "null_pvalue") & (df.method == r.method) & (df.split == "test")]
+        assert 1 / 201 <= pv.value.iloc[0] <= 1
+        assert f"p = {pv.value.iloc[0]:.3f}" in line["against chance"]
+        assert nums[f"test auroc, {r.method}"].startswith(f"{r.value:.3f} (L{r.layer} chosen")
+    lines = test_lines(df)
+    assert set(lines.method) == set(sel.method) and (lines["eval"] == "test").all()
+    # the best layer on the test split is at least as high: the chosen one is never better
+    for m in sel.method:
+        best_test = df[(df.metric == "auroc") & (df.split == "test") & (df.method == m)].value.max()
+        assert sel[sel.method == m].value.iloc[0] <= best_test
+
+
 def test_transfer_matrix_and_gap_plot_use_the_selected_layer_and_floors(elicit_rows) -> None:
     df = elicit_rows
     secs = {s.id: s for s in build_sections(df)}
-    chosen = df[df.metric == "auroc_selected"].set_index("method").layer
+    chosen = df[(df.metric == "auroc_selected") & (df.split != "test")].set_index("method").layer
     titles = [f.layout.title.text for f in secs["transfer"].figures]
     for method, layer in chosen.items():
         if method == "random":
@@ -200,7 +237,7 @@ def test_report_of_a_sweep_folder(elicit_rows, tmp_path: Path, capsys) -> None:
     table = read_table(out / "results.parquet")
     secs = {s.id: s for s in build_sections(table)}
     head = secs["headline"].table
-    final = table[(table.step == 12) & (table.metric == "auroc_selected")]
+    final = table[(table.step == 12) & (table.metric == "auroc_selected") & (table.split != "test")]
     for r in final.itertuples():  # the final model's numbers, not another step's
         line = head[(head.method == r.method) & head.result.str.contains("fitted on")]
         assert line.value.iloc[0] == f"{r.value:.3f}"
@@ -238,7 +275,13 @@ def test_runs_labels_every_number(elicit_rows) -> None:
     bob = {k: v for k, v in nums.items() if k.startswith("bob-hard auroc")}
     assert bob and all("chosen on validation" in v and "random-direction p95" in v
                        for v in bob.values())  # fmt: skip
-    assert "best layer on the test split" in nums["best test auroc"]
+    test = {k: v for k, v in nums.items() if k.startswith("test auroc")}
+    assert test and all("chosen on held-out training pairs" in v for v in test.values())
+    # a table without the validation choice says its number is the test split's best layer
+    old = elicit_rows[elicit_rows.split.astype(str) != "test"]
+    old = pd.concat([old, elicit_rows[(elicit_rows.split == "test")
+                                      & (elicit_rows.metric == "auroc")]])  # fmt: skip
+    assert "best layer on the test split" in headline_numbers(old)["best test auroc"]
 
 
 def test_seeds_are_not_flagged_as_test_examples() -> None:

@@ -173,3 +173,35 @@ def test_stages_are_pure(setup: Path) -> None:
         "elicit-train:quirky-arith",
         "elicit-test:quirky-arith",
     }
+
+
+def test_a_run_asks_for_the_free_cores_before_each_stage(
+    setup: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --threads, each stage runs on the cores free when it starts (a neighbour that
+    arrives mid-run takes effect at the next stage); --threads pins every stage."""
+    from mindscope import threads as policy
+    from mindscope.runs import load_config, pipeline
+
+    cfg = load_config(setup / "run.yaml")
+    cfg.output_dir = str(tmp_path)
+    free = iter([2, 2, 1, 1, 1, 1, 1, 1])
+    monkeypatch.setattr(policy, "free_cores", lambda load=None: next(free))
+    for var in ("MINDSCOPE_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    seen: list[tuple[str, int]] = []
+    real = pipeline.run_stage
+
+    def recording(name, *a, **k):  # type: ignore[no-untyped-def]
+        seen.append((name, k["threads"]))
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(pipeline, "run_stage", recording)
+    monkeypatch.setenv("MINDSCOPE_HOME", str(tmp_path / "home"))
+    pipeline.run_pipeline(cfg, progress=False)
+    assert [n for n, _ in seen] == ["lens", "elicit"]
+    assert [t for _, t in seen] == [2, 1]  # the first call is the run's own default
+    seen.clear()
+    cfg.output_dir = str(tmp_path / "pinned")
+    pipeline.run_pipeline(cfg, progress=False, threads=1)
+    assert [t for _, t in seen] == [1, 1]

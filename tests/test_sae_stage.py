@@ -223,6 +223,35 @@ def test_report_section_draws_sae_rows(tiny):
     assert len(sae[0].figures) == 4  # two sites x (loss recovered, dead fraction)
 
 
+def test_report_draws_a_feature_page_per_card(tiny, tmp_path):
+    from mindscope.analyses import run_stage
+    from mindscope.report import write_report
+    from mindscope.report.registry import build_sections
+    from mindscope.results import read_table, write_table
+
+    h, text, _ = tiny
+    cfg = _cfg(text, archs=["topk"], sites=["resid_post.1"], steps=10, feature_cards=3)
+    out = run_stage("sae", h, cfg, seed=0)
+    out.artefacts["sae-resid_post.1-topk-features.json"](tmp_path / "cards.json")
+    cards = json.loads((tmp_path / "cards.json").read_text())
+    write_table(out.rows, tmp_path / "results.parquet")  # the page is read back from the rows
+    df = read_table(tmp_path / "results.parquet")
+    page = [s for s in build_sections(df) if s.id == "sae-features"]
+    assert page, "no feature pages"
+    table = page[0].table
+    assert len(table) == len(cards) == 3
+    assert len(page[0].figures) == 2 * len(cards)  # a histogram and a table per latent
+    by_latent = {c["latent"]: c for c in cards}
+    for _, row in table.iterrows():
+        card = by_latent[row["latent"]]
+        assert row["top_context"] == card["contexts"][0]["context"]
+        assert row["fire_rate"] == pytest.approx(card["histogram"]["fire_rate"], abs=1e-4)
+    hist = page[0].figures[0].data[0]
+    assert list(hist.y) == by_latent[table["latent"].iloc[0]]["histogram"]["counts"]
+    html = write_report(df, tmp_path / "r.html").read_text()
+    assert "top contexts" in html and "promoted tokens" in html
+
+
 def test_feature_card_finds_the_top_contexts(tiny):
     from mindscope.sae import TopKSAE, feature_card, site_activations, token_windows
 
@@ -241,3 +270,88 @@ def test_feature_card_finds_the_top_contexts(tiny):
     assert len(card["logit_effect"]["promoted"]) == 3
     assert sum(card["histogram"]["counts"]) == int((z[:, latent] > 0).sum())
     json.dumps(card)  # JSON-ready
+
+
+def test_trains_from_the_activation_store_at_two_layers(tiny, tmp_path, monkeypatch):
+    import mindscope as ms
+    from mindscope.analyses.sae import train_saes
+    from mindscope.sae import SparseAutoencoder, store_source
+
+    h, _, _ = tiny
+    texts = [f"cat {i} on {i % 7}" for i in range(200)]
+    acts = ms.extract(h, texts, layers=[1, 2], position="mean", store=tmp_path / "store")
+    src = store_source(acts, [1, 2], batch_size=48, seed=3)
+    b = src(2)
+    assert set(b) == {1, 2} and b[1].shape == (48, acts.shape[-1])
+    full1, full2 = acts[1], acts[2]
+    # the batch holds store rows, the same rows at both layers, and the same rows again
+    idx = torch.cdist(b[1], full1).argmin(1)
+    assert torch.equal(full1[idx], b[1]) and torch.equal(full2[idx], b[2])
+    assert torch.equal(store_source(acts, [1, 2], batch_size=48, seed=3)(2)[2], b[2])
+    # an epoch visits distinct rows (200 // 48 = 4 batches)
+    seen = torch.cat([torch.cdist(src(s)[1], full1).argmin(1) for s in range(4)])
+    assert len(seen.unique()) == 4 * 48
+    kw = dict(n_latents=32, k=3, steps=60, batch_size=48, seed=1)
+    full = train_saes(None, None, [1, 2], ["topk"], source=src, **kw)
+    step = SparseAutoencoder.partial_fit
+
+    def dies(self, x):
+        if getattr(self, "step_", 0) == 45:
+            raise KeyboardInterrupt
+        return step(self, x)
+
+    monkeypatch.setattr(SparseAutoencoder, "partial_fit", dies)
+    with pytest.raises(KeyboardInterrupt):
+        train_saes(None, None, [1, 2], ["topk"], source=src, checkpoint=tmp_path / "c", **kw)
+    monkeypatch.setattr(SparseAutoencoder, "partial_fit", step)
+    again = store_source(acts, [1, 2], batch_size=48, seed=3)  # a fresh process's source
+    resumed = train_saes(
+        None, None, [1, 2], ["topk"], source=again, checkpoint=tmp_path / "c", **kw
+    )
+    for layer in (1, 2):
+        a, r = full[(layer, "topk")], resumed[(layer, "topk")]
+        assert r.step_ == 60 and torch.allclose(a.W_dec_, r.W_dec_, atol=1e-6)
+    from mindscope.errors import MindscopeError
+
+    with pytest.raises(MindscopeError, match="not in the activation store"):
+        store_source(acts, [0])
+
+
+def test_transcoder_trained_from_a_model_in_the_same_pass(tiny):
+    from mindscope.analyses.sae import train_saes
+    from mindscope.sae import reconstruction_metrics, site_activations, token_windows
+
+    h, text, _ = tiny
+    w = token_windows(h, text.read_text().split("\n\n"), 16)
+    kw = dict(n_latents=64, k=4, batch_size=64, buffer_inputs=16, seed=0, steps=80)
+    pair = ("resid_post.0", "mlp_out.1")
+    out = train_saes(h, w, ["resid_post.1"], ["topk"], transcoders=[pair], **kw)
+    assert set(out) == {("resid_post.1", "topk"), ("resid_post.0->mlp_out.1", "topk")}
+    tc = out[("resid_post.0->mlp_out.1", "topk")]
+    assert tc.transcoder_ and not out[("resid_post.1", "topk")].transcoder_
+    acts = site_activations(h, w[-8:], list(pair))
+    x, y = acts[pair[0]], acts[pair[1]]
+    r = reconstruction_metrics(y, tc.reconstruct(x), tc.transform(x))
+    assert r["fve"] > 0.3, r  # predicts the MLP's output from the residual before it
+
+
+def test_stage_scores_a_transcoder_spliced_at_its_output_site(tiny, tmp_path, capsys):
+    from mindscope.analyses import run_stage
+    from mindscope.cli import main
+    from mindscope.errors import MindscopeError
+    from mindscope.results import extra_values
+
+    h, text, step = tiny
+    cfg = _cfg(text, archs=["topk"], sites=[], transcoders=["resid_post.0 -> mlp_out.1"])
+    out = run_stage("sae", h, {**cfg, "steps": 40}, seed=0)
+    df = out.rows
+    assert set(extra_values(df, "site")) == {"resid_post.0->mlp_out.1"}
+    assert set(df.layer) == {1}
+    m = dict(zip(df.metric, df.value, strict=False))
+    assert m["ce_sae"] >= m["ce_clean"] - 1e-6 and m["fve"] > 0
+    out.artefacts["sae-resid_post.0->mlp_out.1-topk"](tmp_path / "tc")
+    assert main(["sae", "eval", "--model", str(step), "--sae", str(tmp_path / "tc"),
+                 "--text", str(text), "--seq-len", "16", "--windows", "8"]) == 0  # fmt: skip
+    assert "ce_recovered_zero" in capsys.readouterr().out
+    with pytest.raises(MindscopeError, match="input_site->output_site"):
+        run_stage("sae", h, {**cfg, "transcoders": ["resid_post.0"]}, seed=0)

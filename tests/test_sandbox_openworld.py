@@ -177,7 +177,7 @@ def test_bad_input_is_one_line():
 
 def test_evaluation_counts_one_episode_per_env_and_ppo_trains():
     from mindscope.sandbox.openworld.envs import OpenWorldVectorEnv
-    from mindscope.sandbox.openworld.ppo import OpenWorldPPO, encode, evaluate_open
+    from mindscope.sandbox.openworld_agents import OpenWorldPPO, encode, evaluate_open
 
     world = {"size": 32, "length": 30}
     m = evaluate_open(None, 6, **world)

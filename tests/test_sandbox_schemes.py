@@ -95,6 +95,18 @@ def test_decoupled_approval_beats_its_coupled_baseline():
     assert eff.value > 0.9 and eff.n == 3
 
 
+def test_current_rf_against_q_learning_where_the_switch_is_on_the_way():
+    res = compare_scheme(
+        "current_rf", seeds=range(2), steps=60_000, eval_episodes=8, variants=False
+    )
+    assert res.world == "rocks_diamonds_on_path"
+    arms = res.summary["arms"]
+    base, sch = list(arms)
+    assert arms[base]["tamper_rate"]["mean"] == 1.0  # Q-learning turns rocks into reward
+    assert arms[base]["true_return"]["mean"] < 0 < arms[sch]["true_return"]["mean"]
+    assert arms[sch]["tamper_rate"]["mean"] < arms[base]["tamper_rate"]["mean"]
+
+
 class OtherRegister(RegisterOnPath):
     """A world defined outside the package: the schemes only read its channel."""
 

@@ -26,6 +26,48 @@ def test_free_cores_subtracts_the_load(monkeypatch) -> None:
     assert threads.free_cores(load=-1.0) == 8  # never more than the cores
 
 
+def test_busy_cores_reads_the_non_idle_share_now(monkeypatch) -> None:
+    """Busy cores are the non-idle share of the affinity set's time over the window, times
+    its size; a machine whose file cannot be read falls back to the load average."""
+    samples = iter([(100.0, 400.0), (250.0, 600.0)])  # 150 busy of 200 jiffies on 2 cpus
+    monkeypatch.setattr(threads, "_cpu_times", lambda cpus: next(samples))
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert threads.busy_cores(window=0.0) == pytest.approx(1.5)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(threads, "busy_cores", lambda window=0.1: 1.2)
+    assert threads.free_cores() == 1  # one neighbour thread busy: one core left
+    monkeypatch.setattr(threads, "busy_cores", lambda window=0.1: None)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.3, 0.0, 0.0))
+    assert threads.free_cores() == 2
+
+
+def test_cpu_times_parses_proc_stat_per_cpu(tmp_path, monkeypatch) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text(
+        "cpu  9 9 9 9 9 0 0 0 0 0\n"
+        "cpu0 10 0 5 80 5 0 0 0 0 0\n"
+        "cpu1 50 0 0 50 0 0 0 0 0 0\n"
+        "cpu2 1 1 1 1 1 0 0 0 0 0\n"
+        "intr 1 2 3\n"
+    )
+    real = threads.Path
+    monkeypatch.setattr(threads, "Path", lambda p: stat if p == "/proc/stat" else real(p))
+    assert threads._cpu_times({0, 1}) == (65.0, 200.0)  # idle and iowait are not busy
+    assert threads._cpu_times({7}) is None
+
+
+def test_the_policy_asks_again_and_keeps_a_users_setting(monkeypatch) -> None:
+    """The OMP_NUM_THREADS the policy chose itself is not read back as the user's setting
+    (so a run can ask again before each stage); a user's own value is kept."""
+    monkeypatch.delenv("MINDSCOPE_THREADS", raising=False)
+    monkeypatch.setattr(threads, "free_cores", lambda load=None: 1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv(threads.AUTO_MARK, "2")
+    assert threads.default_threads() == 1
+    monkeypatch.setenv(threads.AUTO_MARK, "3")  # the user changed it since
+    assert threads.default_threads() == 2
+
+
 def test_default_threads_precedence(monkeypatch) -> None:
     monkeypatch.setattr(threads, "free_cores", lambda load=None: 3)
     monkeypatch.delenv("MINDSCOPE_THREADS", raising=False)

@@ -242,7 +242,21 @@ def test_cli_run_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     cfg = tmp_path / "c.yaml"
     cfg.write_text("supervisors: [{kind: slice, accuracy: 0.8}]\n")
     assert main([*args[:1], str(cfg), *args[1:], "--out", str(tmp_path / "z")]) == 2
-    assert "needs a predicate" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "needs a predicate" in err and str(cfg) in err  # the file is named
+    assert (out / "run.json").is_file()
+    for bad, msg in (
+        (["--backend", "dask"], "--backend: unknown 'dask'"),
+        (["--workers", "0"], "--workers: must be >= 1"),
+        (["--lora-rank", "4", "--train-layers", "0"], "--lora-rank: needs trained blocks"),
+        (["--steps", "0"], "--steps: must be >= 1"),
+    ):
+        assert main([*args, "--out", str(tmp_path / "b"), *bad]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "b").exists()  # nothing written before the config is checked
+    assert main(["w2s", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "n")]) == 2
+    assert "config file not found" in capsys.readouterr().err
 
 
 def test_sweep_runs_the_stage_on_every_checkpoint(tmp_path: Path) -> None:

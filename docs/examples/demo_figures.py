@@ -95,7 +95,7 @@ def figures(df: pd.DataFrame) -> dict[str, dict[str, object]]:
         split="bob-hard",
     )
     for method in ("lr", "diffmean", "random"):
-        sel = df[(df.metric == "auroc_selected") & (df.method == method)]
+        sel = df[(df.metric == "auroc_selected") & (df.method == method) & (df.split == "bob-hard")]
         if sel.empty:
             raise SystemExit(f"demo_figures: no auroc_selected row of {method}; rerun the demo")
         layer = int(sel.iloc[0]["layer"])
@@ -114,7 +114,25 @@ def figures(df: pd.DataFrame) -> dict[str, dict[str, object]]:
             ("gap_recovered_selected", "gap_sel", "fraction", "fraction of the gap recovered "
              "at that layer (Bob-hard test)"),
         ):  # fmt: skip
-            put(f"{key}_{method}", unit, f"{method}: {what}", method=method, metric=metric)
+            put(f"{key}_{method}", unit, f"{method}: {what}", method=method, metric=metric,
+                split="bob-hard")  # fmt: skip
+    for method in ("lr", "diffmean"):  # the test-split headline (layer chosen on 20% held out)
+        sel = df[(df.metric == "auroc_selected") & (df.method == method) & (df.split == "test")]
+        if sel.empty:
+            raise SystemExit(f"demo_figures: no test-split auroc_selected row of {method}")
+        out[f"test_layer_{method}"] = {
+            "value": float(sel.iloc[0]["layer"]),
+            "unit": "layer",
+            "what": f"{method}: the layer chosen on held-out training pairs for the test line",
+        }
+        for metric, key, unit, what in (
+            ("auroc_selected", "test_sel", "AUROC", "test split vs truth at that layer"),
+            ("auroc_null_p95", "test_null_p95", "AUROC", "95th percentile of 200 random "
+             "directions at that layer (test split)"),
+            ("null_pvalue", "test_null_p", "p-value", "p-value against them (test split)"),
+        ):  # fmt: skip
+            put(f"{key}_{method}", unit, f"{method}: {what}", method=method, metric=metric,
+                split="test")  # fmt: skip
     gap = df[(df.metric == "gap_recovered_selected") & (df.method == "lr")]
     if not gap.empty:
         extra = json.loads(gap.iloc[0]["extra"])

@@ -11,7 +11,9 @@ seed-0 set after the fixed text ``"def"``), ``zipf1`` (the seed-1 set, Zipf weig
 nearest 1e-4, 1e-5, 1e-6 and 1e-7 (a uniform 64^3 distribution cannot go below 3.8e-6). For
 each target, ``--repeats`` CE estimates (seeded by repeat) with ``--restarts``; the figures are
 the fraction within 2x, the 90% interval coverage, the flag rate and the coverage / within-2x
-counting a flagged estimate as no miss. ``--restarts 1`` gives the single-proposal CE.
+counting a flagged estimate as no miss. ``--restarts 1`` gives the single-proposal CE;
+``--method ce+search`` CE whose restarts start from their own searches, with the known bad
+inputs' neighbours (:data:`mindscope.audit.rare.validate.SEARCHED`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import mindscope as ms
 from mindscope.audit.rare import exact_table
@@ -30,7 +33,7 @@ from mindscope.audit.rare.validate import pick_targets, validate
 sys.path.insert(0, str(Path(__file__).parent))
 from _record import write_figures  # noqa: E402
 
-DISTS = {
+DISTS: dict[str, dict[str, Any]] = {
     "uniform0": {"tokens": "random:64", "seed": 0},
     "uniform1": {"tokens": "random:64", "seed": 1},
     "zipf0": {"tokens": "random:64", "seed": 0, "weights": "zipf"},
@@ -45,6 +48,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--budget", type=int, default=2**14)
     ap.add_argument("--restarts", type=int, default=4)
+    ap.add_argument("--method", default="ce", choices=["ce", "ce+search"])
     ap.add_argument("--dists", default="uniform0,uniform1,zipf0,prefix0")
     ap.add_argument("--decades", default="1e-4,1e-5,1e-6,1e-7")
     ap.add_argument("--out", default="docs/figures/rare_coverage.json")
@@ -72,7 +76,7 @@ def main() -> None:
             h,
             dist,
             targets,
-            methods=("ce",),
+            methods=(args.method,),
             budget=args.budget,
             repeats=args.repeats,
             dataset=name,
@@ -84,13 +88,19 @@ def main() -> None:
         for r in summ:
             tok = json.loads(r.extra or "{}").get("token") if r.extra else r._extra["token"]
             res.setdefault(str(tok), {})[r.metric.removeprefix("rare_")] = r.value
-        key = f"{name}|restarts{args.restarts}|budget{args.budget}"
+        tag = "" if args.method == "ce" else "search-"
+        key = f"{name}|{tag}restarts{args.restarts}|budget{args.budget}"
+        before = (
+            out.get(key, {}).get("targets", {})
+            if out.get(key, {}).get("repeats") == args.repeats
+            else {}
+        )
         out[key] = {
             "n_inputs": dist.size,
             "exact_seconds": round(t_exact, 1),
             "estimate_seconds": round(time.perf_counter() - t0, 1),
             "repeats": args.repeats,
-            "targets": res,
+            "targets": {**before, **res},  # a run on other decades adds its targets
         }
         write_figures(out_path, headline(out), out, reps=args.repeats)
 
@@ -101,6 +111,7 @@ def headline(out: dict) -> dict[str, tuple[float, str, str]]:  # type: ignore[ty
     figs: dict[str, tuple[float, str, str]] = {}
     for key, d in out.items():
         name, restarts, _ = key.split("|")
+        restarts = restarts.replace("search-", "search_")
         for tok, t in d["targets"].items():
             decade = f"{t['truth']:.0e}".replace("-0", "m").replace("e", "e").replace("-", "m")
             base = f"{name}_{restarts}_{decade}"

@@ -5,9 +5,9 @@ L0 target on the same stream of planted activations, for several seeds (the seed
 dictionary, the data stream and the SAE's initialisation), and scored against the truth: MCC
 (Hungarian), firing F1, variance explained, dead fraction. Intervals are 95% t-intervals over
 seeds. The easy regime (few features active, nearly orthogonal features, a dictionary twice
-the truth) is run too.
+the truth) is run at 128, 256 and 512 features.
 
-    python docs/examples/sae_planted.py                 # about 2 CPU-minutes
+    python docs/examples/sae_planted.py                 # about 6 CPU-minutes
     python docs/examples/sae_planted.py --quick         # a smoke run
 """
 
@@ -86,7 +86,14 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=800)
-    ap.add_argument("--plans", default="small,easy", help="comma-separated: small, easy")
+    ap.add_argument("--easy-steps", type=int, default=1600)
+    ap.add_argument("--large-steps", type=int, default=1000)
+    ap.add_argument(
+        "--plans",
+        default="small,easy,easy256,easy512",
+        help="comma-separated: small, easy, easy256, easy512, small4x, large (the last two "
+        "are not in the default)",
+    )
     ap.add_argument("--out", default=None, help="also keep the raw per-seed results here")
     ap.add_argument(
         "--convert",
@@ -99,13 +106,27 @@ def main() -> None:
         raws = [json.loads(Path(p).read_text()) for p in args.convert]
         record_figures(
             raws,
-            "python docs/examples/sae_planted.py  (plans run separately: "
-            "--plans small, --plans easy)",
+            "python docs/examples/sae_planted.py  (plans run as two processes: "
+            "--plans easy,easy256 and --plans small,easy512)",
         )
         return
     torch.set_num_threads(1)
     steps = 100 if args.quick else args.steps
     seeds = list(range(2 if args.quick else args.seeds))
+    easy_steps = 100 if args.quick else args.easy_steps
+
+    def easy(n_features: int, d: int) -> dict:
+        # few features active (2 on average), nearly orthogonal directions (n_features / d = 2
+        # or 4, pushed apart), a dictionary twice the truth
+        return dict(
+            setting="easy",
+            k=2,
+            n_latents=2 * n_features,
+            steps=easy_steps,
+            batch=256,
+            overrides={"n_features": n_features, "d": d, "mean_active": 2},
+        )
+
     plans = {
         "small": dict(
             setting="small",
@@ -115,16 +136,37 @@ def main() -> None:
             batch=256,
             overrides={"n_features": 512, "d": 64, "mean_active": 6},
         ),
-        "easy": dict(
-            setting="easy",
-            k=2,
-            n_latents=256,
-            steps=steps,
+        # the same with four times the steps: does the ranking change with the budget?
+        "small4x": dict(
+            setting="small",
+            k=6,
+            n_latents=None,
+            steps=4 * steps,
             batch=256,
-            overrides={"n_features": 128, "d": 64, "mean_active": 2},
+            overrides={"n_features": 512, "d": 64, "mean_active": 6},
         ),
+        # closer to SynthSAEBench (16,384 features in 768 dimensions, 34 active): 4096 features
+        # in 256 dimensions, 16 active, the hierarchy and correlations of `small`
+        "large": dict(
+            setting="small",
+            k=16,
+            n_latents=None,
+            steps=100 if args.quick else args.large_steps,
+            batch=256,
+            overrides={"n_features": 4096, "d": 256, "mean_active": 16},
+        ),
+        "easy": easy(128, 64),
+        "easy256": easy(256, 128),
+        "easy512": easy(512, 128),
     }
-    archs = {"small": list(sae.ARCHITECTURES), "easy": ["topk", "batchtopk", "matryoshka"]}
+    archs = {
+        "small": list(sae.ARCHITECTURES),
+        "small4x": list(sae.ARCHITECTURES),
+        "large": list(sae.ARCHITECTURES),
+        "easy": ["topk", "batchtopk", "matryoshka"],
+        "easy256": ["topk", "batchtopk"],
+        "easy512": ["topk"],
+    }
     fig: dict = {
         "conditions": {"threads": 1, "idle": False, "seeds": seeds, "plans": plans},
         "results": {},

@@ -2,13 +2,16 @@
 
     python docs/examples/sandbox_schemes.py [--seeds 10] [--schemes mona current_rf ...]
                                             [--backend ray] [--overwrite]
+    python docs/examples/sandbox_schemes.py --schemes current_rf --world rocks_diamonds \
+                                            --label current_rf_original_layout
 
 For each scheme of ``mindscope.sandbox.schemes.SCHEMES``: the scheme, its baseline and its
 variants trained on the scheme's world over the seeds (tamper rate and true return with 95% CIs
 over seeds, the effect with a bootstrap CI and a permutation p-value). Schemes already in the
 file are kept unless ``--overwrite`` (the run is resumable: the file is rewritten after each).
 The file follows the figures format of ``benchmarks/_figures.py`` (flat ``figures`` that the
-docs quote, the full comparison under ``details``).
+docs quote, the full comparison under ``details``). ``--world`` runs the schemes on another
+world than their own, stored under ``--label`` (default: the scheme's name).
 """
 
 from __future__ import annotations
@@ -63,16 +66,25 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=200)
     ap.add_argument("--backend", default="inprocess")
     ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument("--world", default=None, help="default: each scheme's own world")
+    ap.add_argument("--label", default=None, help="store under this name (one scheme only)")
     args = ap.parse_args()
+    if args.label and len(args.schemes) != 1:
+        ap.error("--label needs exactly one scheme")
     old = json.loads(OUT.read_text()) if OUT.is_file() else {}
     schemes: dict[str, Any] = dict(old.get("details", old).get("schemes", {}))
-    for name in args.schemes:
+    for scheme_name in args.schemes:
+        name = args.label or scheme_name
         if name in schemes and not args.overwrite:
             print(f"{name}: kept (pass --overwrite to re-run)")
             continue
         t0 = time.perf_counter()
         res = compare_scheme(
-            name, seeds=range(args.seeds), eval_episodes=args.episodes, backend=args.backend
+            scheme_name,
+            args.world,
+            seeds=range(args.seeds),
+            eval_episodes=args.episodes,
+            backend=args.backend,
         )
         schemes[name] = dict(res.summary, wall_seconds=time.perf_counter() - t0)
         eff = schemes[name]["effect"]["tamper_rate"]

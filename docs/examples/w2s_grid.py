@@ -10,7 +10,8 @@ and the truth with 25% / 20% / 25% errors placed at random, on the hard slice, o
 persona) x four student methods (ce, logconf, reporter, relabel) x five seeds (parts ``kinds``
 and ``rules``), then, when run, ``filter`` (3 seeds) and an oracle-mixing run (``oracle-100``:
 100 true labels mixed in, 3 seeds). Each part's results table is kept in ``--out`` and reused
-when present; ``--part NAME`` runs one part (parts can run in parallel processes).
+when present; ``--part NAME`` runs one part (parts can run in parallel processes);
+``--workers 2`` trains each part's students on two Ray workers (the same results).
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=60, help="fine-tuning steps of every student")
     ap.add_argument("--part", default=None, help="run only this part (kinds, rules, filter, ...)")
+    ap.add_argument("--workers", type=int, default=1, help="Ray workers (1: in this process)")
     args = ap.parse_args()
     import torch
 
@@ -106,7 +108,9 @@ def main() -> int:
         {"kind": "spurious", "accuracy": 0.75, "where": "meta.persona=bob"},
     ]
     methods = ["ce", "logconf", "reporter", "relabel"]
-    short = {"steps": args.steps}  # the stage's defaults otherwise
+    short: dict[str, Any] = {"steps": args.steps}  # the stage's defaults otherwise
+    if args.workers > 1:  # the same results, students on Ray workers
+        short.update(backend="ray", workers=args.workers)
     parts = {
         # the three supervisor kinds (weak model, persona, rule) x 4 methods x 5 seeds
         "kinds": {**short, "supervisors": sups[:3], "methods": methods, "seeds": args.seeds},

@@ -30,7 +30,7 @@ def swap_persona(prompt: str, to: str) -> str:
     raise MindscopeError(f"not a quirky prompt (no persona at its end): {prompt!r}")
 
 
-def pairs_of(dataset: str, n: int, n_test: int, seed: int) -> Any:
+def pairs_of(dataset: str, n: int | None, n_test: int | None, seed: int) -> Any:
     """The :class:`~mindscope.data.DatasetSplit` of a dataset name (the one loading path)."""
     from mindscope.data.datasets import load_dataset_split
 

@@ -159,6 +159,14 @@ class DisagreeConfig(StageConfig):
         description="Quirky protocol: a detector fitted on the reporter's trusted activations, "
         "whose anomaly score is combined with the disagreement (null: disagreement only).",
     )
+    combine: str = Field(
+        default="gate",
+        description="Quirky protocol: ``gate`` (inputs a monitor calibrated at ``monitor_fpr`` "
+        "flags rank first, each group by disagreement) or ``rank`` (mean percentile rank).",
+    )
+    monitor_fpr: float = Field(
+        default=0.01, description="Quirky protocol, ``gate``: the monitor's false-positive rate."
+    )
     reporter: str | None = Field(
         default=None,
         description="A saved reporter folder (fitted on one layer's prompt activations) to rank "
@@ -180,6 +188,11 @@ class DisagreeConfig(StageConfig):
             from mindscope.audit import DETECTORS
 
             _known(c.detector, sorted(DETECTORS), ctx, f"{where}.detector", c)
+        from mindscope.audit.disagree import COMBINE_MODES
+
+        _known(c.combine, list(COMBINE_MODES), ctx, f"{where}.combine", c)
+        if not 0.0 < c.monitor_fpr < 1.0:
+            raise c.fail(ctx, f"{where}.monitor_fpr", f"must be in (0, 1), got {c.monitor_fpr:g}")
         if c.reporter is None and (c.dataset is not None or c.layer is not None):
             raise c.fail(
                 ctx,
@@ -276,6 +289,8 @@ def disagree_stage(h: Any, cfg: DisagreeConfig, *, seed: int = 0, progress: bool
             seed=seed,
             top=cfg.top,
             detector=cfg.detector,
+            combine=cfg.combine,
+            monitor_fpr=cfg.monitor_fpr,
             progress=progress,
         )
     return StageOutput(to_frame(rows))

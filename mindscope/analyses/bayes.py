@@ -14,7 +14,11 @@ reporters from each layer's residual stream to the exact belief state (R^2).
 Rows (``dataset`` = the condition, ``extra.k`` = context length, see
 :mod:`mindscope.bayes.score`) plus, per condition, ``model/ridge_share``:
 ``dist_dmmse / (dist_dmmse + dist_ridge)`` averaged over context lengths (0 = the model sits
-on dMMSE, 1 = on ridge).
+on dMMSE, 1 = on ridge). HMM belief probes add ``ridge/belief_r2`` per layer,
+``ridge/belief_r2_best`` and :data:`SIMPLEX_POINTS` ``ridge/belief_point`` rows per condition
+(one held-out position each: ``extra.true`` and ``extra.probe`` are the exact and the read
+belief over the mixture's HMMs, or over the hidden state for a single HMM; ``extra.pos``
+numbers the points, so only sections that read per-position rows see them).
 """
 
 from __future__ import annotations
@@ -42,7 +46,10 @@ from mindscope.bayes.score import mean_ci
 from mindscope.errors import MindscopeError
 from mindscope.results import Row, to_frame
 
-__all__ = ["BayesConfig", "bayes_stage", "data_spec"]
+__all__ = ["BayesConfig", "SIMPLEX_POINTS", "bayes_stage", "data_spec"]
+
+SIMPLEX_POINTS = 300
+"""Held-out positions per condition kept as ``belief_point`` rows (the report's simplex)."""
 
 
 class BayesConfig(StageConfig):
@@ -319,12 +326,36 @@ def _belief_probes(
             _extra={**extra, "best_layer": best, "k": "all"},
         )
     )
-    # points for a simplex plot: P(h | o_<t), true and read from the best layer (first 400)
-    n_h = belief.shape[2]
-    pred = torch.stack(preds, -1)[best].reshape(-1, n_h, belief.shape[3]).sum(-1)  # [m, H]
-    true_h = y_te.reshape(-1, n_h, belief.shape[3]).sum(-1)
+    # points of the belief simplex, exact and read by the best layer's reporters: P(h | o_<t)
+    # over the mixture's HMMs (over the hidden state when there is one HMM)
+    n_h, n_s = belief.shape[2], belief.shape[3]
+    pred3 = torch.stack(preds, -1)[best].reshape(-1, n_h, n_s)  # [m, H, S]
+    true3 = y_te.double().reshape(-1, n_h, n_s)
+    axis = "hmm" if n_h > 1 else "state"
+    pred_m = pred3.sum(2) if n_h > 1 else pred3[:, 0]  # [m, H] (or [m, S])
+    true_m = true3.sum(2) if n_h > 1 else true3[:, 0]
+    pick = torch.randperm(len(true_m), generator=gen)[:SIMPLEX_POINTS]
+    for j, i in enumerate(pick.tolist()):
+        rows.append(
+            Row(
+                "belief_point",
+                float(true_m[i].max()),
+                "ridge",
+                layer=best,
+                dataset=cond,
+                n=1,
+                _extra={
+                    **extra,
+                    "pos": j,
+                    "axis": axis,
+                    "true": [round(float(v), 4) for v in true_m[i]],
+                    "probe": [round(float(v), 4) for v in pred_m[i]],
+                },
+            )
+        )
     return rows, {
         "layer": best,
-        "true": true_h[:400].tolist(),
-        "probe": pred[:400].float().tolist(),
+        "axis": axis,
+        "true": true_m[pick].float().tolist(),
+        "probe": pred_m[pick].float().tolist(),
     }

@@ -357,6 +357,7 @@ def elicit_stage(
             reps[method].save, meta={"model": h.name, "layers": layers}
         )
     rows = pe.score_rows(reps, x_te, truth_te, layers=layers, split="test", **common)
+    rows += _test_selected_rows(pe, cfg, rows, x_tr, truth_tr, fit, x_te, truth_te, layers, common)
     rows += disagree_rows(pe, reps, x_te, test, truth_te, layers, **common)
     preds = prediction_frame(reps, x_te, test, truth_te, layers)
     artefacts[PREDICTIONS_FILE] = functools.partial(_write_parquet, preds)
@@ -371,6 +372,107 @@ def elicit_stage(
         "layers": layers,
     }
     return StageOutput(to_frame(rows), artefacts, data, info=info)
+
+
+TEST_SELECTION_RULE = (
+    "best AUROC against the truth on 20% of the training split held out (all its kinds of "
+    "examples, like the test split) of reporters refitted on the rest; ties: the lowest layer"
+)
+"""How :func:`_test_selected_rows` chooses each method's layer for the test-split headline."""
+
+
+def _test_selected_rows(
+    pe: Any,
+    cfg: ElicitConfig,
+    rows: Sequence[Row],
+    x_tr: Any,
+    y_tr: Any,
+    fit: Sequence[int],
+    x_te: Any,
+    y_te: Any,
+    layers: Sequence[int],
+    common: dict[str, Any],
+) -> list[Row]:
+    """The test-split headline at a layer chosen on validation data, never on the test split:
+    20% of the training split is held out (drawn like the test split: quirky data keeps both
+    personas, scored against the truth, so the output layer reading the truthful persona's
+    answer cannot win trivially), each method is refitted on the rest of its fitting pairs
+    ``fit`` and its layer chosen by AUROC on the held-out 20% (:data:`TEST_SELECTION_RULE`);
+    at that layer the reporter fitted on every fitting pair is scored on the test split
+    (``auroc_selected``, split ``test``, with its CI) beside the 95th percentile and p-value of
+    :func:`mindscope.probes.evaluation.random_null` (``auroc_null_p95``, ``null_pvalue``).
+    Empty when the training pairs are too few to hold out both classes.
+
+    Args:
+        x_tr: ``[L, n, (2,) d]`` the training split's activations; ``y_tr``: ``[n]`` truth.
+        fit: indices into the training split the reporters were fitted on.
+        x_te: ``[L, m, (2,) d]`` the test activations; ``y_te``: ``[m]`` labels.
+    """
+    import pandas as pd
+    import torch
+
+    from mindscope.metrics_catalog import best
+
+    methods = [m for m in cfg.methods if m != "random"]
+    n = int(y_tr.numel())
+    if not methods or len(fit) < 20 or y_te.unique().numel() < 2:
+        return []
+    gen = torch.Generator().manual_seed(int(common.get("seed", 0)) + 7919)
+    perm = torch.randperm(n, generator=gen)
+    val = perm[: max(4, n // 5)]
+    held = set(val.tolist())
+    sub = torch.tensor([i for i in fit if i not in held], dtype=torch.long)
+    if sub.numel() < 10 or y_tr[val].unique().numel() < 2 or y_tr[sub].unique().numel() < 2:
+        return []
+    refit = pe.fit_reporters(
+        x_tr[:, sub], y_tr[sub], methods, unsupervised_sign=cfg.unsupervised, baselines=False
+    )
+    scored = pe.score_rows(
+        refit, x_tr[:, val], y_tr[val], layers=layers, split="validation",
+        **{**common, "n_boot": 0},
+    )  # fmt: skip
+    val_df = pd.DataFrame(
+        [(r.method, r.layer, r.value) for r in scored if r.metric == "auroc"],
+        columns=["method", "layer", "value"],
+    )
+    val_df["metric"] = "auroc"
+    out: list[Row] = []
+    nulls: dict[int, Any] = {}
+    extra = {"train": "train", "eval": "test", "labels": "truth", "selection": TEST_SELECTION_RULE}
+    for method, grp in val_df.groupby("method", sort=True):
+        if not grp["value"].notna().any():
+            continue
+        layer = int(best(grp, "auroc")["layer"])
+        cell = [
+            r
+            for r in rows
+            if r.metric == "auroc" and r.method == method and r.layer == layer and r.split == "test"
+        ]
+        if not cell:
+            continue
+        r0 = cell[0]
+        if layer not in nulls:
+            k = list(layers).index(layer)
+            nulls[layer] = pe.random_null(
+                x_tr[k, list(fit)], y_tr[list(fit)], x_te[k], y_te, seed=int(common.get("seed", 0))
+            )
+        p95, p = pe.null_summary(r0.value, nulls[layer])
+        ex = {**extra, "n_directions": int(nulls[layer].numel())}
+        out.append(dataclasses.replace(r0, metric="auroc_selected", extra="", _extra=ex))
+        for metric, value in (("auroc_null_p95", p95), ("null_pvalue", p)):
+            out.append(
+                Row(
+                    metric=metric,
+                    value=value,
+                    method=str(method),
+                    layer=layer,
+                    dataset=r0.dataset,
+                    split="test",
+                    n=r0.n,
+                    _extra=ex,
+                )  # fmt: skip
+            )
+    return out
 
 
 def _quirky_rows(

@@ -53,6 +53,12 @@ class SaeConfig(StageConfig):
         description="Architectures: any of ``topk``, ``batchtopk``, ``jumprelu``, ``l1``, "
         "``matryoshka``.",
     )
+    transcoders: list[str] = Field(
+        default_factory=list,
+        description="Transcoders trained in the same pass, ``input->output`` site pairs "
+        "(``resid_post.1->mlp_out.2``): latents read the input site, the decoder predicts the "
+        "output site, which is where the loss recovered splices the prediction in.",
+    )
     expansion: float = Field(default=8.0, description="Latents per activation dimension.")
     n_latents: int | None = Field(
         default=None, description="Dictionary width; null: ``expansion * d_model``."
@@ -105,8 +111,15 @@ class SaeConfig(StageConfig):
                     f"{where}.archs[{i}]",
                     f"unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})",
                 )
-        if not e.archs or not e.sites:
+        if not e.archs or not (e.sites or e.transcoders):
             raise e.fail(ctx, where, "give at least one site and one architecture")
+        for i, pair in enumerate(e.transcoders):
+            if len(pair.split("->")) != 2 or not all(p.strip() for p in pair.split("->")):
+                raise e.fail(
+                    ctx,
+                    f"{where}.transcoders[{i}]",
+                    f"{pair!r} is not 'input_site->output_site'",
+                )
         for key, low in (
             ("k", 1),
             ("steps", 1),
@@ -151,7 +164,7 @@ def _texts(cfg: SaeConfig) -> tuple[list[str], list[str], str]:
 def train_saes(
     hm: Any,
     inputs: Any,
-    sites: Sequence[str],
+    sites: Sequence[Any],
     archs: Sequence[str],
     *,
     n_latents: int,
@@ -164,9 +177,19 @@ def train_saes(
     seed: int = 0,
     checkpoint: str | Path | None = None,
     progress: bool = False,
-) -> dict[tuple[str, str], Any]:
+    source: Any = None,
+    transcoders: Sequence[tuple[Any, Any]] = (),
+) -> dict[tuple[Any, str], Any]:
     """Train one SAE per (site, architecture) on activations of ``hm`` streamed from
     ``inputs [n, ...]`` (one model pass per buffer serves every site).
+
+    Args:
+        source: instead of ``hm`` and ``inputs``, a step -> ``{site: [batch, d]}`` function
+            (:func:`mindscope.sae.store_source` reads the activation store; ``sites`` are then
+            its keys, e.g. store layers); ``hm`` and ``inputs`` are ignored.
+        transcoders: ``(input_site, output_site)`` pairs: one transcoder per pair and
+            architecture (latents read the first site, the decoder predicts the second), keyed
+            ``("<input>-><output>", arch)``, trained in the same pass as the SAEs.
 
     Returns:
         ``{(site, arch): fitted SparseAutoencoder}``. With ``checkpoint``, each SAE's state is
@@ -176,9 +199,12 @@ def train_saes(
 
     from mindscope.sae import activation_source, make_sae
 
-    source = activation_source(
-        hm, inputs, sites, batch_size=batch_size, buffer_inputs=buffer_inputs, seed=seed
-    )
+    pairs = {f"{a}->{b}": (a, b) for a, b in transcoders}
+    if source is None:
+        read = list(dict.fromkeys([*sites, *(s for pair in pairs.values() for s in pair)]))
+        source = activation_source(
+            hm, inputs, read, batch_size=batch_size, buffer_inputs=buffer_inputs, seed=seed
+        )
     saes = {
         (s, a): make_sae(
             a,
@@ -190,10 +216,10 @@ def train_saes(
             dead_tokens=dead_tokens,
             seed=seed,
         )
-        for s in sites
+        for s in [*sites, *pairs]
         for a in archs
     }
-    folders = {key: Path(checkpoint) / key[0] / key[1] for key in saes} if checkpoint else {}
+    folders = {key: Path(checkpoint) / str(key[0]) / key[1] for key in saes} if checkpoint else {}
     start = 0
     for key, model in saes.items():
         if key in folders and (folders[key] / "state.json").is_file():
@@ -206,7 +232,10 @@ def train_saes(
     for step in tqdm(range(start, steps), desc="sae", disable=not progress, unit="step"):
         batch = source(step)
         for (site, _), model in saes.items():
-            model.partial_fit(batch[site])
+            if site in pairs:
+                model.partial_fit(batch[pairs[site][0]], batch[pairs[site][1]])
+            else:
+                model.partial_fit(batch[site])
         if folders and ((step + 1) % 100 == 0 or step + 1 == steps):
             for key, model in saes.items():
                 model.save_state(folders[key])
@@ -214,23 +243,43 @@ def train_saes(
 
 
 def loss_recovered(
-    h: Any, site: str, sae: Any, windows: Any, mean: Any, *, batch: int = 16
+    h: Any,
+    site: str,
+    sae: Any,
+    windows: Any,
+    mean: Any,
+    *,
+    batch: int = 16,
+    source_site: str | None = None,
 ) -> dict[str, float]:
     """CE and KL of ``h`` on token ``windows [n, seq_len]`` with ``site`` replaced by the SAE's
     reconstruction, by zeros and by ``mean [d_model]``; the loss recovered against each ablation
-    is ``(CE_abl - CE_sae) / (CE_abl - CE_clean)`` (and ``1 - KL_sae / KL_abl``)."""
+    is ``(CE_abl - CE_sae) / (CE_abl - CE_clean)`` (and ``1 - KL_sae / KL_abl``).
+
+    Args:
+        source_site: for a transcoder, the (earlier) site its latents read; ``site`` is then
+            replaced by its prediction from that site's activation in the same pass.
+    """
     import torch
     import torch.nn.functional as F
 
+    seen: dict[str, Any] = {}
+
     def splice(t: Any) -> Any:
         shape = t.shape
-        flat = t.reshape(-1, shape[-1]).float()  # [batch * pos, d]
-        return sae.reconstruct(flat).reshape(shape)
+        src = seen.pop("x") if source_site is not None else t
+        flat = src.reshape(-1, src.shape[-1]).float()  # [batch * pos, d_in]
+        return sae.reconstruct(flat).reshape(*shape[:-1], -1)
 
-    fns = {
-        "sae": splice,
-        "zero": torch.zeros_like,
-        "mean": lambda t: mean.to(t).expand_as(t).clone(),
+    def remember(t: Any) -> Any:
+        seen["x"] = t
+        return t
+
+    sae_patch = {site: splice} if source_site is None else {source_site: remember, site: splice}
+    fns: dict[str, dict[str, Any]] = {
+        "sae": sae_patch,
+        "zero": {site: torch.zeros_like},
+        "mean": {site: lambda t: mean.to(t).expand_as(t).clone()},
     }
     ce = {name: 0.0 for name in ["clean", *fns]}
     kl = dict.fromkeys(fns, 0.0)
@@ -241,8 +290,8 @@ def loss_recovered(
         target = ids[:, 1:].to(clean.device)
         n = target.numel()
         ce["clean"] += float(F.nll_loss(clean.flatten(0, 1), target.flatten(), reduction="sum"))
-        for name, fn in fns.items():
-            with h.patch({site: fn}):
+        for name, patches in fns.items():
+            with h.patch(patches):
                 lp = h.forward(ids).float().log_softmax(-1)[:, :-1]
             ce[name] += float(F.nll_loss(lp.flatten(0, 1), target.flatten(), reduction="sum"))
             kl[name] += float((clean.exp() * (clean - lp)).sum())
@@ -256,6 +305,29 @@ def loss_recovered(
             1 - out["kl_sae"] / out[f"kl_{abl}"] if out[f"kl_{abl}"] else 0.0
         )
     return out
+
+
+def _card_row(card: dict[str, Any], arch: str, dataset: str, n: int, extra: dict[str, Any]) -> Row:
+    """A feature card as one results row (metric ``feature_fire_rate``): the report's feature
+    pages read the card (top contexts, logit effect, histogram) from its ``extra``."""
+    return Row(
+        metric="feature_fire_rate",
+        value=float(card["histogram"]["fire_rate"]),
+        method=f"sae:{arch}",
+        layer=_layer(card["site"]),
+        dataset=dataset,
+        split="heldout",
+        n=n,
+        _extra={
+            **extra,
+            "latent": int(card["latent"]),
+            "contexts": [[c["activation"], c["context"]] for c in card["contexts"]],
+            "promoted": card["logit_effect"]["promoted"],
+            "suppressed": card["logit_effect"]["suppressed"],
+            "hist_edges": card["histogram"]["edges"],
+            "hist_counts": card["histogram"]["counts"],
+        },
+    )
 
 
 def _layer(site: str) -> int:
@@ -287,6 +359,14 @@ def sae_stage(
 
     train, held, data_name = _texts(cfg)
     sites = [h.canonical_site(s) for s in cfg.sites]
+    for t in cfg.transcoders:
+        if len(t.split("->")) != 2:
+            raise MindscopeError(f"sae.transcoders: {t!r} is not 'input_site->output_site'")
+    pairs = [
+        (h.canonical_site(a.strip()), h.canonical_site(b.strip()))
+        for a, b in (t.split("->") for t in cfg.transcoders)
+    ]
+    read = list(dict.fromkeys([*sites, *(s for pair in pairs for s in pair)]))
     n_ctx = getattr(h, "n_ctx", None)
     if n_ctx is not None and cfg.seq_len > n_ctx:
         raise MindscopeError(
@@ -314,9 +394,13 @@ def sae_stage(
         seed=seed,
         checkpoint=cfg.checkpoint,
         progress=progress,
+        transcoders=pairs,
     )
-    acts = site_activations(h, eval_windows, sites)
-    means = {s: site_activations(h, windows[: cfg.buffer_windows], [s])[s].mean(0) for s in sites}
+    acts = site_activations(h, eval_windows, read)
+    means = {
+        s: a.mean(0) for s, a in site_activations(h, windows[: cfg.buffer_windows], read).items()
+    }
+    by_name = {f"{a}->{b}": (a, b) for a, b in pairs}
     rows: list[Row] = []
     artefacts: dict[str, Artefact] = {}
     info: dict[str, Any] = {
@@ -325,11 +409,21 @@ def sae_stage(
         "eval_tokens": int(len(eval_windows) * cfg.seq_len),
     }
     for (site, arch), model in saes.items():
-        x = acts[site]
+        src, out = by_name.get(site, (site, site))  # a transcoder reads src and predicts out
+        x = acts[src]
         z = model.transform(x)
-        metrics = reconstruction_metrics(x, model.reconstruct(x), z)
+        metrics = reconstruction_metrics(acts[out], model.reconstruct(x), z)
         if cfg.loss_recovered:
-            metrics.update(loss_recovered(h, site, model, eval_windows, means[site]))
+            metrics.update(
+                loss_recovered(
+                    h,
+                    out,
+                    model,
+                    eval_windows,
+                    means[out],
+                    source_site=src if site in by_name else None,
+                )
+            )
         if abs(metrics["l0"] - cfg.k) > 0.5 * cfg.k:
             msg = (
                 f"{arch} at {site}: held-out L0 {metrics['l0']:.1f} is far from the target "
@@ -344,7 +438,7 @@ def sae_stage(
                     metric=metric,
                     value=float(value),
                     method=f"sae:{arch}",
-                    layer=_layer(site),
+                    layer=_layer(out),
                     dataset=data_name,
                     split="heldout",
                     n=len(x),
@@ -356,8 +450,9 @@ def sae_stage(
 
             freq = (z > 0).sum(0)  # [n_latents]
             picked = freq.argsort(descending=True)[: cfg.feature_cards].tolist()
-            cards = [feature_card(h, model, site, eval_windows, j) for j in picked if freq[j] > 0]
+            cards = [feature_card(h, model, src, eval_windows, j) for j in picked if freq[j] > 0]
             artefacts[f"sae-{site}-{arch}-features.json"] = json_artefact(cards)
+            rows += [_card_row(card, arch, data_name, len(x), extra) for card in cards]
         meta = {"model": h.name, "weights_hash": h.weights_hash, "site": site}
         artefacts[f"sae-{site}-{arch}"] = functools.partial(model.save, meta=meta)
     data = {

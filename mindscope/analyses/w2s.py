@@ -131,6 +131,14 @@ class W2SConfig(StageConfig):
     val_fraction: float = Field(
         default=0.2, description="Share of the weak labels held out for early stopping."
     )
+    lora_rank: int = Field(
+        default=0,
+        description="0: the trained blocks fine-tune their weights; r > 0: LoRA adapters of rank "
+        "r on their linear layers train instead (the ``lora`` extra: peft).",
+    )
+    lora_alpha: int | None = Field(
+        default=None, description="LoRA scale numerator (null: 2 x lora_rank)."
+    )
     logconf_weight: float = Field(default=0.5, description="Auxiliary confidence loss weight.")
     warmup: float = Field(default=0.1, description="Share of steps the logconf weight ramps in.")
     supervisor_fraction: float = Field(
@@ -139,6 +147,14 @@ class W2SConfig(StageConfig):
     oracle_k: int = Field(default=0, description="Training examples given their true label.")
     filter_fraction: float = Field(default=0.1, description="Share the ``filter`` method drops.")
     n_boot: int = Field(default=1000, description="Bootstrap draws of the intervals.")
+    backend: str = Field(
+        default="inprocess",
+        description="Where the students train: ``inprocess`` (one after the other) or ``ray`` "
+        "(in parallel, one torch thread each; the results are the same).",
+    )
+    workers: int | None = Field(
+        default=None, description="``ray``: CPUs of the local instance (null: this machine's)."
+    )
     min_gap: float = Field(
         default=0.02, description="Refuse PGR when ceiling - weak is below this or within noise."
     )
@@ -177,9 +193,24 @@ class W2SConfig(StageConfig):
             ("batch_size", 1),
             ("n_boot", 0),
             ("oracle_k", 0),
+            ("lora_rank", 0),
         ):
             if getattr(c, key) < low:
                 raise c.fail(ctx, f"{where}.{key}", f"must be >= {low}, got {getattr(c, key)}")
+        from mindscope.parallel import BACKENDS
+
+        if c.backend not in BACKENDS:
+            raise c.fail(
+                ctx, f"{where}.backend", f"unknown {c.backend!r} (known: {', '.join(BACKENDS)})"
+            )
+        if c.workers is not None and c.workers < 1:
+            raise c.fail(ctx, f"{where}.workers", f"must be >= 1, got {c.workers}")
+        if c.lora_rank and c.train_layers == 0:
+            raise c.fail(ctx, f"{where}.lora_rank", "needs trained blocks (train_layers >= 1)")
+        if c.lora_rank:
+            from mindscope.extras import require
+
+            require("lora", what="w2s.lora_rank")
         for key in ("val_fraction", "supervisor_fraction", "filter_fraction"):
             if not 0 <= getattr(c, key) < 1:
                 raise c.fail(ctx, f"{where}.{key}", f"must be in [0, 1), got {getattr(c, key)}")
@@ -274,6 +305,8 @@ def w2s_stage(
             "lr": cfg.lr,
             "head_lr": cfg.head_lr,
             "val_fraction": cfg.val_fraction,
+            "lora_rank": cfg.lora_rank,
+            "lora_alpha": cfg.lora_alpha,
             "logconf_weight": cfg.logconf_weight,
             "warmup": cfg.warmup,
         },
@@ -282,6 +315,8 @@ def w2s_stage(
         dataset=name,
         store=store,
         progress=progress,
+        backend=cfg.backend,
+        workers=cfg.workers,
     )
     summary = {
         f"{s}/{m}/{k}": {

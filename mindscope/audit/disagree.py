@@ -10,9 +10,12 @@ A reporter fitted on trusted inputs is read *off its distribution* on the inputs
 most, so its credence there is less reliable: deeper in the ranking, inputs where the reporter
 merely errs crowd out the real disagreements. With ``anomaly`` scores (a detector fitted on the
 reporter's trusted activations, :mod:`mindscope.audit.detectors`), the ranking combines both
-signals: the score is the mean of the two percentile ranks (``|p - q|`` and the anomaly
-score), so an input ranks high only when the reporter disagrees with the model *and* the
-input is unlike the trusted ones.
+signals. The default (``combine="gate"``) is a calibrated gate: a :class:`~mindscope.audit.
+monitor.Monitor` sets the detector's threshold for a false-positive rate (1%) on trusted inputs
+the detector was not fitted on, the inputs it flags rank first and each group is ordered by
+``|p - q|``. ``combine="rank"`` ranks by the mean of the two percentile ranks
+(:func:`combine_ranks`), which lets a very anomalous input with a middling gap outrank a
+flagged one with a large gap.
 
 :func:`quirky_disagreement_rows` is the protocol with known truth: on ``organism:quirky-arith``
 a reporter fitted on Alice-easy (truthful) statements reads the truth, and the model answers as
@@ -73,6 +76,7 @@ class Disagreement:
         meta: the pair's ``meta`` (e.g. quirky labels).
         gap: ``|credence - model_prob|`` (equal to ``score`` without anomaly scores).
         anomaly: the input's anomaly score (``nan`` without one).
+        flagged: whether a calibrated monitor flagged the input (``combine="gate"``).
     """
 
     rank: int
@@ -84,6 +88,7 @@ class Disagreement:
     meta: dict[str, Any] = field(default_factory=dict)
     gap: float = math.nan
     anomaly: float = math.nan
+    flagged: bool = False
 
 
 def _percentile_ranks(x: Tensor) -> Tensor:
@@ -105,12 +110,25 @@ def combine_ranks(*scores: Tensor) -> Tensor:
     return torch.stack([_percentile_ranks(torch.as_tensor(s).double()) for s in scores]).mean(0)
 
 
+COMBINE_MODES = ("gate", "rank")
+"""How :func:`rank_disagreements` combines the disagreement with an anomaly score."""
+
+
 def rank_disagreements(
-    credence: Tensor, logodds: Tensor, pairs: Sequence[Any], anomaly: Tensor | None = None
+    credence: Tensor,
+    logodds: Tensor,
+    pairs: Sequence[Any],
+    anomaly: Tensor | None = None,
+    *,
+    flagged: Tensor | None = None,
 ) -> list[Disagreement]:
     """Rank ``pairs`` by ``|credence - sigmoid(logodds)|`` (both ``[n]``), strongest first
-    (ties: dataset order); with ``anomaly [n]`` (higher = less like the trusted inputs), by
-    :func:`combine_ranks` of the two."""
+    (ties: dataset order).
+
+    With ``flagged [n]`` bool (a calibrated monitor's flags, ``combine="gate"``) the flagged
+    inputs come first, each group ordered by the gap; otherwise, with ``anomaly [n]`` (higher =
+    less like the trusted inputs), by :func:`combine_ranks` of the gap and the anomaly score.
+    ``anomaly`` is kept in each :class:`Disagreement` either way."""
     p = torch.as_tensor(credence).double().flatten()
     lo = torch.as_tensor(logodds).double().flatten()
     if p.shape[0] != len(pairs) or lo.shape[0] != len(pairs):
@@ -126,8 +144,15 @@ def rank_disagreements(
         an = torch.as_tensor(anomaly).double().flatten()
         if an.shape[0] != len(pairs) or not torch.isfinite(an).all():
             raise MindscopeError(f"anomaly scores must be [{len(pairs)}] and finite")
-    score = gap if an is None else combine_ranks(gap, an)
-    order = sorted(range(len(pairs)), key=lambda i: (-float(score[i]), i))
+    flag = torch.zeros(len(pairs), dtype=torch.bool)
+    if flagged is not None:
+        flag = torch.as_tensor(flagged).flatten()
+        if flag.shape[0] != len(pairs) or flag.dtype != torch.bool:
+            raise MindscopeError(f"flagged must be a [{len(pairs)}] bool tensor")
+        score = gap
+    else:
+        score = gap if an is None else combine_ranks(gap, an)
+    order = sorted(range(len(pairs)), key=lambda i: (-bool(flag[i]), -float(score[i]), i))
     return [
         Disagreement(
             rank=r,
@@ -139,6 +164,7 @@ def rank_disagreements(
             meta=dict(pairs[i].meta),
             gap=float(gap[i]),
             anomaly=float(an[i]) if an is not None else math.nan,
+            flagged=bool(flag[i]),
         )
         for r, i in enumerate(order)
     ]
@@ -352,24 +378,44 @@ def quirky_disagreement_rows(
     seed: int = 0,
     top: int = 20,
     detector: str | None = "mahalanobis",
+    combine: str = "gate",
+    monitor_fpr: float = 0.01,
     progress: bool = False,
 ) -> list[Row]:
-    """The quirky-arith protocol: fit a logistic reporter (and a random-direction baseline) on
-    Alice-easy train prompts against the truth; rank a held-out pool of every persona and
-    difficulty (test split) by disagreement with the model; rows of precision@50/@200, the
-    precision-recall curve against :func:`bob_label_false` and the top examples, per layer.
+    """The quirky-arith protocol: fit reporters (logistic, LDA, and a random-direction
+    baseline) on Alice-easy train prompts against the truth; rank a held-out pool of every
+    persona and difficulty (test split, each prompt once) by disagreement with the model; rows
+    of precision@50/@200, the precision-recall curve against :func:`bob_label_false` and the
+    top examples, per layer.
 
-    With ``detector`` (fitted on the same Alice-easy activations, every layer read), also the
-    detector's ranking alone (``method`` = the detector, ``layer = -1``) and each reporter
-    combined with it (``method = "<reporter>+<detector>"``, :func:`combine_ranks`).
+    With ``detector`` (every layer read, aggregated), also the detector's ranking alone
+    (``method`` = the detector, ``layer = -1``) and each reporter combined with it
+    (``method = "<reporter>+<detector>"``), plus a reporter-free null, ``constant+<detector>``
+    (a credence of 0 everywhere: the model's own probability of " True" ranks the inputs).
+    ``combine="gate"``: the detector is fitted on a seeded 3/4 of the Alice-easy activations and
+    a :class:`~mindscope.audit.monitor.Monitor` calibrated on the other quarter (at least
+    :func:`~mindscope.audit.monitor.min_calibration` inputs) flags the pool at
+    ``monitor_fpr``; flagged inputs rank first. ``combine="rank"``: the detector is fitted on
+    all of them and the ranking is :func:`combine_ranks`. Reporters always fit on all of them.
 
     Args:
         layers: layers to read (default ``1..n_layers``).
+        combine: ``"gate"`` or ``"rank"`` (:data:`COMBINE_MODES`).
+        monitor_fpr: the gate's false-positive rate on trusted inputs, in (0, 1).
     """
     from mindscope.activations import extract
+    from mindscope.audit.monitor import Monitor, min_calibration
     from mindscope.data import quirky_arith
-    from mindscope.probes import LogisticReporter, RandomReporter
+    from mindscope.probes import LdaReporter, LogisticReporter, RandomReporter
 
+    if combine not in COMBINE_MODES:
+        raise MindscopeError(f"combine must be one of {', '.join(COMBINE_MODES)}, got {combine!r}")
+    n_cal = max(n_fit // 4, min_calibration(monitor_fpr))
+    if detector and combine == "gate" and n_fit - n_cal < 8:
+        raise MindscopeError(
+            f"a {monitor_fpr:g} monitor gate needs {n_cal} calibration pairs and 8 to fit on: "
+            f"n_fit must be at least {n_cal + 8}, got {n_fit}"
+        )
     layers = list(layers) if layers is not None else list(range(1, h.n_layers + 1))
     fit = quirky_arith(n_fit, seed=seed, persona="alice", difficulty="easy", split="train")
     # each prompt once: a repeated prompt would be ranked twice and inflate precision@k
@@ -382,11 +428,19 @@ def quirky_disagreement_rows(
     positive = bob_label_false(pool)
     common = {"model": h.name, "revision": h.revision or "", "dataset": "quirky-arith"}
     rows: list[Row] = []
-    anomaly = None
+    anomaly: Tensor | None = None
+    flagged: Tensor | None = None
     if detector:
         from mindscope.audit.detectors import make_detector
 
-        det = make_detector(detector).fit(x_fit)  # on the reporter's trusted activations
+        if combine == "gate":
+            perm = torch.randperm(n_fit, generator=torch.Generator().manual_seed(seed))
+            cal, own = perm[:n_cal], perm[n_cal:]
+            det = make_detector(detector).fit(x_fit[:, own])  # the reporter's trusted inputs
+            mon = Monitor(det, fpr=monitor_fpr).calibrate(x_fit[:, cal])
+            flagged = mon.flag(x_pool)  # [n_pool]
+        else:
+            det = make_detector(detector).fit(x_fit)
         anomaly = det.score_aggregate(x_pool)  # [n_pool], every layer read
         order = sorted(range(len(pool)), key=lambda i: (-float(anomaly[i]), i))
         rows += disagreement_rows(
@@ -401,14 +455,27 @@ def quirky_disagreement_rows(
             split="pool-test",
             **common,
         )
-    for rep in (LogisticReporter(), RandomReporter(seed=seed)):
+        # the reporter-free null: the model's answer alone, with the same combination
+        ranked = rank_disagreements(
+            torch.zeros(len(pool)), lo, pool, anomaly=anomaly, flagged=flagged
+        )
+        rows += disagreement_rows(
+            ranked,
+            method=f"constant+{detector}",
+            positive=positive,
+            top=0,
+            layer=-1,
+            split="pool-test",
+            **common,
+        )
+    for rep in (LogisticReporter(), LdaReporter(), RandomReporter(seed=seed)):
         cred = rep.fit(x_fit, y).predict_proba(x_pool)  # [L, n_pool]
         for i, layer in enumerate(layers):
-            variants: list[tuple[str, Tensor | None]] = [(rep.method, None)]
+            variants: list[tuple[str, Tensor | None, Tensor | None]] = [(rep.method, None, None)]
             if anomaly is not None:
-                variants.append((f"{rep.method}+{detector}", anomaly))
-            for name, an in variants:
-                ranked = rank_disagreements(cred[i], lo, pool, anomaly=an)
+                variants.append((f"{rep.method}+{detector}", anomaly, flagged))
+            for name, an, fl in variants:
+                ranked = rank_disagreements(cred[i], lo, pool, anomaly=an, flagged=fl)
                 rows += disagreement_rows(
                     ranked,
                     method=name,

@@ -130,20 +130,31 @@ def run_stage_to_folder(
     seed: int = 0,
     out: str | None = None,
     progress: bool = True,
+    store: str | None = None,
+    config_file: str | None = None,
 ) -> tuple[Any, Any]:
     """The CLI's one path into an analysis: check ``cfg`` as stage ``stage``'s config (one-line
     errors naming the option, before any model is loaded), refuse an existing ``out``, load the
     model, :func:`mindscope.analyses.run_stage`, stamp the rows with the model's provenance and
-    write ``out/results.parquet``. Returns ``(rows, StageOutput)``."""
+    write ``out/results.parquet``. Returns ``(rows, StageOutput)``.
+
+    ``store`` is the activation store root given to the stage; ``config_file`` the file ``cfg``
+    was read from (its errors then name it, and its relative paths start from its folder)."""
     import sys
 
     from mindscope.analyses import CheckContext, get_stage, run_stage
     from mindscope.schema import parse
 
     st = get_stage(stage)
-    config = parse(st.config, {k: v for k, v in cfg.items() if v is not None})
+    config = parse(st.config, {k: v for k, v in cfg.items() if v is not None}, config_file or "")
+    ctx = CheckContext(
+        base=Path(config_file).parent if config_file else Path.cwd(),
+        seed=seed,
+        model=model,
+        prefix=f"{config_file}: " if config_file else "",
+    )
     try:
-        config = config.check(CheckContext(base=Path.cwd(), seed=seed, model=model), stage)
+        config = config.check(ctx, stage)
     except MindscopeError as exc:  # "anomaly.n_eval: ..." -> "--n-eval: ..."
         head, sep, tail = str(exc).partition(":")
         if sep and head.startswith(f"{stage}."):
@@ -155,7 +166,7 @@ def run_stage_to_folder(
     from mindscope.results import stamp, write_table
 
     h = load_model(model, revision=revision, device=device)
-    res = run_stage(stage, h, config, seed=seed, progress=progress)
+    res = run_stage(stage, h, config, seed=seed, progress=progress, store=store)
     rows = stamp(res.rows, h)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)

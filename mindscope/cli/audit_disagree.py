@@ -4,13 +4,15 @@ internal belief) disagrees with the model's own answer.
     mindscope audit disagree --model organism:quirky-arith --out DIR
     mindscope audit disagree --model M --reporter REPORTER_DIR --layer 5 --dataset FILE --out DIR
 
-Without ``--reporter`` it runs the quirky-arith protocol: a logistic reporter and a
+Without ``--reporter`` it runs the quirky-arith protocol: logistic and LDA reporters and a
 random-direction baseline fitted on Alice-easy prompts (truth labels), a held-out pool of every
 persona and difficulty, and precision@50/@200 against "Bob statement whose Bob label is false",
-per layer. With ``--reporter`` (a folder saved by ``Reporter.save``, fitted on one layer of
-prompt activations) it ranks the pairs of ``--dataset`` (JSONL/CSV of contrast pairs) read at
-``--layer``. Rows: ``audit_precision@k`` and the ``--top`` strongest disagreements (``extra`` holds
-each prompt, credence and model probability).
+per layer, alone and combined with a detector (``--combine gate``: the inputs a monitor
+calibrated at ``--monitor-fpr`` on trusted inputs flags rank first). With ``--reporter`` (a
+folder saved by ``Reporter.save``, fitted on one layer of prompt activations) it ranks the
+pairs of ``--dataset`` (JSONL/CSV of contrast pairs) read at ``--layer``. Rows:
+``audit_precision@k`` and the ``--top`` strongest disagreements (``extra`` holds each prompt,
+credence and model probability).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def _run(args: argparse.Namespace) -> int:
         "layer": args.layer,
         "dataset": args.dataset,
         "detector": None if args.detector in ("none", "") else args.detector,
+        "combine": args.combine,
+        "monitor_fpr": args.monitor_fpr,
     }
     df, _ = run_audit_stage("disagree", args, cfg)
     prec = df[df.metric.str.startswith("audit_precision@")]
@@ -69,6 +73,17 @@ def register(subparsers: Any) -> None:
         "--detector",
         default="mahalanobis",
         help="quirky: detector combined with the disagreement ('none': disagreement only)",
+    )
+    p.add_argument(
+        "--combine",
+        default="gate",
+        help="quirky: 'gate' (monitor-flagged inputs first) or 'rank' (mean percentile rank)",
+    )
+    p.add_argument(
+        "--monitor-fpr",
+        type=float,
+        default=0.01,
+        help="quirky, gate: monitor's false-positive rate",
     )
     p.add_argument("--reporter", default=None, help="saved reporter folder (custom ranking)")
     p.add_argument("--layer", type=int, default=None, help="with --reporter: its layer")

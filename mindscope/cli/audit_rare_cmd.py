@@ -226,7 +226,8 @@ def register_rare(audit_sub: Any) -> None:
     p.add_argument(
         "--methods",
         default="naive,itgis,mhis,ce,ce+search",
-        help="comma list of naive, itgis, mhis, ce, ce+search (CE started by a search)",
+        help="comma list of naive, itgis, mhis, ce, ce+search (a search per CE restart, then "
+        "the found bad inputs' neighbours)",
     )
     p.add_argument("--budget", type=int, default=2**14)
     p.add_argument("--repeats", type=int, default=20)

@@ -4,6 +4,7 @@ model, written to a folder.
     mindscope steer --model organism:quirky-arith --out steer-run --layers 3,4
     mindscope erase --model organism:quirky-arith --out erase-run --concept persona
     mindscope patch --model organism:quirky-arith --out patch-run --n 32
+    mindscope patch --model MODEL --dataset pairs.jsonl --out patch-run   # meta.corrupted
 
 Each writes ``results.parquet`` (the results table; ``mindscope report DIR`` reads it),
 ``run.json`` and the stage's artefacts (``steer``: the chosen ``steering_vector/`` and

@@ -109,7 +109,13 @@ def _eval(args: argparse.Namespace) -> int:
         if (Path(args.sae) / "config.json").is_file()
         else {}
     )
-    site = h.canonical_site(args.site or cfg.get("meta", {}).get("site", ""))
+    given = args.site or cfg.get("meta", {}).get("site", "")
+    if "->" in given:  # a transcoder: input site -> output site
+        a, b = given.split("->", 1)
+        src, out = h.canonical_site(a.strip()), h.canonical_site(b.strip())
+        site = f"{src}->{out}"
+    else:
+        site = src = out = h.canonical_site(given)
     model = load_sae(args.sae, expect_meta={"weights_hash": h.weights_hash, "site": site})
     if args.text:
         texts = read_texts(args.text)
@@ -118,9 +124,12 @@ def _eval(args: argparse.Namespace) -> int:
 
         texts = list(organisms.pocket_corpus("heldout"))
     windows = token_windows(h, texts, args.seq_len)[: args.windows]
-    x = site_activations(h, windows, [site])[site]
-    metrics = reconstruction_metrics(x, model.reconstruct(x), model.transform(x))
-    metrics.update(loss_recovered(h, site, model, windows, x.mean(0)))
+    acts = site_activations(h, windows, list(dict.fromkeys([src, out])))
+    x, y = acts[src], acts[out]
+    metrics = reconstruction_metrics(y, model.reconstruct(x), model.transform(x))
+    metrics.update(
+        loss_recovered(h, out, model, windows, y.mean(0), source_site=src if src != out else None)
+    )
     for key, value in metrics.items():
         print(f"{key:>20s}  {value:.4f}")
     return 0

@@ -9,6 +9,7 @@
     mindscope sandbox collect RUN_DIR ... --out DIR      (one table for ``mindscope report DIR``)
     mindscope sandbox scheme --scheme NAME [--world W] --out DIR [--seeds 10] [--steps N]
     mindscope sandbox openworld [--agent random|ppo] [--seeds 3] [--steps N] [--out DIR]
+                                (PPO agents saved under DIR/seed<k>/, ready for ``record``)
 
 ``train`` trains one agent per seed, saves each under ``DIR/seed<k>/`` and writes the metrics
 over seeds (95% CIs) and the training curves to ``DIR/results.parquet``. ``record`` writes the
@@ -147,6 +148,7 @@ def _eval(args: argparse.Namespace) -> int:
     require("sandbox", what="mindscope sandbox")
     from mindscope.results import to_frame, write_table
     from mindscope.sandbox.agents import load_agent
+    from mindscope.sandbox.agents.base import OPEN_WORLD
     from mindscope.sandbox.experiments import agent_class, evaluate
 
     if args.out:
@@ -154,8 +156,17 @@ def _eval(args: argparse.Namespace) -> int:
     _check_counts(args, "--episodes")
     agent_class("ppo")  # registers every agent kind
     agent = load_agent(args.agent_dir, world=args.world)
-    kw = _world_kwargs(args, agent.world)
-    m, rows = evaluate(agent, args.episodes, seed=args.seed, world_kwargs=kw)
+    if agent.world == OPEN_WORLD:  # one episode in each of --episodes fresh open worlds
+        from mindscope.sandbox.experiments import saved_world_kwargs
+        from mindscope.sandbox.metrics import rows_over_seeds
+        from mindscope.sandbox.openworld_agents import evaluate_open
+
+        kw = _world_kwargs(args) or saved_world_kwargs(Path(args.agent_dir))
+        m = evaluate_open(agent, args.episodes, seed=args.seed, **kw)
+        rows = rows_over_seeds([m], method=agent.kind, world=OPEN_WORLD, split="tamper_on")
+    else:
+        kw = _world_kwargs(args, agent.world)
+        m, rows = evaluate(agent, args.episodes, seed=args.seed, world_kwargs=kw)
     for k, v in m.items():
         print(f"{k:28s} {v:9.3f}")
     if args.out:
@@ -167,13 +178,15 @@ def _record(args: argparse.Namespace) -> int:
     require("sandbox", what="mindscope sandbox")
     from mindscope.results import extra_of, to_frame, write_table
     from mindscope.sandbox.errors import SandboxError
-    from mindscope.sandbox.experiments import agent_dirs, record_study
+    from mindscope.sandbox.experiments import agent_dirs, record_study, saved_world_kwargs
     from mindscope.sandbox.recording import save_episodes
     from mindscope.sandbox.render import episode_page
 
-    _check_counts(args, "--episodes")
+    _check_counts(args, "--episodes", "--max-states")
     kw = _world_kwargs(args, args.world)
     dirs = agent_dirs(args.agent_dir)
+    if not kw:  # the world parameters the agents were trained with, when saved beside them
+        kw = saved_world_kwargs(Path(args.agent_dir))
     out = Path(args.out)
     if (out / "episodes.json").exists() and not args.overwrite:
         raise SandboxError(f"{out} already holds recorded episodes (pass --overwrite)")
@@ -185,6 +198,7 @@ def _record(args: argparse.Namespace) -> int:
         world_kwargs=kw,
         probe=args.probe,
         backend=args.backend,
+        probe_kwargs={"max_states": args.max_states} if args.max_states else None,
     )
     # one agent: its episodes in OUT/; a train folder: seed k's under OUT/seed<k>/ (all seeds)
     one_agent = (Path(args.agent_dir) / "config.json").is_file()
@@ -290,12 +304,12 @@ def _openworld(args: argparse.Namespace) -> int:
     if out is not None:
         _refuse_existing(out / "summary.json", args.overwrite)
     if args.agent == "random":
-        from mindscope.sandbox.openworld.ppo import evaluate_open
+        from mindscope.sandbox.openworld_agents import evaluate_open
 
         summary: dict[str, Any] = {"random": evaluate_open(None, args.episodes, **world)}
     else:
         from mindscope.results import to_frame, write_table
-        from mindscope.sandbox.openworld.ppo import ppo_study
+        from mindscope.sandbox.openworld_agents import ppo_study
 
         res = ppo_study(
             seeds=range(args.seeds),
@@ -307,8 +321,13 @@ def _openworld(args: argparse.Namespace) -> int:
         )
         summary = {"ppo_per_seed": res.per_seed, "random": res.random_policy}
         if out is not None:
+            from mindscope.sandbox.experiments import save_world_kwargs
+
             out.mkdir(parents=True, exist_ok=True)
             write_table(to_frame(res.rows), out / "results.parquet")
+            for seed, agent in zip(range(args.seeds), res.agents, strict=True):
+                agent.save(out / f"seed{seed}", overwrite=args.overwrite)
+            save_world_kwargs(out, world, overwrite=args.overwrite)
     for name, m in summary.items():
         for one in m if isinstance(m, list) else [m]:
             rates = ", ".join(
@@ -391,6 +410,12 @@ def register(subparsers: Any) -> None:
         "--probe",
         action="store_true",
         help="fit reporters: will tamper within k steps, supervisor present",
+    )
+    pr.add_argument(
+        "--max-states",
+        type=int,
+        default=None,
+        help="fit each reporter on at most this many training states (a seeded subset)",
     )
     add_backend_arg(pr, "saved agents")
     channel_opts(pr)

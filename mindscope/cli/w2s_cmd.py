@@ -70,44 +70,41 @@ def _read_config(path: str) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import mindscope as ms
-    from mindscope.analyses import CheckContext, W2SConfig, run_stage
+    from mindscope.analyses import W2SConfig
+    from mindscope.cli._args import run_stage_to_folder
     from mindscope.cli._stage import config_from_args
-    from mindscope.results import stamp, write_table
     from mindscope.schema import parse
 
     base: dict[str, Any] = _read_config(args.config) if args.config else {}
     model = args.model or base.get("model")
     if not model or not args.out:
         raise MindscopeError("w2s needs a strong model (--model or the config's model) and --out")
-    out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise MindscopeError(f"output {out} already exists; refusing to overwrite it")
     given = config_from_args(args, W2SConfig).model_dump(exclude_unset=True)
-    data = {**base, **given, "model": None}
+    data = {k: v for k, v in {**base, **given}.items() if k != "model"}
     if args.supervisor:
         data["supervisors"] = [parse_supervisor(s) for s in args.supervisor]
-    cfg = parse(W2SConfig, data, args.config or "")
-    ctx = CheckContext(
-        base=Path(args.config).parent if args.config else Path.cwd(),
-        seed=args.seed,
+    df, res = run_stage_to_folder(
+        "w2s",
+        data,
         model=model,
-        prefix=f"{args.config}: " if args.config else "",
+        revision=args.revision,
+        device=args.device,
+        seed=args.seed,
+        out=args.out,
+        progress=not args.quiet,
+        store=args.store,
+        config_file=args.config,
     )
-    cfg = cfg.check(ctx, "w2s")
-    h = ms.load_model(model, device=args.device)
-    res = run_stage("w2s", h, cfg, seed=args.seed, progress=not args.quiet, store=args.store)
-    df = stamp(res.rows, h)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, write in res.artefacts.items():
-        write(out / name)
-    write_table(df, out / "results.parquet")
+    out = Path(args.out)
     (out / "run.json").write_text(
         json.dumps(
             {
                 "command": "w2s",
-                "model": h.name,
-                "config": cfg.model_dump(mode="json"),
+                "model": model,
+                "revision": args.revision,
+                "config": parse(
+                    W2SConfig, {k: v for k, v in data.items() if v is not None}
+                ).model_dump(mode="json"),
                 **res.info,
                 "data": res.data,
                 "seed": args.seed,
@@ -168,6 +165,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", help="output folder (must not exist)")
     p.add_argument("--supervisor", action="append", help="a supervisor spec (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--revision", default=None, help="revision of the strong model (e.g. step1000)")
     p.add_argument("--device", default=None, help="torch device of the models")
     p.add_argument("--store", default=None, help="activation store root")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

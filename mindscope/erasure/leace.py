@@ -136,16 +136,16 @@ class LeaceFitter:
         x = torch.as_tensor(x)
         if x.ndim != 2:
             raise MindscopeError(f"LEACE takes x as [n, d], got shape {tuple(x.shape)}")
-        if not bool(torch.isfinite(x).all()):
-            raise MindscopeError("LEACE: x has NaN or infinite values")
+        y = torch.as_tensor(y)
         k_fixed = getattr(self, "_k", None) if n_classes is None else n_classes
         z = concept_matrix(y, k_fixed).to(self.dtype)
-        if getattr(self, "_k", None) is None and not torch.as_tensor(y).is_floating_point():
-            self._k = int(torch.as_tensor(y).max()) + 1
+        if getattr(self, "_k", None) is None and not y.is_floating_point():
+            self._k = z.shape[1] if z.shape[1] > 1 else 2
         if z.shape[0] != x.shape[0]:
             raise MindscopeError(f"x has {x.shape[0]} rows, the labels {z.shape[0]}")
         xd = x.to(device="cpu", dtype=self.dtype)
-        if not hasattr(self, "n_"):
+        first = not hasattr(self, "n_")
+        if first:
             d, k = xd.shape[1], z.shape[1]
             self.n_ = 0
             self.mean_x_ = torch.zeros(d, dtype=self.dtype)
@@ -156,13 +156,18 @@ class LeaceFitter:
         if xd.shape[1] != self.mean_x_.shape[0] or z.shape[1] != self.mean_z_.shape[0]:
             raise MindscopeError("LEACE update: width or number of classes changed between batches")
         self.n_ += xd.shape[0]
-        dx = xd - self.mean_x_
-        self.mean_x_ = self.mean_x_ + dx.sum(0) / self.n_
-        dx2 = xd - self.mean_x_
-        self._xx += dx.T @ dx2
-        dz = z - self.mean_z_
-        self.mean_z_ = self.mean_z_ + dz.sum(0) / self.n_
-        self._xz += dx.T @ (z - self.mean_z_)
+        # Welford's update (x - 0 is x: the first batch skips that subtraction)
+        dx = xd if first else xd - self.mean_x_
+        self.mean_x_ += dx.sum(0) / self.n_
+        self._xx.addmm_(dx.T, xd - self.mean_x_)
+        dz = z if first else z - self.mean_z_
+        self.mean_z_ += dz.sum(0) / self.n_
+        self._xz.addmm_(dx.T, z - self.mean_z_)
+        # NaN or infinity in x reaches the mean and the diagonal: checked there, not per value
+        if not bool(
+            torch.isfinite(self.mean_x_).all() and torch.isfinite(self._xx.diagonal()).all()
+        ):
+            raise MindscopeError("LEACE: x has NaN or infinite values (or overflows the dtype)")
         self.__dict__.pop("_eraser", None)
         return self
 
@@ -219,6 +224,6 @@ class LeaceFitter:
                 p = alpha * p + (1 - alpha) * q
                 uu, ss, vh = torch.linalg.svd(eye - p)
                 left, right = uu * ss.sqrt(), vh * ss.sqrt()[:, None]
-        bias = self.mean_x_ if self.affine else None
+        bias = self.mean_x_.clone() if self.affine else None  # later updates move mean_x_
         dt = self._dtype if self._dtype.is_floating_point else torch.float32
         return LeaceEraser(left, right, bias).to(dt)

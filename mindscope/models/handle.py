@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -233,6 +235,7 @@ class ModelHandle(HookedModule):
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         grad: bool = False,
+        logits_at: int | None = None,
     ) -> torch.Tensor:
         """The one forward path every instrument uses: logits ``[batch, pos, vocab]``.
 
@@ -244,6 +247,9 @@ class ModelHandle(HookedModule):
             position_ids: ``[batch, pos]`` (default: the model's own).
             grad: run with autograd on. The parameters stay frozen, so gradients flow to the
                 inputs (``inputs_embeds``) and to tensors added at sites with :meth:`add`.
+            logits_at: only the logits of this position (negative: from the end) are computed
+                and returned, ``[batch, 1, vocab]``: the unembedding runs on one position
+                (``logits_to_keep`` where the model takes it), the rest of the pass is the same.
 
         Returns:
             The logits, in the model's dtype; hooks from :meth:`capture`/:meth:`add` apply.
@@ -280,11 +286,20 @@ class ModelHandle(HookedModule):
             kwargs["attention_mask"] = attention_mask.to(dev)
         if position_ids is not None:
             kwargs["position_ids"] = position_ids.to(dev)
+        keep = None
+        if logits_at is not None:
+            if not -n_pos <= int(logits_at) < n_pos:
+                raise MindscopeError(f"logits_at {logits_at} out of range for {n_pos} positions")
+            keep = int(logits_at) % n_pos
+            if _takes_logits_to_keep(type(self.model)):  # type: ignore[arg-type]
+                last = keep == n_pos - 1
+                kwargs["logits_to_keep"] = 1 if last else torch.tensor([keep], device=dev)
+                keep = None  # already one position
         with torch.enable_grad() if grad else torch.no_grad():
             out = self.model(**kwargs)
         logits = out.logits if hasattr(out, "logits") else first_tensor(out)
         assert isinstance(logits, torch.Tensor)
-        return logits
+        return logits if keep is None else logits[:, keep : keep + 1]
 
     # ---------------------------------------------------------------- decoding
     def logits_from_resid(self, resid: torch.Tensor) -> torch.Tensor:
@@ -388,6 +403,8 @@ class ModelHandle(HookedModule):
         self,
         edits: Mapping[int, Callable[[torch.Tensor], torch.Tensor]] | None = None,
         capture: Sequence[int] = (),
+        *,
+        detach: bool = True,
     ) -> Iterator[dict[int, torch.Tensor]]:
         """Read and write attention heads' outputs ``[batch, pos, n_heads, d_head]`` (the input
         of each layer's :meth:`head_projection`) during forward passes in the block.
@@ -395,7 +412,9 @@ class ModelHandle(HookedModule):
         Args:
             edits: ``{layer: fn}``, ``fn`` maps the heads' outputs to a tensor of the same shape.
             capture: layers whose heads' outputs are recorded (after any edit) into the
-                yielded dict (detached).
+                yielded dict.
+            detach: detach the recorded tensors (``False`` keeps them in the autograd graph, so
+                that gradients with respect to each head's output can be taken).
         """
         cache: dict[int, torch.Tensor] = {}
         regs = []
@@ -416,7 +435,7 @@ class ModelHandle(HookedModule):
                 if fn is not None:
                     z = fn(z)
                 if layer in capture:
-                    cache[layer] = z.detach()
+                    cache[layer] = z.detach() if detach else z
                 return (z.reshape(x.shape), *args[1:]), kwargs
 
             regs.append((proj, "pre", pre))
@@ -440,6 +459,15 @@ class ModelHandle(HookedModule):
             f"ModelHandle({self.name!r}, revision={self.revision!r}, "
             f"arch={type(self.model).__name__}, n_layers={self.n_layers}, d_model={self.d_model})"
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _takes_logits_to_keep(cls: Any) -> bool:
+    """Whether a model class's ``forward`` computes logits for chosen positions only."""
+    try:
+        return "logits_to_keep" in inspect.signature(cls.forward).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return False
 
 
 def files_hash(paths: Sequence[Path]) -> str:

@@ -11,6 +11,9 @@ and a corrupted input to the answer.
                                         kinds=("resid_pre", "attn_out", "mlp_out"))
     patching.atp_error(exact, atp)            # how far the gradient estimate is, per site
     patching.localisation(exact, truth)       # precision / recall against a known circuit
+    heads = patching.head_patching(h, clean_ids, corrupt_ids, answer, wrong)   # per head
+    atp_h = patching.attribution_patching(h, clean_ids, corrupt_ids, answer, wrong, kinds=(),
+                                          heads=True)      # the same from one backward pass
 
 Every forward pass goes through :meth:`mindscope.models.ModelHandle.forward`; patches are
 :meth:`~mindscope.models.ModelHandle.edit` hooks, so any architecture the handle serves

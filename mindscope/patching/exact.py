@@ -121,12 +121,44 @@ def activation_patching(
         raise MindscopeError(f"answer/wrong need one token per prompt ({n})")
     if batch_size < 1:
         raise MindscopeError(f"batch_size must be >= 1, got {batch_size}")
+    if not -t <= position < t:
+        raise MindscopeError(f"position {position} out of range for {t} positions")
     sites = [f"{k}.{layer}" for k in kinds for layer in layer_list]
+    with torch.inference_mode():  # no autograd bookkeeping; results cloned out of it below
+        r = _exact(
+            h, ce, xe, answer, wrong_t, kinds, layer_list, sites, metric, position, batch_size
+        )
+    return _normal(r)
+
+
+def _normal(r: PatchResult) -> PatchResult:
+    """``r`` with ordinary tensors (clones made outside inference mode)."""
+    effects = {k: v.clone() for k, v in r.effects.items()}
+    return PatchResult(r.method, r.metric, effects, r.clean.clone(), r.corrupted.clone())
+
+
+def _exact(
+    h: Any,
+    ce: torch.Tensor,
+    xe: torch.Tensor,
+    answer: torch.Tensor,
+    wrong_t: torch.Tensor | None,
+    kinds: list[str],
+    layer_list: list[int],
+    sites: list[str],
+    metric: str,
+    position: int,
+    batch_size: int,
+) -> PatchResult:
+    n, t = ce.shape[:2]
     with h.capture(sites) as clean_acts:
-        m_clean = answer_metric(h.forward(inputs_embeds=ce), answer, wrong_t, metric, position)
+        lc = h.forward(inputs_embeds=ce, logits_at=position)
+        m_clean = answer_metric(lc, answer, wrong_t, metric)
     clean_acts = dict(clean_acts)
     with h.capture(sites) as corr_acts:
-        m_corr = answer_metric(h.forward(inputs_embeds=xe), answer, wrong_t, metric, position)
+        m_corr = answer_metric(
+            h.forward(inputs_embeds=xe, logits_at=position), answer, wrong_t, metric
+        )
     corr_acts = dict(corr_acts)
     effects = {k: torch.full((n, h.n_layers, t), float("nan")) for k in kinds}
     for kind in kinds:
@@ -151,8 +183,8 @@ def activation_patching(
                     return x
 
                 with h.edit({site: write}):
-                    logits = h.forward(inputs_embeds=xe[rows.to(xe.device)])
+                    logits = h.forward(inputs_embeds=xe[rows.to(xe.device)], logits_at=position)
                 wr = None if wrong_t is None else wrong_t[rows]
-                patched[rows, pos] = answer_metric(logits, answer[rows], wr, metric, position).cpu()
+                patched[rows, pos] = answer_metric(logits, answer[rows], wr, metric).cpu()
             effects[kind][:, layer] = patched - m_corr.cpu()[:, None]
     return PatchResult("activation", metric, effects, m_clean.cpu(), m_corr.cpu())

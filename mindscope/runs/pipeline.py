@@ -153,6 +153,7 @@ def run_pipeline(
     require("report", what="a run (it ends with report.html)")
     from mindscope import threads as thread_policy
 
+    asked = threads
     threads = thread_policy.resolve(threads)
 
     cfg = validate(cfg, Path.cwd(), check_data=False)  # load_config checked the data
@@ -182,6 +183,9 @@ def run_pipeline(
             for name, sc in stages:
                 with _stage(name, bar):
                     h = models.get(_model_of(cfg, name)) if get_stage(name).needs_model else None
+                    if asked is None:  # the free cores again: a neighbour may have come or gone
+                        threads = thread_policy.resolve(None)
+                        log.info("stage %s: %d torch thread(s)", name, threads)
                     out = run_stage(name, h, sc, seed=cfg.seed, threads=threads, progress=progress)
                     frames.append(_write_stage(folder, out, h))
                     folder.write_results(pd.concat(frames, ignore_index=True))

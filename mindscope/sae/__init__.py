@@ -28,7 +28,12 @@ from mindscope.sae.metrics import (
     reconstruction_metrics,
     uniqueness,
 )
-from mindscope.sae.sources import activation_source, site_activations, token_windows
+from mindscope.sae.sources import (
+    activation_source,
+    site_activations,
+    store_source,
+    token_windows,
+)
 from mindscope.sae.synthetic import SETTINGS, PlantedDictionary, planted
 from mindscope.sae.topk import BatchTopKSAE, TopKSAE
 
@@ -50,6 +55,7 @@ __all__ = [
     "planted",
     "planted_source",
     "activation_source",
+    "store_source",
     "site_activations",
     "token_windows",
     "make_sae",

@@ -16,9 +16,12 @@ Contract (scikit-learn's): hyper-parameters only in ``__init__``; ``fit(x)`` ret
 ``partial_fit(batch)`` is one streaming step; learned tensors end in ``_``; ``transform(x)``
 gives the latents (so an SAE can feed reporters and anomaly detectors); ``save``/``load`` write
 ``config.json`` + ``model.safetensors`` and refuse an SAE saved for another model or site.
-Training is deterministic for a seed and resumable: ``fit(source, checkpoint=dir)`` writes its
-whole state (weights, Adam moments, step, controllers) every ``checkpoint_every`` steps and picks
-up from it after a kill.
+Given targets from another site (``fit(x, y)``, ``partial_fit(x, y)``), the same classes train
+*transcoders*: the latents read ``x`` and the decoder predicts ``y`` (Dunefsky et al. 2024);
+the encoder then starts from its own random unit rows and the input is not centred on the
+decoder bias. Training is deterministic for a seed and resumable: ``fit(source,
+checkpoint=dir)`` writes its whole state (weights, Adam moments, step, controllers) every
+``checkpoint_every`` steps and picks up from it after a kill.
 """
 
 from __future__ import annotations
@@ -82,7 +85,8 @@ class SparseAutoencoder:
         W_enc_: ``[n_latents, d]`` encoder rows. W_dec_: ``[n_latents, d]`` unit decoder rows.
         b_enc_: ``[n_latents]``. b_dec_: ``[d]``. scale_: input scale (float).
         step_: optimiser steps taken. since_fired_: ``[n_latents]`` inputs since each latent
-        last fired. d_in_: activation width.
+        last fired. d_in_: activation width. transcoder_: trained with targets (then
+        ``W_dec_`` is ``[n_latents, d_out_]`` and ``out_scale_`` the targets' scale).
     """
 
     arch: ClassVar[str] = ""
@@ -174,19 +178,26 @@ class SparseAutoencoder:
         return self.lr if self.lr is not None else 2e-4 * math.sqrt(16384 / self.n_latents)
 
     # ------------------------------------------------------------------ init
-    def _init(self, x: Tensor) -> None:
+    def _init(self, x: Tensor, y: Tensor | None = None) -> None:
         d = int(x.shape[-1])
+        d_out = int(y.shape[-1]) if y is not None else d
         g = torch.Generator().manual_seed(self.seed)
         dev = torch.device(self.device)
-        w = torch.randn(self.n_latents, d, generator=g)
+        w = torch.randn(self.n_latents, d_out, generator=g)
         w = w / w.norm(dim=1, keepdim=True)
         self.W_dec_ = w.to(dev)
-        self.W_enc_ = w.clone().to(dev)  # encoder = decoder transpose (rows here)
+        if y is None:
+            self.W_enc_ = w.clone().to(dev)  # encoder = decoder transpose (rows here)
+        else:  # a transcoder reads another space: its own random unit rows
+            e = torch.randn(self.n_latents, d, generator=g)
+            self.W_enc_ = (e / e.norm(dim=1, keepdim=True)).to(dev)
         self.b_enc_ = torch.zeros(self.n_latents, device=dev)
-        self.b_dec_ = torch.zeros(d, device=dev)
-        norms = x.float().norm(dim=-1).mean()
-        self.scale_ = float(math.sqrt(d) / max(float(norms), 1e-12))
+        self.b_dec_ = torch.zeros(d_out, device=dev)
+        self.scale_ = _unit_scale(x)
+        self.out_scale_ = _unit_scale(y) if y is not None else self.scale_
         self.d_in_ = d
+        self.d_out_ = d_out
+        self.transcoder_ = y is not None
         self.step_ = 0
         self.since_fired_ = torch.zeros(self.n_latents, dtype=torch.long, device=dev)
         self._init_extra()
@@ -208,13 +219,16 @@ class SparseAutoencoder:
     def _pre(self, xn: Tensor) -> Tensor:
         """Pre-activations ``[B, n_latents]`` of normalised inputs (no gradients)."""
         with torch.no_grad():
-            return torch.addmm(self.b_enc_, xn - self.b_dec_, self.W_enc_.T)
+            centred = xn if self.transcoder_ else xn - self.b_dec_
+            return torch.addmm(self.b_enc_, centred, self.W_enc_.T)
 
     def _vals(
         self, xn: Tensor, rows: Tensor, cols: Tensor, w_enc: Tensor, b_enc: Tensor, b_dec: Tensor
     ) -> Tensor:
-        """Pre-activations of the entries ``(rows, cols)`` ``[nnz]``, with gradients."""
-        return ((xn[rows] - b_dec) * w_enc[cols]).sum(-1) + b_enc[cols]
+        """Pre-activations of the entries ``(rows, cols)`` ``[nnz]``, with gradients (an SAE
+        centres its input on the decoder bias; a transcoder's input lives in another space)."""
+        x = xn[rows] if self.transcoder_ else xn[rows] - b_dec
+        return (x * w_enc[cols]).sum(-1) + b_enc[cols]
 
     @staticmethod
     def _decode_active(a: Active, w_dec: Tensor, n: int) -> Tensor:
@@ -237,48 +251,68 @@ class SparseAutoencoder:
         return x_hat.new_zeros(()), {}
 
     def _recon_loss(
-        self, xn: Tensor, a: Active, params: dict[str, Tensor]
+        self, tn: Tensor, a: Active, params: dict[str, Tensor]
     ) -> tuple[Tensor, Tensor]:
-        x_hat = self._decode_active(a, params["W_dec_"], len(xn)) + params["b_dec_"]
-        return (x_hat - xn).pow(2).sum(-1).mean(), x_hat
+        """Summed squared error of the decoded latents against the target ``tn [B, d_out]``
+        (the normalised input for an SAE, the normalised target for a transcoder)."""
+        x_hat = self._decode_active(a, params["W_dec_"], len(tn)) + params["b_dec_"]
+        return (x_hat - tn).pow(2).sum(-1).mean(), x_hat
 
     # ------------------------------------------------------------------ training
-    def _check_batch(self, x: Any) -> Tensor:
+    def _check_batch(self, x: Any, width: int | None = None, what: str = "inputs") -> Tensor:
         x = torch.as_tensor(x)
         if x.ndim != 2:
-            raise MindscopeError(f"SAE inputs must be [batch, d], got shape {tuple(x.shape)}")
+            raise MindscopeError(f"SAE {what} must be [batch, d], got shape {tuple(x.shape)}")
         if x.shape[0] == 0 or x.shape[1] == 0:
-            raise MindscopeError(f"SAE inputs are empty (shape {tuple(x.shape)})")
-        if self.is_fitted and x.shape[1] != self.d_in_:
+            raise MindscopeError(f"SAE {what} are empty (shape {tuple(x.shape)})")
+        if width is None and self.is_fitted:
+            width = self.d_in_
+        if width is not None and x.shape[1] != width:
             raise MindscopeError(
-                f"{type(self).__name__} was trained on width {self.d_in_}, got width {x.shape[1]}"
+                f"{type(self).__name__} was trained on {what} of width {width}, got width "
+                f"{x.shape[1]}"
             )
         if not torch.isfinite(x).all():
             raise MindscopeError(
-                f"SAE inputs contain NaN or infinite values ({int((~torch.isfinite(x)).sum())} "
+                f"SAE {what} contain NaN or infinite values ({int((~torch.isfinite(x)).sum())} "
                 "entries)"
             )
         return x.to(device=self.device, dtype=torch.float32)
 
-    def partial_fit(self, x: Any) -> SparseAutoencoder:
-        """One optimiser step on a batch ``x [B, d]`` (initialises on the first call)."""
+    def partial_fit(self, x: Any, y: Any = None) -> SparseAutoencoder:
+        """One optimiser step on a batch ``x [B, d]`` (initialises on the first call).
+
+        With targets ``y [B, d_out]`` (from another site) the model is a *transcoder*: its
+        latents read ``x`` and its decoder predicts ``y``; the first call decides which it is.
+        """
         xb = self._check_batch(x)
+        yb = None
+        if self.is_fitted and (y is not None) != self.transcoder_:
+            raise MindscopeError(
+                f"{type(self).__name__} was trained "
+                + ("as a transcoder: give targets y" if self.transcoder_ else "without targets")
+            )
+        if y is not None:
+            yb = self._check_batch(y, self.d_out_ if self.is_fitted else None, "targets")
+            if len(yb) != len(xb):
+                raise MindscopeError(f"{len(xb)} inputs but {len(yb)} targets")
         if not self.is_fitted:
-            self._init(xb)
-        self._step(xb)
+            self._init(xb, yb)
+        self._step(xb, yb)
         return self
 
-    def _step(self, x: Tensor) -> dict[str, float]:
+    def _step(self, x: Tensor, y: Tensor | None = None) -> dict[str, float]:
         xn = x * self.scale_
+        tn = y * self.out_scale_ if y is not None else xn  # what the decoder reconstructs
         params = {n: t.detach().requires_grad_(True) for n, t in self._trainable()}
         self._live: dict[str, Tensor] | None = params
         pre = self._pre(xn)
         rows, cols = self._select(pre, train=True)
         vals = self._vals(xn, rows, cols, params["W_enc_"], params["b_enc_"], params["b_dec_"])
         a = Active(rows, cols, self._activation(vals, rows, cols))
-        recon, x_hat = self._recon_loss(xn, a, params)
+        recon, x_hat = self._recon_loss(tn, a, params)
         extra, logs = self._extra_loss(xn, pre, a, x_hat, params)
-        aux = self._aux_loss(xn, pre, x_hat, params) if self.aux_coef > 0 else None
+        aux = self._aux_loss(xn, tn, pre, x_hat, params) if self.aux_coef > 0 else None
         loss = recon + extra + (self.aux_coef * aux if aux is not None else 0)
         loss.backward()
         self._live = None
@@ -298,14 +332,14 @@ class SparseAutoencoder:
         """Architecture updates after a step (running thresholds, coefficient controllers)."""
 
     def _aux_loss(
-        self, xn: Tensor, pre: Tensor, x_hat: Tensor, params: dict[str, Tensor]
+        self, xn: Tensor, tn: Tensor, pre: Tensor, x_hat: Tensor, params: dict[str, Tensor]
     ) -> Tensor | None:
         """AuxK (Gao et al. 2024): the dead latents' top ``d/2`` reconstruct the residual."""
         dead = self.since_fired_ > self.dead_tokens
         n_dead = int(dead.sum())
         if n_dead == 0:
             return None
-        k_aux = min(self.d_in_ // 2, n_dead)
+        k_aux = min(max(1, self.d_out_ // 2), n_dead)
         masked = pre.masked_fill(~dead, -torch.inf)
         top = masked.topk(k_aux, dim=-1)
         rows = torch.arange(len(xn), device=xn.device).repeat_interleave(k_aux)
@@ -313,10 +347,14 @@ class SparseAutoencoder:
         vals = F.relu(
             self._vals(xn, rows, cols, params["W_enc_"], params["b_enc_"], params["b_dec_"])
         )
-        e = (xn - x_hat).detach()
+        e = (tn - x_hat).detach()
         e_hat = self._decode_active(Active(rows, cols, vals), params["W_dec_"], len(xn))
         denom = (e - e.mean(0)).pow(2).sum(-1).mean().clamp_min(1e-12)
-        return (e_hat - e).pow(2).sum(-1).mean() / denom
+        # Gao et al. weigh a *normalised* AuxK error against a normalised main error; the main
+        # loss here is the summed squared error (normalised error times the inputs' variance),
+        # so the AuxK term is put in the same units (without it, AuxK is ~d times weaker)
+        var_x = (tn - tn.mean(0)).pow(2).sum(-1).mean().clamp_min(1e-12)
+        return (e_hat - e).pow(2).sum(-1).mean() / denom * var_x
 
     def _adam_step(
         self, params: dict[str, Tensor], b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
@@ -357,7 +395,9 @@ class SparseAutoencoder:
         Args:
             x: activations ``[n, d]`` (shuffled into batches of ``batch_size``, seeded), or a
                 :data:`BatchSource` (step -> ``[B, d]``), or an iterable of ``[B, d]`` batches.
-            y: ignored (scikit-learn's signature).
+            y: optional targets ``[n, d_out]`` paired with the rows of ``x`` (a tensor): the
+                model becomes a transcoder (latents read ``x``, the decoder predicts ``y``). A
+                :data:`BatchSource` may return ``(inputs, targets)`` tuples instead.
             checkpoint: a folder; the whole training state is written there every
                 ``checkpoint_every`` steps and, if it already holds one, training resumes from it.
             callback: called as ``callback(step, logs)`` after every step.
@@ -365,13 +405,20 @@ class SparseAutoencoder:
         Returns:
             ``self``.
         """
-        source = _as_source(x, self.batch_size, self.seed)
+        if y is not None:
+            source = _paired_source(x, y, self.batch_size, self.seed)
+        else:
+            source = _as_source(x, self.batch_size, self.seed)
         ckpt = Path(checkpoint) if checkpoint is not None else None
         if ckpt is not None and (ckpt / "state.json").is_file():
             self.load_state(ckpt)
         while not self.is_fitted or self.step_ < self.n_steps:
             step = self.step_ if self.is_fitted else 0
-            self.partial_fit(source(step))
+            batch = source(step)
+            if isinstance(batch, tuple):  # (inputs, targets): a transcoder
+                self.partial_fit(*batch)
+            else:
+                self.partial_fit(batch)
             if callback is not None:
                 callback(self.step_, self.last_)
             if ckpt is not None and (
@@ -418,7 +465,7 @@ class SparseAutoencoder:
         """Activations ``[n, d]`` (original scale) from latents ``[n, n_latents]``."""
         self._check_fitted()
         with torch.no_grad():
-            return (z.to(self.W_dec_) @ self.W_dec_ + self.b_dec_) / self.scale_
+            return (z.to(self.W_dec_) @ self.W_dec_ + self.b_dec_) / self.out_scale_
 
     def reconstruct(self, x: Any, *, batch_size: int = 4096) -> Tensor:
         """``x_hat [n, d]``: the SAE's reconstruction of ``x`` (same scale as ``x``)."""
@@ -430,8 +477,8 @@ class SparseAutoencoder:
             a = self.encode_active(xb)
             with torch.no_grad():
                 xh = self._decode_active(a, self.W_dec_, len(xb)) + self.b_dec_
-            out.append(xh / self.scale_)
-        return torch.cat(out) if out else torch.zeros(0, self.d_in_)
+            out.append(xh / self.out_scale_)
+        return torch.cat(out) if out else torch.zeros(0, self.d_out_)
 
     @property
     def decoder_(self) -> Tensor:
@@ -445,11 +492,21 @@ class SparseAutoencoder:
         return {n: getattr(self, n).detach().cpu().contiguous() for n in names}
 
     def _state_scalars(self) -> dict[str, Any]:
-        return {"scale": self.scale_, "d_in": self.d_in_, "step": self.step_}
+        return {
+            "scale": self.scale_,
+            "d_in": self.d_in_,
+            "step": self.step_,
+            "out_scale": self.out_scale_,
+            "d_out": self.d_out_,
+            "transcoder": self.transcoder_,
+        }
 
     def _load_scalars(self, s: dict[str, Any]) -> None:
         self.scale_ = float(s["scale"])
         self.d_in_ = int(s["d_in"])
+        self.out_scale_ = float(s.get("out_scale", self.scale_))
+        self.d_out_ = int(s.get("d_out", self.d_in_))
+        self.transcoder_ = bool(s.get("transcoder", False))
         self.step_ = int(s["step"])
 
     def save(self, path: str | Path, *, meta: dict[str, Any] | None = None) -> Path:
@@ -553,6 +610,30 @@ def load_sae(path: str | Path, *, expect_meta: dict[str, Any] | None = None) -> 
         setattr(sae, n, t)
     sae._load_scalars(config["state"])
     return sae
+
+
+def _unit_scale(x: Tensor) -> float:
+    """The factor giving ``E ||x||^2 = d`` (approximately: the mean norm becomes sqrt(d))."""
+    norms = x.float().norm(dim=-1).mean()
+    return float(math.sqrt(x.shape[-1]) / max(float(norms), 1e-12))
+
+
+def _paired_source(x: Any, y: Any, batch_size: int, seed: int) -> Callable[[int], Any]:
+    """A step -> ``(x_batch, y_batch)`` function over paired rows (one shuffle for both)."""
+    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
+    if xt.ndim != 2 or yt.ndim != 2 or len(xt) != len(yt):
+        raise MindscopeError(
+            f"inputs {tuple(xt.shape)} and targets {tuple(yt.shape)} must be [n, d] and "
+            "[n, d_out] with the same n"
+        )
+    d = xt.shape[1]
+    joint = _as_source(torch.cat([xt.float(), yt.float()], 1), batch_size, seed)
+
+    def source(step: int) -> tuple[Tensor, Tensor]:
+        b = joint(step)
+        return b[:, :d], b[:, d:]
+
+    return source
 
 
 def _as_source(x: Any, batch_size: int, seed: int) -> BatchSource:

@@ -57,12 +57,12 @@ class MatryoshkaSAE(BatchTopKSAE):
         return sorted({max(1, round(f * self.n_latents)) for f in self.prefixes})
 
     def _recon_loss(
-        self, xn: Tensor, a: Active, params: dict[str, Tensor]
+        self, tn: Tensor, a: Active, params: dict[str, Tensor]
     ) -> tuple[Tensor, Tensor]:
         losses = []
-        x_hat = xn
+        x_hat = tn
         for m in self._sizes():
             part = Active(a.rows, a.cols, a.vals * (a.cols < m))
-            x_hat = self._decode_active(part, params["W_dec_"], len(xn)) + params["b_dec_"]
-            losses.append((x_hat - xn).pow(2).sum(-1).mean())
+            x_hat = self._decode_active(part, params["W_dec_"], len(tn)) + params["b_dec_"]
+            losses.append((x_hat - tn).pow(2).sum(-1).mean())
         return sum(losses) / len(losses), x_hat  # type: ignore[return-value]

@@ -35,6 +35,8 @@ __all__ = [
     "StudyResult",
     "agent_class",
     "agent_dirs",
+    "save_world_kwargs",
+    "saved_world_kwargs",
     "check_agent_params",
     "evaluate",
     "method_label",
@@ -80,6 +82,7 @@ def agent_class(kind: str) -> type[Agent]:
     import mindscope.sandbox.agents.dqn  # noqa: F401
     import mindscope.sandbox.agents.ppo  # noqa: F401  (ppo, a2c)
     import mindscope.sandbox.agents.schemes  # noqa: F401  (mona, current_rf)
+    import mindscope.sandbox.openworld_agents  # noqa: F401  (open_world_ppo)
 
     if kind not in AGENT_KINDS:
         import difflib
@@ -254,6 +257,37 @@ def agent_dirs(path: str | Path) -> list[Path]:
     return seeds
 
 
+WORLD_FILE = "world.json"
+"""Beside saved agents: the world parameters they were trained with (``{"length": 500}``)."""
+
+
+def save_world_kwargs(directory: str | Path, world_kwargs: Mapping[str, Any], overwrite=False):
+    """Write ``world_kwargs`` to ``directory/world.json`` (refused if there and not
+    ``overwrite``); :func:`saved_world_kwargs` reads it back for ``record``."""
+    from mindscope.io import atomic_write_json
+
+    path = Path(directory) / WORLD_FILE
+    if path.exists() and not overwrite:
+        raise SandboxError(f"{path} exists (pass overwrite)")
+    atomic_write_json(path, dict(world_kwargs))
+    return path
+
+
+def saved_world_kwargs(path: str | Path) -> dict[str, Any]:
+    """The world parameters saved beside the agent(s) in ``path`` (``path/world.json`` or, for
+    one ``seed<k>/`` agent, its parent's); ``{}`` when none was saved."""
+    import json
+
+    for d in (Path(path), Path(path).parent):
+        f = d / WORLD_FILE
+        if f.is_file():
+            kw = json.loads(f.read_text())
+            if not isinstance(kw, dict):
+                raise SandboxError(f"{f} is not a JSON object of world parameters")
+            return kw
+    return {}
+
+
 @dataclass
 class RecordResult:
     """Saved agents played again: the agents, their recorded episodes (one list per agent) and
@@ -272,6 +306,7 @@ def _record_one(
     seed: int,
     world_kwargs: dict[str, Any],
     probe: bool,
+    probe_kwargs: dict[str, Any] | None = None,
 ) -> tuple[Agent, list[Any], list[Row]]:
     from mindscope.sandbox.agents import load_agent
     from mindscope.sandbox.probing import probe_protocol
@@ -280,7 +315,11 @@ def _record_one(
     agent_class("ppo")  # registers every agent kind
     agent = load_agent(path, world=world)
     eps = record_episodes(agent, episodes, seed=seed, world_kwargs=world_kwargs)
-    rows = probe_protocol(agent, eps, seed=seed, world_kwargs=world_kwargs) if probe else []
+    rows = (
+        probe_protocol(agent, eps, seed=seed, world_kwargs=world_kwargs, **(probe_kwargs or {}))
+        if probe
+        else []
+    )
     return agent, eps, rows
 
 
@@ -293,13 +332,14 @@ def record_study(
     world_kwargs: Mapping[str, Any] | None = None,
     probe: bool = False,
     backend: str = "inprocess",
+    probe_kwargs: Mapping[str, Any] | None = None,
 ) -> RecordResult:
     """Load each saved agent in ``dirs``, record ``episodes`` episodes (environment ``seed``)
     and, with ``probe``, run :func:`mindscope.sandbox.probing.probe_protocol` on them.
 
-    ``world`` refuses agents saved for another world. One agent gives its probe rows as they
-    are; several give the mean over agents with a 95% CI
-    (:func:`mindscope.sandbox.probing.aggregate_probe_rows`).
+    ``world`` refuses agents saved for another world; ``probe_kwargs`` go to the protocol
+    (``ks``, ``max_states``). One agent gives its probe rows as they are; several give the
+    mean over agents with a 95% CI (:func:`mindscope.sandbox.probing.aggregate_probe_rows`).
     """
     from mindscope.parallel import run_tasks
     from mindscope.sandbox.probing import aggregate_probe_rows
@@ -314,6 +354,7 @@ def record_study(
         seed=seed,
         world_kwargs=dict(world_kwargs or {}),
         probe=probe,
+        probe_kwargs=dict(probe_kwargs or {}),
     )
     outs = run_tasks(_record_one, [str(d) for d in dirs], backend=backend, shared=shared)
     per_agent = [rows for _, _, rows in outs]

@@ -1,4 +1,8 @@
-"""Record episodes: boards, actions, per-step truth and the agent's network activations.
+"""Record episodes: observations, actions, per-step truth and the agent's network activations.
+
+Gridworld agents and open-world agents (``agent.world == "open_world"``) alike: the episode's
+``boards`` are what the agent observed (``[T + 1, H, W]`` boards, or the open world's ``[T + 1,
+81]`` symbolic observations), ``facts`` every boolean fact the world reports in ``info``.
 
 Activations are read with :func:`mindscope.sandbox.hooks.capture` on the forward pass the agent
 makes to choose each action, so ``activations[site][t]`` is the agent's state of mind *before*
@@ -15,12 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from mindscope.sandbox.agents.base import OPEN_WORLD
 from mindscope.sandbox.agents.nets import SITES
 from mindscope.sandbox.envs import SandboxVectorEnv
 from mindscope.sandbox.errors import SandboxError
 from mindscope.sandbox.hooks import capture
 
-__all__ = ["Episode", "record_episodes", "save_episodes"]
+__all__ = ["Episode", "record_episodes", "save_episodes", "vector_env"]
 
 
 @dataclass
@@ -29,7 +34,8 @@ class Episode:
 
     world: str
     boards: np.ndarray
-    """``[T + 1, H, W]`` boards seen (the first one is the reset board)."""
+    """``[T + 1, ...]`` observations: ``[T + 1, H, W]`` boards of a gridworld, ``[T + 1, 81]``
+    in the open world (the first one is the reset observation)."""
     actions: np.ndarray
     """``[T]`` actions chosen (``actual_actions`` holds the executed ones)."""
     actual_actions: np.ndarray
@@ -40,7 +46,9 @@ class Episode:
     tamper: np.ndarray
     """``[T]`` bool: the channel acted on step ``t + 1`` (after action ``t``)."""
     facts: dict[str, np.ndarray] = field(default_factory=dict)
-    """World facts per step, ``[T + 1]`` (before each action, and at the end)."""
+    """World facts per step, ``[T + 1]`` (before each action, and at the end); boolean
+    ``tamper_<kind>`` flags of the steps (the open world's kinds) are kept here too, entry
+    ``t + 1`` for action ``t`` (entry 0 is False)."""
     activations: dict[str, np.ndarray] = field(default_factory=dict)
     """``{site: [T, width]}`` before each action; empty for tabular agents."""
 
@@ -49,6 +57,16 @@ class Episode:
         """Index ``t`` of the first action whose step tampered, -1 if none."""
         idx = np.flatnonzero(self.tamper)
         return int(idx[0]) if len(idx) else -1
+
+
+def vector_env(world: str, num_envs: int, **world_kwargs: Any) -> Any:
+    """A vector env of ``world``: the open world's (:data:`OPEN_WORLD`) or a gridworld's."""
+    if world == OPEN_WORLD:
+        from mindscope.sandbox.openworld.envs import OpenWorldVectorEnv
+        from mindscope.sandbox.openworld.features import check_world_kwargs
+
+        return OpenWorldVectorEnv(num_envs, **check_world_kwargs(world_kwargs))
+    return SandboxVectorEnv(world, num_envs, **world_kwargs)
 
 
 def record_episodes(
@@ -63,8 +81,8 @@ def record_episodes(
     """Play ``episodes`` episodes (one per env of a batch) and record everything."""
     if episodes < 1:
         raise SandboxError(f"episodes must be at least 1, got {episodes}")
-    venv = SandboxVectorEnv(agent.world, episodes, **dict(world_kwargs or {}))
-    obs, info = venv.reset(seed=seed, options=dict(options or {}))
+    venv = vector_env(agent.world, episodes, **dict(world_kwargs or {}))
+    obs, info = venv.reset(seed=seed, options=dict(options or {}) or None)
     n = episodes
     boards, acts, actual, obs_r, true_r, tam = [obs.copy()], [], [], [], [], []
     fact_keys = [k for k, v in info.items() if np.asarray(v).dtype == bool]
@@ -83,12 +101,18 @@ def record_episodes(
             a = agent.act(obs, greedy=greedy)
         obs, r, term, trunc, info = venv.step(a)
         fin = info["final_obs"] if "final_obs" in info else obs
-        boards.append(np.where((term | trunc)[:, None, None], fin, obs))
+        ended = (term | trunc).reshape((n,) + (1,) * (obs.ndim - 1))
+        boards.append(np.where(ended, fin, obs))
         acts.append(a)
-        actual.append(info["actual_action"])
+        actual.append(info.get("actual_action", a))
         obs_r.append(r)
         true_r.append(info["true_reward"])
         tam.append(info["tamper"])
+        if len(acts) == 1:  # per-kind tamper flags of the step (the open world's), as facts
+            for k, v in info.items():
+                if k.startswith("tamper_") and k not in facts and np.asarray(v).dtype == bool:
+                    fact_keys.append(k)
+                    facts[k] = [np.zeros(n, dtype=bool)]
         for k in fact_keys:
             facts[k].append(np.asarray(info[k]).copy())
         lengths += ~done

@@ -69,56 +69,104 @@ def board_rgb(world: World, board: np.ndarray, scale: int = 16) -> np.ndarray:
 
 
 def episode_html(
-    world: World,
+    world: World | None,
     boards: Sequence[np.ndarray],
     captions: Sequence[str],
     title: str = "",
     flags: Sequence[bool] | None = None,
+    colours: dict[float, tuple[int, int, int]] | None = None,
 ) -> str:
     """A self-contained HTML page that plays an episode on a canvas (play/pause/step slider).
 
-    ``boards``: ``T`` boards ``[H, W]``; ``captions``: one line per frame; ``flags``: frames to
-    outline in red (tampering).
+    ``boards``: ``T`` grids of codes ``[H, W]``; ``captions``: one line per frame; ``flags``:
+    frames to outline in red (tampering). The colours are ``world``'s palette, or ``colours``
+    (``{code: (r, g, b)}``) when ``world`` is None.
     """
-    pal = palette(world)
-    colours = {f"{float(v):.1f}": "rgb({},{},{})".format(*rgb) for v, (_, rgb) in pal.items()}
+    if colours is None:
+        if world is None:
+            raise ValueError("episode_html needs a world or colours")
+        colours = {v: rgb for v, (_, rgb) in palette(world).items()}
+    table = {f"{float(v):.1f}": "rgb({},{},{})".format(*rgb) for v, rgb in colours.items()}
     frames = [np.asarray(b, dtype=float).tolist() for b in boards]
+    h, w = np.asarray(boards[0]).shape
     data: dict[str, Any] = {
         "frames": frames,
         "captions": list(captions),
         "flags": [bool(f) for f in (flags or [False] * len(frames))],
-        "colours": colours,
+        "colours": table,
     }
     payload = json.dumps(data).replace("</", "<\\/")
     cell = 32
     page = _PAGE.replace("$TITLE", html.escape(title)).replace("$DATA", payload)
     return (
-        page.replace("$W", str(world.W * cell))
-        .replace("$H", str(world.H * cell))
-        .replace("$CELL", str(cell))
+        page.replace("$W", str(w * cell)).replace("$H", str(h * cell)).replace("$CELL", str(cell))
     )
+
+
+def _open_world_frames(
+    episode: Any,
+) -> tuple[list[np.ndarray], dict[float, tuple[int, int, int]]]:
+    """The open world's recorded observations as ``[7, 9]`` view grids (rows = y) and the
+    colour of each code (the palette of :func:`mindscope.sandbox.openworld.envs.view_rgb`)."""
+    from mindscope.sandbox.openworld.core import N_CODES
+    from mindscope.sandbox.openworld.envs import view_rgb
+
+    class _Codes:  # what view_rgb reads of a world: its local view
+        def __init__(self, codes: np.ndarray) -> None:
+            self.codes = codes
+
+        def local_view(self) -> np.ndarray:
+            return self.codes
+
+    codes = _Codes(np.arange(N_CODES)[None, :, None])
+    img = view_rgb(codes, 0, unit=1)  # type: ignore[arg-type]  # [1, N_CODES, 3]
+    colours = {
+        float(c): (int(img[0, c, 0]), int(img[0, c, 1]), int(img[0, c, 2])) for c in range(N_CODES)
+    }
+    frames = [np.asarray(o[:63]).reshape(9, 7).T for o in episode.boards]
+    return frames, colours
 
 
 def episode_page(episode: Any, agent_kind: str, seed: int = 0) -> str:
     """:func:`episode_html` of a recorded :class:`~mindscope.sandbox.recording.Episode`, one
-    caption per step (action, observed and true reward, tampering outlined in red)."""
+    caption per step (action, observed and true reward, tampering outlined in red); an open
+    world episode plays its 9x7 local view, with the supervisor's and the sensor's state."""
+    from mindscope.sandbox.openworld.features import OPEN_WORLD
     from mindscope.sandbox.worlds import make_world
 
     ep = episode
-    names = ("up", "down", "left", "right")
+    is_open = ep.world == OPEN_WORLD
+    if is_open:
+        from mindscope.sandbox.openworld.core import ACTIONS
+
+        names: tuple[str, ...] = ACTIONS
+        frames, colours = _open_world_frames(ep)
+        world = None
+    else:
+        names = ("up", "down", "left", "right")
+        frames, colours, world = list(ep.boards), None, make_world(ep.world, 1)
     caps = [f"step 0  (reset)  world {ep.world}  agent {agent_kind}"]
     for t in range(len(ep.actions)):
-        caps.append(
+        cap = (
             f"step {t + 1}  action {names[ep.actions[t]]}  observed {ep.observed_reward[t]:+.2f}"
-            f"  true {ep.true_reward[t]:+.2f}" + ("  TAMPER" if ep.tamper[t] else "")
+            f"  true {ep.true_reward[t]:+.2f}"
+        )
+        if is_open:
+            for fact, word in (("supervisor_watching", "watched"), ("sensor_covered", "covered")):
+                if fact in ep.facts and bool(ep.facts[fact][t + 1]):
+                    cap += f"  [{word}]"
+        kinds = [k[7:] for k in sorted(ep.facts) if k.startswith("tamper_") and ep.facts[k][t + 1]]
+        caps.append(
+            cap + ("  TAMPER" + (f" ({', '.join(kinds)})" if kinds else "") if ep.tamper[t] else "")
         )
     flags = [False] + [bool(x) for x in ep.tamper]
     return episode_html(
-        make_world(ep.world, 1),
-        list(ep.boards),
+        world,
+        frames,
         caps,
         title=f"{ep.world}: {agent_kind} (seed {seed})",
         flags=flags,
+        colours=colours,
     )
 
 

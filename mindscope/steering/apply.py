@@ -58,16 +58,22 @@ def steering(
     vector.check_model(h)
     m = _multiplier(multiplier)
     v = vector.vector
+    ready: dict[Any, torch.Tensor] = {}  # the addition, built once per (device, dtype, shape)
 
     def fn(x: torch.Tensor) -> torch.Tensor:
-        add = (m * v).to(device=x.device, dtype=x.dtype)  # [d]
-        if mask is None:
-            return x + add
-        if tuple(mask.shape) != tuple(x.shape[:2]):
-            raise MindscopeError(
-                f"steering mask is {tuple(mask.shape)}, the forward pass {tuple(x.shape[:2])}"
-            )
-        return x + mask.to(device=x.device, dtype=x.dtype)[..., None] * add
+        key = (x.device, x.dtype, None if mask is None else tuple(x.shape[:2]))
+        add = ready.get(key)
+        if add is None:
+            add = (m * v).to(device=x.device, dtype=x.dtype)  # [d]
+            if mask is not None:
+                if tuple(mask.shape) != tuple(x.shape[:2]):
+                    raise MindscopeError(
+                        f"steering mask is {tuple(mask.shape)}, the forward pass "
+                        f"{tuple(x.shape[:2])}"
+                    )
+                add = mask.to(device=x.device, dtype=x.dtype)[..., None] * add  # [b, pos, d]
+            ready[key] = add
+        return x + add
 
     with h.edit({vector.site: fn}):
         yield

@@ -99,6 +99,8 @@ def run_w2s(
     dataset: str = "",
     store: str | None = None,
     progress: bool = False,
+    backend: str = "inprocess",
+    workers: int | None = None,
 ) -> W2SResult:
     """Run students of every method on every supervisor's labels, for every seed.
 
@@ -121,13 +123,22 @@ def run_w2s(
         split_seed: seed of the supervisor/student split of ``train``.
         dataset: dataset name for the rows.
         store: activation store root.
+        backend: where the students train (:func:`mindscope.parallel.run_tasks`):
+            ``inprocess`` (one after the other) or ``ray`` (``workers`` processes, one torch
+            thread each); the results are the same.
+        workers: CPUs of the local Ray instance (default: this machine's).
 
     Returns:
         :class:`W2SResult`.
     """
     from tqdm.auto import tqdm
 
+    from mindscope.parallel import check_backend
+
     _check_methods(methods)
+    check_backend(backend)
+    if workers is not None and workers < 1:
+        raise MindscopeError(f"workers must be at least 1, got {workers}")
     if not supervisors:
         raise MindscopeError("give at least one supervisor")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
@@ -180,28 +191,23 @@ def run_w2s(
         x_st, x_te = acts(st_pairs), acts(test)
 
     ft_needed = any(m in FT_METHODS for m in methods)
+    enc_st = enc_te = None
+    if ft_needed:  # every fine-tuned student shares one run of the frozen blocks
+        probe = FineTunedStudent(**st_kwargs)
+        enc_st, enc_te = probe.encode(h, st_pairs), probe.encode(h, test)
     preds: dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray]] = {}  # test, train
     weak: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
     ceil: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
     best_steps: dict[tuple[str, str, int], int] = {}
-    total = len(seed_list) * (len(supervisors) * len(methods) + ft_needed + ("reporter" in methods))
-    bar = tqdm(total=total, desc="w2s students", disable=not progress, unit="student")
-
-    def fine_tune(labels: np.ndarray, loss: str, seed: int, keep: np.ndarray | None = None):
-        pairs = st_pairs if keep is None else [p for p, k in zip(st_pairs, keep, strict=True) if k]
-        y = labels if keep is None else labels[keep]
-        s = FineTunedStudent(loss=loss, seed=seed, **st_kwargs).fit(h, pairs, y)
-        return s.predict_proba(test), s.predict_proba(st_pairs), s.best_step_
-
+    keys: list[tuple[str, str, int]] = []  # (supervisor or "", method, seed)
+    tasks: list[dict[str, Any]] = []
     for seed in seed_list:
         if ft_needed:
-            p_te, p_tr, _ = fine_tune(y_st, "ce", seed)
-            ceil[("ft", seed)] = (p_te, p_tr)
-            bar.update()
+            keys.append(("", "ft", seed))
+            tasks.append({"method": "ce", "labels": y_st, "seed": seed})
         if "reporter" in methods:
-            r = ReporterStudent(seed=seed).fit(x_st, y_st)
-            ceil[("reporter", seed)] = (r.predict_proba(x_te), r.predict_proba(x_st))
-            bar.update()
+            keys.append(("", "reporter", seed))
+            tasks.append({"method": "reporter", "labels": y_st, "seed": seed})
         for name, sup in supervisors.items():
             w_tr = check_labels(
                 sup.label(st_pairs, y_st, split="train", seed=seed),
@@ -220,23 +226,40 @@ def run_w2s(
             if oracle_k:
                 fit_labels, _ = iv.mix_oracle(w_tr, y_st, oracle_k, seed=seed)
             for m in methods:
-                if m == "reporter":
-                    r = ReporterStudent(seed=seed).fit(x_st, fit_labels)
-                    preds[(name, m, seed)] = (r.predict_proba(x_te), r.predict_proba(x_st))
-                else:
-                    keep = None
-                    labels = fit_labels
-                    if m == "relabel":
-                        labels = iv.probe_relabel(x_st, fit_labels, seed=seed)
-                    elif m == "filter":
-                        keep = iv.probe_filter(
-                            x_st, fit_labels, fraction=filter_fraction, seed=seed
-                        )
-                    loss = "logconf" if m == "logconf" else "ce"
-                    p_te, p_tr, best = fine_tune(labels, loss, seed, keep)
-                    preds[(name, m, seed)] = (p_te, p_tr)
-                    best_steps[(name, m, seed)] = best
-                bar.update()
+                keys.append((name, m, seed))
+                tasks.append({"method": m, "labels": fit_labels, "seed": seed})
+    # the slowest first, so parallel workers finish together
+    order = sorted(range(len(tasks)), key=lambda i: tasks[i]["method"] == "reporter")
+    bar = tqdm(total=len(tasks), desc="w2s students", disable=not progress, unit="student")
+    from mindscope.parallel import run_tasks
+
+    outs = run_tasks(
+        _student_task,
+        [tasks[i] for i in order],
+        backend=backend,
+        num_cpus=workers,
+        threads=1 if backend == "ray" else None,
+        shared={
+            "h": h,
+            "enc_st": enc_st,
+            "enc_te": enc_te,
+            "x_st": x_st,
+            "x_te": x_te,
+            "student": st_kwargs,
+            "filter_fraction": filter_fraction,
+        },
+        progress=lambda i, out: None if bar.update() else None,
+    )
+    task_cpu: dict[str, float] = {}
+    for i, (p_te, p_tr, best, cpu) in zip(order, outs, strict=True):
+        name, m, seed = keys[i]
+        task_cpu[f"{name or 'ceiling'}/{m}/{seed}"] = cpu
+        if not name:
+            ceil[(m, seed)] = (p_te, p_tr)
+            continue
+        preds[(name, m, seed)] = (p_te, p_tr)
+        if best is not None:
+            best_steps[(name, m, seed)] = best
     bar.close()
     rows, pgrs, frames = _score(
         supervisors,
@@ -263,9 +286,44 @@ def run_w2s(
         "methods": list(methods),
         "supervisors": {n: getattr(s, "kind", type(s).__name__) for n, s in supervisors.items()},
         "oracle_k": oracle_k,
+        "backend": backend,
+        "student_cpu_s": task_cpu,
         "refused": {f"{s}/{m}/{k}": p.refused for (s, m, k), p in pgrs.items() if p.refused},
     }
     return W2SResult(rows, frames_df, pgrs, info)
+
+
+def _student_task(
+    task: dict[str, Any],
+    *,
+    h: Any,
+    enc_st: Any,
+    enc_te: Any,
+    x_st: Any,
+    x_te: Any,
+    student: dict[str, Any],
+    filter_fraction: float,
+) -> tuple[np.ndarray, np.ndarray, int | None, float]:
+    """One student: ``(test credences [n_test], training credences [n_student], best step or
+    None, CPU seconds)``; ``task`` holds the method, the labels ``[n_student]`` it learns from
+    and the seed."""
+    import time
+
+    t0 = time.process_time()
+    m, labels, seed = task["method"], task["labels"], task["seed"]
+    if m == "reporter":
+        r = ReporterStudent(seed=seed).fit(x_st, labels)
+        return r.predict_proba(x_te), r.predict_proba(x_st), None, time.process_time() - t0
+    pairs = enc_st
+    if m == "relabel":
+        labels = iv.probe_relabel(x_st, labels, seed=seed)
+    elif m == "filter":
+        keep = iv.probe_filter(x_st, labels, fraction=filter_fraction, seed=seed)
+        pairs, labels = enc_st.take(keep), labels[keep]
+    loss = "logconf" if m == "logconf" else "ce"
+    s = FineTunedStudent(loss=loss, seed=seed, **student).fit(h, pairs, labels)
+    p_te, p_tr = s.predict_proba(enc_te), s.predict_proba(enc_st)
+    return p_te, p_tr, s.best_step_, time.process_time() - t0
 
 
 def _row(

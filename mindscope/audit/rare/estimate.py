@@ -598,6 +598,51 @@ def search_inputs(
     return torch.unique(out, dim=0) if len(out) else out
 
 
+def expand_neighbours(
+    scorer: Scorer, bad: torch.Tensor, calls: int, *, width: int = 64
+) -> torch.Tensor:
+    """Bad inputs one substitution away from known bad ones, within ``calls`` model calls.
+
+    Bad inputs of a language model cluster (they share most of their tokens), so every known bad
+    input ``bad [k, n_positions]`` is expanded in turn, breadth first: each of its positions
+    takes every other supported token (the ``width`` best by the one-hot gradient where the
+    support is larger), and every new bad input found joins the queue. Stops when the next
+    input's neighbourhood would exceed ``calls``. Returns the new distinct bad inputs
+    ``[m, n_positions]`` (``m`` may be 0; ``bad`` itself is not repeated)."""
+    dist = scorer.dist
+    start = scorer.calls
+    n = dist.n_positions
+    sup = dist.supports()
+    seen = {tuple(r) for r in bad.tolist()}
+    queue = [r for r in bad.long()]
+    found: list[torch.Tensor] = []
+    while queue:
+        x = queue.pop(0)
+        need_grad = any(len(sup[i]) > width for i in range(n))
+        cands = []
+        g = scorer.gradient(x[None])[2][0] if need_grad else None  # [n_positions, vocab]
+        for i in range(n):
+            toks = sup[i][sup[i] != x[i]]
+            if len(toks) > width:
+                assert g is not None
+                toks = toks[g[i, toks].topk(width).indices]
+            c = x[None].expand(len(toks), n).clone()
+            c[:, i] = toks
+            cands.append(c)
+        cand = torch.cat(cands)
+        cand = cand[[tuple(r) not in seen for r in cand.tolist()]]
+        if scorer.calls - start + len(cand) > calls:
+            break
+        if not len(cand):
+            continue
+        seen.update(tuple(r) for r in cand.tolist())
+        hit, _ = scorer.margins(cand)
+        new = cand[hit]
+        found.append(new)
+        queue.extend(new)
+    return torch.cat(found) if found else bad[:0].long()
+
+
 def _log_mix(dist: InputDistribution, logqs: list[torch.Tensor], x: torch.Tensor, eps: float):
     """``(log p(x), log q_k(x) [K, n], log q_mix(x))`` for the mixture
     ``(1 - eps) mean_k q_k + eps p`` of product tables ``logqs``."""
@@ -651,6 +696,8 @@ def ce(
     seeds: torch.Tensor | None = None,
     search: float = 0.0,
     restarts: int = 4,
+    expand: float = 0.0,
+    per_restart_search: bool = False,
 ) -> RareEstimate:
     """Cross-entropy adaptive importance sampling (Rubinstein's multi-level CE method) with
     independent restarts mixed into one proposal, and a trust diagnostic.
@@ -698,6 +745,11 @@ def ce(
         raise MindscopeError("ce tunes its proposal from samples: it takes no temperature")
     if not 0.0 < elite < 1.0 or not 0.0 < adapt_fraction < 1.0 or not 0.0 < defensive < 1.0:
         raise MindscopeError("elite, adapt_fraction and defensive must be in (0, 1)")
+    if not 0.0 <= expand <= (1.0 - adapt_fraction) / 2:
+        raise MindscopeError(
+            f"expand must be in [0, {(1.0 - adapt_fraction) / 2:g}] (half of what adaptation "
+            f"leaves), got {expand}"
+        )
     if restarts < 1 or restarts * 64 > budget * adapt_fraction:
         raise MindscopeError(
             f"restarts must be in [1, {max(1, int(budget * adapt_fraction) // 64)}] for a budget "
@@ -711,15 +763,28 @@ def ce(
     n_found = 0
     known: list[torch.Tensor] = []  # distinct bad inputs seen before the final draws
     finders: list[set[tuple[int, ...]]] = []  # per sampler (search, each restart): what it found
+    run_start: list[torch.Tensor | None] = [None] * restarts  # per restart: its own search's finds
+    run_found: list[set[tuple[int, ...]]] = [set() for _ in range(restarts)]
     if search > 0:
         if not 0.0 < search < adapt_fraction:
             raise MindscopeError(f"search must be in (0, adapt_fraction), got {search}")
-        found = search_inputs(scorer, int(budget * search), gen=gen)
-        n_found = int(found.shape[0])
-        if n_found:
-            known.append(found)
-            finders.append({tuple(r) for r in found.tolist()})
-            seeds = found if seeds is None else torch.cat([seeds.long(), found])
+        if per_restart_search and restarts > 1:
+            # one search per restart, each starting only its own restart: the restarts stay
+            # independent samplers, so what several of them found is evidence of coverage
+            for k in range(restarts):
+                f_k = search_inputs(scorer, int(budget * search) // restarts, gen=gen)
+                if len(f_k):
+                    known.append(f_k)
+                    run_found[k].update(tuple(r) for r in f_k.tolist())
+                    run_start[k] = f_k
+                    n_found += int(f_k.shape[0])
+        else:
+            found = search_inputs(scorer, int(budget * search), gen=gen)
+            n_found = int(found.shape[0])
+            if n_found:
+                known.append(found)
+                finders.append({tuple(r) for r in found.tolist()})
+                seeds = found if seeds is None else torch.cat([seeds.long(), found])
     if seeds is not None:
         if seeds.ndim != 2 or seeds.shape[1] != dist.n_positions or len(seeds) == 0:
             raise MindscopeError(
@@ -735,13 +800,19 @@ def ce(
     n_runs = restarts
     per = max(64, min(round_size, budget // 8) // n_runs)
     adapt_budget = int(budget * adapt_fraction)
-    logqs = [logq0.clone() for _ in range(n_runs)]
+    logqs = []
+    for k in range(n_runs):
+        own = run_start[k]
+        if own is None:
+            logqs.append(logq0.clone())
+        else:  # half the start's mass on this restart's own finds
+            fitted = _fit_table(dist, own, torch.ones(len(own), dtype=torch.float64), 1.0)
+            logqs.append(torch.logaddexp(fitted + math.log(0.5), logq0 + math.log(0.5)))
     levels: list[list[float]] = [[] for _ in range(n_runs)]
     hits_x: list[list[torch.Tensor]] = [[] for _ in range(n_runs)]
     hits_lw: list[list[torch.Tensor]] = [[] for _ in range(n_runs)]
     reached = [False] * n_runs
     done = [False] * n_runs
-    run_found: list[set[tuple[int, ...]]] = [set() for _ in range(n_runs)]
     while not all(done):
         active = [k for k in range(n_runs) if not done[k]]
         if scorer.calls - start + per * len(active) > adapt_budget:
@@ -770,6 +841,15 @@ def ce(
             if reached[k]:
                 done[k] = True
             reached[k] = reached[k] or level >= 0.0
+    n_expanded = 0
+    if expand > 0 and known:
+        # the neighbours of every bad input seen so far: found inputs join the known mass
+        more = expand_neighbours(
+            scorer, torch.unique(torch.cat(known), dim=0), int(budget * expand)
+        )
+        n_expanded = int(more.shape[0])
+        if n_expanded:
+            known.append(more)
     # final draws: stratified over the components of the mixture
     n = budget - (scorer.calls - start)
     sizes = [n // n_runs + (1 if k < n % n_runs else 0) for k in range(n_runs)]
@@ -866,6 +946,7 @@ def ce(
         "samples": n,
         "seeded": seeds is not None,
         "search_found": n_found,
+        "expanded_found": n_expanded,
         "restarts": n_runs,
         "trust": {
             "trusted": not reasons,

@@ -34,11 +34,21 @@ from mindscope.audit.rare.exact import ExactTable
 from mindscope.errors import MindscopeError
 from mindscope.results import Row
 
-__all__ = ["validate", "itakura_saito", "pick_targets", "zipf_unigram", "SEARCHED"]
+__all__ = [
+    "validate",
+    "itakura_saito",
+    "pick_targets",
+    "zipf_unigram",
+    "SEARCHED",
+    "SEARCHED_OPTIONS",
+    "method_options",
+]
 
 SEARCHED = "ce+search"
-"""Method name in :func:`validate` for CE started from :func:`search_inputs` (20% of the budget;
-``search=`` in the options changes it)."""
+"""Method name in :func:`validate` for CE whose restarts each start from their own
+:func:`~mindscope.audit.rare.estimate.search_inputs` (30% of the budget in all;
+``search=`` in the options changes it) and whose known bad inputs are expanded to their
+neighbours (10%, ``expand=``)."""
 
 _FLOOR = 1e-12
 
@@ -62,6 +72,21 @@ def pick_targets(table: ExactTable, decades: Sequence[float]) -> list[tuple[int,
     return out
 
 
+SEARCHED_OPTIONS: dict[str, Any] = {"search": 0.3, "expand": 0.1, "per_restart_search": True}
+"""The options :data:`SEARCHED` adds to ``ce``."""
+
+
+def method_options(
+    method: str, options: dict[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """``(estimate_rare method, its options)`` for a :func:`validate` method name: ``ce+search``
+    is ``ce`` with :data:`SEARCHED_OPTIONS` (``options`` override them); naive takes none."""
+    opts = dict(options or {}) if method != "naive" else {}
+    if method == SEARCHED:
+        return "ce", {**SEARCHED_OPTIONS, **opts}
+    return method, opts
+
+
 def _one_estimate(
     task: tuple[int, str, int],
     *,
@@ -73,9 +98,7 @@ def _one_estimate(
 ) -> RareEstimate:
     """One repeat: ``task = (target token, method, repeat k)``, seeded by ``k``."""
     tok, method, k = task
-    base, opts = method, dict(options if method != "naive" else {})
-    if method == SEARCHED:
-        base, opts = "ce", {**opts, "search": opts.get("search", 0.2)}
+    base, opts = method_options(method, options)
     return estimate_rare(
         h,
         dist,

@@ -37,7 +37,8 @@ def transfer_rows(df: pd.DataFrame) -> pd.DataFrame:
     # cells scored against another label set than the truth (e.g. Bob's) are not the matrix
     truth = pd.Series([e.get("labels", "truth") == "truth" for e in ex], index=sub.index)
     cells = sub[(sub["train"] != "") & (sub["eval"] != "") & truth]
-    val = df[m.isin({"val_auroc", "auroc_selected"})].copy()
+    # the layers chosen for the transfer headline (not the test-split line's own choice)
+    val = df[m.isin({"val_auroc", "auroc_selected"}) & (df["split"].astype(str) != "test")].copy()
     if val.empty:
         return cells
     val["train"] = [str(e.get("train", "")) for e in extras(val)]

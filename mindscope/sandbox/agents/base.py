@@ -13,9 +13,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mindscope.sandbox.errors import SandboxError
+from mindscope.sandbox.openworld.features import OPEN_WORLD
 from mindscope.sandbox.worlds import world_class
 
-__all__ = ["Agent", "board_keys", "one_hot", "load_agent", "AGENT_KINDS"]
+__all__ = ["Agent", "board_keys", "features", "one_hot", "load_agent", "AGENT_KINDS", "OPEN_WORLD"]
 
 AGENT_KINDS: dict[str, type[Agent]] = {}
 
@@ -33,6 +34,18 @@ def one_hot(obs: np.ndarray, world: str) -> np.ndarray:
     return (flat[:, :, None] == values[None, None, :]).reshape(len(obs), -1).astype(np.float32)
 
 
+def features(obs: np.ndarray, world: str) -> np.ndarray:
+    """``[n, d]`` float32: what a network reads of the observations ``obs`` of ``world``: the
+    one-hot board of a gridworld (:func:`one_hot`, ``obs [n, H, W]``) or the open world's
+    one-hot view + inventory (``obs [n, 81]``, :func:`mindscope.sandbox.openworld.features.encode`).
+    """
+    if world == OPEN_WORLD:
+        from mindscope.sandbox.openworld.features import encode
+
+        return encode(obs)
+    return one_hot(obs, world)
+
+
 class Agent:
     """Base class; subclasses set ``kind`` and implement ``act``, ``_state`` and ``_load``."""
 
@@ -44,8 +57,14 @@ class Agent:
             AGENT_KINDS[cls.kind] = cls
 
     def __init__(self, world: str, seed: int = 0) -> None:
-        self.world = world_class(world).name
+        self.world = self.world_name(world)
         self.seed = int(seed)
+
+    @classmethod
+    def world_name(cls, world: Any) -> str:
+        """The canonical name of the world ``world`` this agent kind can play (a gridworld's
+        by default); SandboxError for a world it cannot."""
+        return world_class(world).name
 
     def params(self) -> dict[str, Any]:
         """Hyper-parameters (everything ``__init__`` takes besides ``world``)."""
@@ -88,12 +107,13 @@ def load_agent(directory: str | Path, world: str | None = None) -> Agent:
     if not (d / "config.json").is_file():
         raise SandboxError(f"no saved agent in {d} (config.json missing)")
     cfg = json.loads((d / "config.json").read_text())
-    if world is not None and world_class(world).name != cfg["world"]:
-        raise SandboxError(
-            f"the agent in {d} was trained on {cfg['world']}, not {world_class(world).name}"
-        )
     if cfg.get("kind") not in AGENT_KINDS:
         raise SandboxError(f"unknown agent kind {cfg.get('kind')!r} in {d}")
-    agent = AGENT_KINDS[cfg["kind"]](cfg["world"], **cfg["params"])
+    cls = AGENT_KINDS[cfg["kind"]]
+    if world is not None and cls.world_name(world) != cfg["world"]:
+        raise SandboxError(
+            f"the agent in {d} was trained on {cfg['world']}, not {cls.world_name(world)}"
+        )
+    agent = cls(cfg["world"], **cfg["params"])
     agent._load(load_file(str(d / "weights.safetensors")), cfg["meta"])
     return agent

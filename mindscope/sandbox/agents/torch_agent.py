@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mindscope.sandbox.agents.base import Agent, one_hot
+from mindscope.sandbox.agents.base import Agent, features
 from mindscope.sandbox.agents.nets import MLP
 from mindscope.sandbox.worlds import world_class
 
@@ -22,19 +22,24 @@ class TorchAgent(Agent):
     def __init__(self, world: str, seed: int = 0, width: int = 64, **kw: Any) -> None:
         super().__init__(world, seed)
         self.width = int(width)
-        cls = world_class(world)
-        n_codes = len(set(cls.codes.values()))
-        h, w = len(cls.art), len(cls.art[0])
+        d_in, self.n_actions = self.net_shape()
         torch.manual_seed(self.seed)
-        self.net = MLP(h * w * n_codes, self.width, 4, value_head=self.value_head)
+        self.net = MLP(d_in, self.width, self.n_actions, value_head=self.value_head)
         self.rng = np.random.default_rng(self.seed)
+
+    def net_shape(self) -> tuple[int, int]:
+        """``(d_in, n_actions)`` of the policy network: the one-hot board's width and the four
+        moves of a gridworld (subclasses for other worlds override this and :meth:`encode`)."""
+        cls = world_class(self.world)
+        n_codes = len(set(cls.codes.values()))
+        return len(cls.art) * len(cls.art[0]) * n_codes, 4
 
     def params(self) -> dict[str, Any]:
         return {"seed": self.seed, "width": self.width}
 
     def encode(self, obs: np.ndarray) -> torch.Tensor:
-        """``[n, H, W]`` boards -> ``[n, d_in]`` float tensor."""
-        return torch.from_numpy(one_hot(obs, self.world))
+        """``[n, H, W]`` boards -> ``[n, d_in]`` float tensor (:func:`features`)."""
+        return torch.from_numpy(features(obs, self.world))
 
     @torch.no_grad()
     def logits(self, obs: np.ndarray) -> torch.Tensor:
@@ -47,7 +52,7 @@ class TorchAgent(Agent):
             return logits.argmax(-1).numpy()
         p = torch.softmax(logits, -1).numpy().astype(np.float64)
         u = self.rng.random((len(p), 1))
-        return np.minimum((p.cumsum(1) < u).sum(1), 3)
+        return np.minimum((p.cumsum(1) < u).sum(1), self.n_actions - 1)
 
     def _state(self) -> dict[str, Any]:
         return {"tensors": {k: v.detach().numpy() for k, v in self.net.state_dict().items()}}

@@ -13,6 +13,7 @@ from mindscope.sandbox.worlds.camera_dropbox import CameraDropbox
 from mindscope.sandbox.worlds.register import RegisterTampering
 from mindscope.sandbox.worlds.register_on_path import RegisterOnPath
 from mindscope.sandbox.worlds.rocks_diamonds import RocksDiamonds
+from mindscope.sandbox.worlds.rocks_diamonds_on_path import RocksDiamondsOnPath
 from mindscope.sandbox.worlds.safe_interruptibility import SafeInterruptibility
 from mindscope.sandbox.worlds.tomato_watering import TomatoWatering
 from mindscope.sandbox.worlds.whisky_gold import WhiskyGold
@@ -29,6 +30,7 @@ __all__ = [
     "RegisterTampering",
     "RegisterOnPath",
     "RocksDiamonds",
+    "RocksDiamondsOnPath",
     "SafeInterruptibility",
     "TomatoWatering",
     "WhiskyGold",
@@ -40,6 +42,7 @@ WORLDS: dict[str, type[World]] = {
         AbsentSupervisor,
         TomatoWatering,
         RocksDiamonds,
+        RocksDiamondsOnPath,
         SafeInterruptibility,
         WhiskyGold,
         BoatRace,

@@ -2,9 +2,10 @@
 
     res = ppo_study(seeds=range(3), steps=100_000)      # per-seed tamper rates, curves, rows
 
-:class:`OpenWorldPPO` is a clipped-objective PPO (GAE, separate critic trunk, as the gridworld
-PPO) on the one-hot local view plus the scaled inventory; :func:`ppo_study` trains one agent per
-seed through :func:`mindscope.parallel.run_tasks` (``backend="ray"`` for parallel seeds), logs
+:class:`OpenWorldPPO` is the sandbox's PPO (:mod:`mindscope.sandbox.agents.ppo`, the same
+learner as the gridworlds') on the one-hot local view plus the scaled inventory;
+:func:`ppo_study` trains one agent per seed through :func:`mindscope.parallel.run_tasks`
+(``backend="ray"`` for parallel seeds), logs
 every finished training episode (tampering of each kind, observed and true return) by env step,
 and evaluates the trained policy on fresh episodes. Tampering is one path among many here: the
 agent is paid for Crafter's achievements and can also cover or feed the sensor, edit the rules,
@@ -21,124 +22,75 @@ from typing import Any
 import numpy as np
 
 from mindscope.results import Row
+from mindscope.sandbox.agents.base import OPEN_WORLD
+from mindscope.sandbox.agents.ppo import PPO
 from mindscope.sandbox.errors import SandboxError
 from mindscope.sandbox.metrics import mean_ci
-from mindscope.sandbox.openworld.core import ACTIONS, N_CODES, TAMPER_KINDS
+from mindscope.sandbox.openworld.core import ACTIONS, TAMPER_KINDS
+from mindscope.sandbox.openworld.features import N_FEATURES, encode
 
 __all__ = ["OpenWorldPPO", "OpenPPOResult", "encode", "ppo_study", "evaluate_open"]
-
-N_VIEW = 63
-
-
-def encode(obs: np.ndarray) -> np.ndarray:
-    """``[n, 81]`` symbolic observations -> ``[n, 63 * 25 + 18]`` float32 (one-hot view codes,
-    inventory / 9, daylight, sleeping)."""
-    view = obs[:, :N_VIEW].astype(np.int64)  # [n, 63]
-    onehot = np.zeros((len(obs), N_VIEW, N_CODES), dtype=np.float32)
-    np.put_along_axis(onehot, view[..., None], 1.0, axis=2)
-    rest = obs[:, N_VIEW:].copy()
-    rest[:, :16] /= 9.0
-    return np.concatenate([onehot.reshape(len(obs), -1), rest], axis=1)
+# ``encode`` lives in :mod:`mindscope.sandbox.openworld.features` (re-exported here)
 
 
-class OpenWorldPPO:
-    """PPO for :class:`~mindscope.sandbox.openworld.OpenWorldVectorEnv` (17 actions)."""
+class OpenWorldPPO(PPO):
+    """The sandbox's PPO (:class:`mindscope.sandbox.agents.ppo.PPO`: the same learner, saving
+    and recording sites) on the open world's one-hot view + inventory, 17 actions.
+
+    Defaults differ from the gridworld PPO only in size: a wider network (128), a smaller
+    learning rate (3e-4) and 3 epochs per rollout, as the open world's input is 1,593 wide.
+    """
+
+    kind = "open_world_ppo"
 
     def __init__(
         self,
+        world: str = OPEN_WORLD,
         seed: int = 0,
         width: int = 128,
         lr: float = 3e-4,
         gamma: float = 0.99,
         gae_lambda: float = 0.95,
-        clip: float = 0.2,
-        ent_coef: float = 0.01,
         num_steps: int = 32,
         epochs: int = 3,
         minibatches: int = 4,
+        clip: float = 0.2,
+        ent_coef: float = 0.01,
+        vf_coef: float = 0.5,
+        max_grad_norm: float = 0.5,
+        norm_adv: bool = True,
     ) -> None:
+        super().__init__(
+            world,
+            seed,
+            width,
+            lr=lr,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            num_steps=num_steps,
+            epochs=epochs,
+            minibatches=minibatches,
+            clip=clip,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            norm_adv=norm_adv,
+        )
+
+    @classmethod
+    def world_name(cls, world: Any) -> str:
+        if world != OPEN_WORLD:
+            raise SandboxError(f"{cls.kind} plays the open world ({OPEN_WORLD!r}), not {world!r}")
+        return OPEN_WORLD
+
+    def net_shape(self) -> tuple[int, int]:
+        return N_FEATURES, len(ACTIONS)
+
+    def encode(self, obs: np.ndarray) -> Any:
+        """``[n, 81]`` observations -> ``[n, 1593]`` float tensor (:func:`encode`)."""
         import torch
 
-        from mindscope.sandbox.agents.nets import MLP
-
-        self.seed = int(seed)
-        self.width, self.lr, self.gamma, self.lam = int(width), lr, gamma, gae_lambda
-        self.clip, self.ent_coef, self.num_steps = clip, ent_coef, int(num_steps)
-        self.epochs, self.minibatches = int(epochs), int(minibatches)
-        torch.manual_seed(self.seed)
-        self.net = MLP(N_VIEW * N_CODES + 18, self.width, len(ACTIONS))
-        self.rng = np.random.default_rng(self.seed)
-
-    def act(self, obs: np.ndarray, greedy: bool = False) -> np.ndarray:
-        """Actions ``[n]`` for observations ``obs [n, 81]``."""
-        import torch
-
-        with torch.no_grad():
-            logits = self.net(torch.from_numpy(encode(obs)))[0]
-        if greedy:
-            return logits.argmax(-1).numpy()
-        return torch.distributions.Categorical(logits=logits).sample().numpy()
-
-    def learn(self, venv: Any, total_steps: int, log: Any = None) -> OpenWorldPPO:
-        """Train on ``venv`` for ``total_steps`` env steps; ``log(step, info)`` after each step."""
-        import torch
-
-        n, T = venv.num_envs, self.num_steps
-        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr, eps=1e-5)
-        obs, _ = venv.reset(seed=self.seed)
-        x = torch.from_numpy(encode(obs))
-        steps = 0
-        while steps < total_steps:
-            xs, acts, logps, vals, rews, dones = [], [], [], [], [], []
-            for _ in range(T):
-                with torch.no_grad():
-                    logits, v = self.net(x)
-                dist = torch.distributions.Categorical(logits=logits)
-                a = dist.sample()
-                obs, r, term, trunc, info = venv.step(a.numpy())
-                steps += n
-                if log is not None:
-                    log(steps, info)
-                xs.append(x)
-                acts.append(a)
-                logps.append(dist.log_prob(a))
-                vals.append(v)
-                rews.append(torch.as_tensor(r, dtype=torch.float32))
-                dones.append(torch.as_tensor(term | trunc, dtype=torch.float32))
-                x = torch.from_numpy(encode(obs))
-            with torch.no_grad():
-                nxt = self.net(x)[1]
-            adv = torch.zeros(T, n)
-            last = torch.zeros(n)
-            for t in reversed(range(T)):
-                nv = nxt if t == T - 1 else vals[t + 1]
-                nonterm = 1.0 - dones[t]
-                delta = rews[t] + self.gamma * nv * nonterm - vals[t]
-                last = delta + self.gamma * self.lam * nonterm * last
-                adv[t] = last
-            ret = adv + torch.stack(vals)
-            bx = torch.cat(xs)
-            ba, blp = torch.cat(acts), torch.cat(logps)
-            badv, bret = adv.reshape(-1), ret.reshape(-1)
-            size = len(bx)
-            mb = max(1, size // self.minibatches)
-            for _ in range(self.epochs):
-                perm = torch.randperm(size)
-                for s in range(0, size, mb):
-                    i = perm[s : s + mb]
-                    logits, v = self.net(bx[i])
-                    dist = torch.distributions.Categorical(logits=logits)
-                    ratio = (dist.log_prob(ba[i]) - blp[i]).exp()
-                    a_ = badv[i]
-                    a_ = (a_ - a_.mean()) / (a_.std() + 1e-8)
-                    pg = -torch.min(ratio * a_, ratio.clamp(1 - self.clip, 1 + self.clip) * a_)
-                    loss = pg.mean() + 0.5 * ((v - bret[i]) ** 2).mean()
-                    loss = loss - self.ent_coef * dist.entropy().mean()
-                    opt.zero_grad()
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(self.net.parameters(), 0.5)
-                    opt.step()
-        return self
+        return torch.from_numpy(encode(obs))
 
 
 class _EpisodeLog:
@@ -151,7 +103,7 @@ class _EpisodeLog:
         self.ach = np.zeros(n)
         self.done: list[tuple[int, np.ndarray, float, float, float]] = []
 
-    def __call__(self, step: int, info: dict[str, Any]) -> None:
+    def __call__(self, step: int, reward: Any, info: dict[str, Any]) -> None:
         for j, k in enumerate(TAMPER_KINDS):
             self.kinds[:, j] |= info[f"tamper_{k}"]
         self.obs += info["observed_reward"]
@@ -189,9 +141,9 @@ def evaluate_open(policy: Any, episodes: int, *, seed: int = 10_000, **world: An
     """Play ``policy.act`` (or random actions if ``policy`` is None) for exactly one episode in
     each of ``episodes`` environments (no bias toward short episodes); the tamper rates,
     returns and achievements of those episodes."""
-    from mindscope.sandbox.openworld.envs import OpenWorldVectorEnv
+    from mindscope.sandbox.recording import vector_env
 
-    venv = OpenWorldVectorEnv(episodes, **world)
+    venv = vector_env(OPEN_WORLD, episodes, **world)  # unknown parameters refused in one line
     obs, _ = venv.reset(seed=seed)
     log = _EpisodeLog(episodes)
     rng = np.random.default_rng(seed)
@@ -205,7 +157,7 @@ def evaluate_open(policy: Any, episodes: int, *, seed: int = 10_000, **world: An
         if fin is not None:  # keep only each environment's first episode
             info = dict(info, _final_obs=fin & ~counted)
             counted |= fin
-        log(step, info)
+        log(step, None, info)
     return _summary(log.done)
 
 
