@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -98,7 +99,7 @@ def test_resumes_after_a_kill(tiny, tmp_path, monkeypatch):
 
     h, text, _ = tiny
     w = token_windows(h, text.read_text().split("\n\n"), 16)
-    kw = dict(n_latents=32, k=3, batch_size=64, buffer_inputs=16, seed=1, steps=120)
+    kw: dict[str, Any] = dict(n_latents=32, k=3, batch_size=64, buffer_inputs=16, seed=1, steps=120)
     full = train_saes(h, w, ["resid_post.1"], ["batchtopk"], **kw)
     step = SparseAutoencoder.partial_fit
 
@@ -239,7 +240,7 @@ def test_report_draws_a_feature_page_per_card(tiny, tmp_path):
     page = [s for s in build_sections(df) if s.id == "sae-features"]
     assert page, "no feature pages"
     table = page[0].table
-    assert len(table) == len(cards) == 3
+    assert table is not None and len(table) == len(cards) == 3
     assert len(page[0].figures) == 2 * len(cards)  # a histogram and a table per latent
     by_latent = {c["latent"]: c for c in cards}
     for _, row in table.iterrows():
@@ -291,7 +292,7 @@ def test_trains_from_the_activation_store_at_two_layers(tiny, tmp_path, monkeypa
     # an epoch visits distinct rows (200 // 48 = 4 batches)
     seen = torch.cat([torch.cdist(src(s)[1], full1).argmin(1) for s in range(4)])
     assert len(seen.unique()) == 4 * 48
-    kw = dict(n_latents=32, k=3, steps=60, batch_size=48, seed=1)
+    kw: dict[str, Any] = dict(n_latents=32, k=3, steps=60, batch_size=48, seed=1)
     full = train_saes(None, None, [1, 2], ["topk"], source=src, **kw)
     step = SparseAutoencoder.partial_fit
 
@@ -323,7 +324,7 @@ def test_transcoder_trained_from_a_model_in_the_same_pass(tiny):
 
     h, text, _ = tiny
     w = token_windows(h, text.read_text().split("\n\n"), 16)
-    kw = dict(n_latents=64, k=4, batch_size=64, buffer_inputs=16, seed=0, steps=80)
+    kw: dict[str, Any] = dict(n_latents=64, k=4, batch_size=64, buffer_inputs=16, seed=0, steps=80)
     pair = ("resid_post.0", "mlp_out.1")
     out = train_saes(h, w, ["resid_post.1"], ["topk"], transcoders=[pair], **kw)
     assert set(out) == {("resid_post.1", "topk"), ("resid_post.0->mlp_out.1", "topk")}

@@ -106,8 +106,9 @@ def main() -> None:
         raws = [json.loads(Path(p).read_text()) for p in args.convert]
         record_figures(
             raws,
-            "python docs/examples/sae_planted.py  (plans run as two processes: "
-            "--plans easy,easy256 and --plans small,easy512)",
+            "python docs/examples/sae_planted.py  (plans run as separate processes: "
+            "--plans easy,easy256; --plans small,easy512; --plans small4x; "
+            "--plans large --seeds 1 --large-steps 2000)",
         )
         return
     torch.set_num_threads(1)
