@@ -60,8 +60,8 @@ def main() -> None:
     for r in range(args.repeats):
         for method in per_call:
             t0 = time.perf_counter()
-            base, kw = method_options(method)
-            est = estimate_rare(h, dist, bad, method=base, budget=args.budget, seed=r, **kw)
+            est_method, kw = method_options(method)
+            est = estimate_rare(h, dist, bad, method=est_method, budget=args.budget, seed=r, **kw)
             per_call[method].append((time.perf_counter() - t0) / est.n_calls)
         print(
             f"rep {r}: " + ", ".join(f"{m} {v[-1] * 1e6:.0f} us/call" for m, v in per_call.items()),

@@ -927,8 +927,11 @@ def ce(
     if rest == 0 and known_mass > 0:
         # every final hit was a known input: the estimate is their exact mass, and what is
         # missing is bounded by the inputs no sampler found (one more than Chao's estimate, of
-        # the known inputs' average mass)
-        hi = max(hi, min(1.0, known_mass * (n_known + unseen + 1) / n_known))
+        # the known inputs' average mass). Counted among the samplers' own finds: inputs added
+        # by neighbour expansion carry no capture-recapture evidence, so they do not shrink it
+        sampled = len(set().union(*finders)) if finders else 0
+        base = max(1, min(n_known, sampled) if sampled else n_known)
+        hi = max(hi, min(1.0, known_mass * (base + unseen + 1) / base))
         if k_hits < MIN_TRUST_ESS:
             reasons.append(f"only {k_hits} final draws were bad")
         if len(finders) < 2 or coverage < 0.9:
