@@ -204,7 +204,7 @@ def test_report_works_on_elicit_folders_and_never_overwrites(elicit_out, capsys)
     capsys.readouterr()
     assert main(["runs", str(out.parent)]) == 0
     listing = capsys.readouterr().out
-    assert "[elicit, complete]" in listing and "best test auroc" in listing
+    assert "[elicit, complete]" in listing and "test auroc, " in listing
 
 
 def _auroc(method: str, layer: int, value: float, **kw: object) -> Row:
