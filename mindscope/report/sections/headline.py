@@ -102,7 +102,8 @@ def test_lines(df: pd.DataFrame) -> pd.DataFrame:
 def _bob_rows(lines: pd.DataFrame) -> list[list[object]]:
     rows: list[list[object]] = []
     for r in lines.itertuples(index=False):
-        where = f"layer {r.layer} (chosen on validation)"
+        how = "held-out training pairs" if r.eval == "test" else "validation"
+        where = f"layer {r.layer} (chosen on {how})"
         ci = "" if math.isnan(r.ci_low) else f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"
         chance = (
             f"0.5; {r.n_directions} random directions: p95 {_num(r.null_p95)}, "
