@@ -203,3 +203,20 @@ def test_scheme_stage_and_cli_run(tmp_path, capsys):
     assert main(["report", str(tmp_path / "s")]) == 0  # the sandbox section draws the arms
     assert main(["sandbox", "openworld", "--agent", "ppp", "--out", str(tmp_path / "o")]) == 2
     assert "did you mean 'ppo'" in capsys.readouterr().err
+
+
+def test_cli_zero_seeds_are_refused_and_nothing_is_written(tmp_path, capsys):
+    """`sandbox scheme` and `sandbox openworld` refuse zero or negative counts in one line
+    (an open-world run with ``--seeds 0`` used to report the random baseline alone)."""
+    cases = [
+        ["sandbox", "scheme", "--scheme", "mona", "--seeds", "0"],
+        ["sandbox", "openworld", "--seeds", "0"],
+        ["sandbox", "openworld", "--envs", "-1"],
+        ["sandbox", "openworld", "--length", "0"],
+    ]
+    for i, args in enumerate(cases):
+        out = tmp_path / f"o{i}"
+        assert main([*args, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "must be" in err, err
+        assert not out.exists()

@@ -252,8 +252,7 @@ def _scheme(args: argparse.Namespace) -> int:
     from mindscope.sandbox.schemes import compare_scheme, scheme
 
     scheme(args.scheme)  # one-line error before anything else
-    positive_int(args.steps, "--steps")
-    positive_int(args.episodes, "--episodes")
+    _check_counts(args, "--seeds", "--steps", "--episodes")
     out = Path(args.out)
     _refuse_existing(out / "results.parquet", args.overwrite)
     res = compare_scheme(
@@ -297,8 +296,7 @@ def _openworld(args: argparse.Namespace) -> int:
         close = difflib.get_close_matches(args.agent, ["random", "ppo"], n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise SandboxError(f"unknown open-world agent {args.agent!r} ({hint}known: random, ppo)")
-    positive_int(args.steps, "--steps")
-    positive_int(args.episodes, "--episodes")
+    _check_counts(args, "--seeds", "--steps", "--envs", "--episodes", "--length")
     world = {"length": args.length}
     out = Path(args.out) if args.out else None
     if out is not None:
