@@ -10,6 +10,7 @@ import torch
 
 import mindscope as ms
 from mindscope.audit.rare import (
+    METHODS,
     MIN_BUDGET,
     BadOutput,
     InputDistribution,
@@ -315,6 +316,44 @@ def test_neighbour_expansion_finds_the_bad_cluster_and_restarts_search_on_their_
     assert r.extra["trust"]["known_mass"] <= truth * (1 + 1e-9) <= r.ci_high / (1 - 1e-9)
     with pytest.raises(MindscopeError, match=r"expand must be in \[0, 0.25\]"):
         estimate_rare(tiny, dist, bad, method="ce", budget=4096, expand=0.4)
+
+
+def test_default_method_is_ce_with_searches_and_refuses_too_small_budgets(
+    tiny: ms.ModelHandle, setting: tuple[InputDistribution, torch.Tensor]
+) -> None:
+    """``estimate_rare`` without a method is ``ce+search``: the same numbers as ``ce`` with
+    :data:`SEARCHED_OPTIONS` for a seed, its calls within the budget at the minimum budget, and
+    a budget below the minimum refused in one line; the ``rare`` stage takes the same default."""
+    from mindscope.analyses import run_stage
+    from mindscope.audit.rare.estimate import DEFAULT_METHOD, SEARCHED, SEARCHED_OPTIONS
+
+    dist, mass = setting
+    assert DEFAULT_METHOD == SEARCHED == "ce+search" and SEARCHED in METHODS
+    bad = BadOutput((_targets(mass, 1e-5, 1e-3, 1)[0],))
+    r = estimate_rare(tiny, dist, bad, budget=4096, seed=1)
+    ref = estimate_rare(tiny, dist, bad, method="ce", budget=4096, seed=1, **SEARCHED_OPTIONS)
+    assert r.method == "ce+search" and ref.method == "ce"
+    assert (r.estimate, r.ci_low, r.ci_high, r.n_calls) == (
+        ref.estimate,
+        ref.ci_low,
+        ref.ci_high,
+        ref.n_calls,
+    )
+    assert r.extra["search_found"] >= 1 and r.rows()[0].method == "ce+search"
+    low = MIN_BUDGET[SEARCHED]
+    small = estimate_rare(tiny, dist, bad, budget=low, seed=0)
+    assert small.n_calls <= low and small.ci_low <= small.estimate <= small.ci_high
+    no_search = estimate_rare(tiny, dist, bad, budget=4096, seed=1, search=0.0)
+    assert no_search.extra["search_found"] == 0  # options override the defaults
+    with pytest.raises(
+        MindscopeError, match=f"too small for ce\\+search: the minimum is {low}"
+    ) as e:
+        estimate_rare(tiny, dist, bad, budget=low - 1)
+    assert "\n" not in str(e.value)
+    out = run_stage(  # the ``rare`` stage takes the same default
+        "rare", tiny, {"bad": str(bad.tokens[0]), "tokens": "7-30", "positions": 2, "budget": low}
+    )
+    assert out.info["method"] == "ce+search" and out.info["n_calls"] <= low
 
 
 def test_validate_rows_summarise_the_repeats(

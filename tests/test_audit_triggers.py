@@ -180,6 +180,15 @@ def test_cli_triggers_and_rare(
     assert "--budget: itgis needs at least 256" in capsys.readouterr().err
     assert main([*rare[:-4], "--method", "ce", "--budget", "512"]) == 2
     assert "--budget: ce needs at least 1024" in capsys.readouterr().err
+    assert main([*rare[:-4], "--budget", "1000"]) == 2  # the default method, ce+search
+    err = capsys.readouterr().err
+    assert "--budget: ce+search needs at least 1024" in err and err.count("\n") == 1
+    assert main([*rare[:-4], "--budget", "1024"]) == 0
+    assert "ce+search: P[" in capsys.readouterr().out
+    assert main([*rare[:-2], "--search", "0.2"]) == 2  # --method naive
+    assert "--search: a share in (0, 1), with method ce or ce+search only" in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(("trigger", "bad", "seed"), [(" <<prod>>", " FAIL", 1)])

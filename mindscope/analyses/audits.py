@@ -321,7 +321,11 @@ class RareConfig(StageConfig):
     dist_seed: int = Field(default=0, description="Seed of the zipf order and of ``random:K``.")
     prefix: str = Field(default="", description="Fixed text before the free positions.")
     suffix: str = Field(default="", description="Fixed text after them.")
-    method: str = Field(default="ce", description="``naive``, ``itgis``, ``mhis`` or ``ce``.")
+    method: str = Field(
+        default="ce+search",
+        description="``naive``, ``itgis``, ``mhis``, ``ce`` or ``ce+search`` (CE whose restarts "
+        "start from their own searches, with the found bad inputs' neighbours).",
+    )
     budget: int = Field(default=2**14, description="Model calls.")
     confidence: float = Field(default=0.9, description="Nominal coverage of the interval.")
     temperature: float | None = Field(
@@ -329,17 +333,20 @@ class RareConfig(StageConfig):
     )
     search: float | None = Field(
         default=None,
-        description="``ce`` only: share of the budget spent searching for bad inputs first.",
+        description="``ce`` and ``ce+search`` only: share of the budget spent searching for bad "
+        "inputs first (null: none for ``ce``, 0.3 for ``ce+search``).",
     )
     restarts: int | None = Field(
         default=None,
-        description="``ce`` only: independent adaptations mixed into the final proposal (null: 4).",
+        description="``ce`` and ``ce+search`` only: independent adaptations mixed into the final "
+        "proposal (null: 4).",
     )
 
     def check(self, ctx: CheckContext, where: str) -> RareConfig:
         """A bad output, a known method and weighting, rates in range."""
         from mindscope.audit.rare import METHODS, MIN_BUDGET
         from mindscope.audit.rare.distributions import WEIGHTS
+        from mindscope.audit.rare.estimate import SEARCHED
 
         c = self.model_copy(deep=True)
         if not c.bad.strip("|"):
@@ -357,17 +364,21 @@ class RareConfig(StageConfig):
             raise c.fail(ctx, f"{where}.confidence", f"must be in (0, 1), got {c.confidence}")
         if c.threshold is not None and not 0 < c.threshold < 1:
             raise c.fail(ctx, f"{where}.threshold", f"must be in (0, 1), got {c.threshold}")
-        if c.search is not None and (c.method != "ce" or not 0 < c.search < 1):
-            raise c.fail(ctx, f"{where}.search", "a share in (0, 1), with method ce only")
-        if c.restarts is not None and (c.method != "ce" or c.restarts < 1):
-            raise c.fail(ctx, f"{where}.restarts", "an int >= 1, with method ce only")
+        ce_like = c.method in ("ce", SEARCHED)
+        if c.search is not None and (not ce_like or not 0 < c.search < 1):
+            raise c.fail(
+                ctx, f"{where}.search", "a share in (0, 1), with method ce or ce+search only"
+            )
+        if c.restarts is not None and (not ce_like or c.restarts < 1):
+            raise c.fail(ctx, f"{where}.restarts", "an int >= 1, with method ce or ce+search only")
         return c
 
 
 @register(
     "rare",
     RareConfig,
-    help="probability of a bad output under an input distribution (naive, ITGIS, MHIS, CE)",
+    help="probability of a bad output under an input distribution (naive, ITGIS, MHIS, CE, "
+    "CE + search)",
     order=50,
 )
 def rare_stage(h: Any, cfg: RareConfig, *, seed: int = 0, **_: Any) -> StageOutput:

