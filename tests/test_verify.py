@@ -130,16 +130,20 @@ def test_interpolated_segments_are_flagged_without_the_loss_check(
     from safetensors.torch import load_file
 
     from mindscope.organisms import config_from_dict, make_task
+    from mindscope.organisms.trainer import deterministic
 
     forged = frauds.interpolate(honest, tmp_path / "forged", first=1, last=3)
     doc = json.loads((forged / "transcript" / "transcript.json").read_text())
     cfg = config_from_dict("quirky-arith", doc["header"]["config"])
     task = make_task("quirky-arith", cfg)
     batches = list(itertools.islice(task.batches(), 96))
-    for seg in doc["segments"]:
-        task.model.load_state_dict(load_file(str(weights_path(forged, seg["start"]))))
-        with torch.no_grad():
-            seg["losses"][0] = float(task.loss(task.model.eval(), batches[seg["start"]]))
+    # the forger recomputes under the trainer's seed and thread count, as the verifier does
+    # (another thread count changes the loss in its last bits)
+    with deterministic(cfg.seed, int(doc["header"]["threads"])):
+        for seg in doc["segments"]:
+            task.model.load_state_dict(load_file(str(weights_path(forged, seg["start"]))))
+            with torch.no_grad():
+                seg["losses"][0] = float(task.loss(task.model.eval(), batches[seg["start"]]))
     frauds._rechain(forged, doc)
     r = ms.verify.training(forged, q=1, n_random=0)
     assert not r.accepted, r.summary()

@@ -124,7 +124,9 @@ def test_ray_workers_give_the_in_process_results(strong, pairs) -> None:  # noqa
             b.method,
             b._extra["supervisor"],
         )
-        assert a.value == pytest.approx(b.value, abs=1e-9, nan_ok=True)
+        # equal up to float summation order: a Ray worker may run torch on another thread
+        # count than this process, which moves fine-tuned values in their last bits (~1e-9)
+        assert a.value == pytest.approx(b.value, abs=1e-6, nan_ok=True)
     assert set(ray.info["student_cpu_s"]) == set(here.info["student_cpu_s"])
     with pytest.raises(MindscopeError, match="unknown backend 'dask'"):
         run_w2s(strong, train, test, sups, backend="dask", **kw)

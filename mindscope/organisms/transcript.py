@@ -75,16 +75,32 @@ class TranscriptError(MindscopeError):
 
 
 def machine_id() -> str:
-    """What must match for bit-exact re-execution besides the thread count: CPU and torch."""
+    """What must match for bit-exact re-execution besides the thread count: CPU and torch.
+
+    The CPU is named by its model name, family, model and stepping (virtual machines often
+    report only a vendor's family name, e.g. ``AMD EPYC``, for different generations) and the
+    vector instructions torch dispatches to (``AVX2``, ``AVX512``, ...), which change the
+    kernels and so the last bits of a float sum."""
     cpu = platform.processor() or platform.machine()
+    ids: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "cpu family", "model", "stepping") and key not in ids:
+                ids[key] = value.strip()
+            if not line.strip() and ids:
+                break  # the first processor's block is enough
     except OSError:
         pass
-    return f"{cpu} | {platform.system()} | torch {torch.__version__}"
+    cpu = ids.get("model name", cpu)
+    if "cpu family" in ids:
+        cpu += f" ({ids['cpu family']}/{ids.get('model', '?')}/{ids.get('stepping', '?')})"
+    try:
+        isa = str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):  # older torch builds
+        isa = "?"
+    return f"{cpu} | {isa} | {platform.system()} | torch {torch.__version__}"
 
 
 def canonical(obj: Any) -> bytes:
