@@ -187,6 +187,13 @@ def test_scheme_in_the_open_world_and_refusals(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_kwargs"] == {"length": 10} and summary["num_envs"] == 4
     assert "effect on tamper_rate_rule_edit" in capsys.readouterr().out
+    one = ["sandbox", "openworld", "--agent", "current_rf_ppo", "--seeds", "1", "--steps", "64"]
+    one += ["--envs", "4", "--length", "10", "--episodes", "2", "--out", str(tmp_path / "o")]
+    assert main(one) == 0
+    assert json.loads((tmp_path / "o" / "seed0" / "config.json").read_text())["kind"] == (
+        "open_world_current_rf_ppo"
+    )
+    capsys.readouterr()
     bad = ["sandbox", "scheme", "--scheme", "mona", "--world", "open_world", "--out", str(out)]
     assert main(bad) == 2
     err = capsys.readouterr().err

@@ -10,7 +10,8 @@
     mindscope sandbox scheme --scheme NAME [--world W] --out DIR [--seeds 10] [--steps N]
                              [--envs N] [--length N]   (--world open_world: PPO vs the scheme's
                                                         PPO, e.g. --scheme current_rf)
-    mindscope sandbox openworld [--agent random|ppo] [--seeds 3] [--steps N] [--out DIR]
+    mindscope sandbox openworld [--agent random|ppo|current_rf_ppo] [--seeds 3] [--steps N]
+                                [--out DIR]
                                 (PPO agents saved under DIR/seed<k>/, ready for ``record``)
 
 ``train`` trains one agent per seed, saves each under ``DIR/seed<k>/`` and writes the metrics
@@ -300,12 +301,15 @@ def _openworld(args: argparse.Namespace) -> int:
     from mindscope.io import atomic_write_json
     from mindscope.sandbox.errors import SandboxError
 
-    if args.agent not in ("random", "ppo"):
+    known = ["random", "ppo", "current_rf_ppo"]
+    if args.agent not in known:
         import difflib
 
-        close = difflib.get_close_matches(args.agent, ["random", "ppo"], n=1)
+        close = difflib.get_close_matches(args.agent, known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise SandboxError(f"unknown open-world agent {args.agent!r} ({hint}known: random, ppo)")
+        raise SandboxError(
+            f"unknown open-world agent {args.agent!r} ({hint}known: {', '.join(known)})"
+        )
     _check_counts(args, "--seeds", "--steps", "--envs", "--episodes", "--length")
     world = {"length": args.length}
     out = Path(args.out) if args.out else None
@@ -326,8 +330,9 @@ def _openworld(args: argparse.Namespace) -> int:
             world_kwargs=world,
             eval_episodes=args.episodes,
             backend=args.backend,
+            agent=args.agent,
         )
-        summary = {"ppo_per_seed": res.per_seed, "random": res.random_policy}
+        summary = {f"{args.agent}_per_seed": res.per_seed, "random": res.random_policy}
         if out is not None:
             from mindscope.sandbox.experiments import save_world_kwargs
 
@@ -446,7 +451,11 @@ def register(subparsers: Any) -> None:
     channel_opts(ps)
     ps.set_defaults(func=_scheme)
     po = sub.add_parser("openworld", help="the Crafter-like open world: random play or PPO")
-    po.add_argument("--agent", default="random", help="random or ppo")
+    po.add_argument(
+        "--agent",
+        default="random",
+        help="random, ppo or current_rf_ppo (PPO with current-RF returns)",
+    )
     po.add_argument("--seeds", type=int, default=3)
     po.add_argument("--steps", type=int, default=None, help="PPO env steps per seed")
     po.add_argument("--envs", type=int, default=128, help="parallel envs while training")
