@@ -164,10 +164,10 @@ def test_scheme_in_the_open_world_and_refusals(tmp_path, capsys):
         "current_rf",
         "open_world",
         seeds=[0, 1],
-        steps=128,
+        steps=64,
         num_envs=4,
         eval_episodes=3,
-        world_kwargs={"size": 32, "length": 20},
+        world_kwargs={"size": 16, "length": 20},
     )
     arms = list(res.summary["arms"])
     assert arms == ["baseline:open_world_ppo", "scheme:open_world_current_rf_ppo"]
@@ -183,9 +183,10 @@ def test_scheme_in_the_open_world_and_refusals(tmp_path, capsys):
     out = tmp_path / "s"
     args = ["sandbox", "scheme", "--scheme", "current_rf", "--world", "open_world"]
     args += ["--seeds", "2", "--steps", "64", "--envs", "4", "--length", "10", "--episodes", "2"]
+    args += ["--world-param", "size=16"]
     assert main(args + ["--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["world_kwargs"] == {"length": 10} and summary["num_envs"] == 4
+    assert summary["world_kwargs"] == {"length": 10, "size": 16} and summary["num_envs"] == 4
     assert "effect on tamper_rate_rule_edit" in capsys.readouterr().out
     one = ["sandbox", "openworld", "--agent", "current_rf_ppo", "--seeds", "1", "--steps", "64"]
     one += ["--envs", "4", "--length", "10", "--episodes", "2", "--out", str(tmp_path / "o")]
