@@ -4,6 +4,8 @@ open world.
     OMP_NUM_THREADS=1 python docs/examples/openworld_current_rf.py [--seeds 10] [--steps 98304]
         [--envs 128] [--length 500] [--episodes 64] [--backend ray]
     python docs/examples/openworld_current_rf.py --quick      # 2 seeds, short: a smoke run
+    python docs/examples/openworld_current_rf.py --steps 196608 \
+        --out docs/figures/sandbox_openworld_current_rf_196k.json   # twice the budget
 
 Calls ``mindscope.sandbox.schemes.compare_scheme("current_rf", "open_world")``: both learners
 (the same PPO, network, inputs and hyper-parameters; the scheme's returns read every later
@@ -110,11 +112,15 @@ def main() -> None:
         load = [round(x, 2) for x in os.getloadavg()]
     except OSError:
         load = []
-    command = "python docs/examples/openworld_current_rf.py" + (
-        " --quick"
-        if args.quick
-        else f" --seeds {args.seeds} --steps {args.steps} --envs {args.envs} "
-        f"--length {args.length} --episodes {args.episodes}"
+    command = (
+        "python docs/examples/openworld_current_rf.py"
+        + (
+            " --quick"
+            if args.quick
+            else f" --seeds {args.seeds} --steps {args.steps} --envs {args.envs} "
+            f"--length {args.length} --episodes {args.episodes}"
+        )
+        + ("" if args.out == OUT else f" --out {args.out}")
     )
     atomic_write_json(
         args.out,
