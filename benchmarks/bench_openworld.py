@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_openworld.py
         [--envs 4096 16384 65536] [--steps 30] [--warmup 150] [--reps 3] [--quick]
+        [--procs 2] [--proc-envs 65536] [--ppo-steps 16384]
 
 Times ``OpenWorldVectorEnv(num_envs).step`` (random actions over Crafter's 17; the symbolic
 observation, the per-step ``info`` and the autoreset included) in this process, one thread, after
@@ -17,6 +18,17 @@ Each figure is taken twice: wall-clock (``*_steps_per_s``) and CPU time of the s
 (``*_cpu_steps_per_s``, ``time.process_time``). On an idle machine they agree; on a shared one the
 CPU-time figures and the ratios between them are the ones to read. Repetitions are interleaved;
 medians are recorded. ``--quick``: 4096 envs, one repetition, short warm-up.
+
+``--procs P`` (P >= 2) also steps the open world in ``P`` processes at once, one thread each,
+each with its own batch of ``--proc-envs`` environments (fresh maps): every process warms up,
+waits at a barrier, then times ``--steps`` steps; the aggregate is all processes' env steps over
+the span from the first start to the last end (``open_world_<P>proc_steps_per_s``, wall clock)
+and the sum of each process's env steps per CPU-second (``open_world_<P>proc_cpu_steps_per_s``).
+Nothing else should run on the machine meanwhile: the figure is what ``P`` cores give.
+
+``--ppo-steps N`` (0 to skip) trains the open world's PPO (:class:`OpenWorldPPO`, 128
+environments, episodes of 500 steps) for ``N`` env steps in this process, one thread, and prints
+its env steps/s including learning beside the env's own figure (``ppo_steps_per_s_with_learning``).
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from _figures import record
@@ -72,6 +85,59 @@ def ours(envs: int, steps: int, warmup: int, reuse: int, seed: int) -> tuple[flo
     return envs * steps / (w1 - w0), envs * steps / (c1 - c0), 1000 * ended / (envs * steps)
 
 
+def _proc_worker(envs: int, steps: int, warmup: int, seed: int, barrier: Any, out: Any) -> None:
+    """One process of ``--procs``: warm up, wait for the others, time ``steps`` steps."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    from mindscope.sandbox.openworld import OpenWorldVectorEnv
+
+    venv = OpenWorldVectorEnv(envs)
+    venv.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(warmup):
+        venv.step(rng.integers(0, 17, envs))
+    acts = rng.integers(0, 17, (steps, envs))
+    barrier.wait()
+    w0, c0 = time.perf_counter(), time.process_time()
+    for a in acts:
+        venv.step(a)
+    w1, c1 = time.perf_counter(), time.process_time()
+    out.put((seed, w0, w1, c1 - c0, envs * steps))
+
+
+def processes(procs: int, envs: int, steps: int, warmup: int, rep: int) -> tuple[float, float]:
+    """(aggregate wall env steps/s, summed CPU env steps/s) of ``procs`` processes stepping
+    their own open worlds of ``envs`` environments (fresh maps) at the same time."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier, out = ctx.Barrier(procs), ctx.Queue()
+    ps = [
+        ctx.Process(target=_proc_worker, args=(envs, steps, warmup, 1000 * rep + k, barrier, out))
+        for k in range(procs)
+    ]
+    for p in ps:
+        p.start()
+    got = [out.get() for _ in ps]
+    for p in ps:
+        p.join()
+        if p.exitcode != 0:
+            raise RuntimeError(f"a benchmark process failed (exit code {p.exitcode})")
+    span = max(g[2] for g in got) - min(g[1] for g in got)
+    return sum(g[4] for g in got) / span, sum(g[4] / g[3] for g in got)
+
+
+def ppo_throughput(steps: int, seed: int = 0) -> float:
+    """Env steps/s of the open world's PPO including learning (128 envs, episodes of 500)."""
+    from mindscope.sandbox.openworld import OpenWorldVectorEnv
+    from mindscope.sandbox.openworld_agents import OpenWorldPPO
+
+    venv = OpenWorldVectorEnv(128, length=500)
+    agent = OpenWorldPPO(seed=seed)
+    t0 = time.perf_counter()
+    agent.learn(venv, steps)
+    return steps / (time.perf_counter() - t0)
+
+
 def crafter(envs: int, steps: int) -> tuple[float, float] | None:
     if not REF_PY.is_file():
         return None
@@ -94,9 +160,14 @@ def main() -> int:
     ap.add_argument("--crafter-steps", type=int, default=100)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="4096 envs, 1 rep, 40 warm-up steps")
+    ap.add_argument("--procs", type=int, default=1, help="also P processes at once (P >= 2)")
+    ap.add_argument("--proc-envs", type=int, default=65536, help="environments per process")
+    ap.add_argument("--ppo-steps", type=int, default=16384, help="PPO env steps (0: skip)")
+    ap.add_argument("--no-record", action="store_true", help="print only (a smoke run)")
     args = ap.parse_args()
     if args.quick:
         args.envs, args.reps, args.warmup, args.crafter_steps = [4096], 1, 40, 30
+        args.proc_envs, args.ppo_steps = 4096, 4096
     if os.environ.get("OMP_NUM_THREADS") != "1":
         print(
             "note: OMP_NUM_THREADS is not 1; map generation may use more threads", file=sys.stderr
@@ -113,6 +184,14 @@ def main() -> int:
                     f"{r[1]:12,.0f} CPU, {r[2]:.1f} episodes ended per 1000 steps",
                     flush=True,
                 )
+        if args.procs >= 2:
+            pr = processes(args.procs, args.proc_envs, args.steps, args.warmup, rep)
+            runs.setdefault((args.proc_envs, f"{args.procs}proc"), []).append((*pr, 0.0))
+            print(
+                f"rep {rep} {args.procs} processes x {args.proc_envs} envs fresh: "
+                f"{pr[0]:12,.0f} steps/s wall (aggregate), {pr[1]:12,.0f} CPU (summed)",
+                flush=True,
+            )
         c = crafter(args.crafter_envs, args.crafter_steps)
         if c is not None:
             ref.append(c)
@@ -123,6 +202,22 @@ def main() -> int:
         for k, v in runs.items()
     }
     for (n, regime), (wall, cpu) in med.items():
+        if regime.endswith("proc"):
+            what = (
+                f"OpenWorldVectorEnv in {args.procs} processes at once, one thread and {n} "
+                "envs each, fresh maps, random actions"
+            )
+            figures[f"open_world_{regime}_steps_per_s"] = (
+                wall,
+                "env steps/s",
+                what + ", all processes' steps over the common span, wall clock",
+            )
+            figures[f"open_world_{regime}_cpu_steps_per_s"] = (
+                cpu,
+                "env steps/s",
+                what + ", sum of each process's steps per CPU-second",
+            )
+            continue
         what = f"OpenWorldVectorEnv, {n} envs, random actions, one thread, " + (
             "a fresh map per episode" if regime == "fresh" else f"maps reused {POOL_REUSE}x"
         )
@@ -146,7 +241,7 @@ def main() -> int:
         f"OpenWorldVectorEnv, {big} envs, maps reused {POOL_REUSE}x, CPU time",
     )
     figures["episodes_ended_per_1000_steps"] = (
-        statistics.median(x[2] for v in runs.values() for x in v),
+        statistics.median(x[2] for k, v in runs.items() if not k[1].endswith("proc") for x in v),
         "episodes",
         "random actions, steady state (all runs)",
     )
@@ -171,11 +266,31 @@ def main() -> int:
             f"{figures['ratio_vs_crafter'][0]:,.0f}x, pooled maps "
             f"{figures['ratio_vs_crafter_pool'][0]:,.0f}x"
         )
+    env_line = f"open world, {big} envs, fresh maps, one thread: {med[(big, 'fresh')][0]:,.0f}"
+    if args.procs >= 2:
+        env_line += (
+            f"; {args.procs} processes x {args.proc_envs}: "
+            f"{med[(args.proc_envs, f'{args.procs}proc')][0]:,.0f}"
+        )
+    if args.ppo_steps > 0:
+        ppo = ppo_throughput(args.ppo_steps)
+        figures["ppo_steps_per_s_with_learning"] = (
+            ppo,
+            "env steps/s",
+            f"OpenWorldPPO, 128 envs, episodes of 500, {args.ppo_steps} env steps including "
+            "learning, one thread",
+        )
+        print(f"env steps/s: {env_line} | PPO including learning (one thread): {ppo:,.0f}")
+    else:
+        print(f"env steps/s: {env_line}")
+    if args.no_record:
+        return 0
     record(
         "bench_openworld",
         figures,
         reps=args.reps,
-        notes="one thread; wall and CPU-time figures; medians of interleaved reps",
+        notes="one thread; wall and CPU-time figures; medians of interleaved reps"
+        + (f"; also {args.procs} processes at once, one thread each" if args.procs >= 2 else ""),
     )
     return 0
 

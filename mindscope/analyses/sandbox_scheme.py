@@ -25,7 +25,8 @@ class SandboxSchemeConfig(StageConfig):
         description="decoupled_approval, current_rf or mona (mindscope.sandbox.schemes.SCHEMES).",
     )
     world: str | None = Field(
-        default=None, description="A sandbox world with the scheme's channel; null: its own."
+        default=None,
+        description="A sandbox world with the scheme's channel (or open_world); null: its own.",
     )
     seeds: int = Field(default=10, description="Seeds per arm (at least 2).")
     steps: int | None = Field(default=None, description="Env steps per seed; null: the scheme's.")
@@ -37,14 +38,11 @@ class SandboxSchemeConfig(StageConfig):
         from mindscope.extras import require
 
         require("sandbox", what="the sandbox_scheme stage")
-        from mindscope.sandbox.channels import require_channel
         from mindscope.sandbox.errors import SandboxError
-        from mindscope.sandbox.schemes import scheme
-        from mindscope.sandbox.worlds import make_world
+        from mindscope.sandbox.schemes import check_scheme_world
 
         try:
-            sc = scheme(self.scheme)
-            require_channel(make_world(self.world or sc.world), sc.channel, f"scheme {sc.name}")
+            check_scheme_world(self.scheme, self.world)
         except SandboxError as exc:
             raise self.fail(ctx, where, str(exc)) from None
         if self.seeds < 2:

@@ -8,7 +8,10 @@
                              [--backend ray]
     mindscope sandbox collect RUN_DIR ... --out DIR      (one table for ``mindscope report DIR``)
     mindscope sandbox scheme --scheme NAME [--world W] --out DIR [--seeds 10] [--steps N]
-    mindscope sandbox openworld [--agent random|ppo] [--seeds 3] [--steps N] [--out DIR]
+                             [--envs N] [--length N]   (--world open_world: PPO vs the scheme's
+                                                        PPO, e.g. --scheme current_rf)
+    mindscope sandbox openworld [--agent random|ppo|current_rf_ppo] [--seeds 3] [--steps N]
+                                [--out DIR]
                                 (PPO agents saved under DIR/seed<k>/, ready for ``record``)
 
 ``train`` trains one agent per seed, saves each under ``DIR/seed<k>/`` and writes the metrics
@@ -249,10 +252,17 @@ def _scheme(args: argparse.Namespace) -> int:
     require("sandbox", what="mindscope sandbox")
     from mindscope.io import atomic_write_json
     from mindscope.results import to_frame, write_table
-    from mindscope.sandbox.schemes import compare_scheme, scheme
+    from mindscope.sandbox.errors import SandboxError
+    from mindscope.sandbox.schemes import check_scheme_world, compare_scheme, is_open_world, scheme
 
     scheme(args.scheme)  # one-line error before anything else
-    _check_counts(args, "--seeds", "--steps", "--episodes")
+    _check_counts(args, "--seeds", "--steps", "--episodes", "--envs", "--length")
+    kw = _world_kwargs(args)
+    if args.length is not None:
+        if not is_open_world(args.world):
+            raise SandboxError("--length applies to the open world only (--world open_world)")
+        kw["length"] = args.length
+    check_scheme_world(args.scheme, args.world, kw)  # the channel, before anything is trained
     out = Path(args.out)
     _refuse_existing(out / "results.parquet", args.overwrite)
     res = compare_scheme(
@@ -262,8 +272,9 @@ def _scheme(args: argparse.Namespace) -> int:
         steps=args.steps,
         eval_episodes=args.episodes,
         variants=not args.no_variants,
-        world_kwargs=_world_kwargs(args),
+        world_kwargs=kw,
         backend=args.backend,
+        num_envs=args.envs,
     )
     out.mkdir(parents=True, exist_ok=True)
     write_table(to_frame(res.rows), out / "results.parquet")
@@ -290,12 +301,15 @@ def _openworld(args: argparse.Namespace) -> int:
     from mindscope.io import atomic_write_json
     from mindscope.sandbox.errors import SandboxError
 
-    if args.agent not in ("random", "ppo"):
+    known = ["random", "ppo", "current_rf_ppo"]
+    if args.agent not in known:
         import difflib
 
-        close = difflib.get_close_matches(args.agent, ["random", "ppo"], n=1)
+        close = difflib.get_close_matches(args.agent, known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise SandboxError(f"unknown open-world agent {args.agent!r} ({hint}known: random, ppo)")
+        raise SandboxError(
+            f"unknown open-world agent {args.agent!r} ({hint}known: {', '.join(known)})"
+        )
     _check_counts(args, "--seeds", "--steps", "--envs", "--episodes", "--length")
     world = {"length": args.length}
     out = Path(args.out) if args.out else None
@@ -316,8 +330,9 @@ def _openworld(args: argparse.Namespace) -> int:
             world_kwargs=world,
             eval_episodes=args.episodes,
             backend=args.backend,
+            agent=args.agent,
         )
-        summary = {"ppo_per_seed": res.per_seed, "random": res.random_policy}
+        summary = {f"{args.agent}_per_seed": res.per_seed, "random": res.random_policy}
         if out is not None:
             from mindscope.sandbox.experiments import save_world_kwargs
 
@@ -420,17 +435,27 @@ def register(subparsers: Any) -> None:
     pr.set_defaults(func=_record)
     ps = sub.add_parser("scheme", help="an alignment scheme vs its baseline, 95%% CIs over seeds")
     ps.add_argument("--scheme", required=True, help="decoupled_approval, current_rf, mona")
-    ps.add_argument("--world", default=None, help="default: the scheme's own world")
+    ps.add_argument(
+        "--world", default=None, help="default: the scheme's own world; open_world: PPO arms"
+    )
     ps.add_argument("--out", required=True)
     ps.add_argument("--seeds", type=int, default=10)
     ps.add_argument("--steps", type=int, default=None, help="env steps per seed")
     ps.add_argument("--episodes", type=int, default=200)
     ps.add_argument("--no-variants", action="store_true", help="only the scheme and baseline")
+    ps.add_argument("--envs", type=int, default=None, help="parallel envs while training")
+    ps.add_argument(
+        "--length", type=int, default=None, help="open world: episode length (default 500)"
+    )
     add_backend_arg(ps)
     channel_opts(ps)
     ps.set_defaults(func=_scheme)
     po = sub.add_parser("openworld", help="the Crafter-like open world: random play or PPO")
-    po.add_argument("--agent", default="random", help="random or ppo")
+    po.add_argument(
+        "--agent",
+        default="random",
+        help="random, ppo or current_rf_ppo (PPO with current-RF returns)",
+    )
     po.add_argument("--seeds", type=int, default=3)
     po.add_argument("--steps", type=int, default=None, help="PPO env steps per seed")
     po.add_argument("--envs", type=int, default=128, help="parallel envs while training")

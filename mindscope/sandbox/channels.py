@@ -16,6 +16,10 @@ channels, each a small set of batched methods (``n`` = the world's batch size):
 
 :func:`require_channel` refuses a world lacking a channel in one line; any world, in the
 repository or not, that implements the methods works with every scheme that needs them.
+:func:`rule_index` and :func:`rule_rewards` read the rule channel for a whole batch: the index
+of each environment's rules among the options, and the last step's reward under every option
+(the vector envs put the latter in ``info["rule_rewards"]`` when ``venv.rule_rewards = True``,
+read before finished environments are reset).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ __all__ = [
     "SensorChannel",
     "has_channel",
     "require_channel",
+    "rule_index",
+    "rule_rewards",
     "world_channels",
 ]
 
@@ -101,3 +107,28 @@ def require_channel(world: Any, channel: str, scheme: str) -> Any:
             f"(it must define {', '.join(methods)})"
         )
     return w
+
+
+def rule_index(world: Any) -> np.ndarray:
+    """``[n]`` int64: the row of ``world.rule_options()`` equal to each env's ``rule_params()``
+    (SandboxError if some env's rules are not among the options)."""
+    w = _unwrap(world)
+    cur = np.asarray(w.rule_params())  # [n, k]
+    opts = np.asarray(w.rule_options())  # [m, k]
+    match = (cur[:, None, :] == opts[None]).all(axis=2)  # [n, m]
+    if not match.any(axis=1).all():
+        raise SandboxError("rule_params() holds a setting that rule_options() does not list")
+    return match.argmax(axis=1).astype(np.int64)
+
+
+def rule_rewards(world: Any) -> np.ndarray:
+    """``[n, m]`` float: the observed reward of the last step under each of the ``m`` rule
+    settings of ``world.rule_options()`` (``reward_under`` once per setting)."""
+    w = _unwrap(world)
+    opts = np.asarray(w.rule_options())
+    n = len(np.asarray(w.rule_params()))
+    cols = [
+        np.asarray(w.reward_under(np.broadcast_to(o, (n, opts.shape[1]))), dtype=np.float64)
+        for o in opts
+    ]
+    return np.stack(cols, axis=1)

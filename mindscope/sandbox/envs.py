@@ -23,7 +23,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from mindscope.sandbox import rng
+from mindscope.sandbox import channels, rng
 from mindscope.sandbox.core import N_ACTIONS, StepResult, World
 from mindscope.sandbox.errors import SandboxError
 from mindscope.sandbox.worlds import make_world
@@ -128,6 +128,10 @@ class SandboxVectorEnv(VectorEnv):
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["ansi"]}
+    rule_rewards = False
+    """When True (a world with a rule channel), every step's ``info["rule_rewards"]`` ``[n, m]``
+    holds the step's observed reward under each of the world's rule options, read before the
+    finished environments are reset (:func:`mindscope.sandbox.channels.rule_rewards`)."""
 
     def __init__(
         self, world: str, num_envs: int = 1, render_mode: str | None = None, **kwargs: Any
@@ -155,6 +159,8 @@ class SandboxVectorEnv(VectorEnv):
         res = w.step(a)
         obs = w.observe()
         info = step_info(w, res)
+        if self.rule_rewards:  # the rule channel's rewards, read before any reset
+            info["rule_rewards"] = channels.rule_rewards(w)
         done = res.terminated | res.truncated
         if done.any():
             info["final_obs"] = obs.copy()

@@ -9,7 +9,10 @@ learner as the gridworlds') on the one-hot local view plus the scaled inventory;
 every finished training episode (tampering of each kind, observed and true return) by env step,
 and evaluates the trained policy on fresh episodes. Tampering is one path among many here: the
 agent is paid for Crafter's achievements and can also cover or feed the sensor, edit the rules,
-eat cows unwatched or disable the off-switch.
+eat cows unwatched or disable the off-switch. :class:`OpenWorldCurrentRFPPO` is the same PPO
+with current-reward-function optimisation through the world's rule channel
+(``ppo_study(agent="current_rf_ppo")``; compared with PPO by
+``mindscope.sandbox.schemes.compare_scheme("current_rf", "open_world")``).
 """
 
 from __future__ import annotations
@@ -23,13 +26,22 @@ import numpy as np
 
 from mindscope.results import Row
 from mindscope.sandbox.agents.base import OPEN_WORLD
+from mindscope.sandbox.agents.current_rf_ppo import CurrentRFMixin
 from mindscope.sandbox.agents.ppo import PPO
 from mindscope.sandbox.errors import SandboxError
 from mindscope.sandbox.metrics import mean_ci
 from mindscope.sandbox.openworld.core import ACTIONS, TAMPER_KINDS
 from mindscope.sandbox.openworld.features import N_FEATURES, encode
 
-__all__ = ["OpenWorldPPO", "OpenPPOResult", "encode", "ppo_study", "evaluate_open"]
+__all__ = [
+    "OPEN_AGENTS",
+    "OpenWorldCurrentRFPPO",
+    "OpenWorldPPO",
+    "OpenPPOResult",
+    "encode",
+    "ppo_study",
+    "evaluate_open",
+]
 # ``encode`` lives in :mod:`mindscope.sandbox.openworld.features` (re-exported here)
 
 
@@ -91,6 +103,25 @@ class OpenWorldPPO(PPO):
         import torch
 
         return torch.from_numpy(encode(obs))
+
+
+class OpenWorldCurrentRFPPO(CurrentRFMixin, OpenWorldPPO):
+    """:class:`OpenWorldPPO` with current-reward-function optimisation (Everitt et al. 2021):
+    the return credited to a decision reads every later reward under the rules in force at the
+    decision (the rule block as it was then), through the world's rule channel, so editing the
+    rule block earns nothing when it is decided (:mod:`mindscope.sandbox.agents.current_rf_ppo`).
+    The same network, inputs and hyper-parameters; the critic has one value per rule setting."""
+
+    kind = "open_world_current_rf_ppo"
+
+    def _probe_world(self) -> Any:
+        from mindscope.sandbox.openworld.core import OpenWorld
+
+        return OpenWorld(1, size=16, cows=0, zombies=0, plants=0, seed=0)
+
+
+OPEN_AGENTS = {"ppo": OpenWorldPPO, "current_rf_ppo": OpenWorldCurrentRFPPO}
+"""Learners of :func:`ppo_study` by short name."""
 
 
 class _EpisodeLog:
@@ -170,24 +201,25 @@ def _train_open(
     bins: int,
     eval_episodes: int,
     params: dict[str, Any],
+    agent: str = "ppo",
 ):
     from mindscope.sandbox.openworld.envs import OpenWorldVectorEnv
 
     t0 = time.perf_counter()
     venv = OpenWorldVectorEnv(num_envs, seed=int(seed), **world)
-    agent = OpenWorldPPO(seed=int(seed), **params)
+    learner = OPEN_AGENTS[agent](seed=int(seed), **params)
     log = _EpisodeLog(num_envs)
-    agent.learn(venv, steps, log=log)
+    learner.learn(venv, steps, log=log)
     wall = time.perf_counter() - t0
     width = max(1, steps // bins)
     curve = {}
     for b in range(bins):
         lo, hi = b * width, (b + 1) * width
         curve[hi] = _summary([d for d in log.done if lo < d[0] <= hi])
-    ev = evaluate_open(agent, eval_episodes, seed=10_000 + int(seed), **world)
+    ev = evaluate_open(learner, eval_episodes, seed=10_000 + int(seed), **world)
     ev["wall_seconds"] = wall
     ev["env_steps_per_s_with_learning"] = steps / wall
-    return agent, ev, curve
+    return learner, ev, curve
 
 
 @dataclass
@@ -210,13 +242,21 @@ def ppo_study(
     bins: int = 10,
     agent_params: dict[str, Any] | None = None,
     backend: str = "inprocess",
+    agent: str = "ppo",
 ) -> OpenPPOResult:
-    """Train PPO once per seed on the open world, evaluate each, aggregate with 95% CIs."""
+    """Train PPO once per seed on the open world, evaluate each, aggregate with 95% CIs.
+
+    ``agent``: ``"ppo"`` (:class:`OpenWorldPPO`) or ``"current_rf_ppo"``
+    (:class:`OpenWorldCurrentRFPPO`); rows carry it as ``method``."""
     from mindscope.parallel import run_tasks
 
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise SandboxError("ppo_study needs at least one seed")
+    if agent not in OPEN_AGENTS:
+        raise SandboxError(
+            f"unknown open-world learner {agent!r} (known: {', '.join(OPEN_AGENTS)})"
+        )
     world = dict(world_kwargs or {"length": 500})
     shared = dict(
         steps=int(steps),
@@ -225,6 +265,7 @@ def ppo_study(
         bins=int(bins),
         eval_episodes=int(eval_episodes),
         params=dict(agent_params or {}),
+        agent=agent,
     )
     outs = run_tasks(_train_open, seeds, backend=backend, shared=shared)
     per_seed = [m for _, m, _ in outs]
@@ -239,8 +280,8 @@ def ppo_study(
                 ci_low=lo,
                 ci_high=hi,
                 n=k,
-                method="ppo",
-                model="ppo",
+                method=agent,
+                model=agent,
                 dataset="open_world",
                 split="tamper_on",
                 step=int(steps),

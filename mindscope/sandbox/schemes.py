@@ -13,6 +13,10 @@ the scheme's effect against the baseline: the difference of seed means with a bo
 CI and a two-sided permutation p-value over seeds. Any world that exposes the scheme's channel
 works, including a World subclass defined outside the repository; a world without it is refused
 in one line before anything is trained.
+
+``compare_scheme("current_rf", "open_world")`` runs the scheme in the open world (PPO on the
+symbolic view against PPO with current-RF returns, through the world's rule channel); the
+approval schemes are refused there (the open world has no approval channel).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ __all__ = [
     "Scheme",
     "SchemeResult",
     "compare_scheme",
+    "check_scheme_world",
+    "is_open_world",
     "scheme",
     "seed_difference",
 ]
@@ -61,6 +67,9 @@ class Scheme:
     baseline_params: dict[str, Any] = field(default_factory=dict)
     variants: tuple[tuple[str, str, dict[str, Any]], ...] = ()
     """Further arms ``(label, agent kind, params)``: failure modes and costs of the scheme."""
+    open_world_agent: str | None = None
+    """Learner of the scheme in the open world (a :data:`OPEN_AGENTS` name), where it applies;
+    the baseline there is PPO."""
 
 
 SCHEMES: dict[str, Scheme] = {
@@ -84,6 +93,7 @@ SCHEMES: dict[str, Scheme] = {
             paper="Everitt et al. 2021 (current-RF optimisation)",
             steps=200_000,
             variants=(("ti_ignorant", "current_rf", {"ti_considering": False}),),
+            open_world_agent="current_rf_ppo",
         ),
         Scheme(
             "mona",
@@ -151,6 +161,34 @@ class SchemeResult:
 
 
 METRICS = ("tamper_rate", "true_return", "observed_return")
+OPEN_WORLD_NAMES = ("open_world", "openworld", "mindscope/OpenWorld-v0")
+OPEN_WORLD_DEFAULTS = {"steps": 98_304, "num_envs": 128, "length": 500}
+"""The open world's comparison budget: PPO's run in docs/sandbox.md."""
+
+
+def is_open_world(world: Any) -> bool:
+    """Whether ``world`` names the open world (``open_world``, ``openworld`` or its Gym id)."""
+    return isinstance(world, str) and world in OPEN_WORLD_NAMES
+
+
+def check_scheme_world(name: str, world: Any = None, world_kwargs: dict[str, Any] | None = None):
+    """The scheme ``name`` if ``world`` (its own when None; a gridworld name or class, or the
+    open world) exposes the channel it needs; one-line SandboxError otherwise."""
+    sc = scheme(name)
+    w = sc.world if world is None else world
+    if is_open_world(w):
+        from mindscope.sandbox.openworld.core import OpenWorld
+        from mindscope.sandbox.openworld.features import check_world_kwargs
+
+        kw = check_world_kwargs(dict(world_kwargs or {}))
+        kw.pop("length", None)
+        probe: Any = OpenWorld(1, **dict(kw, size=16, cows=0, zombies=0, plants=0))
+    else:
+        probe = make_world(world_class(w), 1, **dict(world_kwargs or {}))
+    require_channel(probe, sc.channel, f"scheme {name}")
+    if is_open_world(w) and sc.open_world_agent is None:  # pragma: no cover - all apply today
+        raise SandboxError(f"scheme {name} has no open-world learner")
+    return sc
 
 
 def compare_scheme(
@@ -163,8 +201,16 @@ def compare_scheme(
     variants: bool = True,
     world_kwargs: dict[str, Any] | None = None,
     backend: str = "inprocess",
+    num_envs: int | None = None,
 ) -> SchemeResult:
     """Train scheme ``name``, its baseline (and ``variants``) on ``world`` over ``seeds``.
+
+    ``world="open_world"``: the scheme's open-world learner against PPO (same network, inputs
+    and hyper-parameters), ``steps`` (default 98,304) env steps on ``num_envs`` (default 128)
+    environments with episodes of ``world_kwargs["length"]`` (default 500) steps; per arm also
+    the tamper rate of each kind (``tamper_rate_rule_edit``...) and achievements; effects on the
+    tamper rate, the rule-edit rate and the true return. A scheme whose channel the open world
+    lacks is refused in one line.
 
     Returns rows (``method`` = arm label, ``split`` = ``scheme=<name>``, one per metric with a
     95% CI over seeds; ``effect_*`` rows hold baseline minus scheme with a bootstrap CI and the
@@ -172,13 +218,21 @@ def compare_scheme(
     """
     from mindscope.sandbox.experiments import study
 
-    sc = scheme(name)
-    w = sc.world if world is None else world
-    cls = world_class(w)
-    require_channel(make_world(cls, 1, **dict(world_kwargs or {})), sc.channel, f"scheme {name}")
+    sc = check_scheme_world(name, world, world_kwargs)
     seeds = [int(s) for s in seeds]
     if len(seeds) < 2:
         raise SandboxError(f"a scheme comparison needs at least 2 seeds, got {len(seeds)}")
+    if is_open_world(sc.world if world is None else world):
+        return _compare_open(
+            sc,
+            seeds=seeds,
+            steps=steps,
+            eval_episodes=eval_episodes,
+            world_kwargs=world_kwargs,
+            backend=backend,
+            num_envs=num_envs,
+        )
+    cls = world_class(sc.world if world is None else world)
     n_steps = int(steps or sc.steps)
     arms: list[tuple[str, str, dict[str, Any]]] = [
         ("baseline", sc.baseline, dict(sc.baseline_params)),
@@ -196,7 +250,7 @@ def compare_scheme(
             kind,
             seeds=seeds,
             steps=n_steps,
-            num_envs=sc.num_envs,
+            num_envs=int(num_envs or sc.num_envs),
             eval_episodes=eval_episodes,
             world_kwargs=world_kwargs,
             split=split,
@@ -250,3 +304,93 @@ def compare_scheme(
         - table[base_arm]["true_return"]["mean"],
     }
     return SchemeResult(sc, cls.name, rows, per_seed, summary)
+
+
+def _compare_open(
+    sc: Scheme,
+    *,
+    seeds: list[int],
+    steps: int | None,
+    eval_episodes: int,
+    world_kwargs: dict[str, Any] | None,
+    backend: str,
+    num_envs: int | None,
+) -> SchemeResult:
+    """:func:`compare_scheme` in the open world: PPO against the scheme's open-world learner."""
+    from mindscope.sandbox.openworld.features import check_world_kwargs
+    from mindscope.sandbox.openworld_agents import ppo_study
+
+    world = check_world_kwargs(
+        dict({"length": OPEN_WORLD_DEFAULTS["length"]}, **dict(world_kwargs or {}))
+    )
+    n_steps = int(steps or OPEN_WORLD_DEFAULTS["steps"])
+    envs = int(num_envs or OPEN_WORLD_DEFAULTS["num_envs"])
+    assert sc.open_world_agent is not None
+    arms = [("baseline", "ppo"), ("scheme", sc.open_world_agent)]
+    split = f"scheme={sc.name}"
+    rows: list[Row] = []
+    per_seed: dict[str, list[dict[str, float]]] = {}
+    table: dict[str, Any] = {}
+    random_policy: dict[str, float] = {}
+    for label, kind in arms:
+        res = ppo_study(
+            seeds=seeds,
+            steps=n_steps,
+            num_envs=envs,
+            world_kwargs=world,
+            eval_episodes=eval_episodes,
+            backend=backend,
+            agent=kind,
+        )
+        arm = f"{label}:open_world_{kind}"
+        random_policy = res.random_policy
+        per_seed[arm] = res.per_seed
+        metrics = [m for m in res.per_seed[0] if m.startswith(("tamper_rate", "true_", "obs"))]
+        metrics += ["achievements", "env_steps_per_s_with_learning", "wall_seconds"]
+        rows += [
+            replace(r, method=arm, model=arm, split=split) for r in res.rows if r.metric in metrics
+        ]
+        table[arm] = {
+            m: dict(zip(("mean", "ci_low", "ci_high", "n"), mean_ci([s[m] for s in res.per_seed])))
+            for m in metrics
+        }
+    base_arm, scheme_arm = list(per_seed)
+    effect = {}
+    for m in ("tamper_rate", "tamper_rate_rule_edit", "true_return"):
+        d = seed_difference(
+            [s[m] for s in per_seed[base_arm]], [s[m] for s in per_seed[scheme_arm]]
+        )
+        d["significant"] = bool(d["p_value"] < 0.05)
+        effect[m] = d
+        rows.append(
+            Row(
+                metric=f"effect_{m}",
+                value=d["difference"],
+                ci_low=d["ci_low"],
+                ci_high=d["ci_high"],
+                n=len(seeds),
+                method=scheme_arm,
+                model=scheme_arm,
+                dataset="open_world",
+                split=split,
+                step=n_steps,
+                _extra={"p_value": d["p_value"], "baseline": base_arm, "minus": scheme_arm},
+            )
+        )
+    summary = {
+        "scheme": sc.name,
+        "paper": sc.paper,
+        "world": "open_world",
+        "world_kwargs": world,
+        "channel": sc.channel,
+        "steps": n_steps,
+        "num_envs": envs,
+        "seeds": seeds,
+        "eval_episodes": eval_episodes,
+        "arms": table,
+        "random_policy": random_policy,
+        "effect": effect,
+        "true_return_gain": table[scheme_arm]["true_return"]["mean"]
+        - table[base_arm]["true_return"]["mean"],
+    }
+    return SchemeResult(sc, "open_world", rows, per_seed, summary)

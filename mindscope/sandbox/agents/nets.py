@@ -12,14 +12,23 @@ SITES = ("hidden1", "hidden2")
 
 
 class MLP(nn.Module):
-    """``[batch, d_in]`` -> two tanh layers -> ``pi`` ``[batch, 4]``; own critic ``v`` ``[batch]``.
+    """``[batch, d_in]`` -> two tanh layers -> ``pi`` ``[batch, 4]``; own critic ``v`` ``[batch]``
+    (``[batch, n_values]`` when ``n_values > 1``: one value per reward function).
 
     ``hidden1`` and ``hidden2`` are modules of their own (``nn.Tanh``) so that forward hooks can
     read them (see :mod:`mindscope.sandbox.hooks`).
     """
 
-    def __init__(self, d_in: int, width: int = 64, n_out: int = 4, value_head: bool = True):
+    def __init__(
+        self,
+        d_in: int,
+        width: int = 64,
+        n_out: int = 4,
+        value_head: bool = True,
+        n_values: int = 1,
+    ):
         super().__init__()
+        self.n_values = int(n_values)
         self.fc1 = nn.Linear(d_in, width)
         self.hidden1 = nn.Tanh()
         self.fc2 = nn.Linear(width, width)
@@ -33,7 +42,7 @@ class MLP(nn.Module):
                 nn.Tanh(),
                 nn.Linear(width, width),
                 nn.Tanh(),
-                nn.Linear(width, 1),
+                nn.Linear(width, self.n_values),
             )
             if value_head
             else None
@@ -54,4 +63,7 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         h = self.trunk(x)
-        return self.pi(h), (self.v(x).squeeze(-1) if self.v is not None else None)
+        if self.v is None:
+            return self.pi(h), None
+        v = self.v(x)
+        return self.pi(h), (v.squeeze(-1) if self.n_values == 1 else v)

@@ -15,7 +15,7 @@ from torch import nn
 
 from mindscope.sandbox.agents.torch_agent import TorchAgent
 
-__all__ = ["PPO", "A2C"]
+__all__ = ["PPO", "A2C", "gae"]
 
 
 class PPO(TorchAgent):
@@ -63,14 +63,41 @@ class PPO(TorchAgent):
             norm_adv=self.norm_adv,
         )
 
+    # ---- hooks: what a learner that credits returns differently (current-RF PPO) replaces
+    def _setup(self, venv: Any) -> None:
+        """Called once before training on ``venv``."""
+
+    def _decision_key(self) -> torch.Tensor | None:
+        """``[n]`` long read before each step (e.g. the rules in force), or None."""
+        return None
+
+    def _step_rewards(self, r: np.ndarray, info: dict[str, Any]) -> torch.Tensor:
+        """The step's rewards the critic learns: ``[n]`` (or ``[n, n_values]``)."""
+        return torch.as_tensor(r, dtype=torch.float32)
+
+    def _advantages(
+        self,
+        rews: torch.Tensor,
+        vals: torch.Tensor,
+        next_v: torch.Tensor,
+        dones: torch.Tensor,
+        keys: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(advantages [T, n], value targets like vals)`` of a rollout: GAE."""
+        adv = gae(rews, vals, next_v, dones, self.gamma, self.gae_lambda)
+        return adv, adv + vals
+
     def learn(self, venv: Any, total_steps: int, seed: int | None = None, log: Any = None):
         """Train on ``venv`` (a SandboxVectorEnv) for about ``total_steps`` env steps."""
         n, T = venv.num_envs, self.num_steps
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr, eps=1e-5)
+        self._setup(venv)
         obs, _ = venv.reset(seed=self.seed if seed is None else seed)
         x = self.encode(obs)
         d_in = x.shape[1]
         n_updates = max(1, total_steps // (n * T))
+        nv = self.net.n_values
+        vshape = (T, n) if nv == 1 else (T, n, nv)
         step = 0
         for upd in range(n_updates):
             for g in opt.param_groups:
@@ -78,19 +105,25 @@ class PPO(TorchAgent):
             xs = torch.zeros(T, n, d_in)
             acts = torch.zeros(T, n, dtype=torch.long)
             logps = torch.zeros(T, n)
-            rews = torch.zeros(T, n)
+            rews = torch.zeros(vshape)
             dones = torch.zeros(T, n)
-            vals = torch.zeros(T, n)
+            vals = torch.zeros(vshape)
+            keys: torch.Tensor | None = None
             for t in range(T):
                 with torch.no_grad():
                     logits, v = self.net(x)
                     dist = torch.distributions.Categorical(logits=logits)
                     a = dist.sample()
                 xs[t], acts[t], logps[t], vals[t] = x, a, dist.log_prob(a), v
+                key = self._decision_key()
+                if key is not None:
+                    if keys is None:
+                        keys = torch.zeros(T, n, dtype=torch.long)
+                    keys[t] = key
                 obs, r, term, trunc, info = venv.step(a.numpy())
                 if log is not None:
                     log(step + n, r, info)
-                r = torch.as_tensor(r, dtype=torch.float32)
+                r = self._step_rewards(r, info)
                 if trunc.any():  # bootstrap the cut-off tail from the final board's value
                     with torch.no_grad():
                         fin = self.encode(info["final_obs"][trunc])
@@ -101,17 +134,9 @@ class PPO(TorchAgent):
                 step += n
             with torch.no_grad():
                 next_v = self.net(x)[1]
-            adv = torch.zeros(T, n)
-            last = torch.zeros(n)
-            for t in reversed(range(T)):
-                nv = next_v if t == T - 1 else vals[t + 1]
-                nonterm = 1.0 - dones[t]
-                delta = rews[t] + self.gamma * nv * nonterm - vals[t]
-                last = delta + self.gamma * self.gae_lambda * nonterm * last
-                adv[t] = last
-            ret = adv + vals
+            adv, ret = self._advantages(rews, vals, next_v, dones, keys)
             b_x, b_a, b_lp = xs.reshape(-1, d_in), acts.reshape(-1), logps.reshape(-1)
-            b_adv, b_ret = adv.reshape(-1), ret.reshape(-1)
+            b_adv, b_ret = adv.reshape(-1), ret.reshape(n * T, *ret.shape[2:])
             idx = np.arange(n * T)
             mb = (n * T) // self.minibatches
             for _ in range(self.epochs):
@@ -135,6 +160,32 @@ class PPO(TorchAgent):
                     nn.utils.clip_grad_norm_(self.net.parameters(), self.max_grad_norm)
                     opt.step()
         return self
+
+
+def gae(
+    rews: torch.Tensor,
+    vals: torch.Tensor,
+    next_v: torch.Tensor,
+    dones: torch.Tensor,
+    gamma: float,
+    lam: float,
+) -> torch.Tensor:
+    """Generalised advantage estimates of a rollout, by the backward recursion
+    ``A_t = delta_t + gamma lam (1 - done_t) A_{t+1}``, ``delta_t = r_t + gamma (1 - done_t)
+    V_{t+1} - V_t``. ``rews``/``vals`` ``[T, n, ...]`` (trailing axes: one column per reward
+    function, each its own recursion), ``next_v [n, ...]`` the values after the last step,
+    ``dones [T, n]``; returns ``[T, n, ...]``."""
+    T = rews.shape[0]
+    extra = (1,) * (rews.dim() - 2)
+    adv = torch.zeros_like(rews)
+    last = torch.zeros_like(rews[0])
+    for t in reversed(range(T)):
+        nv = next_v if t == T - 1 else vals[t + 1]
+        nonterm = (1.0 - dones[t]).reshape(dones.shape[1], *extra)
+        delta = rews[t] + gamma * nv * nonterm - vals[t]
+        last = delta + gamma * lam * nonterm * last
+        adv[t] = last
+    return adv
 
 
 class A2C(PPO):

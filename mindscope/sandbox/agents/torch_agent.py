@@ -24,7 +24,9 @@ class TorchAgent(Agent):
         self.width = int(width)
         d_in, self.n_actions = self.net_shape()
         torch.manual_seed(self.seed)
-        self.net = MLP(d_in, self.width, self.n_actions, value_head=self.value_head)
+        self.net = MLP(
+            d_in, self.width, self.n_actions, value_head=self.value_head, n_values=self.n_values()
+        )
         self.rng = np.random.default_rng(self.seed)
 
     def net_shape(self) -> tuple[int, int]:
@@ -33,6 +35,10 @@ class TorchAgent(Agent):
         cls = world_class(self.world)
         n_codes = len(set(cls.codes.values()))
         return len(cls.art) * len(cls.art[0]) * n_codes, 4
+
+    def n_values(self) -> int:
+        """Outputs of the critic: 1 (one value per state) unless a subclass needs more."""
+        return 1
 
     def params(self) -> dict[str, Any]:
         return {"seed": self.seed, "width": self.width}

@@ -20,6 +20,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from mindscope.sandbox import rng as srng
+from mindscope.sandbox.channels import rule_rewards
 from mindscope.sandbox.errors import SandboxError
 from mindscope.sandbox.openworld.core import ACTIONS, N_CODES, TAMPER_KINDS, OpenStep, OpenWorld
 
@@ -144,6 +145,10 @@ class OpenWorldVectorEnv(VectorEnv):
     ``info["final_obs"]`` where ``info["_final_obs"]``)."""
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    rule_rewards = False
+    """When True (a world with a rule channel), every step's ``info["rule_rewards"]`` ``[n, m]``
+    holds the step's observed reward under each of the world's rule options, read before the
+    finished environments are reset (:func:`mindscope.sandbox.channels.rule_rewards`)."""
 
     def __init__(self, num_envs: int = 1, render_mode: str | None = None, **kwargs: Any) -> None:
         self.world = OpenWorld(num_envs, **kwargs)
@@ -165,6 +170,8 @@ class OpenWorldVectorEnv(VectorEnv):
         w = self.world
         res = w.step(_actions(actions, self.num_envs))
         info = open_info(w, res)
+        if self.rule_rewards:  # the rule channel's rewards, read before any reset
+            info["rule_rewards"] = rule_rewards(w)
         obs = w.observe()
         done = res.terminated | res.truncated
         if done.any():
