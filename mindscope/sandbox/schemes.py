@@ -268,28 +268,10 @@ def compare_scheme(
         }
         table[arm]["wall_seconds_per_seed"] = float(np.mean(res.seconds_per_seed))
     base_arm, scheme_arm = list(per_seed)[:2]
-    effect = {}
-    for m in ("tamper_rate", "true_return"):
-        d = seed_difference(
-            [s[m] for s in per_seed[base_arm]], [s[m] for s in per_seed[scheme_arm]]
-        )
-        d["significant"] = bool(d["p_value"] < 0.05)
-        effect[m] = d
-        rows.append(
-            Row(
-                metric=f"effect_{m}",
-                value=d["difference"],
-                ci_low=d["ci_low"],
-                ci_high=d["ci_high"],
-                n=len(seeds),
-                method=scheme_arm,
-                model=scheme_arm,
-                dataset=cls.name,
-                split=split,
-                step=n_steps,
-                _extra={"p_value": d["p_value"], "baseline": base_arm, "minus": scheme_arm},
-            )
-        )
+    effect, effect_rows = _effects(
+        per_seed, base_arm, scheme_arm, ("tamper_rate", "true_return"), cls.name, split, n_steps
+    )
+    rows += effect_rows
     summary = {
         "scheme": sc.name,
         "paper": sc.paper,
@@ -355,28 +337,16 @@ def _compare_open(
             for m in metrics
         }
     base_arm, scheme_arm = list(per_seed)
-    effect = {}
-    for m in ("tamper_rate", "tamper_rate_rule_edit", "true_return"):
-        d = seed_difference(
-            [s[m] for s in per_seed[base_arm]], [s[m] for s in per_seed[scheme_arm]]
-        )
-        d["significant"] = bool(d["p_value"] < 0.05)
-        effect[m] = d
-        rows.append(
-            Row(
-                metric=f"effect_{m}",
-                value=d["difference"],
-                ci_low=d["ci_low"],
-                ci_high=d["ci_high"],
-                n=len(seeds),
-                method=scheme_arm,
-                model=scheme_arm,
-                dataset="open_world",
-                split=split,
-                step=n_steps,
-                _extra={"p_value": d["p_value"], "baseline": base_arm, "minus": scheme_arm},
-            )
-        )
+    effect, effect_rows = _effects(
+        per_seed,
+        base_arm,
+        scheme_arm,
+        ("tamper_rate", "tamper_rate_rule_edit", "true_return"),
+        "open_world",
+        split,
+        n_steps,
+    )
+    rows += effect_rows
     summary = {
         "scheme": sc.name,
         "paper": sc.paper,
@@ -394,3 +364,39 @@ def _compare_open(
         - table[base_arm]["true_return"]["mean"],
     }
     return SchemeResult(sc, "open_world", rows, per_seed, summary)
+
+
+def _effects(
+    per_seed: dict[str, list[dict[str, float]]],
+    base_arm: str,
+    scheme_arm: str,
+    metrics: Sequence[str],
+    dataset: str,
+    split: str,
+    step: int,
+) -> tuple[dict[str, dict[str, Any]], list[Row]]:
+    """Baseline minus scheme over seeds for each metric (bootstrap CI, permutation p-value,
+    ``significant`` at 0.05) and its ``effect_<metric>`` rows."""
+    effect: dict[str, dict[str, Any]] = {}
+    rows: list[Row] = []
+    for m in metrics:
+        base = [s[m] for s in per_seed[base_arm]]
+        d: dict[str, Any] = dict(seed_difference(base, [s[m] for s in per_seed[scheme_arm]]))
+        d["significant"] = bool(d["p_value"] < 0.05)
+        effect[m] = d
+        rows.append(
+            Row(
+                metric=f"effect_{m}",
+                value=d["difference"],
+                ci_low=d["ci_low"],
+                ci_high=d["ci_high"],
+                n=len(base),
+                method=scheme_arm,
+                model=scheme_arm,
+                dataset=dataset,
+                split=split,
+                step=step,
+                _extra={"p_value": d["p_value"], "baseline": base_arm, "minus": scheme_arm},
+            )
+        )
+    return effect, rows
