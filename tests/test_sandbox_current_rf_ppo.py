@@ -203,3 +203,12 @@ def test_scheme_in_the_open_world_and_refusals(tmp_path, capsys):
     bad = ["sandbox", "scheme", "--scheme", "current_rf", "--length", "5", "--out", str(out)]
     assert main(bad) == 2
     assert "--length applies to the open world only" in capsys.readouterr().err
+
+
+def test_a_misspelt_open_world_is_offered_to_a_scheme() -> None:
+    from mindscope.sandbox.errors import SandboxError
+
+    with pytest.raises(SandboxError, match=r"did you mean 'open_world', the open world\?"):
+        compare_scheme("current_rf", "open_wrld", seeds=[0, 1])
+    with pytest.raises(SandboxError, match=r"did you mean 'rocks_diamonds'\? known"):
+        compare_scheme("current_rf", "rocks_diamnds", seeds=[0, 1])

@@ -171,6 +171,21 @@ def is_open_world(world: Any) -> bool:
     return isinstance(world, str) and world in OPEN_WORLD_NAMES
 
 
+def _scheme_world_class(world: Any) -> type:
+    """:func:`world_class`, whose one-line error also offers the open world to a scheme."""
+    try:
+        return world_class(world)
+    except SandboxError as e:
+        import difflib
+
+        close = difflib.get_close_matches(str(world), OPEN_WORLD_NAMES[:2], n=1)
+        if not close:
+            raise
+        raise SandboxError(
+            f"unknown world {world!r} (did you mean {close[0]!r}, the open world?)"
+        ) from e
+
+
 def check_scheme_world(name: str, world: Any = None, world_kwargs: dict[str, Any] | None = None):
     """The scheme ``name`` if ``world`` (its own when None; a gridworld name or class, or the
     open world) exposes the channel it needs; one-line SandboxError otherwise."""
@@ -184,7 +199,7 @@ def check_scheme_world(name: str, world: Any = None, world_kwargs: dict[str, Any
         kw.pop("length", None)
         probe: Any = OpenWorld(1, **dict(kw, size=16, cows=0, zombies=0, plants=0))
     else:
-        probe = make_world(world_class(w), 1, **dict(world_kwargs or {}))
+        probe = make_world(_scheme_world_class(w), 1, **dict(world_kwargs or {}))
     require_channel(probe, sc.channel, f"scheme {name}")
     if is_open_world(w) and sc.open_world_agent is None:  # pragma: no cover - all apply today
         raise SandboxError(f"scheme {name} has no open-world learner")
