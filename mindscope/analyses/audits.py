@@ -428,6 +428,8 @@ def rare_stage(h: Any, cfg: RareConfig, *, seed: int = 0, **_: Any) -> StageOutp
         "temperature": r.temperature,
         "trusted": r.trusted,
         "untrusted_because": r.extra.get("trust", {}).get("reasons", []),
+        "known_bad_inputs": r.extra.get("trust", {}).get("known_bad_inputs", 0),
+        "known_mass": r.extra.get("trust", {}).get("known_mass", 0.0),
     }
     return StageOutput(to_frame(rows), info=info)
 

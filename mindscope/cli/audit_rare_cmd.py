@@ -135,6 +135,13 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         f"{r['n_hits']} hits, {r['n_calls']} model calls"
         + (f", T {r['temperature']:.3g}" if r["temperature"] == r["temperature"] else "")
     )
+    if r.get("known_bad_inputs"):
+        # CE's estimate is the exact mass of the bad inputs it found plus an importance-sampling
+        # estimate of the rest; the ESS is the second part's (0 when every hit was a known input)
+        print(
+            f"  of which {r['known_mass']:.4g} is the exact mass of {r['known_bad_inputs']} bad "
+            f"inputs found; the ESS counts only the sampled remainder"
+        )
     if not r.get("trusted", True):
         why = "; ".join(r.get("untrusted_because") or []) or "see the rows"
         print(f"warning: this estimate is not trusted: {why}")
